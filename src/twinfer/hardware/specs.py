@@ -1,0 +1,82 @@
+"""Frozen hardware specs: GPUs, LPU chips and links, with units in field names.
+
+Each preset value carries its source (datasheet, paper, measurement) in
+``sources``; values that are guesses or weakly sourced are listed in
+``uncertain``. Prices are assumptions the user is expected to override.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from twinfer.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """A point-to-point or switched link (NVLink, InfiniBand, PCIe, Groq C2C)."""
+
+    name: str
+    bw_bytes_per_s: float  # per direction, per device (or per link for C2C)
+    latency_s: float  # one-way start-up latency of a transfer
+    sources: Mapping[str, str] = field(default_factory=dict)
+    uncertain: tuple[str, ...] = ()
+
+    def transfer_time_s(self, num_bytes: float) -> float:
+        """Alpha-beta time to move ``num_bytes`` over an idle link."""
+        return self.latency_s + num_bytes / self.bw_bytes_per_s
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    """One GPU (per-GPU numbers for multi-GPU boards such as GB200)."""
+
+    name: str
+    memory_bytes: float
+    mem_bw_bytes_per_s: float
+    peak_flops_per_s: Mapping[str, float]  # dense, by compute dtype: bf16, fp8, fp4, int8
+    scale_up_link: str  # LinkSpec name of the intra-node fabric (nvlink4, nvlink5)
+    power_idle_w: float
+    power_max_w: float
+    price_per_hour_usd: float  # an assumption: override it with your own
+    num_sms: int = 132
+    sources: Mapping[str, str] = field(default_factory=dict)
+    uncertain: tuple[str, ...] = ()
+    kind: str = "gpu"
+
+    def peak_flops(self, dtype: str) -> float:
+        """Dense peak FLOP/s at ``dtype`` (bf16 and fp16 share tensor-core rates)."""
+        key = "bf16" if dtype == "fp16" else dtype
+        if key not in self.peak_flops_per_s:
+            have = ", ".join(sorted(self.peak_flops_per_s))
+            raise ConfigError(f"{self.name} has no {dtype} tensor-core rate; it supports: {have}")
+        return self.peak_flops_per_s[key]
+
+
+@dataclass(frozen=True)
+class LpuSpec:
+    """One LPU / tensor-streaming-processor chip, at datasheet level (micro-architecture lives in twinfer.lpu)."""
+
+    name: str
+    clock_hz: float
+    sram_bytes: float
+    sram_bw_bytes_per_s: float
+    peak_ops_per_s: Mapping[str, float]  # int8, fp8, fp16 ...
+    lanes: int  # vector lanes (TSP v1: 320)
+    mem_slices: int  # MEM slices (TSP v1: 88)
+    mxm_planes: int  # weight-stationary matrix planes (TSP v1: 4)
+    mxm_dim: int  # plane edge (TSP v1: 320)
+    c2c_links: int  # chip-to-chip links per chip
+    c2c_link: str  # LinkSpec name of one C2C link
+    chips_per_node: int
+    chips_per_rack: int
+    power_idle_w: float
+    power_max_w: float
+    price_per_hour_usd: float  # an assumption: override it with your own
+    sources: Mapping[str, str] = field(default_factory=dict)
+    uncertain: tuple[str, ...] = ()
+    kind: str = "lpu"
+
+
+HardwareSpec = GpuSpec | LpuSpec

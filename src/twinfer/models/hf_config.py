@@ -1,0 +1,137 @@
+"""Build a ModelSpec from a Hugging Face ``config.json`` (a file or a folder holding one)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from twinfer.errors import ConfigError
+from twinfer.models.spec import MlaShape, ModelSpec, MoeShape
+
+#: HF ``architectures`` entries and ``model_type`` values -> twinfer family.
+_FAMILIES = {
+    "LlamaForCausalLM": "llama",
+    "MistralForCausalLM": "mistral",
+    "Qwen2ForCausalLM": "qwen2",
+    "MixtralForCausalLM": "mixtral",
+    "DeepseekV3ForCausalLM": "deepseek_v3",
+    "llama": "llama",
+    "mistral": "mistral",
+    "qwen2": "qwen2",
+    "mixtral": "mixtral",
+    "deepseek_v3": "deepseek_v3",
+}
+
+_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "float8_e4m3fn": "fp8"}
+
+
+def _family(cfg: dict[str, Any], where: str) -> str:
+    for arch in cfg.get("architectures") or []:
+        if arch in _FAMILIES:
+            return _FAMILIES[arch]
+    model_type = cfg.get("model_type")
+    if model_type in _FAMILIES:
+        return _FAMILIES[model_type]
+    known = ", ".join(k for k in _FAMILIES if k[0].isupper())
+    raise ConfigError(
+        f"{where}: unsupported architecture {cfg.get('architectures') or model_type!r}; "
+        f"twinfer models these: {known}"
+    )
+
+
+def _need(cfg: dict[str, Any], key: str, where: str) -> Any:
+    if key not in cfg or cfg[key] is None:
+        raise ConfigError(f"{where}: missing field {key!r}, which this architecture requires")
+    return cfg[key]
+
+
+def _positive_int(cfg: dict[str, Any], key: str, where: str) -> int:
+    value = _need(cfg, key, where)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{where}: field {key!r} must be a positive integer, got {value!r}")
+    return value
+
+
+def spec_from_config(cfg: dict[str, Any], name: str, where: str = "config.json") -> ModelSpec:
+    """Turn a parsed HF config dict into a ModelSpec; errors name the missing or bad field."""
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{where}: expected a JSON object at top level")
+    family = _family(cfg, where)
+    hidden = _positive_int(cfg, "hidden_size", where)
+    heads = _positive_int(cfg, "num_attention_heads", where)
+    layers = _positive_int(cfg, "num_hidden_layers", where)
+    kv_heads = cfg.get("num_key_value_heads") or heads
+    head_dim = cfg.get("head_dim") or hidden // heads
+    if hidden % heads and not cfg.get("head_dim"):
+        raise ConfigError(f"{where}: hidden_size {hidden} is not divisible by num_attention_heads {heads}")
+    if heads % kv_heads:
+        raise ConfigError(f"{where}: num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}")
+    dtype = _DTYPES.get(str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16"), "bf16")
+    rope_scaling = cfg.get("rope_scaling") or {}
+    common: dict[str, Any] = dict(
+        name=name,
+        architecture=family,
+        hidden_size=hidden,
+        num_layers=layers,
+        num_attention_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        intermediate_size=_positive_int(cfg, "intermediate_size", where),
+        vocab_size=_positive_int(cfg, "vocab_size", where),
+        max_position_embeddings=_positive_int(cfg, "max_position_embeddings", where),
+        rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-5)),
+        rope_theta=float(cfg.get("rope_theta", 10000.0)),
+        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        qkv_bias=family == "qwen2" or bool(cfg.get("attention_bias", False)),
+        native_dtype=dtype,
+        rope_scaling=tuple(sorted((str(k), v) for k, v in rope_scaling.items())),
+    )
+    if family == "mixtral":
+        common["moe"] = MoeShape(
+            num_experts=_positive_int(cfg, "num_local_experts", where),
+            experts_per_token=_positive_int(cfg, "num_experts_per_tok", where),
+            expert_intermediate_size=common["intermediate_size"],
+        )
+    if family == "deepseek_v3":
+        common["attention"] = "mla"
+        common["mla"] = MlaShape(
+            q_lora_rank=int(cfg.get("q_lora_rank") or 0),
+            kv_lora_rank=_positive_int(cfg, "kv_lora_rank", where),
+            qk_nope_head_dim=_positive_int(cfg, "qk_nope_head_dim", where),
+            qk_rope_head_dim=_positive_int(cfg, "qk_rope_head_dim", where),
+            v_head_dim=_positive_int(cfg, "v_head_dim", where),
+        )
+        common["head_dim"] = common["mla"].qk_nope_head_dim + common["mla"].qk_rope_head_dim
+        common["num_kv_heads"] = heads
+        if int(cfg.get("moe_layer_freq", 1)) != 1:
+            raise ConfigError(f"{where}: moe_layer_freq other than 1 is not supported")
+        common["moe"] = MoeShape(
+            num_experts=_positive_int(cfg, "n_routed_experts", where),
+            experts_per_token=_positive_int(cfg, "num_experts_per_tok", where),
+            expert_intermediate_size=_positive_int(cfg, "moe_intermediate_size", where),
+            num_shared_experts=int(cfg.get("n_shared_experts") or 0),
+            first_dense_layers=int(cfg.get("first_k_dense_replace") or 0),
+        )
+    return ModelSpec(**common)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read ``config.json`` from a file or folder path, with clear errors."""
+    file = path / "config.json" if path.is_dir() else path
+    if not file.exists():
+        raise ConfigError(f"{path}: no config.json found (give a config file or a folder holding one)")
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{file}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected a JSON object at top level")
+    return data
+
+
+def spec_from_path(path: Path) -> ModelSpec:
+    """Build a ModelSpec from a config file or model folder on disk."""
+    file = path / "config.json" if path.is_dir() else path
+    name = path.name if path.is_dir() else path.parent.name or path.stem
+    return spec_from_config(read_config_file(path), name=name, where=str(file))

@@ -1,0 +1,176 @@
+"""ModelSpec: the shape of a decoder-only transformer, as every backend sees it.
+
+A ModelSpec holds only what determines work and memory: sizes, attention
+kind (grouped-query or DeepSeek's multi-head latent attention), and the
+mixture-of-experts layout. Parameter counts and KV-cache sizes are derived
+here once, from the same formulas the published model cards use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from twinfer.units import dtype_bytes
+
+AttentionKind = Literal["gqa", "mla"]
+
+
+@dataclass(frozen=True)
+class MlaShape:
+    """DeepSeek multi-head latent attention sizes (DeepSeek-V2/V3 papers, sec. 2.1)."""
+
+    q_lora_rank: int  # 0 means queries are projected directly from hidden
+    kv_lora_rank: int  # width of the compressed KV latent that is cached
+    qk_nope_head_dim: int  # per-head query/key dims without rotary embedding
+    qk_rope_head_dim: int  # per-head dims that carry rotary embedding (shared key part)
+    v_head_dim: int  # per-head value dims
+
+
+@dataclass(frozen=True)
+class MoeShape:
+    """Mixture-of-experts layout of the feed-forward blocks."""
+
+    num_experts: int  # routed experts per MoE layer
+    experts_per_token: int  # top-k routed experts each token uses
+    expert_intermediate_size: int  # FFN width of one routed expert
+    num_shared_experts: int = 0  # always-on experts (DeepSeek), same width as routed ones
+    first_dense_layers: int = 0  # leading layers that keep a dense FFN (DeepSeek-V3: 3)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A decoder-only transformer's shape (Llama, Mistral, Qwen2, Mixtral, DeepSeek-V3).
+
+    Built from a Hugging Face ``config.json`` by :func:`twinfer.models.load_model`.
+    All FFNs are gated (SwiGLU: gate, up, down projections).
+    """
+
+    name: str
+    architecture: str  # HF architecture family: llama, mistral, qwen2, mixtral, deepseek_v3
+    hidden_size: int
+    num_layers: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int  # dense FFN width
+    vocab_size: int
+    max_position_embeddings: int
+    rms_norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    tie_word_embeddings: bool = False
+    qkv_bias: bool = False  # Qwen2 adds biases to q, k, v
+    attention: AttentionKind = "gqa"
+    mla: MlaShape | None = None
+    moe: MoeShape | None = None
+    native_dtype: str = "bf16"  # dtype of the published checkpoint
+    rope_scaling: tuple[tuple[str, object], ...] = field(default=())
+
+    # ---- layer structure -------------------------------------------------
+    @property
+    def num_moe_layers(self) -> int:
+        """Layers whose FFN is a mixture of experts."""
+        if self.moe is None:
+            return 0
+        return self.num_layers - self.moe.first_dense_layers
+
+    @property
+    def num_dense_layers(self) -> int:
+        """Layers whose FFN is dense."""
+        return self.num_layers - self.num_moe_layers
+
+    @property
+    def q_dim(self) -> int:
+        """Width of all query heads together."""
+        if self.mla is not None:
+            return self.num_attention_heads * (self.mla.qk_nope_head_dim + self.mla.qk_rope_head_dim)
+        return self.num_attention_heads * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        """Width of all key (or value) heads together, for grouped-query attention."""
+        return self.num_kv_heads * self.head_dim
+
+    # ---- parameters --------------------------------------------------------
+    def attention_params(self) -> int:
+        """Parameters of one layer's attention block (projections and MLA norms)."""
+        h = self.hidden_size
+        if self.mla is not None:
+            m = self.mla
+            nh = self.num_attention_heads
+            qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+            if m.q_lora_rank:
+                q = h * m.q_lora_rank + m.q_lora_rank + m.q_lora_rank * nh * qk
+            else:
+                q = h * nh * qk
+            kv_a = h * (m.kv_lora_rank + m.qk_rope_head_dim) + m.kv_lora_rank
+            kv_b = m.kv_lora_rank * nh * (m.qk_nope_head_dim + m.v_head_dim)
+            o = nh * m.v_head_dim * h
+            return q + kv_a + kv_b + o
+        params = h * self.q_dim + 2 * h * self.kv_dim + self.q_dim * h
+        if self.qkv_bias:
+            params += self.q_dim + 2 * self.kv_dim
+        return params
+
+    def dense_ffn_params(self) -> int:
+        """Parameters of one dense gated FFN (gate, up, down)."""
+        return 3 * self.hidden_size * self.intermediate_size
+
+    def expert_params(self) -> int:
+        """Parameters of one routed or shared expert."""
+        assert self.moe is not None
+        return 3 * self.hidden_size * self.moe.expert_intermediate_size
+
+    def router_params(self) -> int:
+        """Parameters of one MoE router (gate matrix; DeepSeek-V3 adds a bias per expert)."""
+        assert self.moe is not None
+        bias = self.moe.num_experts if self.architecture == "deepseek_v3" else 0
+        return self.hidden_size * self.moe.num_experts + bias
+
+    def embedding_params(self) -> int:
+        """Input embedding plus output head (counted once when tied)."""
+        table = self.vocab_size * self.hidden_size
+        return table if self.tie_word_embeddings else 2 * table
+
+    def _ffn_params(self, experts_counted: int) -> int:
+        total = self.num_dense_layers * self.dense_ffn_params()
+        if self.moe is not None:
+            per_layer = (experts_counted + self.moe.num_shared_experts) * self.expert_params()
+            total += self.num_moe_layers * (per_layer + self.router_params())
+        return total
+
+    def _common_params(self) -> int:
+        norms = self.num_layers * 2 * self.hidden_size + self.hidden_size
+        return self.num_layers * self.attention_params() + norms + self.embedding_params()
+
+    def param_count(self) -> int:
+        """Total parameters (all experts), as model cards report them."""
+        experts = self.moe.num_experts if self.moe else 0
+        return self._common_params() + self._ffn_params(experts)
+
+    def active_param_count(self) -> int:
+        """Parameters used per token: all but the routed experts a token does not pick.
+
+        Both embedding tables count, as in Mistral's "12.9B active" for Mixtral.
+        """
+        experts = self.moe.experts_per_token if self.moe else 0
+        return self._common_params() + self._ffn_params(experts)
+
+    # ---- KV cache ------------------------------------------------------------
+    def kv_elements_per_token(self) -> int:
+        """Cached elements per token across all layers.
+
+        GQA caches K and V: 2 x layers x kv_heads x head_dim. MLA caches the
+        compressed latent and the shared rotary key: layers x (kv_lora_rank + rope_dim).
+        """
+        if self.mla is not None:
+            return self.num_layers * (self.mla.kv_lora_rank + self.mla.qk_rope_head_dim)
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim
+
+    def kv_bytes_per_token(self, kv_dtype: str = "bf16") -> float:
+        """KV-cache bytes per token (formula in shared/reference/gpu-and-serving.md)."""
+        return self.kv_elements_per_token() * dtype_bytes(kv_dtype)
+
+    def weight_bytes(self, weight_dtype: str = "bf16") -> float:
+        """Bytes of all weights stored at ``weight_dtype``."""
+        return self.param_count() * dtype_bytes(weight_dtype)

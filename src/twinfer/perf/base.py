@@ -1,0 +1,40 @@
+"""One step-cost interface over every backend (GPU roofline models, the LPU cycle model).
+
+The simulator asks an instance two things: how long one forward step of a
+batch takes, and how much KV cache it can hold. Both GPU and LPU backends
+answer through :class:`StepCostModel`, so a pool's hardware is a swap of
+one object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from twinfer.models.step import StepShape
+
+
+@dataclass(frozen=True)
+class InstanceResources:
+    """What one serving instance (a TP x PP group of GPUs, or an LPU system) has to offer."""
+
+    hardware: str  # preset name of the device
+    num_devices: int  # GPUs or LPU chips in the instance
+    kv_capacity_tokens: int  # KV-cache tokens that fit after weights and workspace
+    max_batch_seqs: int  # most sequences one step may hold (compiled batch for LPUs)
+    price_per_hour_usd: float  # for the whole instance
+    power_idle_w: float  # for the whole instance
+    power_max_w: float  # for the whole instance
+
+
+@runtime_checkable
+class StepCostModel(Protocol):
+    """Time of one forward step of a batch on one instance, and the instance's resources."""
+
+    def step_time_s(self, shape: StepShape) -> float:
+        """Wall time of one forward step computing ``shape`` on this instance."""
+        ...
+
+    def resources(self) -> InstanceResources:
+        """Devices, KV capacity, batch limit, price and power of this instance."""
+        ...
