@@ -1,0 +1,22 @@
+"""Hardware specs and presets: GPUs, LPU chips and links, each value with its source.
+
+``get_hardware("h100")`` returns the H100-SXM preset; users add their own
+chips and links with :func:`load_hardware_file` and pass the result as ``extra``.
+"""
+
+from twinfer.hardware.loader import HardwareSet, load_hardware_file
+from twinfer.hardware.registry import get_hardware, get_link, hardware_names, link_names
+from twinfer.hardware.specs import GpuSpec, HardwareSpec, LinkSpec, LpuSpec
+
+__all__ = [
+    "GpuSpec",
+    "HardwareSet",
+    "HardwareSpec",
+    "LinkSpec",
+    "LpuSpec",
+    "get_hardware",
+    "get_link",
+    "hardware_names",
+    "link_names",
+    "load_hardware_file",
+]

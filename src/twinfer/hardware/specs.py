@@ -20,6 +20,7 @@ class LinkSpec:
     name: str
     bw_bytes_per_s: float  # per direction, per device (or per link for C2C)
     latency_s: float  # one-way start-up latency of a transfer
+    links_per_node: int = 1  # how many of these a node has (IB NDR: 8 NICs in a DGX-H100)
     sources: Mapping[str, str] = field(default_factory=dict)
     uncertain: tuple[str, ...] = ()
 
@@ -40,7 +41,8 @@ class GpuSpec:
     power_idle_w: float
     power_max_w: float
     price_per_hour_usd: float  # an assumption: override it with your own
-    num_sms: int = 132
+    num_sms: int = 132  # streaming multiprocessors (wave quantisation of GEMM tiles)
+    scale_up_gpus: int = 8  # GPUs sharing one NVLink/NVSwitch domain (NVL72: 72)
     sources: Mapping[str, str] = field(default_factory=dict)
     uncertain: tuple[str, ...] = ()
     kind: str = "gpu"

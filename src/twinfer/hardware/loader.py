@@ -1,0 +1,170 @@
+"""Build hardware specs from TOML/YAML tables: the shipped presets and users' own files.
+
+Both use one layout: top-level tables ``gpu``, ``lpu`` and ``link``, each
+mapping a name to its fields. A field is either a plain value or a table
+``{value = ..., source = "...", uncertain = true}`` so every number can carry
+where it came from. Plain values in a user file get the file as their source.
+Mistakes raise :class:`ConfigError` naming the file, the entry and the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twinfer.errors import ConfigError
+from twinfer.hardware.specs import GpuSpec, HardwareSpec, LinkSpec, LpuSpec
+
+_KINDS: dict[str, type] = {"gpu": GpuSpec, "lpu": LpuSpec, "link": LinkSpec}
+#: Fields that hold a mapping of dtype -> rate.
+_RATE_FIELDS = {"peak_flops_per_s", "peak_ops_per_s"}
+#: Fields filled by the loader itself, never by a file.
+_META_FIELDS = {"name", "sources", "uncertain", "kind"}
+
+
+@dataclass(frozen=True)
+class HardwareSet:
+    """Chips (GPUs and LPUs) and links read from one file, keyed by name, with their aliases."""
+
+    chips: Mapping[str, HardwareSpec] = field(default_factory=dict)
+    links: Mapping[str, LinkSpec] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)  # alias -> name (chips and links)
+
+
+def _unwrap(raw: Any, where: str, default_source: str) -> tuple[Any, str, bool]:
+    """Split a field into (value, source, uncertain)."""
+    if isinstance(raw, Mapping) and "value" in raw:
+        extra = set(raw) - {"value", "source", "uncertain"}
+        if extra:
+            raise ConfigError(f"{where}: unknown keys {sorted(extra)}; a field table may hold value, source, uncertain")
+        return raw["value"], str(raw.get("source", default_source)), bool(raw.get("uncertain", False))
+    return raw, default_source, False
+
+
+def _number(value: Any, where: str, want_int: bool) -> float | int:
+    """Coerce a field to a positive number (YAML reads '80e9' as a string, so parse strings too)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, str):
+        try:
+            value = float(value.replace("_", ""))
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if not isinstance(value, int | float):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if value < 0 or (value == 0 and not where.endswith(("power_idle_w", "price_per_hour_usd", "latency_s"))):
+        raise ConfigError(f"{where}: must be positive, got {value!r}")
+    if want_int:
+        if float(value) != int(value):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def _build(kind: str, name: str, body: Any, origin: str) -> tuple[Any, list[str]]:
+    """One spec of ``kind`` from its table; returns the spec and its aliases."""
+    where = f"{origin}: {kind}.{name}"
+    if not isinstance(body, Mapping):
+        raise ConfigError(f"{where}: expected a table of fields, got {type(body).__name__}")
+    cls = _KINDS[kind]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    required = [n for n, f in fields.items() if n not in _META_FIELDS
+                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    kwargs: dict[str, Any] = {"name": name}
+    sources: dict[str, str] = {}
+    uncertain: list[str] = []
+    aliases = body.get("aliases", [])
+    if isinstance(aliases, str) or not isinstance(aliases, list):
+        raise ConfigError(f"{where}.aliases: expected a list of names")
+    for key, raw in body.items():
+        if key == "aliases":
+            continue
+        if key not in fields or key in _META_FIELDS:
+            allowed = ", ".join(n for n in fields if n not in _META_FIELDS)
+            raise ConfigError(f"{where}: unknown field {key!r}; {kind} fields are: {allowed}")
+        fwhere = f"{where}.{key}"
+        if key in _RATE_FIELDS:
+            if not isinstance(raw, Mapping) or "value" in raw:
+                raise ConfigError(f"{fwhere}: expected a table of dtype -> rate, e.g. {key}.bf16 = 989e12")
+            rates = {}
+            for dtype, rraw in raw.items():
+                value, src, unc = _unwrap(rraw, f"{fwhere}.{dtype}", f"user file {origin}")
+                rates[str(dtype)] = _number(value, f"{fwhere}.{dtype}", want_int=False)
+                sources[f"{key}.{dtype}"] = src
+                if unc:
+                    uncertain.append(f"{key}.{dtype}")
+            if not rates:
+                raise ConfigError(f"{fwhere}: needs at least one dtype rate")
+            kwargs[key] = rates
+            continue
+        value, src, unc = _unwrap(raw, fwhere, f"user file {origin}")
+        ftype = str(fields[key].type)
+        if ftype == "str":
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{fwhere}: expected a name, got {value!r}")
+            kwargs[key] = value
+        else:
+            kwargs[key] = _number(value, fwhere, want_int=ftype == "int")
+        sources[key] = src
+        if unc:
+            uncertain.append(key)
+    missing = [n for n in required if n not in kwargs]
+    if missing:
+        raise ConfigError(f"{where}: missing field(s) {', '.join(missing)}")
+    spec = cls(**kwargs, sources=sources, uncertain=tuple(uncertain))
+    return spec, [str(a) for a in aliases]
+
+
+def parse_hardware_tables(data: Any, origin: str) -> HardwareSet:
+    """Specs from parsed TOML/YAML ``data``; ``origin`` names the file in error messages."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{origin}: expected top-level tables gpu, lpu and/or link")
+    unknown = set(data) - set(_KINDS)
+    if unknown:
+        raise ConfigError(f"{origin}: unknown top-level key(s) {sorted(unknown)}; use gpu, lpu, link")
+    chips: dict[str, HardwareSpec] = {}
+    links: dict[str, LinkSpec] = {}
+    aliases: dict[str, str] = {}
+    for kind, entries in data.items():
+        if not isinstance(entries, Mapping):
+            raise ConfigError(f"{origin}: {kind} must be a table of named entries")
+        for name, body in entries.items():
+            spec, names = _build(kind, str(name), body, origin)
+            target: dict[str, Any] = links if kind == "link" else chips
+            target[spec.name] = spec
+            for alias in names:
+                aliases[alias.lower()] = spec.name
+    return HardwareSet(chips=chips, links=links, aliases=aliases)
+
+
+def load_hardware_file(path: str | Path) -> HardwareSet:
+    """Read users' own chips and links from a ``.toml``, ``.yaml`` or ``.yml`` file.
+
+    Same layout as the shipped ``presets.toml``; a field may be a plain number
+    (its source becomes the file) or ``{value, source, uncertain}``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"hardware file {p} does not exist")
+    text = p.read_text(encoding="utf-8")
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            raise ConfigError(f"hardware file {p}: use a .toml, .yaml or .yml file")
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"hardware file {p} is not valid TOML: {exc}") from None
+    except ConfigError:
+        raise
+    except Exception as exc:  # yaml.YAMLError, imported lazily
+        raise ConfigError(f"hardware file {p} is not valid YAML: {exc}") from None
+    return parse_hardware_tables(data, str(p))

@@ -1,0 +1,92 @@
+"""Look up hardware presets by name: GPUs and LPUs with :func:`get_hardware`, links with :func:`get_link`.
+
+The presets live in ``presets.toml`` beside this module (data, with a source
+per value). A user's own file, read with :func:`load_hardware_file`, is passed
+explicitly as ``extra``; there is no global registry to mutate.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import lru_cache
+from importlib import resources
+
+from twinfer.errors import UnknownNameError
+from twinfer.hardware.loader import HardwareSet, parse_hardware_tables
+from twinfer.hardware.specs import HardwareSpec, LinkSpec
+
+
+@lru_cache(maxsize=1)
+def presets() -> HardwareSet:
+    """The shipped presets (parsed once; specs are frozen so sharing them is safe)."""
+    text = resources.files("twinfer.hardware").joinpath("presets.toml").read_text(encoding="utf-8")
+    return parse_hardware_tables(tomllib.loads(text), "twinfer/hardware/presets.toml")
+
+
+def _resolve(name: str, table: dict[str, object], aliases: dict[str, str]) -> str | None:
+    key = name.strip().lower()
+    if key in table:
+        return key
+    return aliases.get(key)
+
+
+def _merged(extra: HardwareSet | None) -> tuple[dict, dict, dict]:
+    base = presets()
+    chips, links, aliases = dict(base.chips), dict(base.links), dict(base.aliases)
+    if extra is not None:
+        chips.update(extra.chips)
+        links.update(extra.links)
+        aliases.update(extra.aliases)
+        for name in (*extra.chips, *extra.links):  # a user entry shadows a preset alias of its name
+            aliases.pop(name.lower(), None)
+    return chips, links, aliases
+
+
+def get_hardware(name: str | HardwareSpec, extra: HardwareSet | None = None) -> HardwareSpec:
+    """The GPU or LPU spec called ``name`` (or an alias: h100 -> h100-sxm); a spec passes through.
+
+    ``extra`` adds a user's chips (from :func:`load_hardware_file`); they win over presets.
+    """
+    if not isinstance(name, str):
+        return name
+    chips, _, aliases = _merged(extra)
+    key = _resolve(name, chips, aliases)
+    if key is None or key not in chips:
+        raise UnknownNameError(
+            f"unknown hardware {name!r}; presets: {', '.join(sorted(chips))} "
+            "(add your own with a --hardware-file TOML/YAML)"
+        )
+    return chips[key]
+
+
+def get_link(name: str | LinkSpec, extra: HardwareSet | None = None) -> LinkSpec:
+    """The link spec called ``name`` (or an alias: nvlink -> nvlink4, ib -> ib-ndr); a spec passes through."""
+    if isinstance(name, LinkSpec):
+        return name
+    _, links, aliases = _merged(extra)
+    key = _resolve(name, links, aliases)
+    if key is None or key not in links:
+        raise UnknownNameError(
+            f"unknown link {name!r}; presets: {', '.join(sorted(links))} "
+            "(add your own with a --hardware-file TOML/YAML)"
+        )
+    return links[key]
+
+
+def hardware_names(extra: HardwareSet | None = None) -> list[str]:
+    """Names of all chips (presets first, then the user's), sorted within each group."""
+    base = sorted(presets().chips)
+    more = sorted(n for n in (extra.chips if extra else {}) if n not in base)
+    return base + more
+
+
+def link_names(extra: HardwareSet | None = None) -> list[str]:
+    """Names of all links (presets first, then the user's)."""
+    base = sorted(presets().links)
+    more = sorted(n for n in (extra.links if extra else {}) if n not in base)
+    return base + more
+
+
+def aliases_of(name: str) -> list[str]:
+    """Preset aliases that resolve to ``name``."""
+    return sorted(a for a, n in presets().aliases.items() if n == name)

@@ -1,0 +1,90 @@
+"""Users' own hardware files: round trips and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from twinfer.errors import ConfigError
+from twinfer.hardware import get_hardware, get_link, hardware_names, load_hardware_file
+
+TOML = """
+[gpu.my-gpu]
+aliases = ["mine"]
+memory_bytes = 96e9
+mem_bw_bytes_per_s = { value = 4.0e12, source = "vendor sheet" }
+peak_flops_per_s.bf16 = 800e12
+peak_flops_per_s.fp8 = { value = 1600e12, source = "guess", uncertain = true }
+scale_up_link = "my-link"
+power_idle_w = 60
+power_max_w = 600
+price_per_hour_usd = 2.5
+num_sms = 100
+
+[link.my-link]
+bw_bytes_per_s = 200e9
+latency_s = 2e-6
+"""
+
+YAML = """
+gpu:
+  yaml-gpu:
+    memory_bytes: 48e9
+    mem_bw_bytes_per_s: 1.0e12
+    peak_flops_per_s: {bf16: 200e12}
+    scale_up_link: pcie5
+    power_idle_w: 30
+    power_max_w: 300
+    price_per_hour_usd: 1
+"""
+
+
+def test_toml_round_trip(write_file):
+    """Every value read back equals what was written; plain values get the file as their source."""
+    path = write_file("hw.toml", TOML)
+    hw = load_hardware_file(path)
+    gpu = get_hardware("mine", hw)
+    assert gpu.name == "my-gpu"
+    assert gpu.memory_bytes == 96e9 and gpu.mem_bw_bytes_per_s == 4.0e12
+    assert dict(gpu.peak_flops_per_s) == {"bf16": 800e12, "fp8": 1600e12}
+    assert gpu.num_sms == 100 and isinstance(gpu.num_sms, int)
+    assert gpu.sources["mem_bw_bytes_per_s"] == "vendor sheet"
+    assert str(path) in gpu.sources["memory_bytes"]
+    assert gpu.uncertain == ("peak_flops_per_s.fp8",)
+    assert get_link("my-link", hw).bw_bytes_per_s == 200e9
+    assert "my-gpu" in hardware_names(hw) and "h100-sxm" in hardware_names(hw)
+
+
+def test_yaml_strings_like_48e9_are_numbers(write_file):
+    """PyYAML reads 48e9 as a string; the loader still takes it as a number."""
+    hw = load_hardware_file(write_file("hw.yaml", YAML))
+    gpu = get_hardware("yaml-gpu", hw)
+    assert gpu.memory_bytes == 48e9 and gpu.peak_flops("bf16") == 200e12
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (TOML.replace("num_sms = 100", "num_smz = 100"), "unknown field 'num_smz'"),
+        (TOML.replace("power_max_w = 600\n", ""), "missing field(s) power_max_w"),
+        (TOML.replace("memory_bytes = 96e9", 'memory_bytes = "lots"'), "gpu.my-gpu.memory_bytes: expected a number"),
+        (TOML.replace("memory_bytes = 96e9", "memory_bytes = -1"), "must be positive"),
+        (TOML.replace("num_sms = 100", "num_sms = 10.5"), "whole number"),
+        ("[cpu.x]\nfoo = 1\n", "unknown top-level key"),
+        ("[gpu.x\n", "not valid TOML"),
+    ],
+)
+def test_bad_files_name_the_field_and_file(write_file, text, needle):
+    """Errors are ConfigErrors naming the file and the bad field."""
+    path = write_file("bad.toml", text)
+    with pytest.raises(ConfigError) as info:
+        load_hardware_file(path)
+    assert needle in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file_and_bad_suffix(write_file, tmp_path):
+    """A missing file or a .json file gives a clear ConfigError."""
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_hardware_file(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match=r"\.toml, \.yaml"):
+        load_hardware_file(write_file("hw.json", "{}"))
