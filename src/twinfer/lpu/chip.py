@@ -1,0 +1,204 @@
+"""A parametrised tensor-streaming-processor chip and the closed-form cycle cost of each op on it.
+
+:class:`LpuSpec` (``twinfer.hardware``) carries the datasheet numbers;
+:class:`ChipParams` carries the micro-architecture that is not public
+(functional-unit delays, weight-install time, ...), each field documented
+with its source or marked as a guess in ``PARAM_SOURCES``. :class:`Chip`
+combines both and answers "how many cycles does this op take on one chip".
+
+Timing follows Abts et al., ISCA 2020 (P1): an instruction finishes at
+``N + d_func + delta`` after issue, where N = 20 cycles is the skew of the
+issue sweeping the 20 superlanes, d_func the unit's pipeline delay and delta
+the east-west stream distance between producer and consumer. Matmuls are
+weight-stationary: a 320x320 tile of weights is installed into an MXM plane
+(``LW``/``IW``), then activation vectors stream through it one per cycle;
+the next tile is loaded into the weight buffer while the current one
+computes, so a plane's round costs ``max(install, streaming)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+from twinfer.errors import ConfigError
+from twinfer.hardware.specs import LinkSpec, LpuSpec
+from twinfer.units import dtype_bytes
+
+#: Where each ChipParams default comes from. "guess" marks a number that is not public.
+PARAM_SOURCES: dict[str, str] = {
+    "superlane_skew_cycles": "P1: N = 20, one superlane per cycle as an instruction sweeps the chip",
+    "mxm_install_cycles": "P1: 409,600 weights installed into the 4 MXM planes in < 40 cycles (upper bound used)",
+    "d_mxm_cycles": "guess: MXM pipeline delay not public (320-deep dot-product tree + accumulators)",
+    "d_vxm_cycles": "guess: VXM ALU pipeline delay not public",
+    "d_sxm_cycles": "guess: SXM delay not public",
+    "d_mem_cycles": "guess: MEM read delay not public",
+    "stream_transit_cycles": "derived from P1 floorplan: one slice per cycle across a 44-slice hemisphere plus SXM/MXM (~46)",
+    "vxm_alus_per_lane": "P1: 16 ALUs per lane (4x4 mesh) = 5,120 ALUs",
+    "vxm_ops_rmsnorm": "guess: square, reduce, rsqrt, 2 multiplies ~ 4 ops/element",
+    "vxm_ops_rope": "guess: 2 multiplies + 1 add per element (rotate on SXM) ~ 3, +1 for the permute hand-off",
+    "vxm_ops_silu_mul": "guess: exp, add, reciprocal, 2 multiplies ~ 5 ops/element",
+    "vxm_ops_softmax": "guess: max, subtract, exp, sum, scale ~ 5 ops/element",
+    "c2c_deskew_cycles": "guess: Deskew/Receive alignment per transfer (P2 keeps chips in lockstep via counters)",
+    "reserved_sram_bytes": "guess: SRAM kept for instruction buffers, stream staging and alignment per chip",
+}
+
+
+@dataclass(frozen=True)
+class ChipParams:
+    """Micro-architecture parameters of a TSP that are not on a datasheet (override any of them).
+
+    Sources are in :data:`PARAM_SOURCES`; most are guesses and are named so a
+    user can change them (``dataclasses.replace(params, d_mxm_cycles=40)``).
+    """
+
+    superlane_skew_cycles: int = 20
+    mxm_install_cycles: int = 40  # one 320x320 tile of 1-byte weights into a plane (planes in parallel)
+    d_mxm_cycles: int = 24
+    d_vxm_cycles: int = 4
+    d_sxm_cycles: int = 4
+    d_mem_cycles: int = 2
+    stream_transit_cycles: int = 46
+    vxm_alus_per_lane: int = 16
+    vxm_ops_rmsnorm: int = 4
+    vxm_ops_rope: int = 4
+    vxm_ops_silu_mul: int = 5
+    vxm_ops_softmax: int = 5
+    c2c_deskew_cycles: int = 10
+    reserved_sram_bytes: int = 8 * 1024**2
+    sources: dict[str, str] = field(default_factory=lambda: dict(PARAM_SOURCES), compare=False)
+
+
+@dataclass(frozen=True)
+class Chip:
+    """One TSP chip: datasheet spec + micro-architecture + the C2C link, with closed-form op costs.
+
+    Every ``*_cycles`` method is a pure function of shapes; the compiler calls
+    it once per instruction so the schedule is exact for this model.
+    """
+
+    spec: LpuSpec
+    link: LinkSpec
+    params: ChipParams = ChipParams()
+
+    # ---- derived, computed once -------------------------------------------
+    @cached_property
+    def usable_sram_bytes(self) -> int:
+        """SRAM a program may fill with weights, KV cache and activations."""
+        return int(self.spec.sram_bytes) - self.params.reserved_sram_bytes
+
+    @cached_property
+    def slice_bytes(self) -> int:
+        """Capacity of one MEM slice (both banks)."""
+        return int(self.spec.sram_bytes) // self.spec.mem_slices
+
+    @cached_property
+    def link_bytes_per_cycle(self) -> float:
+        """One C2C link's bandwidth per direction, in bytes per clock cycle."""
+        return self.link.bw_bytes_per_s / self.spec.clock_hz
+
+    @cached_property
+    def hop_latency_cycles(self) -> int:
+        """Latency of one C2C hop, in cycles (from the link preset's latency_s)."""
+        return math.ceil(self.link.latency_s * self.spec.clock_hz)
+
+    def fixed_cycles(self, d_func: int) -> int:
+        """Issue skew + unit delay + stream transit: the P1 ``N + d_func + delta`` of one instruction."""
+        p = self.params
+        return p.superlane_skew_cycles + d_func + p.stream_transit_cycles
+
+    def mxm_mode(self, weight_dtype: str) -> tuple[int, int]:
+        """(cycles per streamed vector, install cycles per tile) for matmuls with ``weight_dtype`` weights.
+
+        The MXM rate of a type is its peak relative to int8 (``peak_ops_per_s``);
+        a type the chip has no rate for (fp8 on TSP v1) runs as fp16, installed
+        at 2 bytes per weight (assumption: converted on the way to the MXM).
+        """
+        peaks = self.spec.peak_ops_per_s
+        if not peaks:
+            raise ConfigError(f"{self.spec.name} lists no peak_ops_per_s; add int8/fp16 rates")
+        top = max(peaks.values())
+        key = "fp16" if weight_dtype == "bf16" else weight_dtype
+        if key not in peaks:
+            key = "fp16"
+        # A chip without a published fp16 rate: assume 1/4 of its top rate (TSP v1 ratio 188/737; guess).
+        rate = peaks.get(key, top / 4)
+        vector_cycles = max(1, round(top / rate))
+        width = 2 if key == "fp16" else max(1, int(dtype_bytes(key)))
+        return vector_cycles, self.params.mxm_install_cycles * width
+
+    # ---- closed-form op costs ----------------------------------------------
+    def matmul_cycles(self, m: int, k: int, n: int, weight_dtype: str) -> int:
+        """Cycles of ``[m,k] x [k,n]`` with the weights stationary in the MXM planes.
+
+        Tiles of ``mxm_dim`` x ``mxm_dim`` are spread over the planes; each
+        plane round installs a tile (overlapped with the previous round's
+        streaming) and streams ``m`` vectors. The first install is exposed.
+        """
+        dim, planes = self.spec.mxm_dim, self.spec.mxm_planes
+        tiles = math.ceil(k / dim) * math.ceil(n / dim)
+        rounds = math.ceil(tiles / planes)
+        vector_cycles, install = self.mxm_mode(weight_dtype)
+        stream = m * vector_cycles
+        body = install + (rounds - 1) * max(install, stream) + stream
+        return body + self.fixed_cycles(self.params.d_mxm_cycles)
+
+    def attention_cycles(self, *, batch: int, q_rows: int, ctx: int, heads: int, kv_heads: int,
+                         head_dim: int, act_dtype: str) -> int:
+        """Cycles of causal attention for one shard: K and V installed as MXM weights, softmax on VXM.
+
+        Per sequence and KV head, K^T (head_dim x ctx) and V (ctx x head_dim) are
+        installed; the ``q_rows`` x (heads/kv_heads) query rows stream through
+        them. Causal masking is not exploited (full ctx is costed).
+        """
+        dim, planes = self.spec.mxm_dim, self.spec.mxm_planes
+        group = max(1, heads // max(1, kv_heads))
+        tiles = 2 * batch * kv_heads * math.ceil(ctx / dim) * math.ceil(head_dim / dim)
+        rounds = math.ceil(tiles / planes)
+        vector_cycles, install = self.mxm_mode(act_dtype)
+        stream = q_rows * group * vector_cycles
+        mxm = install + (rounds - 1) * max(install, stream) + stream
+        softmax = self._vxm_body(batch * q_rows * heads * ctx, self.params.vxm_ops_softmax)
+        return mxm + softmax + self.fixed_cycles(self.params.d_mxm_cycles)
+
+    def _vxm_body(self, elements: int, ops_per_element: int) -> int:
+        vectors = math.ceil(elements / self.spec.lanes)
+        return math.ceil(vectors * ops_per_element / self.params.vxm_alus_per_lane)
+
+    def vxm_cycles(self, elements: int, ops_per_element: int) -> int:
+        """Cycles of an elementwise/reduction op over ``elements`` values on the VXM."""
+        return self._vxm_body(elements, ops_per_element) + self.fixed_cycles(self.params.d_vxm_cycles)
+
+    def sxm_cycles(self, elements: int) -> int:
+        """Cycles of a layout change (slice, concat, row pick) moving ``elements`` values through the SXM."""
+        vectors = math.ceil(elements / self.spec.lanes)
+        return vectors + self.fixed_cycles(self.params.d_sxm_cycles)
+
+    def mem_gather_cycles(self, rows: int, width: int) -> int:
+        """Cycles of gathering ``rows`` table rows of ``width`` values from MEM (embedding lookup)."""
+        vectors = rows * math.ceil(width / self.spec.lanes)
+        return vectors + self.fixed_cycles(self.params.d_mem_cycles)
+
+    def c2c_cycles(self, num_bytes: int) -> int:
+        """Cycles one link is busy serialising ``num_bytes`` (plus the receive deskew)."""
+        return math.ceil(num_bytes / self.link_bytes_per_cycle) + self.params.c2c_deskew_cycles
+
+
+def make_chip(spec: LpuSpec | str, *, params: ChipParams | None = None, link: LinkSpec | str | None = None) -> Chip:
+    """A :class:`Chip` from an LpuSpec (or preset name), its C2C link preset and optional params."""
+    from twinfer.hardware import get_hardware, get_link
+
+    lpu = get_hardware(spec) if isinstance(spec, str) else spec
+    if not isinstance(lpu, LpuSpec):
+        raise ConfigError(f"{lpu.name} is not an LPU; use an LPU preset such as groq-tsp-v1")
+    lk = get_link(link if link is not None else lpu.c2c_link)
+    return Chip(spec=lpu, link=lk, params=params or ChipParams())
+
+
+def with_params(chip: Chip, **overrides: int) -> Chip:
+    """A copy of ``chip`` with some micro-architecture parameters overridden."""
+    unknown = set(overrides) - set(PARAM_SOURCES)
+    if unknown:
+        raise ConfigError(f"unknown chip parameter(s) {sorted(unknown)}; known: {sorted(PARAM_SOURCES)}")
+    return replace(chip, params=replace(chip.params, **overrides))
