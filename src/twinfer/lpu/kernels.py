@@ -131,7 +131,7 @@ class QuantWeight:
             return bf16_to_fp32(self.data)
         if self.dtype == "fp8":
             return fp8_e4m3_to_fp32(self.data)
-        return self.data.astype(np.float32)
+        return np.asarray(self.data, dtype=np.float32)  # no copy when already fp32
 
     def dequantize(self) -> np.ndarray:
         """The fp32 values this weight stands for (scale applied)."""
