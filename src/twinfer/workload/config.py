@@ -1,0 +1,322 @@
+"""WorkloadConfig: the ``workload:`` section of a scenario, parsed and checked.
+
+Two shapes (YAML shown; ``from_dict`` takes the parsed mapping):
+
+A trace (file path, or a built-in name such as ``builtin:azure-conv-sample``)::
+
+    workload:
+      trace: builtin:azure-conv-sample   # or traces/conv.csv (relative to the scenario file)
+      format: azure2023                  # optional; detected from the header when absent
+      rate_scale: 2.0                    # optional; 2 = arrivals twice as fast
+      max_requests: 1000                 # optional; first N requests (after rate_scale)
+      duration_s: 600                    # optional; requests arriving before 600 s
+      skip_bad_rows: false               # optional; drop and count malformed rows
+      arrivals: {kind: poisson, rate_per_s: 4}   # optional, required for ShareGPT (no timestamps)
+
+Synthetic::
+
+    workload:
+      num_requests: 2000                 # and/or duration_s
+      arrivals: {kind: gamma, rate_per_s: 5.0, cv: 2.0}    # poisson | gamma | fixed | replay
+      prompt_tokens: {kind: lognormal, mean: 1155, sigma: 1.0}   # or median: ...
+      output_tokens: {kind: empirical, trace: builtin:azure-conv-sample}
+
+Arrival kinds: ``poisson`` (rate_per_s), ``gamma`` (rate_per_s, cv), ``fixed``
+(rate_per_s), ``replay`` (timestamps_file: a trace or a text file of one time in
+seconds per line; optional rate_per_s rescales it). Length kinds: ``fixed``
+(value), ``uniform`` (low, high; inclusive), ``lognormal`` (sigma and mean or
+median), ``empirical`` (trace, optional column ``prompt_tokens`` or
+``output_tokens`` defaulting to the field's own, optional format). When both
+lengths are empirical from the same trace, requests are drawn as whole rows, so
+the prompt/output correlation of the trace is kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twinfer.errors import ConfigError
+from twinfer.workload.arrivals import ARRIVAL_KINDS
+from twinfer.workload.lengths import LENGTH_KINDS
+
+BUILTIN_PREFIX = "builtin:"
+EMPIRICAL_COLUMNS = ("prompt_tokens", "output_tokens")
+
+
+def _check_keys(d: Any, allowed: tuple[str, ...], where: str) -> Mapping[str, Any]:
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of keys to values, got {type(d).__name__}")
+    unknown = [k for k in d if k not in allowed]
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r}; allowed keys are {', '.join(allowed)}"
+        )
+    return d
+
+
+def _number(d: Mapping[str, Any], key: str, where: str, *, positive: bool = True) -> float | None:
+    value = d.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{where}.{key}: expected a number, got {value!r}")
+    if positive and value <= 0:
+        raise ConfigError(f"{where}.{key}: must be > 0, got {value!r}")
+    if not positive and value < 0:
+        raise ConfigError(f"{where}.{key}: must be >= 0, got {value!r}")
+    return float(value)
+
+
+def _integer(d: Mapping[str, Any], key: str, where: str, minimum: int = 1) -> int | None:
+    value = d.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{where}.{key}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _path(d: Mapping[str, Any], key: str, where: str, base_dir: Path | None) -> str | None:
+    value = d.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str | Path) or not str(value).strip():
+        raise ConfigError(f"{where}.{key}: expected a file path or builtin:NAME, got {value!r}")
+    text = str(value).strip()
+    if text.startswith(BUILTIN_PREFIX) or base_dir is None or Path(text).is_absolute():
+        return text
+    return str(base_dir / text)
+
+
+def _string(d: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = d.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where}.{key}: expected a string, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ArrivalConfig:
+    """How requests arrive (see :mod:`twinfer.workload.arrivals`)."""
+
+    kind: str  # poisson | gamma | fixed | replay
+    rate_per_s: float | None = None  # mean arrival rate; required except for replay
+    cv: float | None = None  # gamma only: coefficient of variation of the gaps
+    timestamps_file: str | None = None  # replay only: trace or one-time-per-line text file
+    format: str | None = None  # replay only: trace format when not detectable
+
+    @classmethod
+    def from_dict(
+        cls, d: Any, where: str = "arrivals", base_dir: Path | None = None
+    ) -> ArrivalConfig:
+        """Parse and check an ``arrivals`` mapping; errors name ``where`` and the key."""
+        d = _check_keys(d, ("kind", "rate_per_s", "cv", "timestamps_file", "format"), where)
+        kind = d.get("kind")
+        if kind not in ARRIVAL_KINDS:
+            raise ConfigError(
+                f"{where}.kind: expected one of {', '.join(ARRIVAL_KINDS)}, got {kind!r}"
+            )
+        cfg = cls(
+            kind=kind,
+            rate_per_s=_number(d, "rate_per_s", where),
+            cv=_number(d, "cv", where),
+            timestamps_file=_path(d, "timestamps_file", where, base_dir),
+            format=_string(d, "format", where),
+        )
+        if kind != "replay" and cfg.rate_per_s is None:
+            raise ConfigError(f"{where}: {kind} arrivals need rate_per_s (requests per second)")
+        if kind == "gamma" and cfg.cv is None:
+            raise ConfigError(
+                f"{where}: gamma arrivals need cv (coefficient of variation of gaps; 1 = Poisson)"
+            )
+        if kind != "gamma" and cfg.cv is not None:
+            raise ConfigError(f"{where}.cv: only gamma arrivals take cv")
+        if kind == "replay" and cfg.timestamps_file is None:
+            raise ConfigError(f"{where}: replay arrivals need timestamps_file")
+        if kind != "replay" and (cfg.timestamps_file is not None or cfg.format is not None):
+            raise ConfigError(f"{where}: timestamps_file/format only apply to replay arrivals")
+        return cfg
+
+
+@dataclass(frozen=True)
+class LengthConfig:
+    """A token-length distribution (see :mod:`twinfer.workload.lengths`)."""
+
+    kind: str  # fixed | uniform | lognormal | empirical
+    value: int | None = None  # fixed
+    low: int | None = None  # uniform, inclusive
+    high: int | None = None  # uniform, inclusive
+    mean: float | None = None  # lognormal: mean of the distribution ...
+    median: float | None = None  # ... or its median
+    sigma: float | None = None  # lognormal: standard deviation of ln X
+    trace: str | None = None  # empirical: trace path or builtin:NAME
+    column: str | None = None  # empirical: prompt_tokens | output_tokens
+    format: str | None = None  # empirical: trace format when not detectable
+
+    @classmethod
+    def from_dict(
+        cls, d: Any, where: str, base_dir: Path | None = None, default_column: str = "prompt_tokens"
+    ) -> LengthConfig:
+        """Parse and check a length mapping; errors name ``where`` and the key."""
+        keys = {
+            "fixed": ("value",),
+            "uniform": ("low", "high"),
+            "lognormal": ("mean", "median", "sigma"),
+            "empirical": ("trace", "column", "format"),
+        }
+        if isinstance(d, int) and not isinstance(d, bool):
+            d = {"kind": "fixed", "value": d}  # shorthand: prompt_tokens: 512
+        if not isinstance(d, Mapping):
+            raise ConfigError(
+                f"{where}: expected a mapping such as {{kind: fixed, value: 512}}, got {d!r}"
+            )
+        kind = d.get("kind")
+        if kind not in LENGTH_KINDS:
+            raise ConfigError(
+                f"{where}.kind: expected one of {', '.join(LENGTH_KINDS)}, got {kind!r}"
+            )
+        d = _check_keys(d, ("kind", *keys[kind]), where)
+        cfg = cls(
+            kind=str(kind),
+            value=_integer(d, "value", where),
+            low=_integer(d, "low", where),
+            high=_integer(d, "high", where),
+            mean=_number(d, "mean", where),
+            median=_number(d, "median", where),
+            sigma=_number(d, "sigma", where, positive=False),
+            trace=_path(d, "trace", where, base_dir),
+            column=(_string(d, "column", where) or default_column) if kind == "empirical" else None,
+            format=_string(d, "format", where),
+        )
+        missing = {
+            "fixed": [k for k in ("value",) if d.get(k) is None],
+            "uniform": [k for k in ("low", "high") if d.get(k) is None],
+            "lognormal": [k for k in ("sigma",) if d.get(k) is None],
+            "empirical": [k for k in ("trace",) if d.get(k) is None],
+        }[cfg.kind]
+        if missing:
+            raise ConfigError(f"{where}: {cfg.kind} lengths need {', '.join(missing)}")
+        if (
+            cfg.kind == "uniform"
+            and cfg.low is not None
+            and cfg.high is not None
+            and cfg.low > cfg.high
+        ):
+            raise ConfigError(
+                f"{where}: uniform needs low <= high, got low={cfg.low}, high={cfg.high}"
+            )
+        if cfg.kind == "lognormal" and (cfg.mean is None) == (cfg.median is None):
+            raise ConfigError(f"{where}: lognormal lengths need exactly one of mean or median")
+        if cfg.kind == "empirical" and cfg.column not in EMPIRICAL_COLUMNS:
+            raise ConfigError(
+                f"{where}.column: expected one of {', '.join(EMPIRICAL_COLUMNS)}, got {cfg.column!r}"
+            )
+        return cfg
+
+
+@dataclass(frozen=True)
+class WorkloadConfig:
+    """The requests of a scenario: a trace or a synthetic recipe (see the module doc)."""
+
+    trace: str | None = None  # file path or builtin:NAME
+    format: str | None = None  # trace format when not detectable from the file
+    rate_scale: float = 1.0  # arrival-rate multiplier (times divided by it)
+    max_requests: int | None = None  # keep the first N requests
+    skip_bad_rows: bool = False  # drop and count malformed trace rows instead of failing
+    num_requests: int | None = None  # synthetic: how many requests
+    duration_s: float | None = None  # keep requests arriving before this time
+    arrivals: ArrivalConfig | None = None  # synthetic arrivals (or replacing a trace's)
+    prompt_tokens: LengthConfig | None = None  # synthetic prompt lengths
+    output_tokens: LengthConfig | None = None  # synthetic output lengths
+    name: str | None = None  # label for tables; defaults from the trace or recipe
+
+    @classmethod
+    def default(cls) -> WorkloadConfig:
+        """The built-in default: the shipped Azure 2023 conversation sample, as recorded."""
+        return cls(trace=f"{BUILTIN_PREFIX}azure-conv-sample")
+
+    @classmethod
+    def from_dict(
+        cls, d: Any, where: str = "workload", base_dir: Path | str | None = None
+    ) -> WorkloadConfig:
+        """Parse and check a ``workload`` mapping.
+
+        ``where`` prefixes error messages (e.g. ``"scenario.yaml: workload"``);
+        ``base_dir`` resolves relative file paths (the scenario file's folder).
+        """
+        allowed = (
+            "trace",
+            "format",
+            "rate_scale",
+            "max_requests",
+            "skip_bad_rows",
+            "num_requests",
+            "duration_s",
+            "arrivals",
+            "prompt_tokens",
+            "output_tokens",
+            "name",
+        )
+        d = _check_keys(d, allowed, where)
+        base = Path(base_dir) if base_dir is not None else None
+        skip = d.get("skip_bad_rows", False)
+        if not isinstance(skip, bool):
+            raise ConfigError(f"{where}.skip_bad_rows: expected true or false, got {skip!r}")
+        arrivals = d.get("arrivals")
+        cfg = cls(
+            trace=_path(d, "trace", where, base),
+            format=_string(d, "format", where),
+            rate_scale=_number(d, "rate_scale", where) or 1.0,
+            max_requests=_integer(d, "max_requests", where),
+            skip_bad_rows=skip,
+            num_requests=_integer(d, "num_requests", where),
+            duration_s=_number(d, "duration_s", where),
+            arrivals=ArrivalConfig.from_dict(arrivals, f"{where}.arrivals", base)
+            if arrivals is not None
+            else None,
+            prompt_tokens=cls._length(d, "prompt_tokens", where, base),
+            output_tokens=cls._length(d, "output_tokens", where, base),
+            name=_string(d, "name", where),
+        )
+        cfg.check(where)
+        return cfg
+
+    @staticmethod
+    def _length(
+        d: Mapping[str, Any], key: str, where: str, base: Path | None
+    ) -> LengthConfig | None:
+        if d.get(key) is None:
+            return None
+        return LengthConfig.from_dict(d[key], f"{where}.{key}", base, default_column=key)
+
+    def check(self, where: str = "workload") -> None:
+        """Raise :class:`ConfigError` when the fields do not describe one workload."""
+        if self.trace is not None:
+            for key in ("prompt_tokens", "output_tokens"):
+                if getattr(self, key) is not None:
+                    raise ConfigError(
+                        f"{where}.{key}: a trace already gives lengths; drop 'trace' for a synthetic "
+                        f"workload, or use {key}: {{kind: empirical, trace: ...}} to sample from it"
+                    )
+            if self.num_requests is not None:
+                raise ConfigError(
+                    f"{where}.num_requests: with a trace use max_requests to keep the first N"
+                )
+            return
+        if self.format is not None or self.skip_bad_rows:
+            raise ConfigError(f"{where}: format/skip_bad_rows apply to a trace; add trace: PATH")
+        missing = [
+            k for k in ("arrivals", "prompt_tokens", "output_tokens") if getattr(self, k) is None
+        ]
+        if missing:
+            raise ConfigError(
+                f"{where}: give either trace: PATH (or builtin:azure-conv-sample) or a synthetic "
+                f"workload; missing {', '.join(missing)}"
+            )
+        replay = self.arrivals is not None and self.arrivals.kind == "replay"
+        if self.num_requests is None and self.duration_s is None and not replay:
+            raise ConfigError(f"{where}: a synthetic workload needs num_requests or duration_s")
