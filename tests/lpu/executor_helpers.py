@@ -7,6 +7,7 @@ without them skips those tests instead of failing at collection.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,8 @@ def make_tiny_llama(
                 p.add_(torch.randn_like(p) * 0.2)  # norm gains: not all ones, so they are tested
             p.copy_(p.to(torch.bfloat16).float())
     if save_dtype == "bfloat16":
-        model.to(torch.bfloat16).save_pretrained(folder, safe_serialization=True)
-        model.float()
+        # A copy: .to() would also round the in-memory rotary buffers of the returned model.
+        copy.deepcopy(model).to(torch.bfloat16).save_pretrained(folder, safe_serialization=True)
     else:
         model.save_pretrained(folder, safe_serialization=True)
     return model

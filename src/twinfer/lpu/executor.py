@@ -1,0 +1,389 @@
+"""Numeric execution of compiled LPU programs, and a plain reference forward beside it.
+
+:class:`ProgramExecutor` runs a :class:`~twinfer.lpu.ir.Program` instruction
+by instruction in schedule order, each chip in its own tensor namespace,
+copying tensors only through ``send``/``recv`` pairs, and calling the op
+definitions in :mod:`twinfer.lpu.kernels`. Its KV cache lives across
+programs, so a generation is one prefill program followed by decode
+programs. :class:`ReferenceModel` computes the same model straight from the
+weights with the same kernels, no compiler involved: it is the yardstick the
+executor is checked against, next to Hugging Face transformers in the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from twinfer.lpu import kernels as K
+from twinfer.lpu.weights import LM_HEAD_NAME, WeightStore
+from twinfer.models.spec import ModelSpec
+
+
+class ProgramError(RuntimeError):
+    """A compiled program is inconsistent (a compiler bug, not a user mistake)."""
+
+
+def _scaling_dict(value: Any) -> dict[str, Any] | None:
+    """rope_scaling given as a dict, a tuple of (key, value) pairs, () or None -> dict or None."""
+    if not value:
+        return None
+    data = dict(value)
+    kind = data.get("rope_type") or data.get("type") or "default"
+    return None if kind == "default" else data
+
+
+@dataclass
+class KVCache:
+    """Keys and values per attention shard: key -> (k, v), each [batch, kv_heads, tokens, head_dim]."""
+
+    entries: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def length(self, key: tuple[Any, ...]) -> int:
+        """Tokens cached under ``key`` (0 when none)."""
+        entry = self.entries.get(key)
+        return 0 if entry is None else entry[0].shape[2]
+
+    def append(
+        self, key: tuple[Any, ...], k: np.ndarray, v: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Append new k, v [B, K, T, D] and return the whole cached k, v."""
+        if key in self.entries:
+            k = np.concatenate([self.entries[key][0], k], axis=2)
+            v = np.concatenate([self.entries[key][1], v], axis=2)
+        self.entries[key] = (k, v)
+        return k, v
+
+
+def _heads_first(x: np.ndarray, batch: int, heads: int, head_dim: int) -> np.ndarray:
+    """[B*T, heads*D] -> [B, heads, T, D]."""
+    return x.reshape(batch, -1, heads, head_dim).transpose(0, 2, 1, 3)
+
+
+class _InvFreqCache:
+    """Rotary inverse frequencies per (head_dim, theta, scaling), computed once."""
+
+    def __init__(self) -> None:
+        self._table: dict[tuple[Any, ...], np.ndarray] = {}
+
+    def get(self, head_dim: int, theta: float, scaling: dict[str, Any] | None) -> np.ndarray:
+        key = (head_dim, theta, tuple(sorted((scaling or {}).items())))
+        if key not in self._table:
+            self._table[key] = K.rope_inv_freq(head_dim, theta, scaling)
+        return self._table[key]
+
+
+# ---- reference forward ----------------------------------------------------------------
+class ReferenceModel:
+    """A Llama/Mistral/Qwen2 forward built directly from kernels and a WeightStore.
+
+    Matmul weights (LM head included) are stored in ``dtype``; the embedding
+    table in ``embed_dtype`` (default: same); norms and biases in fp32. The
+    KV cache persists across calls: call :meth:`forward` with the prompt,
+    then with one new token per sequence at a time.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        store: WeightStore,
+        dtype: str = "bf16",
+        embed_dtype: str | None = None,
+    ):
+        self.spec = spec
+        self.store = store
+        self.dtype = dtype
+        self.embed_dtype = embed_dtype or dtype
+        self.cache = KVCache()
+        scaling = _scaling_dict(spec.rope_scaling)
+        self.inv_freq = K.rope_inv_freq(spec.head_dim, spec.rope_theta, scaling)
+
+    def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
+        bias = self.store.vector(f"{name}.bias") if self.store.has(f"{name}.bias") else None
+        return K.matmul(x, self.store.matrix(f"{name}.weight", self.dtype), bias)
+
+    def forward(self, token_ids: np.ndarray) -> np.ndarray:
+        """Logits [B, T, vocab] for new tokens [B, T], attending over the cache."""
+        s = self.spec
+        ids = np.asarray(token_ids, dtype=np.int64)
+        b, t = ids.shape
+        past = self.cache.length(("ref", 0))
+        positions = np.tile(past + np.arange(t), b)  # [B*T], sequence-major rows
+        h = K.embed(
+            ids.reshape(-1), self.store.matrix("model.embed_tokens.weight", self.embed_dtype)
+        )
+        for layer in range(s.num_layers):
+            p = f"model.layers.{layer}"
+            x = K.rmsnorm(h, self.store.vector(f"{p}.input_layernorm.weight"), s.rms_norm_eps)
+            q = K.rope(
+                self._linear(x, f"{p}.self_attn.q_proj"),
+                positions,
+                s.num_attention_heads,
+                s.head_dim,
+                self.inv_freq,
+            )
+            k = K.rope(
+                self._linear(x, f"{p}.self_attn.k_proj"),
+                positions,
+                s.num_kv_heads,
+                s.head_dim,
+                self.inv_freq,
+            )
+            v = self._linear(x, f"{p}.self_attn.v_proj")
+            k_all, v_all = self.cache.append(
+                ("ref", layer),
+                _heads_first(k, b, s.num_kv_heads, s.head_dim),
+                _heads_first(v, b, s.num_kv_heads, s.head_dim),
+            )
+            a = K.attention(
+                q.reshape(b, t, -1), k_all, v_all,
+                heads=s.num_attention_heads, kv_heads=s.num_kv_heads, head_dim=s.head_dim, past_len=past,
+            )  # fmt: skip
+            h = K.add(h, self._linear(a.reshape(b * t, -1), f"{p}.self_attn.o_proj"))
+            x = K.rmsnorm(
+                h, self.store.vector(f"{p}.post_attention_layernorm.weight"), s.rms_norm_eps
+            )
+            act = K.silu_mul(
+                self._linear(x, f"{p}.mlp.gate_proj"), self._linear(x, f"{p}.mlp.up_proj")
+            )
+            h = K.add(h, self._linear(act, f"{p}.mlp.down_proj"))
+        h = K.rmsnorm(h, self.store.vector("model.norm.weight"), s.rms_norm_eps)
+        logits = K.matmul(h, self.store.matrix(LM_HEAD_NAME, self.dtype))
+        return logits.reshape(b, t, -1)
+
+
+# ---- program executor -------------------------------------------------------------------
+@dataclass(frozen=True)
+class StepOutput:
+    """What one program run produced: logits [B, vocab] and greedy tokens [B]."""
+
+    logits: np.ndarray
+    tokens: np.ndarray
+
+
+class ProgramExecutor:
+    """Runs compiled programs numerically, chip by chip, keeping the KV cache between them.
+
+    Each chip has its own namespace of tensors; a tensor reaches another chip
+    only through a ``send``/``recv`` pair. Weight shards are fetched from the
+    store in the dtype the instruction names and widened to fp32 once
+    (``keep_widened``), which changes speed, not values.
+    """
+
+    def __init__(self, store: WeightStore, keep_widened: bool = True) -> None:
+        self.store = store
+        self.cache = KVCache()
+        self.keep_widened = keep_widened
+        self._weights: dict[tuple[Any, ...], K.QuantWeight] = {}
+        self._inv_freq = _InvFreqCache()
+
+    # -- weights --
+    def _shard(
+        self, name: str, rows: tuple[int, int], cols: tuple[int, int], dtype: str
+    ) -> K.QuantWeight:
+        key = (name, tuple(rows), tuple(cols), dtype)
+        w = self._weights.get(key)
+        if w is None:
+            w = self.store.shard(name, rows, cols, dtype)
+            if self.keep_widened and w.dtype != "fp32":
+                # Same values, already widened: matmul then only scales after accumulation.
+                w = K.QuantWeight(
+                    dtype="fp32", data=w.unscaled_fp32(), scale_per_row=w.scale_per_row
+                )
+            self._weights[key] = w
+        return w
+
+    # -- one program --
+    def run(self, program: Any, token_ids: np.ndarray) -> StepOutput:
+        """Run one prefill or decode program on token ids [B, T] (decode: T = 1)."""
+        ids = np.asarray(token_ids, dtype=np.int64)
+        if ids.ndim != 2 or ids.shape[0] != program.batch:
+            raise ProgramError(
+                f"token ids of shape {ids.shape} do not fit a program of batch {program.batch}"
+            )
+        if program.phase == "prefill" and ids.shape[1] != program.seq_len:
+            raise ProgramError(
+                f"prefill program expects {program.seq_len} tokens per sequence, got {ids.shape[1]}"
+            )
+        if program.phase == "decode" and ids.shape[1] != 1:
+            raise ProgramError("decode programs take one token per sequence")
+        spaces: dict[int, dict[str, np.ndarray]] = {c: {} for c in range(program.chips)}
+        mailbox: dict[tuple[int, int, str], np.ndarray] = {}
+        appended: set[tuple[Any, ...]] = set()
+        embed_chips = {i.chip for i in program.instrs if i.op == "embed"}
+        for chip in embed_chips:
+            spaces[chip]["token_ids"] = ids.reshape(-1)
+        lengths = {self.cache.length(k) for k in self.cache.entries}
+        if len(lengths) > 1:
+            raise ProgramError(f"KV cache shards disagree on length: {sorted(lengths)}")
+        past = lengths.pop() if lengths else 0
+        ctx = _StepContext(
+            program=program, ids=ids, mailbox=mailbox, appended=appended, past_len=past
+        )
+        order = sorted(program.instrs, key=lambda i: (i.start_cycle, i.index))
+        for instr in order:
+            space = spaces[instr.chip]
+            try:
+                args = [space[name] for name in instr.inputs]
+            except KeyError as exc:
+                raise ProgramError(
+                    f"instr {instr.index} ({instr.op} on chip {instr.chip}) reads {exc.args[0]!r}, "
+                    "which that chip does not hold"
+                ) from None
+            handler = _HANDLERS.get(instr.op)
+            if handler is None:
+                raise ProgramError(f"instr {instr.index}: unknown op {instr.op!r}")
+            result = handler(self, ctx, instr, args)
+            outputs = result if isinstance(result, tuple) else (result,)
+            if len(outputs) != len(instr.outputs):
+                raise ProgramError(
+                    f"instr {instr.index} ({instr.op}) names {len(instr.outputs)} outputs"
+                )
+            for name, value in zip(instr.outputs, outputs, strict=True):
+                space[name] = value
+        holders = [c for c, sp in spaces.items() if "logits" in sp]
+        if len(holders) != 1:
+            raise ProgramError(
+                f"program must leave 'logits' on exactly one chip, found on {holders}"
+            )
+        logits = spaces[holders[0]]["logits"]
+        return StepOutput(logits=logits, tokens=K.argmax(logits))
+
+
+@dataclass
+class _StepContext:
+    """Per-run state shared by the op handlers."""
+
+    program: Any
+    ids: np.ndarray
+    mailbox: dict[tuple[int, int, str], np.ndarray]
+    appended: set[tuple[Any, ...]]
+    past_len: int  # tokens cached before this step (the same for every KV shard)
+
+
+def _op_embed(ex, ctx, instr, args):
+    dtype = instr.attr("dtype", ctx.program.weight_dtype)
+    return K.embed(args[0], ex.store.matrix(instr.attr("weight"), dtype))
+
+
+def _op_rmsnorm(ex, ctx, instr, args):
+    return K.rmsnorm(args[0], ex.store.vector(instr.attr("weight")), float(instr.attr("eps")))
+
+
+def _op_matmul(ex, ctx, instr, args):
+    rows, cols = tuple(instr.attr("rows")), tuple(instr.attr("cols"))
+    w = ex._shard(instr.attr("weight"), rows, cols, instr.attr("dtype", ctx.program.weight_dtype))
+    bias_name = instr.attr("bias")
+    bias = ex.store.vector(bias_name)[rows[0] : rows[1]] if bias_name and cols[0] == 0 else None
+    return K.matmul(args[0], w, bias)
+
+
+def _op_rope(ex, ctx, instr, args):
+    past = ctx.past_len
+    t = ctx.ids.shape[1]
+    positions = np.tile(past + np.arange(t), ctx.ids.shape[0])
+    head_dim = int(instr.attr("head_dim"))
+    inv = ex._inv_freq.get(
+        head_dim, float(instr.attr("theta")), _scaling_dict(instr.attr("rope_scaling"))
+    )
+    return K.rope(args[0], positions, int(instr.attr("heads")), head_dim, inv)
+
+
+def _op_attention(ex, ctx, instr, args):
+    q, k, v = args
+    b = ctx.program.batch
+    heads, kv_heads, d = (int(instr.attr(n)) for n in ("heads", "kv_heads", "head_dim"))
+    key = (instr.chip, int(instr.attr("layer")), int(instr.attr("kv_head_offset", 0)), kv_heads)
+    past = ctx.past_len
+    new_k, new_v = _heads_first(k, b, kv_heads, d), _heads_first(v, b, kv_heads, d)
+    if key in ctx.appended:  # a replicated KV shard on the same chip: reuse, do not append twice
+        k_all, v_all = ex.cache.entries[key]
+        if not np.array_equal(k_all[:, :, past:], new_k):
+            raise ProgramError(f"instr {instr.index}: two attention shards {key} disagree on keys")
+    else:
+        if ex.cache.length(key) != past:
+            raise ProgramError(
+                f"instr {instr.index}: KV shard {key} holds {ex.cache.length(key)} tokens, expected {past}"
+            )
+        k_all, v_all = ex.cache.append(key, new_k, new_v)
+        ctx.appended.add(key)
+    out = K.attention(
+        q.reshape(b, -1, heads * d),
+        k_all,
+        v_all,
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=d,
+        past_len=past,
+    )
+    return out.reshape(-1, heads * d)
+
+
+def _op_send(ex, ctx, instr, args):
+    ctx.mailbox[(instr.chip, int(instr.attr("peer")), instr.attr("tensor", instr.inputs[0]))] = (
+        args[0]
+    )
+    return ()
+
+
+def _op_recv(ex, ctx, instr, args):
+    key = (int(instr.attr("peer")), instr.chip, instr.attr("tensor"))
+    if key not in ctx.mailbox:
+        raise ProgramError(
+            f"instr {instr.index}: recv of {key[2]!r} from chip {key[0]} before its send"
+        )
+    return ctx.mailbox.pop(key).copy()
+
+
+def _op_last_rows(ex, ctx, instr, args):
+    x = args[0]
+    return x.reshape(int(instr.attr("batch")), int(instr.attr("seq_len")), -1)[:, -1]
+
+
+_HANDLERS: dict[str, Callable[..., Any]] = {
+    "embed": _op_embed,
+    "rmsnorm": _op_rmsnorm,
+    "matmul": _op_matmul,
+    "add": lambda ex, ctx, instr, args: K.add(args[0], args[1]),
+    "concat": lambda ex, ctx, instr, args: K.concat(list(args), int(instr.attr("axis", -1))),
+    "split": lambda ex, ctx, instr, args: K.split(
+        args[0], int(instr.attr("axis")), int(instr.attr("start")), int(instr.attr("stop"))
+    ),
+    "rope": _op_rope,
+    "attention": _op_attention,
+    "silu_mul": lambda ex, ctx, instr, args: K.silu_mul(args[0], args[1]),
+    "send": _op_send,
+    "recv": _op_recv,
+    "last_rows": _op_last_rows,
+    "argmax": lambda ex, ctx, instr, args: K.argmax(args[0]),
+}
+
+
+# ---- generation ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Generation:
+    """Greedy tokens [B, N] and the logits [B, vocab] that chose each of them."""
+
+    tokens: np.ndarray
+    logits: tuple[np.ndarray, ...]
+
+
+def greedy_generate(
+    step: Callable[[np.ndarray], np.ndarray], prompt: np.ndarray, max_new_tokens: int
+) -> Generation:
+    """Greedy decoding: ``step(ids [B, T]) -> last-row logits [B, vocab]`` is called on the prompt, then per token."""
+    ids = np.asarray(prompt, dtype=np.int64)
+    tokens, logits = [], []
+    for i in range(max_new_tokens):
+        last = step(ids)
+        nxt = K.argmax(last)
+        tokens.append(nxt)
+        logits.append(last)
+        if i + 1 < max_new_tokens:
+            ids = nxt[:, None]
+    b = ids.shape[0]
+    out = np.stack(tokens, axis=1) if tokens else np.zeros((b, 0), dtype=np.int64)
+    return Generation(tokens=out, logits=tuple(logits))

@@ -1,0 +1,87 @@
+"""The reference forward and the program executor against Hugging Face transformers.
+
+Every model here is a random ``LlamaForCausalLM`` saved to a tmp folder (see
+executor_helpers.make_tiny_llama). Tolerance on logits: 1e-4 absolute for
+fp32/bf16 weights (logits are O(1-5); fp32 accumulation-order noise is ~2e-5),
+and each greedy step must win by a margin far above that, so an equal token
+sequence is evidence and not luck.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from executor_helpers import LLAMA3_ROPE, greedy_margins, hf_greedy, make_tiny_llama
+
+from twinfer.lpu.executor import ReferenceModel, greedy_generate
+from twinfer.lpu.weights import WeightStore, checkpoint_spec
+
+LOGIT_ATOL = 1e-4
+MIN_MARGIN = 20 * LOGIT_ATOL  # each greedy step must win by at least this much
+PROMPT = [[3, 17, 42, 99, 5, 64, 12], [7, 7, 1, 120, 33, 2, 90]]
+NEW_TOKENS = 6
+
+
+def _reference(folder, dtype="bf16"):
+    spec = checkpoint_spec(folder)
+    return ReferenceModel(spec, WeightStore.open(folder, spec), dtype=dtype)
+
+
+def _check_against_hf(model, gen, atol):
+    hf_tokens, hf_logits = hf_greedy(model, PROMPT, NEW_TOKENS)
+    assert greedy_margins(hf_logits).min() > MIN_MARGIN, "test model too flat to discriminate"
+    assert len(set(hf_tokens.reshape(-1).tolist())) > 3, "greedy output collapsed"
+    diffs = [
+        np.abs(ours - theirs).max() for ours, theirs in zip(gen.logits, hf_logits, strict=True)
+    ]
+    assert max(diffs) < atol, diffs
+    assert np.array_equal(gen.tokens, hf_tokens)
+    return max(diffs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"tie": True, "attention_bias": True, "kv_heads": 1, "layers": 3},
+        {"rope_theta": 5e4, "rope_scaling": LLAMA3_ROPE, "save_dtype": "bfloat16", "kv_heads": 4},
+    ],
+    ids=["llama", "tied-bias-mqa", "llama3rope-bf16file-mha"],
+)
+def test_reference_forward_matches_transformers(tmp_path, kwargs):
+    model = make_tiny_llama(tmp_path, **kwargs)
+    ref = _reference(tmp_path, "bf16")  # weights are bf16 values, so bf16 storage is exact
+    gen = greedy_generate(lambda ids: ref.forward(ids)[:, -1], np.array(PROMPT), NEW_TOKENS)
+    _check_against_hf(model, gen, LOGIT_ATOL)
+
+
+def test_reference_prefill_logits_at_every_position(tmp_path):
+    torch = pytest.importorskip("torch")
+    model = make_tiny_llama(tmp_path)
+    ours = _reference(tmp_path, "fp32").forward(np.array(PROMPT))
+    with torch.no_grad():
+        theirs = model(input_ids=torch.tensor(PROMPT)).logits.numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=LOGIT_ATOL)
+
+
+def _quantize_torch(torch, w, dtype):
+    """Independent per-output-channel quantisation in torch (float8_e4m3fn for fp8)."""
+    amax = w.abs().amax(dim=1, keepdim=True)
+    if dtype == "int8":
+        scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
+        return torch.clamp(torch.round(w / scale), -127, 127) * scale
+    scale = torch.where(amax > 0, amax / 448.0, torch.ones_like(amax))
+    return (w / scale).to(torch.float8_e4m3fn).float() * scale
+
+
+@pytest.mark.parametrize("dtype", ["int8", "fp8"])
+def test_reference_quantized_matches_transformers_with_quantized_weights(tmp_path, dtype):
+    torch = pytest.importorskip("torch")
+    model = make_tiny_llama(tmp_path)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 2:  # every matrix: projections, embedding table and LM head
+                p.copy_(_quantize_torch(torch, p, dtype))
+    ref = _reference(tmp_path, dtype)
+    gen = greedy_generate(lambda ids: ref.forward(ids)[:, -1], np.array(PROMPT), NEW_TOKENS)
+    _check_against_hf(model, gen, LOGIT_ATOL)
