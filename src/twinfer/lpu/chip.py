@@ -41,6 +41,9 @@ PARAM_SOURCES: dict[str, str] = {
     "vxm_ops_silu_mul": "guess: exp, add, reciprocal, 2 multiplies ~ 5 ops/element",
     "vxm_ops_softmax": "guess: max, subtract, exp, sum, scale ~ 5 ops/element",
     "c2c_deskew_cycles": "guess: Deskew/Receive alignment per transfer (P2 keeps chips in lockstep via counters)",
+    "activation_rows_resident": "guess (bounded by a capacity fact): token rows of activations held in MEM at once, longer prompts stream through in chunks; at 128 rows Llama-2-70B at 8-bit would not fit the 576 chips Groq ran it on (lpu.md), so it must be small",
+    "host_overhead_s": "groq/groqflow groqmodel.py estimator: 2 x 10 us PCIe transfer overhead per inference",
+    "host_bw_bytes_per_s": "groq/groqflow groqmodel.py estimator: 24 GB/s host link",
     "reserved_sram_bytes": "guess: SRAM kept for instruction buffers, stream staging and alignment per chip",
 }
 
@@ -67,6 +70,9 @@ class ChipParams:
     vxm_ops_softmax: int = 5
     c2c_deskew_cycles: int = 10
     reserved_sram_bytes: int = 8 * 1024**2
+    activation_rows_resident: int = 32
+    host_overhead_s: float = 20e-6
+    host_bw_bytes_per_s: float = 24e9
     sources: dict[str, str] = field(default_factory=lambda: dict(PARAM_SOURCES), compare=False)
 
 
@@ -196,7 +202,7 @@ def make_chip(spec: LpuSpec | str, *, params: ChipParams | None = None, link: Li
     return Chip(spec=lpu, link=lk, params=params or ChipParams())
 
 
-def with_params(chip: Chip, **overrides: int) -> Chip:
+def with_params(chip: Chip, **overrides: float) -> Chip:
     """A copy of ``chip`` with some micro-architecture parameters overridden."""
     unknown = set(overrides) - set(PARAM_SOURCES)
     if unknown:

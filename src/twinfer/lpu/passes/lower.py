@@ -1,0 +1,109 @@
+"""Pass 1, lower: a Llama/Mistral/Qwen2-family forward step to semantic chip ops on one logical chip.
+
+The result is the whole model as if on one unbounded chip (chip 0): every
+matmul is full-size, every tensor replicated nowhere. Each instruction
+carries a ``role`` (q, k, v, o, gate, up, down, attn_norm, ...) and the
+``block`` it belongs to (0 = embedding, 1..L = layers, L+1 = head), which is
+what the partition pass needs to split it over chips. ``shape`` is the
+``(rows, features)`` of the instruction's output, from which the chip model
+costs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from twinfer.lpu.ir import Instr, Program
+from twinfer.models.ops import Precision
+from twinfer.models.spec import ModelSpec
+
+
+class Emitter:
+    """Appends instructions with consecutive indices (program order is emission order).
+
+    ``cost`` (optional) maps a new instruction to its cycle count, filled on emission.
+    """
+
+    def __init__(self, cost: Callable[[Instr], int] | None = None) -> None:
+        self.instrs: list[Instr] = []
+        self.cost = cost
+
+    def emit(self, op: str, chip: int, unit: str, inputs: tuple[str, ...], outputs: tuple[str, ...],
+             cycles: int = -1, **attrs: Any) -> Instr:
+        """Append one instruction and return it."""
+        ins = Instr(index=len(self.instrs), op=op, chip=chip, unit=unit, inputs=inputs, outputs=outputs,
+                    attrs=tuple(attrs.items()), cycles=cycles)
+        if self.cost is not None:
+            ins = replace(ins, cycles=self.cost(ins))
+        self.instrs.append(ins)
+        return ins
+
+
+def rope_scaling_attr(model: ModelSpec) -> tuple | None:
+    """The model's rope_scaling as a hashable tuple (None when absent)."""
+    return tuple(model.rope_scaling) if model.rope_scaling else None
+
+
+def lower(model: ModelSpec, *, phase: str, batch: int, seq_len: int, precision: Precision) -> Program:
+    """The unpartitioned program of one prefill or decode step of ``model``."""
+    from twinfer.errors import ConfigError
+
+    if phase not in ("prefill", "decode"):
+        raise ConfigError(f"phase must be 'prefill' or 'decode', got {phase!r}")
+    if batch < 1 or seq_len < 1:
+        raise ConfigError(f"batch and sequence length must be >= 1, got batch={batch}, seq_len={seq_len}")
+    if model.moe is not None or model.mla is not None:
+        raise ConfigError(f"{model.name}: the LPU compiler supports dense GQA models (Llama, Mistral, Qwen2) only")
+    tokens = batch * seq_len if phase == "prefill" else batch
+    h, hd, inter = model.hidden_size, model.head_dim, model.intermediate_size
+    nh, nkv = model.num_attention_heads, model.num_kv_heads
+    wd = precision.weights
+    e = Emitter()
+    e.emit("embed", 0, "MEM", ("token_ids",), ("x0",), weight="model.embed_tokens.weight", dtype=wd,
+           cols=(0, h), vocab=model.vocab_size, role="embed", block=0, shape=(tokens, h))
+    for li in range(model.num_layers):
+        p, b, x = f"model.layers.{li}.", li + 1, f"x{li}"
+        t = f"L{li}."
+        bias = model.qkv_bias
+
+        def mm(role: str, src: str, dst: str, name: str, out_f: int, in_f: int, with_bias: bool = False,
+               _p: str = p, _b: int = b) -> None:
+            e.emit("matmul", 0, "MXM", (src,), (dst,), weight=_p + name + ".weight", rows=(0, out_f),
+                   cols=(0, in_f), dtype=wd, bias=(_p + name + ".bias") if with_bias else None,
+                   role=role, block=_b, shape=(tokens, out_f))
+
+        e.emit("rmsnorm", 0, "VXM", (x,), (t + "n1",), weight=p + "input_layernorm.weight",
+               eps=model.rms_norm_eps, role="attn_norm", block=b, shape=(tokens, h))
+        mm("q", t + "n1", t + "q", "self_attn.q_proj", nh * hd, h, bias)
+        mm("k", t + "n1", t + "k", "self_attn.k_proj", nkv * hd, h, bias)
+        mm("v", t + "n1", t + "v", "self_attn.v_proj", nkv * hd, h, bias)
+        for src, heads in (("q", nh), ("k", nkv)):
+            e.emit("rope", 0, "VXM", (t + src,), (t + src + "r",), heads=heads, head_dim=hd,
+                   theta=model.rope_theta, rope_scaling=rope_scaling_attr(model), role="rope_" + src,
+                   block=b, shape=(tokens, heads * hd))
+        e.emit("attention", 0, "MXM", (t + "qr", t + "kr", t + "v"), (t + "a",), layer=li, heads=nh,
+               kv_heads=nkv, head_dim=hd, kv_head_offset=0, role="attention", block=b, shape=(tokens, nh * hd))
+        mm("o", t + "a", t + "o", "self_attn.o_proj", h, nh * hd)
+        e.emit("add", 0, "VXM", (x, t + "o"), (t + "r",), role="residual", block=b, shape=(tokens, h))
+        e.emit("rmsnorm", 0, "VXM", (t + "r",), (t + "n2",), weight=p + "post_attention_layernorm.weight",
+               eps=model.rms_norm_eps, role="mlp_norm", block=b, shape=(tokens, h))
+        mm("gate", t + "n2", t + "g", "mlp.gate_proj", inter, h)
+        mm("up", t + "n2", t + "u", "mlp.up_proj", inter, h)
+        e.emit("silu_mul", 0, "VXM", (t + "g", t + "u"), (t + "s",), role="silu_mul", block=b,
+               shape=(tokens, inter))
+        mm("down", t + "s", t + "d", "mlp.down_proj", h, inter)
+        e.emit("add", 0, "VXM", (t + "r", t + "d"), (f"x{li + 1}",), role="residual", block=b, shape=(tokens, h))
+    hb, x = model.num_layers + 1, f"x{model.num_layers}"
+    if phase == "prefill" and seq_len > 1:
+        e.emit("last_rows", 0, "SXM_W", (x,), ("xl",), batch=batch, seq_len=seq_len, role="last_rows",
+               block=hb, shape=(batch, h))
+        x = "xl"
+    e.emit("rmsnorm", 0, "VXM", (x,), ("xn",), weight="model.norm.weight", eps=model.rms_norm_eps,
+           role="final_norm", block=hb, shape=(batch, h))
+    head = "model.embed_tokens.weight" if model.tie_word_embeddings else "lm_head.weight"
+    e.emit("matmul", 0, "MXM", ("xn",), ("logits",), weight=head, rows=(0, model.vocab_size), cols=(0, h),
+           dtype=wd, bias=None, role="lm_head", block=hb, shape=(batch, model.vocab_size))
+    return Program(model=model.name, phase=phase, batch=batch, seq_len=seq_len, chips=1, instrs=tuple(e.instrs),
+                   weight_dtype=wd, activation_dtype=precision.activations)

@@ -1,0 +1,97 @@
+"""Pass 3, place: give every weight shard, KV-cache shard and activation workspace a home in MEM.
+
+Weights used by the MXM are spread over consecutive MEM slices of one
+hemisphere (P1 floorplan: 44 slices west, 44 east, each beside its two MXM
+planes), always the emptier one so both pairs of planes are fed; weights
+are read through bank 0 while KV cache and activations are written through
+bank 1. Activation workspace is the peak of live activation bytes on the
+chip, walking its instructions in program order, with rows capped at the
+chip's resident rows (longer prompts stream through in chunks).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import replace
+
+from twinfer.errors import CapacityError
+from twinfer.lpu.chip import Chip
+from twinfer.lpu.ir import Placement, Program, weight_key
+from twinfer.units import dtype_bytes
+
+
+def _needs(prog: Program, chip: Chip) -> dict[int, list[tuple[str, str, int]]]:
+    """Per chip: (tensor, kind, bytes) of weights, KV shards and the activation workspace."""
+    wb = dtype_bytes(prog.weight_dtype)
+    ab = dtype_bytes(prog.activation_dtype)
+    out: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
+    seen: set[tuple[int, str]] = set()
+    live: dict[int, dict[str, int]] = defaultdict(dict)
+    last_use: dict[tuple[int, str], int] = {}
+    for ins in prog.instrs:
+        for t in ins.inputs:
+            last_use[(ins.chip, t)] = ins.index
+    peak: dict[int, int] = defaultdict(int)
+    cur: dict[int, int] = defaultdict(int)
+    cap_rows = chip.params.activation_rows_resident
+    for ins in prog.instrs:
+        c = ins.chip
+        w = ins.attr("weight")
+        if ins.op == "matmul":
+            r0, r1 = ins.attr("rows")
+            c0, c1 = ins.attr("cols")
+            key = weight_key(w, (r0, r1), (c0, c1))
+            nbytes = (r1 - r0) * (c1 - c0) * wb + (2 * (r1 - r0) if ins.attr("bias") else 0)
+        elif ins.op == "embed":
+            a, b = ins.attr("cols")
+            vocab = ins.attr("vocab", 0)
+            key, nbytes = weight_key(w, (0, vocab), (a, b)), vocab * (b - a) * wb
+        elif ins.op == "rmsnorm":
+            key, nbytes = w, 2 * ins.attr("shape")[1]
+        elif ins.op == "attention":
+            key = f"kv.L{ins.attr('layer')}"
+            nbytes = int(prog.batch * prog.seq_len * 2 * ins.attr("kv_heads") * ins.attr("head_dim") * ab)
+        else:
+            key = ""
+        if key and (c, key) not in seen:
+            seen.add((c, key))
+            out[c].append((key, "kv" if ins.op == "attention" else "weight", int(nbytes)))
+        # activation liveness (program order is a valid execution order on each chip)
+        rows, width = ins.attr("shape", (0, 0))
+        for t in ins.outputs:
+            size = int(min(rows, cap_rows) * width * ab)
+            live[c][t] = size
+            cur[c] += size
+        peak[c] = max(peak[c], cur[c])
+        for t in ins.inputs:
+            if last_use.get((c, t)) == ins.index and t in live[c]:
+                cur[c] -= live[c].pop(t)
+    for c, p in peak.items():
+        out[c].append(("activations", "activation", p))
+    return out
+
+
+def place(prog: Program, chip: Chip) -> Program:
+    """``prog`` with placements and SRAM use per chip; CapacityError if a chip overflows."""
+    spec = chip.spec
+    half = spec.mem_slices // 2
+    sb = chip.slice_bytes
+    placements: list[Placement] = []
+    used = [0] * prog.chips
+    for c, items in sorted(_needs(prog, chip).items()):
+        fill = [0, 0]  # bytes used in the west / east hemisphere
+        for tensor, kind, nbytes in items:
+            side = 0 if fill[0] <= fill[1] else 1  # the emptier hemisphere keeps both MXM pairs fed
+            first = side * half + fill[side] // sb
+            count = max(1, math.ceil((fill[side] % sb + nbytes) / sb))
+            placements.append(Placement(tensor=tensor, chip=c, kind=kind, num_bytes=nbytes,
+                                        slice_first=first, slice_count=count, bank=0 if kind == "weight" else 1))
+            fill[side] += nbytes
+        used[c] = fill[0] + fill[1]
+        if used[c] > chip.usable_sram_bytes:
+            raise CapacityError(
+                f"chip {c} of {prog.model} needs {used[c] / 2**20:.1f} MiB of SRAM but has "
+                f"{chip.usable_sram_bytes / 2**20:.1f} MiB usable; use more chips or smaller dtypes"
+            )
+    return replace(prog, placements=tuple(placements), sram_bytes_per_chip=tuple(used))

@@ -1,0 +1,216 @@
+"""The partition plan: how many chips split each layer (tensor split) and which layers each chip group holds.
+
+A model is a chain of blocks — the embedding, each decoder layer, the LM head
+(final norm + output projection). A *stage* is a group of ``tp`` chips
+holding a contiguous run of blocks, every weight matrix split ``tp`` ways
+(Megatron-style: heads and FFN width over chips); stages form a pipeline.
+Per-chip bytes of a block are its weight shard + its KV-cache shard for the
+compiled batch and context + an activation workspace. The plan is the
+smallest (or, with a chip count given, the most balanced) packing in which
+every chip fits its usable SRAM.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from twinfer.errors import CapacityError, ConfigError
+from twinfer.lpu.chip import Chip
+from twinfer.models.ops import Precision
+from twinfer.models.spec import ModelSpec
+from twinfer.units import dtype_bytes
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage: ``tp`` chips holding blocks ``first_block`` .. ``last_block`` (inclusive)."""
+
+    index: int
+    chips: tuple[int, ...]
+    first_block: int  # 0 = embedding, 1..L = layers 0..L-1, L+1 = LM head
+    last_block: int
+    bytes_per_chip: int  # planned SRAM use of each chip of the stage
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Tensor split ``tp`` and the pipeline stages over a system of ``num_chips`` chips."""
+
+    tp: int
+    stages: tuple[Stage, ...]
+    num_chips: int  # chips in the system (some may stay idle)
+    capacity_bytes: int  # usable SRAM per chip
+
+    @property
+    def chips_used(self) -> int:
+        """Chips that hold part of the model."""
+        return self.tp * len(self.stages)
+
+    def stage_of_block(self, block: int) -> Stage:
+        """The stage holding ``block``."""
+        for st in self.stages:
+            if st.first_block <= block <= st.last_block:
+                return st
+        raise KeyError(block)
+
+
+def split_bounds(n: int, parts: int, i: int) -> tuple[int, int]:
+    """The ``i``-th of ``parts`` near-equal contiguous ranges of ``range(n)``."""
+    return n * i // parts, n * (i + 1) // parts
+
+
+def tp_candidates(model: ModelSpec, max_tp: int) -> list[int]:
+    """Tensor splits (largest first) that divide the heads and map KV heads cleanly, up to ``max_tp``."""
+    out = []
+    for t in range(max(1, max_tp), 0, -1):
+        if model.num_attention_heads % t:
+            continue
+        kv = model.num_kv_heads
+        if kv % t and t % kv:
+            continue
+        out.append(t)
+    return out
+
+
+def kv_heads_local(model: ModelSpec, tp: int) -> int:
+    """KV heads each chip of a ``tp``-way split holds (replicated when tp exceeds them)."""
+    return max(1, model.num_kv_heads // tp)
+
+
+def block_bytes(model: ModelSpec, chip: Chip, tp: int, precision: Precision, *,
+                batch: int, ctx: int, tokens: int) -> list[tuple[int, int]]:
+    """Per-chip SRAM of each block (embedding, layers, head) under a ``tp``-way split.
+
+    Each entry is (resident bytes: weights + KV shard, activation workspace
+    bytes); a stage needs the sum of its blocks' resident bytes plus the
+    largest workspace, since its blocks run one after another and reuse it.
+    """
+    if model.moe is not None or model.mla is not None:
+        raise ConfigError(f"{model.name}: the LPU compiler supports dense GQA models (Llama, Mistral, Qwen2) only")
+    wb, ab, kvb = dtype_bytes(precision.weights), dtype_bytes(precision.activations), dtype_bytes(precision.kv_cache)
+    h, inter, hd = model.hidden_size, model.intermediate_size, model.head_dim
+    # Reserve a full resident workspace whatever ``tokens`` is, so one plan serves prefill and decode.
+    rows = max(min(tokens, chip.params.activation_rows_resident), chip.params.activation_rows_resident)
+    q_local = model.num_attention_heads // tp * hd
+    kv_local = kv_heads_local(model, tp) * hd
+    i_local = math.ceil(inter / tp)
+    norm = h * 2  # norm weights kept at 16 bit, replicated on every chip
+    emb = (math.ceil(model.vocab_size * h / tp) * wb, rows * h * ab * 2)
+    layer_w = (h * (q_local + 2 * kv_local) + q_local * h + 3 * h * i_local) * wb + 2 * norm
+    if model.qkv_bias:
+        layer_w += (q_local + 2 * kv_local) * 2
+    layer_kv = batch * ctx * 2 * kv_local * kvb
+    layer_act = rows * (4 * h + 3 * i_local + q_local + 2 * kv_local) * ab
+    head = (math.ceil(model.vocab_size / tp) * h * wb + norm, rows * (2 * h + model.vocab_size) * ab)
+    layer = (layer_w + layer_kv, layer_act)
+    return [(int(a), int(b)) for a, b in [emb] + [layer] * model.num_layers + [head]]
+
+
+def _load(loads: list[tuple[int, int]], a: int, b: int) -> int:
+    """Per-chip bytes of a stage holding blocks a..b."""
+    return sum(x for x, _ in loads[a:b + 1]) + max(w for _, w in loads[a:b + 1])
+
+
+def _greedy(loads: list[tuple[int, int]], cap: int) -> list[tuple[int, int]] | None:
+    """Pack blocks in order into as few runs as possible, each at most ``cap`` (None if a block alone exceeds it)."""
+    runs: list[tuple[int, int]] = []
+    start, acc, ws = 0, 0, 0
+    for i, (x, w) in enumerate(loads):
+        if x + w > cap:
+            return None
+        if acc + x + max(ws, w) > cap:
+            runs.append((start, i - 1))
+            start, acc, ws = i, 0, 0
+        acc += x
+        ws = max(ws, w)
+    runs.append((start, len(loads) - 1))
+    return runs
+
+
+def _balanced(loads: list[tuple[int, int]], stages: int, cap: int) -> list[tuple[int, int]] | None:
+    """Contiguous runs, at most ``stages`` of them, minimising the largest run (None if it exceeds ``cap``)."""
+    lo, hi = max(x + w for x, w in loads), _load(loads, 0, len(loads) - 1)
+    while lo < hi:  # binary search on the largest run
+        mid = (lo + hi) // 2
+        runs = _greedy(loads, mid)
+        if runs is not None and len(runs) <= stages:
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo > cap:
+        return None
+    runs = _greedy(loads, lo) or []
+    # Use the spare stages: split the heaviest multi-block run in two until all stages are used.
+    while len(runs) < stages:
+        multi = [(_load(loads, a, b), -a, a, b) for a, b in runs if b > a]
+        if not multi:
+            break
+        _, _, a, b = max(multi)
+        total = sum(x for x, _ in loads[a:b + 1])
+        acc, cut = 0, a
+        for j in range(a, b):
+            acc += loads[j][0]
+            cut = j
+            if acc * 2 >= total:
+                break
+        i = runs.index((a, b))
+        runs[i:i + 1] = [(a, cut), (cut + 1, b)]
+    return runs
+
+
+def _make_plan(loads: list[tuple[int, int]], runs: list[tuple[int, int]], tp: int, num_chips: int,
+               cap: int) -> Plan:
+    stages = tuple(
+        Stage(index=s, chips=tuple(range(s * tp, (s + 1) * tp)), first_block=a, last_block=b,
+              bytes_per_chip=_load(loads, a, b))
+        for s, (a, b) in enumerate(runs)
+    )
+    return Plan(tp=tp, stages=stages, num_chips=num_chips, capacity_bytes=cap)
+
+
+def min_chips(model: ModelSpec, chip: Chip, precision: Precision, *, batch: int, ctx: int, tokens: int) -> Plan:
+    """The plan using the fewest chips (ties: the larger tensor split, for lower latency)."""
+    cap = chip.usable_sram_bytes
+    best: Plan | None = None
+    for tp in tp_candidates(model, chip.spec.chips_per_node):
+        loads = block_bytes(model, chip, tp, precision, batch=batch, ctx=ctx, tokens=tokens)
+        runs = _greedy(loads, cap)
+        if runs is None:
+            continue
+        plan = _make_plan(loads, runs, tp, len(runs) * tp, cap)
+        if best is None or plan.chips_used < best.chips_used:
+            best = plan
+    if best is None:
+        tp = tp_candidates(model, chip.spec.chips_per_node)[0]
+        need = max(x + w for x, w in block_bytes(model, chip, tp, precision, batch=batch, ctx=ctx, tokens=tokens))
+        raise CapacityError(
+            f"{model.name} cannot fit: one block needs {need / 2**20:.1f} MiB per chip even split {tp} ways, "
+            f"but a {chip.spec.name} chip has {cap / 2**20:.1f} MiB usable SRAM; use 8-bit weights, "
+            "a smaller batch or context, or a chip with more SRAM"
+        )
+    return best
+
+
+def make_plan(model: ModelSpec, chip: Chip, precision: Precision, *, chips: int | None,
+              batch: int, ctx: int, tokens: int) -> Plan:
+    """Partition ``model`` over ``chips`` chips (the fewest that fit when None).
+
+    Raises CapacityError naming the minimum chip count when ``chips`` is too few.
+    """
+    if chips is None:
+        return min_chips(model, chip, precision, batch=batch, ctx=ctx, tokens=tokens)
+    if chips < 1:
+        raise ConfigError(f"--chips must be >= 1, got {chips}")
+    cap = chip.usable_sram_bytes
+    for tp in tp_candidates(model, min(chips, chip.spec.chips_per_node)):
+        loads = block_bytes(model, chip, tp, precision, batch=batch, ctx=ctx, tokens=tokens)
+        runs = _balanced(loads, chips // tp, cap)
+        if runs is not None:
+            return _make_plan(loads, runs, tp, chips, cap)
+    need = min_chips(model, chip, precision, batch=batch, ctx=ctx, tokens=tokens)
+    raise CapacityError(
+        f"{model.name} at {precision.weights} weights, batch {batch}, context {ctx} does not fit on {chips} "
+        f"{chip.spec.name} chips; it needs at least {need.chips_used} chips "
+        f"({need.tp}-way tensor split x {len(need.stages)} pipeline stages); pass --chips {need.chips_used} or more"
+    )
