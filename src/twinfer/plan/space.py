@@ -1,0 +1,222 @@
+"""A plan's inputs (model, workload, SLOs, objective, hardware, limits) and its search space of fleets.
+
+A plan YAML file (see ``examples/plans/``)::
+
+    name: llama3-70b-conv
+    model: llama-3-70b
+    workload: {trace: builtin:azure-conv-sample, max_requests: 400}   # a scenario workload section
+    target_rate_per_s: 4          # arrivals become Poisson at this rate (lengths kept from the trace)
+    rates_per_s: [1, 2, 4, 8]     # also plan at these rates (the "as traffic grows" table)
+    slo: {ttft_s: 2.0, tpot_s: 0.1, percentile: 90}   # >= 90 % of requests meet both
+    objective: min_cost           # min_cost | max_goodput_per_usd | max_goodput_per_watt
+    hardware: [h100, h200]        # allowed silicon (GPUs and LPUs)
+    limits: {budget_per_hour_usd: 400, power_w: 100000, racks: 2}
+    search:
+      modes: [aggregated, disaggregated]
+      tp: [2, 4, 8]               # GPU tensor parallelism per instance
+      lpu_chips: [null]           # LPU chips per replica (null: smallest that fits)
+      max_batch_seqs: [null]      # batch caps (null: the backend's limit)
+      max_instances_per_pool: 8
+      link: ib-ndr                # prefill -> decode KV link (disaggregated)
+      batching: {policy: chunked, token_budget: 2048}
+    seed: 0
+
+Devices per rack, for the ``racks`` limit, default to 32 GPUs (4 DGX-class
+8-GPU servers per rack: a guess, typical of 40 kW air-cooled racks) and 64
+LPU chips (GroqRack: 8 GroqNode servers x 8 cards, Groq product brief);
+override with ``limits.devices_per_rack``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twinfer.errors import ConfigError
+
+OBJECTIVES = ("min_cost", "max_goodput_per_usd", "max_goodput_per_watt")
+MODES = ("aggregated", "disaggregated")
+#: Devices per rack by kind (see the module doc for sources; the GPU value is a guess).
+DEVICES_PER_RACK = {"gpu": 32, "lpu": 64}
+PLAN_KEYS = frozenset({"name", "model", "workload", "target_rate_per_s", "rates_per_s", "slo", "objective",
+                       "hardware", "limits", "search", "seed", "description"})
+
+
+@dataclass(frozen=True)
+class PoolChoice:
+    """One pool of a candidate fleet: silicon, parallelism, instance count and batch cap."""
+
+    role: str  # mixed | prefill | decode
+    hardware: str
+    count: int
+    tp: int = 1  # GPUs per instance (tensor parallel); 1 for LPUs
+    chips: int | None = None  # LPU chips per replica (None: the smallest that fits)
+    max_batch_seqs: int | None = None
+
+    def label(self) -> str:
+        """Short text such as ``3x h100 tp4`` or ``1x groq-tsp-v1 c576``."""
+        par = f"c{self.chips}" if self.chips else f"tp{self.tp}"
+        cap = f" b{self.max_batch_seqs}" if self.max_batch_seqs else ""
+        return f"{self.count}x {self.hardware} {par}{cap}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A fleet the planner considers: aggregated (one mixed pool) or disaggregated (prefill + decode)."""
+
+    mode: str
+    pools: tuple[PoolChoice, ...]
+
+    @property
+    def key(self) -> str:
+        """A readable unique id, e.g. ``agg[4x h100 tp4]`` or ``disagg[2x h100 tp4 -> 3x h200 tp2]``."""
+        inner = " -> ".join(p.label() for p in self.pools)
+        return f"{'agg' if self.mode == 'aggregated' else 'disagg'}[{inner}]"
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """A parsed plan file."""
+
+    name: str
+    model: str
+    workload: dict[str, Any]
+    target_rate_per_s: float
+    rates_per_s: tuple[float, ...]  # sorted, includes the target
+    ttft_s: float
+    tpot_s: float
+    percentile: float  # e.g. 90: at least 90 % of requests meet both SLOs
+    objective: str
+    hardware: tuple[str, ...]
+    modes: tuple[str, ...] = MODES
+    tp: tuple[int, ...] = (1, 2, 4, 8)
+    lpu_chips: tuple[int | None, ...] = (None,)
+    max_batch_seqs: tuple[int | None, ...] = (None,)
+    max_instances_per_pool: int = 8
+    link: str = "ib-ndr"
+    batching: dict[str, Any] = field(default_factory=dict)
+    budget_per_hour_usd: float | None = None
+    power_w: float | None = None
+    racks: int | None = None
+    devices_per_rack: int | None = None
+    seed: int = 0
+    base_dir: str | None = None
+
+    @property
+    def attainment(self) -> float:
+        """Fraction of requests that must meet both SLOs."""
+        return self.percentile / 100.0
+
+
+def _tuple(value: Any, where: str, kind: type | tuple[type, ...]) -> tuple[Any, ...]:
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if item is not None and (isinstance(item, bool) or not isinstance(item, kind)):
+            raise ConfigError(f"{where}: {item!r} is not a {getattr(kind, '__name__', kind)}")
+    return tuple(items)
+
+
+def parse_plan(raw: Any, *, where: str = "plan", base_dir: Path | None = None) -> PlanSpec:
+    """Check a plan mapping (as read from YAML) and return its :class:`PlanSpec`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: a plan file must be a mapping (see examples/plans/)")
+    unknown = set(raw) - PLAN_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(PLAN_KEYS)}")
+    for key in ("model", "workload", "target_rate_per_s", "slo", "hardware"):
+        if key not in raw:
+            raise ConfigError(f"{where}: '{key}' is missing")
+    slo = raw["slo"]
+    if not isinstance(slo, dict) or not {"ttft_s", "tpot_s"} <= set(slo):
+        raise ConfigError(f"{where}: slo needs ttft_s and tpot_s (and optionally percentile, default 90)")
+    percentile = float(slo.get("percentile", 90))
+    if not 0 < percentile <= 100:
+        raise ConfigError(f"{where}: slo.percentile must be in (0, 100], got {percentile}")
+    objective = raw.get("objective", "min_cost")
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"{where}: objective {objective!r} is not one of {', '.join(OBJECTIVES)}")
+    target = float(raw["target_rate_per_s"])
+    rates = sorted({target, *(float(r) for r in _tuple(raw.get("rates_per_s", []), f"{where}.rates_per_s", (int, float)))})
+    if rates[0] <= 0:
+        raise ConfigError(f"{where}: request rates must be > 0")
+    search = raw.get("search") or {}
+    limits = raw.get("limits") or {}
+    if not isinstance(search, dict) or not isinstance(limits, dict) or not isinstance(raw["workload"], dict):
+        raise ConfigError(f"{where}: workload, search and limits must be mappings")
+    modes = _tuple(search.get("modes", list(MODES)), f"{where}.search.modes", str)
+    if not set(modes) <= set(MODES):
+        raise ConfigError(f"{where}: search.modes must be among {', '.join(MODES)}")
+    known_limits = {"budget_per_hour_usd", "power_w", "racks", "devices_per_rack"}
+    if set(limits) - known_limits:
+        raise ConfigError(f"{where}: unknown limits {sorted(set(limits) - known_limits)}; allowed: {sorted(known_limits)}")
+    return PlanSpec(
+        name=str(raw.get("name", "plan")),
+        model=str(raw["model"]),
+        workload=dict(raw["workload"]),
+        target_rate_per_s=target,
+        rates_per_s=tuple(rates),
+        ttft_s=float(slo["ttft_s"]),
+        tpot_s=float(slo["tpot_s"]),
+        percentile=percentile,
+        objective=objective,
+        hardware=_tuple(raw["hardware"], f"{where}.hardware", str),
+        modes=modes,
+        tp=_tuple(search.get("tp", [1, 2, 4, 8]), f"{where}.search.tp", int),
+        lpu_chips=_tuple(search.get("lpu_chips", [None]), f"{where}.search.lpu_chips", int),
+        max_batch_seqs=_tuple(search.get("max_batch_seqs", [None]), f"{where}.search.max_batch_seqs", int),
+        max_instances_per_pool=int(search.get("max_instances_per_pool", 8)),
+        link=str(search.get("link", "ib-ndr")),
+        batching=dict(search.get("batching") or {}),
+        budget_per_hour_usd=limits.get("budget_per_hour_usd"),
+        power_w=limits.get("power_w"),
+        racks=limits.get("racks"),
+        devices_per_rack=limits.get("devices_per_rack"),
+        seed=int(raw.get("seed", 0)),
+        base_dir=str(base_dir) if base_dir is not None else None,
+    )
+
+
+def load_plan(path: str | Path) -> PlanSpec:
+    """Read and check the plan YAML at ``path`` (relative trace paths are read beside it)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such file") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    return parse_plan(raw, where=str(path), base_dir=path.resolve().parent)
+
+
+def instance_shapes(spec: PlanSpec, kind_of: dict[str, str]) -> list[tuple[str, int, int | None, int | None]]:
+    """(hardware, tp, chips, max_batch_seqs) of every instance type in the search space."""
+    shapes = []
+    for hw in spec.hardware:
+        pars = [(1, c) for c in spec.lpu_chips] if kind_of[hw] == "lpu" else [(t, None) for t in spec.tp]
+        for (tp, chips), cap in itertools.product(pars, spec.max_batch_seqs):
+            shapes.append((hw, tp, chips, cap))
+    return shapes
+
+
+def enumerate_candidates(
+    spec: PlanSpec, shapes: list[tuple[str, int, int | None, int | None]]
+) -> list[Candidate]:
+    """Every fleet of the search space built from the given instance types, in a fixed order."""
+    counts = range(1, spec.max_instances_per_pool + 1)
+    out: list[Candidate] = []
+    if "aggregated" in spec.modes:
+        for (hw, tp, chips, cap), n in itertools.product(shapes, counts):
+            out.append(Candidate("aggregated", (PoolChoice(role="mixed", hardware=hw, count=n, tp=tp, chips=chips,
+                                                           max_batch_seqs=cap),)))
+    if "disaggregated" in spec.modes:
+        for (p, d) in itertools.product(shapes, shapes):
+            for n_p, n_d in itertools.product(counts, counts):
+                out.append(Candidate("disaggregated", (
+                    PoolChoice(role="prefill", hardware=p[0], count=n_p, tp=p[1], chips=p[2], max_batch_seqs=p[3]),
+                    PoolChoice(role="decode", hardware=d[0], count=n_d, tp=d[1], chips=d[2], max_batch_seqs=d[3]),
+                )))
+    return out

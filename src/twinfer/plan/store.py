@@ -1,0 +1,181 @@
+"""The result store of a sweep: a folder of Parquet part files, written atomically, queried with DuckDB.
+
+Each finished batch of scenarios becomes one ``part-NNNNNN.parquet`` file,
+written under a temporary name and renamed, so a killed sweep leaves only
+whole part files behind and a rerun knows exactly which ids are done.
+
+Columns of every row (see also the metrics of the runner's summary):
+
+==================  ========  ==============================================================
+column              type      meaning
+==================  ========  ==============================================================
+scenario_id         string    16 hex digits: sha256 of the scenario's canonical JSON + seed
+sweep_index         int64     position of the scenario in the sweep's expansion order
+seed                int64     the simulation seed
+status              string    ``ok`` or ``error``
+error               string    the error (type: message) when status is ``error``, else null
+wall_s              double    wall time the scenario took in its worker (not deterministic)
+params_json         string    this scenario's overrides as JSON (dotted key -> value)
+scenario_json       string    the whole scenario as canonical JSON
+"<dotted key>"      any       one column per override key, e.g. "workload.arrivals.rate_per_s"
+<metric>            any       one column per key of the runner's (flattened) summary dict
+==================  ========  ==============================================================
+
+Metric and override columns can differ between part files (an error row has
+no metrics); the ``results`` view reads them with ``union_by_name``, so a
+missing column reads as NULL. Override columns have dots in their names:
+quote them in SQL, ``SELECT "workload.arrivals.rate_per_s" AS rate ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from twinfer.errors import ConfigError, DataError
+
+PART_GLOB = "part-*.parquet"
+#: Bookkeeping columns, in the order they lead every part file.
+BASE_COLUMNS = (
+    "scenario_id", "sweep_index", "seed", "status", "error", "wall_s", "params_json", "scenario_json",
+)
+
+
+def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings become dotted keys (``{"a": {"b": 1}}`` -> ``{"a.b": 1}``); lists become JSON text."""
+    out: dict[str, Any] = {}
+    for key, value in summary.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, prefix=f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            out[name] = json.dumps(value, sort_keys=True)
+        else:
+            out[name] = value
+    return out
+
+
+def _column(values: list[Any]) -> Any:
+    """A pyarrow array of ``values``; mixed or unsupported types fall back to JSON text."""
+    import pyarrow as pa
+
+    kinds = {type(v) for v in values if v is not None}
+    if kinds <= {int} and kinds:
+        return pa.array(values, type=pa.int64())
+    if kinds <= {int, float} and kinds:
+        return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+    if kinds <= {bool}:
+        return pa.array(values, type=pa.bool_() if kinds else pa.null())
+    if kinds <= {str}:
+        return pa.array(values, type=pa.string())
+    return pa.array([None if v is None else (v if isinstance(v, str) else json.dumps(v)) for v in values],
+                    type=pa.string())
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> Any:
+    """A pyarrow Table with the bookkeeping columns first, then every other key seen, in first-seen order."""
+    import pyarrow as pa
+
+    names = list(BASE_COLUMNS)
+    for row in rows:
+        for key in row:
+            if key not in names:
+                names.append(key)
+    return pa.table({name: _column([row.get(name) for row in rows]) for name in names})
+
+
+class ResultStore:
+    """A sweep's output folder: which scenario ids are done, and appending finished batches."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def parts(self) -> list[Path]:
+        """The finished part files, in name order."""
+        return sorted(self.folder.glob(PART_GLOB)) if self.folder.exists() else []
+
+    def done(self) -> dict[str, str]:
+        """scenario_id -> status of every row already written."""
+        import pyarrow.parquet as pq
+
+        out: dict[str, str] = {}
+        for part in self.parts():
+            try:
+                table = pq.read_table(part, columns=["scenario_id", "status"])
+            except Exception as exc:  # a part file is written by rename, so this means outside damage
+                raise DataError(f"{part}: unreadable result file ({exc}); move it away and rerun") from exc
+            for sid, status in zip(table["scenario_id"].to_pylist(), table["status"].to_pylist(), strict=True):
+                out[sid] = status
+        return out
+
+    def prepare(self) -> None:
+        """Create the folder and remove temporary files left by a killed writer."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for tmp in self.folder.glob(".part-*.tmp"):
+            tmp.unlink()
+
+    def _next_name(self) -> str:
+        numbers = [int(p.stem.split("-")[1]) for p in self.parts() if p.stem.split("-")[1].isdigit()]
+        return f"part-{(max(numbers) + 1) if numbers else 0:06d}.parquet"
+
+    def write_part(self, rows: list[dict[str, Any]]) -> Path:
+        """Write ``rows`` as the next part file: to a temporary name, fsync, then rename."""
+        import pyarrow.parquet as pq
+
+        name = self._next_name()
+        tmp = self.folder / f".{name}.tmp"
+        pq.write_table(rows_to_table(rows), tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        final = self.folder / name
+        os.replace(tmp, final)
+        return final
+
+    def drop_failed(self) -> int:
+        """Rewrite part files without their ``error`` rows (so those scenarios rerun); returns how many."""
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        dropped = 0
+        for part in self.parts():
+            table = pq.read_table(part)
+            keep = pc.equal(table["status"], "ok")
+            n_bad = table.num_rows - int(pc.sum(keep).as_py() or 0)
+            if n_bad == 0:
+                continue
+            dropped += n_bad
+            if n_bad == table.num_rows:
+                part.unlink()
+                continue
+            tmp = part.with_name(f".{part.name}.tmp")
+            pq.write_table(table.filter(keep), tmp)
+            os.replace(tmp, part)
+        return dropped
+
+
+def connect(folder: str | Path) -> Any:
+    """A DuckDB connection with a view ``results`` over every part file in ``folder``."""
+    import duckdb
+
+    folder = Path(folder)
+    if not any(folder.glob(PART_GLOB)):
+        raise ConfigError(f"{folder}: no result files ({PART_GLOB}); run `twinfer sweep ... --out {folder}` first")
+    con = duckdb.connect()
+    pattern = str(folder / PART_GLOB).replace("'", "''")
+    con.execute(f"CREATE VIEW results AS SELECT * FROM read_parquet('{pattern}', union_by_name = true)")
+    return con
+
+
+def query(folder: str | Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run ``sql`` (which may use the ``results`` view) over ``folder``; returns (column names, rows)."""
+    import duckdb
+
+    con = connect(folder)
+    try:
+        cur = con.execute(sql)
+    except duckdb.Error as exc:
+        raise ConfigError(f"query failed: {exc}") from exc
+    names = [d[0] for d in cur.description] if cur.description else []
+    return names, cur.fetchall()

@@ -1,0 +1,259 @@
+"""Run a sweep's jobs in parallel (local processes or Ray) and stream the results to a :class:`ResultStore`.
+
+Jobs whose id is already in the store are skipped, so rerunning an
+interrupted sweep with the same arguments finishes it without recomputing
+anything that was written. Results are buffered and written as one part file
+per ``batch_size`` finished scenarios (or every ``flush_s`` seconds); a
+scenario that raises is recorded as a row with ``status = 'error'`` and does
+not stop the sweep.
+
+The runner is any function ``run_one(scenario: dict, seed: int, base_dir=None) -> dict``
+of flat (or nested, flattened with dots) JSON-like metrics (``base_dir``: the
+folder relative paths in the scenario are read from), named as
+``"module:function"`` so worker processes and Ray workers can import it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from twinfer.errors import ConfigError
+from twinfer.plan.grid import Job, canonical_json
+from twinfer.plan.store import ResultStore, flatten
+
+#: The runner bound to the fleet simulator (see :mod:`twinfer.plan.runner`).
+DEFAULT_RUNNER = "twinfer.plan.runner:run_scenario"
+RAY_HINT = "pip install 'twinfer[ray]'"
+
+ProgressFn = Callable[[int, int, int], None]  # (finished now, to run in total, failed so far)
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What one invocation of :func:`run_sweep` did."""
+
+    total: int  # jobs in the sweep
+    skipped: int  # already in the store before this run
+    ran: int  # finished (ok or error) and written in this run
+    failed: int  # of ``ran``, how many recorded an error
+    parts_written: int
+    interrupted: bool  # stopped by Ctrl-C / SIGTERM before running everything
+
+
+_RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {}
+
+
+def resolve_runner(ref: str) -> Callable[..., dict[str, Any]]:
+    """Import the ``"module:function"`` runner (cached per process)."""
+    if ref not in _RUNNERS:
+        module_name, _, attr = ref.partition(":")
+        if not attr:
+            raise ConfigError(f"runner {ref!r} must be written 'module:function'")
+        try:
+            _RUNNERS[ref] = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"cannot import runner {ref!r}: {exc}") from exc
+    return _RUNNERS[ref]
+
+
+def execute_job(runner: str, scenario: dict[str, Any], seed: int, base_dir: str | None) -> dict[str, Any]:
+    """Run one scenario in a worker; never raises for a scenario's own failure.
+
+    Returns ``{"status", "error", "wall_s", "metrics"}``. ``base_dir`` is where
+    relative paths in the scenario (traces) are read from.
+    """
+    start = time.perf_counter()
+    try:
+        fn = resolve_runner(runner)
+        metrics = fn(scenario, seed, base_dir=base_dir)
+        if not isinstance(metrics, dict):
+            raise TypeError(f"runner returned {type(metrics).__name__}, expected a dict of metrics")
+        status, error = "ok", None
+        metrics = flatten(metrics)
+    except Exception as exc:  # recorded in the results, by design
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f" (at {tb[-1].filename}:{tb[-1].lineno})" if tb else ""
+        status, error, metrics = "error", f"{type(exc).__name__}: {exc}{where}", {}
+    return {"status": status, "error": error, "wall_s": time.perf_counter() - start, "metrics": metrics}
+
+
+def make_row(job: Job, result: dict[str, Any]) -> dict[str, Any]:
+    """The stored row of a finished job: bookkeeping, override values, then metrics."""
+    row: dict[str, Any] = {
+        "scenario_id": job.scenario_id,
+        "sweep_index": job.index,
+        "seed": job.seed,
+        "status": result["status"],
+        "error": result["error"],
+        "wall_s": float(result["wall_s"]),
+        "params_json": json.dumps(job.params, sort_keys=False),
+        "scenario_json": canonical_json(job.scenario),
+    }
+    for key, value in job.params.items():
+        row[key] = value
+    for key, value in result["metrics"].items():
+        row.setdefault(key, value)
+    return row
+
+
+def _ignore_sigint() -> None:
+    """Worker initializer: Ctrl-C is handled by the parent, which stops the pool."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _iter_serial(jobs: Sequence[Job], runner: str) -> Iterator[tuple[Job, dict[str, Any]]]:
+    for job in jobs:
+        yield job, execute_job(runner, job.scenario, job.seed, job.base_dir)
+
+
+def _iter_local(jobs: Sequence[Job], runner: str, workers: int) -> Iterator[tuple[Job, dict[str, Any]]]:
+    """Results in completion order from a process pool, at most 2 x workers jobs in flight."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+    todo = iter(jobs)
+    pending: dict[Future[dict[str, Any]], Job] = {}
+    finished = False
+    try:
+        while True:
+            while len(pending) < 2 * workers and (job := next(todo, None)) is not None:
+                pending[pool.submit(execute_job, runner, job.scenario, job.seed, job.base_dir)] = job
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in sorted(done, key=lambda f: pending[f].index):
+                job = pending.pop(fut)
+                yield job, fut.result()  # a dead worker raises BrokenProcessPool: stop, flush, rerun resumes
+        finished = True
+    finally:
+        pool.shutdown(wait=finished, cancel_futures=True)
+        if not finished:  # interrupted: do not wait for scenarios still running
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+
+
+def _iter_ray(
+    jobs: Sequence[Job], runner: str, workers: int | None, address: str | None
+) -> Iterator[tuple[Job, dict[str, Any]]]:
+    """Results in completion order from Ray tasks (a local Ray, the one already started, or ``address``)."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError(f"--ray needs the optional Ray extra: {RAY_HINT}") from exc
+    started = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, logging_level="warning")
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, logging_level="warning")
+        started = True
+    try:
+        task = ray.remote(num_cpus=1)(execute_job)
+        window = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+        todo = iter(jobs)
+        pending: dict[Any, Job] = {}
+        while True:
+            while len(pending) < window and (job := next(todo, None)) is not None:
+                pending[task.remote(runner, job.scenario, job.seed, job.base_dir)] = job
+            if not pending:
+                break
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                job = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayError as exc:  # the worker died: record it, keep going
+                    result = {"status": "error", "error": f"ray task failed: {exc}", "wall_s": 0.0, "metrics": {}}
+                yield job, result
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def run_sweep(
+    jobs: Sequence[Job],
+    store: ResultStore,
+    *,
+    runner: str = DEFAULT_RUNNER,
+    workers: int = 1,
+    backend: str = "local",
+    ray_address: str | None = None,
+    batch_size: int = 32,
+    flush_s: float = 10.0,
+    retry_failed: bool = False,
+    extend: bool = False,
+    progress: ProgressFn | None = None,
+) -> SweepOutcome:
+    """Run the jobs not yet in ``store`` and append their rows to it, batch by batch.
+
+    ``backend`` is ``"local"`` (a process pool of ``workers``; 1 runs in this
+    process) or ``"ray"``. ``retry_failed`` reruns scenarios recorded with an
+    error. A store holding ids that are not in ``jobs`` is refused unless
+    ``extend`` (it would mix two sweeps in one ``results`` view).
+    """
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"unknown sweep backend {backend!r}; use 'local' or 'ray'")
+    if workers < 1 or batch_size < 1:
+        raise ConfigError("--workers and --batch-size must be at least 1")
+    store.prepare()
+    if retry_failed:
+        store.drop_failed()
+    done = store.done()
+    ids = {job.scenario_id for job in jobs}
+    foreign = [sid for sid in done if sid not in ids]
+    if foreign and not extend:
+        raise ConfigError(
+            f"{store.folder} holds {len(foreign)} results that are not scenarios of this sweep; "
+            "use a new --out folder, or pass --extend to add this sweep to it"
+        )
+    todo = [job for job in jobs if job.scenario_id not in done]
+    skipped = len(jobs) - len(todo)
+    if backend == "ray":
+        results = _iter_ray(todo, runner, workers, ray_address)
+    elif workers == 1 or len(todo) <= 1:
+        results = _iter_serial(todo, runner)
+    else:
+        results = _iter_local(todo, runner, min(workers, len(todo)))
+
+    buffer: list[dict[str, Any]] = []
+    ran = failed = parts = 0
+    last_flush = time.monotonic()
+    interrupted = False
+
+    def flush() -> None:
+        nonlocal parts, last_flush
+        if buffer:
+            store.write_part(buffer)
+            parts += 1
+            buffer.clear()
+        last_flush = time.monotonic()
+
+    if progress:
+        progress(0, len(todo), 0)
+    try:
+        for job, result in results:
+            buffer.append(make_row(job, result))
+            ran += 1
+            failed += result["status"] != "ok"
+            if progress:
+                progress(ran, len(todo), failed)
+            if len(buffer) >= batch_size or time.monotonic() - last_flush >= flush_s:
+                flush()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+        flush()
+    return SweepOutcome(
+        total=len(jobs), skipped=skipped, ran=ran, failed=failed, parts_written=parts, interrupted=interrupted
+    )
