@@ -265,8 +265,10 @@ class _StepContext:
 
 
 def _op_embed(ex, ctx, instr, args):
-    dtype = instr.attr("dtype", ctx.program.weight_dtype)
-    return K.embed(args[0], ex.store.matrix(instr.attr("weight"), dtype))
+    name, dtype = instr.attr("weight"), instr.attr("dtype", ctx.program.weight_dtype)
+    table = ex.store.matrix(name, dtype)
+    cols = tuple(instr.attr("cols", (0, table.shape[1])))  # a hidden-column shard of the table
+    return K.embed(args[0], ex._shard(name, (0, table.shape[0]), cols, dtype))
 
 
 def _op_rmsnorm(ex, ctx, instr, args):
