@@ -63,8 +63,10 @@ def hardware_command(
     table = Table(title="Chips (dense peaks; price is an assumption: override it)")
     for col in ("name", "kind", "memory", "mem BW", "peak", "power idle/max", "$/h (assumed)", "scale-up"):
         table.add_column(col, no_wrap=col == "name")
+    from twinfer.hardware import GpuSpec
+
     for s in chips:
-        if s.kind == "gpu":
+        if isinstance(s, GpuSpec):
             mem, bw = f"{s.memory_bytes / 1e9:.0f} GB HBM", f"{s.mem_bw_bytes_per_s / 1e12:.2f} TB/s"
             rates, up = s.peak_flops_per_s, f"{s.scale_up_link} x{s.scale_up_gpus}"
         else:
@@ -91,9 +93,9 @@ def hardware_command(
         stable = Table(title="Sources ([U] = uncertain / guess)")
         for col in ("entry", "field", "source"):
             stable.add_column(col)
-        for s in (*chips, *links):
-            for key, src in s.sources.items():
-                stable.add_row(s.name, key + (" [U]" if key in s.uncertain else ""), src)
+        for entry in (*chips, *links):
+            for key, src in entry.sources.items():
+                stable.add_row(entry.name, key + (" [U]" if key in entry.uncertain else ""), src)
         console.print(stable)
     else:
         console.print("[U] marks a guessed or weakly sourced value; --sources shows every source.")

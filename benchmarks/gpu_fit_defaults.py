@@ -1,0 +1,85 @@
+"""Derive the shipped GPU efficiency defaults from the TUNING half of Vidur's kernel data.
+
+Run: ``.venv/bin/python benchmarks/gpu_fit_defaults.py [--write]``. Prints the
+fitted parameters per GPU; ``--write`` stores them in
+``src/twinfer/gpu/efficiency.json``. Accuracy on held-out files is measured by
+``benchmarks/gpu_accuracy.py``. Attention and step-overhead parameters are
+not in Vidur's shared data, so they come from the literature (noted below).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from gpu_common import GPUS, TUNE_MODEL, TUNE_WORKERS, linear_files, require_kernels
+from twinfer.gpu.efficiency import GpuEfficiency
+from twinfer.gpu.fit import fit_all_reduce, fit_gemm, fit_memory
+from twinfer.gpu.vidur_data import read_all_reduce, read_linear_ops
+from twinfer.hardware import get_hardware, get_link
+
+OUT = Path(__file__).resolve().parents[1] / "src" / "twinfer" / "gpu" / "efficiency.json"
+
+#: Not fitted (no attention timings in shared/data): literature values, uncertain.
+LITERATURE = {
+    "h100-sxm": {
+        "attn_prefill_peak_eff": 0.5,  # FlashAttention-2 ~35%, FlashAttention-3 up to 75% of H100 fp16 peak (Shah et al. 2024): midpoint, uncertain
+    },
+    "a100-80g": {
+        "attn_prefill_peak_eff": 0.6,  # FlashAttention-2 forward: 50-73% of A100 peak (Dao 2023): uncertain
+    },
+}
+COMMON_NOTE = (
+    "attn_prefill_half_len, attn_decode_mem_eff and step_overhead_s are guesses "
+    "(not validated: shared/data has no attention timings); run `twinfer calibrate` on the GPU to replace them."
+)
+
+
+def fit_all_reduce_h100() -> tuple[float, float]:
+    """(alpha, bandwidth efficiency) of NCCL all-reduce fitted on h100_dgx with the tuning worker counts."""
+    gpu = get_hardware("h100-sxm")
+    ar = [s for s in read_all_reduce(require_kernels() / "h100_dgx__all_reduce.csv") if s.group_size in TUNE_WORKERS]
+    eff = fit_all_reduce(ar, gpu, get_link(gpu.scale_up_link), GpuEfficiency())
+    return eff.allreduce_latency_s, eff.allreduce_bw_eff
+
+
+def fit_gpu(short: str, all_reduce: tuple[float, float]) -> GpuEfficiency:
+    """Fit GEMM and norm parameters of one GPU on its tuning file; all-reduce from the H100 fit."""
+    gpu = get_hardware(GPUS[short])
+    path = next(p for m, p, tuned in linear_files(short) if tuned)
+    rows = read_linear_ops(path)
+    base = GpuEfficiency().replace(**LITERATURE[gpu.name])
+    eff = fit_gemm([r.gemm for r in rows if r.gemm is not None], gpu, base)
+    eff = fit_memory([r.memory for r in rows if r.memory is not None], gpu, eff)
+    return eff.replace(allreduce_latency_s=all_reduce[0], allreduce_bw_eff=all_reduce[1])
+
+
+def main() -> None:
+    """Fit both GPUs and print (or write) the parameter file."""
+    entries = {}
+    all_reduce = fit_all_reduce_h100()
+    for short, name in GPUS.items():
+        eff = fit_gpu(short, all_reduce)
+        params = {k: (round(v, 9) if isinstance(v, float) else v) for k, v in eff.as_dict().items()}
+        entries[name] = {
+            "note": (f"GEMM/norm fitted on Vidur {short}__{TUNE_MODEL}__linear_ops.csv; all-reduce on h100_dgx "
+                     f"with {TUNE_WORKERS} workers (benchmarks/gpu_fit_defaults.py). {COMMON_NOTE}"),
+            "params": params,
+        }
+        print(name, json.dumps(params))
+    # GPUs without measurements (H200, B200, GB200, user GPUs) reuse the H100 efficiencies (same or newer
+    # generation of tensor cores and NCCL): an assumption, flagged in the note.
+    entries["default"] = {
+        "note": "ASSUMPTION: GPUs without their own entry (h200, b200, gb200, user GPUs) reuse the h100-sxm "
+                "efficiencies; calibrate them with `twinfer calibrate` when you can.",
+        "params": entries["h100-sxm"]["params"],
+    }
+    doc = {"source": "Vidur per-operator kernel timings (microsoft/vidur, MIT licence)", "gpus": entries}
+    if "--write" in sys.argv:
+        OUT.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

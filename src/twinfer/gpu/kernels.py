@@ -1,0 +1,107 @@
+"""Time of one GPU kernel: the roofline, then what it misses.
+
+Every formula starts from the roofline (FLOPs / peak, bytes / bandwidth) and
+adds, in order of how much they matter for LLM inference:
+
+* GEMMs: whole output tiles in waves over the SMs (wave quantisation and
+  tile padding at small token counts), a fraction of peak reached by cuBLAS,
+  a fraction of HBM bandwidth when streaming weights (small batches are
+  memory-bound), and a p-norm instead of a max because the two phases of a
+  real kernel only partly overlap.
+* A fixed per-kernel overhead (launch gap, prologue, tail) that dominates
+  tiny kernels such as norms at a few tokens.
+* Attention: prefill (FlashAttention) is FLOP-bound with an efficiency that
+  grows with the prompt length (short prompts leave tiles idle); decode is
+  bound by reading the KV cache (at short contexts the kernel overhead wins).
+* Norms, activations and adds: bandwidth-bound.
+* All-reduce: ring alpha-beta, t = alpha + 2 (p - 1) / p * S / B, with B the
+  achieved fraction of the per-direction link bandwidth (NVLink/NVSwitch).
+
+The parameters are :class:`GpuEfficiency`; nothing here is fitted per model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from twinfer.gpu.efficiency import GpuEfficiency
+from twinfer.hardware.specs import GpuSpec, LinkSpec
+from twinfer.models.ops import Op
+
+
+@dataclass(frozen=True)
+class KernelModel:
+    """Per-kernel time formulas for one GPU with one set of efficiency parameters."""
+
+    gpu: GpuSpec
+    eff: GpuEfficiency
+    scale_up: LinkSpec  # NVLink / NVSwitch fabric of the node
+    scale_out: LinkSpec  # network between nodes (used when a group exceeds the NVLink domain)
+
+    # ---- GEMM ------------------------------------------------------------------
+    def gemm_time_s(self, m: int, n: int, k: int, bytes_moved: float, dtype: str, groups: int = 1) -> float:
+        """Time of ``groups`` GEMMs [m,k]x[k,n] moving ``bytes_moved`` bytes in total."""
+        e = self.eff
+        sms = self.gpu.num_sms
+        # Small batches get short tiles (kernels with 16-row M tiles exist for skinny GEMMs).
+        tile_m = min(e.gemm_tile_m, 16 * math.ceil(m / 16))
+        tiles = math.ceil(m / tile_m) * math.ceil(n / e.gemm_tile_n) * groups
+        # Too few tiles to fill the GPU: split the reduction (split-K) over idle SMs, in chunks of >= 256.
+        split = min(sms // tiles, max(1, k // 256)) if tiles < sms else 1
+        waves = math.ceil(tiles * split / sms)
+        # One wave runs num_sms work units in the time one SM takes for one unit (a tile over k / split).
+        unit_flops = 2.0 * tile_m * e.gemm_tile_n * k / split
+        t_compute = waves * unit_flops * sms / (self.gpu.peak_flops(dtype) * e.gemm_peak_eff)
+        t_memory = bytes_moved / (self.gpu.mem_bw_bytes_per_s * e.gemm_mem_eff)
+        p = e.gemm_combine_p
+        return e.kernel_overhead_s + (t_compute**p + t_memory**p) ** (1.0 / p)
+
+    # ---- bandwidth-bound kernels -------------------------------------------------
+    def memory_time_s(self, bytes_moved: float) -> float:
+        """Norms, activations, residual adds, embedding gathers: bytes at the elementwise efficiency."""
+        return self.eff.elementwise_overhead_s + bytes_moved / (self.gpu.mem_bw_bytes_per_s * self.eff.elementwise_mem_eff)
+
+    # ---- attention -----------------------------------------------------------------
+    def prefill_attention_time_s(self, flops: float, bytes_moved: float, tokens_per_seq: float, dtype: str) -> float:
+        """FlashAttention over prompts of ``tokens_per_seq`` new tokens on average."""
+        e = self.eff
+        ramp = tokens_per_seq / (tokens_per_seq + e.attn_prefill_half_len)
+        t_c = flops / (self.gpu.peak_flops(dtype) * e.attn_prefill_peak_eff * max(ramp, 1e-3))
+        t_m = bytes_moved / (self.gpu.mem_bw_bytes_per_s * e.gemm_mem_eff)
+        return e.kernel_overhead_s + max(t_c, t_m)
+
+    def decode_attention_time_s(self, flops: float, bytes_moved: float, dtype: str) -> float:
+        """Paged/flash decoding: bound by reading the KV cache; tiny contexts cost the kernel overhead."""
+        e = self.eff
+        t_m = bytes_moved / (self.gpu.mem_bw_bytes_per_s * e.attn_decode_mem_eff)
+        t_c = flops / (self.gpu.peak_flops(dtype) * e.attn_prefill_peak_eff)
+        return e.kernel_overhead_s + max(t_c, t_m)
+
+    # ---- collectives ---------------------------------------------------------------
+    def all_reduce_time_s(self, message_bytes: float, group_size: int) -> float:
+        """Ring all-reduce of ``message_bytes`` per rank over ``group_size`` GPUs (alpha-beta)."""
+        if group_size <= 1 or message_bytes <= 0:
+            return 0.0
+        link = self.scale_up if group_size <= self.gpu.scale_up_gpus else self.scale_out
+        bw = link.bw_bytes_per_s * self.eff.allreduce_bw_eff
+        return self.eff.allreduce_latency_s + 2.0 * (group_size - 1) / group_size * message_bytes / bw
+
+    def send_recv_time_s(self, message_bytes: float, cross_node: bool) -> float:
+        """Point-to-point activation send between pipeline stages."""
+        link = self.scale_out if cross_node else self.scale_up
+        return link.transfer_time_s(message_bytes)
+
+    # ---- dispatch ------------------------------------------------------------------
+    def op_time_s(self, op: Op, cross_node_pp: bool = False) -> float:
+        """Time of one execution of ``op`` (per rank), by its kind."""
+        moved = op.bytes_read + op.bytes_written
+        if op.kind == "gemm":
+            return self.gemm_time_s(op.m, op.n, op.k, moved, op.dtype, op.groups)
+        if op.kind == "attention":
+            raise ValueError("attention ops are timed with prefill/decode_attention_time_s (they need per-sequence lengths)")
+        if op.kind == "collective":
+            if op.name == "pp_send_recv":
+                return self.send_recv_time_s(op.message_bytes, cross_node_pp)
+            return self.all_reduce_time_s(op.message_bytes, op.group_size)
+        return self.memory_time_s(moved)

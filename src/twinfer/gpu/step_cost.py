@@ -1,0 +1,248 @@
+"""GpuStepCost: time of one forward step of a batch on a TP x PP group of GPUs, and its memory.
+
+Step time is the sum over the ops of :func:`twinfer.models.ops.lower_step`
+of (time of one execution) x ``repeat``, plus ``step_overhead_s``. What
+overlaps and what does not:
+
+* Ops run back to back on one CUDA stream: no overlap between kernels
+  (CUDA graphs remove host launch gaps, which ``kernel_overhead_s`` keeps
+  as the per-kernel fixed time).
+* Inside a GEMM, operand streaming and tensor-core math partly overlap
+  (the p-norm in :mod:`twinfer.gpu.kernels`).
+* Tensor-parallel all-reduces are not overlapped with compute (as in vLLM
+  and TensorRT-LLM without comm/compute overlap).
+* Pipeline parallelism: the step time is the latency of the batch through
+  all stages (every layer once plus the stage-to-stage sends); overlap of
+  several micro-batches in flight is not modelled here (the simulator may
+  run one batch per stage).
+
+Speed: the simulator calls :meth:`GpuStepCost.step_time_s` millions of
+times. Everything but attention depends only on (total tokens, sequences),
+so it is cached per token count; attention is a closed form whose linear
+coefficients are read off the op graph once at construction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+from twinfer.errors import CapacityError, ConfigError
+from twinfer.gpu.efficiency import GpuEfficiency, default_efficiency
+from twinfer.gpu.kernels import KernelModel
+from twinfer.hardware.loader import HardwareSet
+from twinfer.hardware.registry import get_hardware, get_link
+from twinfer.hardware.specs import GpuSpec
+from twinfer.models.ops import Op, Precision, StepGraph, lower_step, weight_bytes_per_rank
+from twinfer.models.spec import ModelSpec
+from twinfer.models.step import StepShape
+from twinfer.perf.base import InstanceResources
+from twinfer.units import GIB, dtype_bytes
+
+#: Fraction of GPU memory the serving engine may use (vLLM's gpu_memory_utilization default, 0.9).
+DEFAULT_MEMORY_UTILIZATION = 0.9
+#: Sequences per step when the caller sets none (vLLM's max_num_seqs default, 256).
+DEFAULT_MAX_BATCH_SEQS = 256
+#: Tokens per step the activation workspace is sized for (vLLM's max_num_batched_tokens for chunked prefill is 8192 on large GPUs).
+DEFAULT_MAX_STEP_TOKENS = 8192
+#: CUDA context, cuBLAS workspace, NCCL buffers per GPU: a guess (about 1 GiB is typical).
+RUNTIME_RESERVED_BYTES = 1.0 * GIB
+
+_ATTN_FIELDS_PREFILL = ("prefill_tokens", "prefill_attn_pairs", "prefill_kv_tokens", "prefill_seqs")
+_ATTN_FIELDS_DECODE = ("decode_seqs", "decode_context_tokens")
+
+
+@dataclass(frozen=True)
+class OpTime:
+    """Time of one op of a step: per execution and how many times it runs."""
+
+    name: str
+    kind: str
+    repeat: int
+    time_s: float  # one execution (one layer for per-layer ops)
+    flops: float  # one execution
+    bytes_moved: float  # one execution
+
+    @property
+    def total_s(self) -> float:
+        """Time of all executions in the step."""
+        return self.time_s * self.repeat
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Per-GPU memory: what the engine may use, what weights and workspace take, and what is left for KV."""
+
+    usable_bytes: float  # memory x utilisation
+    weight_bytes: float
+    workspace_bytes: float  # activations of the largest step + runtime reserve
+    kv_bytes_per_token: float  # per GPU
+    kv_free_bytes: float  # usable - weights - workspace (negative: does not fit)
+
+
+def _attention_ops(graph: StepGraph) -> dict[str, Op]:
+    return {op.phase: op for op in graph.ops if op.kind == "attention"}
+
+
+class GpuStepCost:
+    """The :class:`twinfer.perf.base.StepCostModel` of a model on ``tp`` x ``pp`` GPUs of one kind.
+
+    ``efficiency`` replaces the shipped per-GPU parameters (e.g. from
+    :func:`twinfer.gpu.load_calibration`); ``memory_utilization`` is the
+    fraction of GPU memory the engine may use (vLLM's default 0.9).
+    Raises :class:`CapacityError` when the weights and workspace alone do not fit.
+    """
+
+    def __init__(
+        self,
+        model: ModelSpec,
+        gpu_spec: GpuSpec | str,
+        *,
+        tp: int = 1,
+        pp: int = 1,
+        precision: Precision | None = None,
+        max_batch_seqs: int | None = None,
+        efficiency: GpuEfficiency | None = None,
+        extra_hardware: HardwareSet | None = None,
+        memory_utilization: float = DEFAULT_MEMORY_UTILIZATION,
+        max_step_tokens: int = DEFAULT_MAX_STEP_TOKENS,
+    ) -> None:
+        gpu = get_hardware(gpu_spec, extra_hardware)
+        if not isinstance(gpu, GpuSpec):
+            raise ConfigError(f"{gpu.name} is an LPU; use twinfer.lpu.step_cost.LpuStepCost for it")
+        if not 0 < memory_utilization <= 1:
+            raise ConfigError(f"memory_utilization must be in (0, 1], got {memory_utilization}")
+        self.model, self.gpu, self.tp, self.pp = model, gpu, tp, pp
+        self.precision = precision or Precision()
+        self.efficiency = efficiency or default_efficiency(gpu.name)
+        self.max_batch_seqs = max_batch_seqs or DEFAULT_MAX_BATCH_SEQS
+        self.memory_utilization = memory_utilization
+        self.max_step_tokens = max_step_tokens
+        self.kernels = KernelModel(gpu, self.efficiency, get_link(gpu.scale_up_link, extra_hardware), get_link("ib-ndr"))
+        self._cross_node_pp = tp * pp > gpu.scale_up_gpus
+        # Validate the layout once (lower_step raises ConfigError on bad tp/pp) and learn attention coefficients.
+        self._prefill_coef = self._attention_coefficients(_ATTN_FIELDS_PREFILL, "prefill")
+        self._decode_coef = self._attention_coefficients(_ATTN_FIELDS_DECODE, "decode")
+        self._layers = model.num_layers
+        self._mla_prefill = model.mla is not None
+        self._dense = lru_cache(maxsize=1 << 16)(self._dense_time_s)
+        self.memory = self._memory_plan()
+        if self.memory.kv_free_bytes <= 0:
+            missing = -self.memory.kv_free_bytes
+            raise CapacityError(
+                f"{model.name} does not fit on {tp * pp} x {gpu.name} (tp={tp}, pp={pp}, weights {self.precision.weights}): "
+                f"weights {self.memory.weight_bytes / 1e9:.1f} GB + workspace {self.memory.workspace_bytes / 1e9:.1f} GB "
+                f"per GPU exceed the usable {self.memory.usable_bytes / 1e9:.1f} GB by {missing / 1e9:.1f} GB "
+                f"(before any KV cache); use more GPUs (a larger --tp or --pp), fp8 weights, or a GPU with more memory"
+            )
+
+    # ---- construction helpers ---------------------------------------------------------
+    def _attention_coefficients(self, fields: tuple[str, ...], phase: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Linear coefficients (constant, per field) of attention FLOPs and bytes, from the op graph.
+
+        The attention op's FLOPs and bytes are linear in the step's sums, so
+        lowering a base shape and one unit step per field recovers them exactly.
+        """
+        base = dict.fromkeys(fields, 1)
+
+        def measure(values: dict[str, int]) -> tuple[float, float]:
+            op = _attention_ops(lower_step(self.model, StepShape(**values), self.tp, self.pp, self.precision))[phase]
+            return op.flops, op.bytes_read + op.bytes_written
+
+        f0, b0 = measure(base)
+        fl, by = [], []
+        for name in fields:
+            f1, b1 = measure({**base, name: 2})
+            fl.append(f1 - f0)
+            by.append(b1 - b0)
+        return (f0 - sum(fl), *fl), (b0 - sum(by), *by)
+
+    def _memory_plan(self) -> MemoryPlan:
+        m, p = self.model, self.precision
+        weights = weight_bytes_per_rank(m, self.tp, self.pp, p.weights)
+        ab = dtype_bytes(p.activations)
+        ffn = m.intermediate_size if m.num_dense_layers else 0
+        if m.moe is not None:
+            ffn = max(ffn, m.moe.expert_intermediate_size * m.moe.experts_per_token, m.moe.expert_intermediate_size * m.moe.num_shared_experts)
+        # Live activations of the largest step: residual, normed input, QKV/attention output, gate+up of the FFN.
+        per_token = (3 * m.hidden_size + m.q_dim // self.tp + 2 * max(1, m.num_kv_heads // self.tp) * m.head_dim
+                     + 2 * math.ceil(ffn / self.tp)) * ab
+        logits = self.max_batch_seqs * math.ceil(m.vocab_size / self.tp) * 4  # fp32 logits for sampling
+        workspace = self.max_step_tokens * per_token + logits + RUNTIME_RESERVED_BYTES
+        usable = self.gpu.memory_bytes * self.memory_utilization
+        kv = m.kv_bytes_per_token(p.kv_cache) / self.pp
+        if m.mla is None:
+            kv *= max(1, m.num_kv_heads // self.tp) / m.num_kv_heads  # heads split over TP, replicated beyond
+        return MemoryPlan(usable, weights, workspace, kv, usable - weights - workspace)
+
+    # ---- the step-cost interface ----------------------------------------------------
+    def _dense_time_s(self, total_tokens: int, num_seqs: int, prefill_kv_tokens: int, has_prefill: bool) -> float:
+        """Every op but attention, whole step: depends only on token and sequence counts."""
+        if has_prefill:
+            shape = StepShape(prefill_tokens=total_tokens, prefill_seqs=max(1, num_seqs),
+                              prefill_attn_pairs=total_tokens, prefill_kv_tokens=prefill_kv_tokens or total_tokens)
+        else:
+            shape = StepShape(decode_seqs=total_tokens, decode_context_tokens=total_tokens)
+        # The synthetic shape has the same total tokens and sequences as the caller's (so lm_head and
+        # final_norm see num_seqs rows) and, for MLA, the same prefill KV tokens.
+        graph = lower_step(self.model, shape, self.tp, self.pp, self.precision)
+        return sum(self.kernels.op_time_s(op, self._cross_node_pp) * op.repeat
+                   for op in graph.ops if op.kind != "attention")
+
+    def _prefill_attention_s(self, shape: StepShape) -> float:
+        """Prefill attention of one layer: a closed form in the shape's prefill sums."""
+        (f0, *fc), (b0, *bc) = self._prefill_coef
+        vals = (shape.prefill_tokens, shape.prefill_attn_pairs, shape.prefill_kv_tokens, shape.prefill_seqs)
+        flops = f0 + sum(c * v for c, v in zip(fc, vals, strict=True))
+        moved = b0 + sum(c * v for c, v in zip(bc, vals, strict=True))
+        per_seq = shape.prefill_tokens / max(1, shape.prefill_seqs)
+        return self.kernels.prefill_attention_time_s(flops, moved, per_seq, self.precision.activations)
+
+    def _decode_attention_s(self, shape: StepShape) -> float:
+        """Decode attention of one layer: a closed form in the shape's decode sums."""
+        (f0, *fc), (b0, *bc) = self._decode_coef
+        vals = (shape.decode_seqs, shape.decode_context_tokens)
+        flops = f0 + sum(c * v for c, v in zip(fc, vals, strict=True))
+        moved = b0 + sum(c * v for c, v in zip(bc, vals, strict=True))
+        return self.kernels.decode_attention_time_s(flops, moved, self.precision.activations)
+
+    def step_time_s(self, shape: StepShape) -> float:
+        """Wall time of one forward step computing ``shape`` (sum over ops; see the module docstring)."""
+        t = shape.prefill_tokens + shape.decode_seqs
+        if t <= 0:
+            return 0.0
+        kv = shape.prefill_kv_tokens if (self._mla_prefill and shape.prefill_tokens) else 0
+        total = self._dense(t, shape.prefill_seqs + shape.decode_seqs, kv, shape.prefill_tokens > 0)
+        if shape.prefill_tokens:
+            total += self._prefill_attention_s(shape) * self._layers
+        if shape.decode_seqs:
+            total += self._decode_attention_s(shape) * self._layers
+        return total + self.efficiency.step_overhead_s
+
+    def resources(self) -> InstanceResources:
+        """Devices, KV capacity (after weights and workspace), batch limit, price and power of the instance."""
+        n = self.tp * self.pp
+        return InstanceResources(
+            hardware=self.gpu.name,
+            num_devices=n,
+            kv_capacity_tokens=int(self.memory.kv_free_bytes // self.memory.kv_bytes_per_token),
+            max_batch_seqs=self.max_batch_seqs,
+            price_per_hour_usd=n * self.gpu.price_per_hour_usd,
+            power_idle_w=n * self.gpu.power_idle_w,
+            power_max_w=n * self.gpu.power_max_w,
+        )
+
+    # ---- explanation ------------------------------------------------------------------------
+    def op_times(self, shape: StepShape) -> list[OpTime]:
+        """Each op of the step with its time per execution (for breakdowns; not cached, not for hot loops)."""
+        graph = lower_step(self.model, shape, self.tp, self.pp, self.precision)
+        out = []
+        for op in graph.ops:
+            moved = op.bytes_read + op.bytes_written
+            if op.kind == "attention":
+                t = self._prefill_attention_s(shape) if op.phase == "prefill" else self._decode_attention_s(shape)
+            else:
+                t = self.kernels.op_time_s(op, self._cross_node_pp)
+            out.append(OpTime(op.name, op.kind, op.repeat, t, op.flops, moved))
+        return out

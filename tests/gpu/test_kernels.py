@@ -1,0 +1,81 @@
+"""Kernel time formulas against hand-computed rooflines and closed forms."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_big_square_gemm_is_flops_over_peak_times_efficiency(make_kernels):
+    """An 8192^3 bf16 GEMM on H100 takes 2n^3 / (989 TF x gemm_peak_eff), within 5% (waves full, memory hidden)."""
+    km = make_kernels("h100")
+    n = 8192
+    t = km.gemm_time_s(n, n, n, 3 * n * n * 2, "bf16")
+    by_hand = 2 * n**3 / (989e12 * km.eff.gemm_peak_eff)
+    assert t == pytest.approx(by_hand, rel=0.05)
+    # and the stated efficiency is a real fraction of peak: slower than the pure roofline
+    assert t > 2 * n**3 / 989e12
+
+
+def test_single_token_gemm_is_weight_streaming(make_kernels):
+    """m=1 x [8192, 28672] bf16 reads 470 MB of weights: time = overhead + bytes / (3.35 TB/s x mem_eff), within 3%."""
+    km = make_kernels("h100")
+    k, n = 8192, 28672
+    moved = 2 * (k * n + k + n)
+    t = km.gemm_time_s(1, n, k, moved, "bf16")
+    by_hand = km.eff.kernel_overhead_s + moved / (3.35e12 * km.eff.gemm_mem_eff)
+    assert t == pytest.approx(by_hand, rel=0.03)
+
+
+def test_fp8_gemm_is_faster_when_compute_bound(make_kernels):
+    """Doubling the tensor-core rate (fp8) makes a large GEMM close to 2x faster."""
+    km = make_kernels("h100")
+    n = 8192
+    bf16 = km.gemm_time_s(n, n, n, 3 * n * n * 2, "bf16")
+    fp8 = km.gemm_time_s(n, n, n, 3 * n * n, "fp8")
+    assert 1.7 < bf16 / fp8 <= 2.0
+
+
+@pytest.mark.parametrize("gpu", ["a100", "h100"])
+def test_gemm_time_never_falls_with_more_tokens(make_kernels, gpu):
+    """Monotonic in m: more tokens never make a GEMM faster (wave steps included)."""
+    km = make_kernels(gpu)
+    k, n = 4096, 12288
+    times = [km.gemm_time_s(m, n, k, 2 * (k * n + m * k + m * n), "bf16") for m in range(1, 4097, 7)]
+    assert all(b >= a - 1e-12 for a, b in zip(times, times[1:], strict=False))
+
+
+def test_wave_quantisation_steps(make_kernels):
+    """One more tile row past a full wave adds a whole wave of compute."""
+    km = make_kernels("h100")
+    e = km.eff
+    n, k = e.gemm_tile_n * km.gpu.num_sms, 8192  # exactly one wave per row of tiles
+    full = km.gemm_time_s(e.gemm_tile_m * 8, n, k, 1.0, "bf16")
+    over = km.gemm_time_s(e.gemm_tile_m * 8 + 1, n, k, 1.0, "bf16")
+    assert (over - e.kernel_overhead_s) / (full - e.kernel_overhead_s) == pytest.approx(9 / 8, rel=1e-6)
+
+
+def test_all_reduce_alpha_beta_closed_form(make_kernels):
+    """Ring all-reduce: alpha + 2(p-1)/p x S / (450 GB/s x eff) on NVLink4, 0 for one GPU."""
+    km = make_kernels("h100")
+    size = 64e6
+    for p in (2, 4, 8):
+        expect = km.eff.allreduce_latency_s + 2 * (p - 1) / p * size / (450e9 * km.eff.allreduce_bw_eff)
+        assert km.all_reduce_time_s(size, p) == pytest.approx(expect, rel=1e-12)
+    assert km.all_reduce_time_s(size, 1) == 0.0
+
+
+def test_norm_is_bandwidth_bound(make_kernels):
+    """A norm over 4096 x 8192 bf16 (read + write 134 MB) runs at elementwise_mem_eff of HBM bandwidth."""
+    km = make_kernels("a100")
+    moved = 2 * 4096 * 8192 * 2
+    expect = km.eff.elementwise_overhead_s + moved / (2.039e12 * km.eff.elementwise_mem_eff)
+    assert km.memory_time_s(moved) == pytest.approx(expect, rel=1e-12)
+
+
+def test_decode_attention_reads_kv_at_bandwidth(make_kernels):
+    """Long-context decode attention ~ KV bytes / (bandwidth x decode efficiency)."""
+    km = make_kernels("h100")
+    ctx = 1_000_000
+    kv_bytes = ctx * 2 * 8 * 128 * 2  # 8 KV heads, head_dim 128, bf16, one layer
+    t = km.decode_attention_time_s(4.0 * ctx * 64 * 128, kv_bytes, "bf16")
+    assert t == pytest.approx(km.eff.kernel_overhead_s + kv_bytes / (3.35e12 * km.eff.attn_decode_mem_eff), rel=1e-9)
