@@ -1,0 +1,195 @@
+"""LpuStepCost: the LPU backend of :class:`twinfer.perf.base.StepCostModel`.
+
+The simulator asks for step times millions of times, so this uses an
+analytic estimate built from the same closed-form chip costs the compiler
+uses, summed along the chain the compiled schedule follows: per layer the
+norms, the five row-split and two column-split matmuls on the MXM, the
+attention, and two all-reduces over the stage's direct links; between
+stages the activation hand-off; then embedding and LM head. Tests check it
+against full compiled schedules (tests/lpu/test_step_cost.py states the
+tolerance). KV capacity is the SRAM left after weights and workspace on the
+tightest stage — on an SRAM-only chip it binds concurrency and context.
+"""
+
+from __future__ import annotations
+
+import math
+
+from twinfer.hardware.specs import LpuSpec
+from twinfer.lpu.chip import Chip, make_chip
+from twinfer.lpu.plan import Plan, block_bytes, kv_heads_local, make_plan
+from twinfer.lpu.system import System
+from twinfer.models.ops import Precision
+from twinfer.models.spec import ModelSpec
+from twinfer.models.step import StepShape
+from twinfer.perf.base import InstanceResources
+from twinfer.units import dtype_bytes
+
+#: Default precision on the LPU: 8-bit weights (Llama-2-70B only fits ~576 TSP v1 chips at <= 8 bits, lpu.md).
+LPU_DEFAULT_PRECISION = Precision(weights="int8", activations="fp16", kv_cache="fp16")
+
+
+class AnalyticLpu:
+    """Closed-form step cycles for a plan: the compiled schedule's critical chain, summed."""
+
+    def __init__(self, model: ModelSpec, system: System, plan: Plan, precision: Precision) -> None:
+        self.m, self.sys, self.plan, self.prec = model, system, plan, precision
+        self.chip: Chip = system.chip
+
+    def _allreduce(self, rows: int, width: int, tp: int) -> int:
+        c = self.chip
+        if tp == 1:
+            return 0
+        chunk = math.ceil(width / tp)
+        byte = dtype_bytes(self.prec.activations)
+        xfer = c.c2c_cycles(int(rows * chunk * byte)) + c.hop_latency_cycles * self.sys.topology.hops_same_node
+        splits = tp * c.sxm_cycles(rows * chunk)
+        adds = (tp - 1) * c.vxm_cycles(rows * chunk, 1)
+        return splits + xfer + adds + xfer + c.sxm_cycles(rows * width)
+
+    def _attention(self, shape: StepShape, heads: int, kvh: int) -> int:
+        c, hd, act = self.chip, self.m.head_dim, self.prec.activations
+        total = 0
+        if shape.prefill_seqs:
+            q = max(1, shape.prefill_tokens // shape.prefill_seqs)
+            ctx = max(1, shape.prefill_kv_tokens // shape.prefill_seqs)
+            total += c.attention_cycles(batch=shape.prefill_seqs, q_rows=q, ctx=ctx, heads=heads, kv_heads=kvh,
+                                        head_dim=hd, act_dtype=act)
+        if shape.decode_seqs:
+            ctx = max(1, shape.decode_context_tokens // shape.decode_seqs)
+            total += c.attention_cycles(batch=shape.decode_seqs, q_rows=1, ctx=ctx, heads=heads, kv_heads=kvh,
+                                        head_dim=hd, act_dtype=act)
+        return total
+
+    def layer_cycles(self, shape: StepShape, tp: int) -> int:
+        """One decoder layer on a ``tp``-chip stage."""
+        m, c, wd = self.m, self.chip, self.prec.weights
+        t, h, hd = shape.total_tokens, m.hidden_size, m.head_dim
+        ql, kvl = m.num_attention_heads // tp * hd, kv_heads_local(m, tp) * hd
+        il = math.ceil(m.intermediate_size / tp)
+        p = c.params
+        norm = c.vxm_cycles(t * h, p.vxm_ops_rmsnorm)
+        q, k, v = c.matmul_cycles(t, h, ql, wd), c.matmul_cycles(t, h, kvl, wd), c.matmul_cycles(t, h, kvl, wd)
+        rope_k = c.vxm_cycles(t * kvl, p.vxm_ops_rope)
+        attn = self._attention(shape, m.num_attention_heads // tp, kv_heads_local(m, tp))
+        o = c.matmul_cycles(t, ql, h, wd)
+        gate, up = c.matmul_cycles(t, h, il, wd), c.matmul_cycles(t, h, il, wd)
+        silu = c.vxm_cycles(t * il, p.vxm_ops_silu_mul)
+        down = c.matmul_cycles(t, il, h, wd)
+        add = c.vxm_cycles(t * h, 1)
+        ar = self._allreduce(t, h, tp)
+        return (norm + q + k + v + max(0, rope_k - v) + attn + o + ar + add
+                + norm + gate + up + silu + down + ar + add)
+
+    def step_cycles(self, shape: StepShape) -> int:
+        """Cycles of one step of ``shape`` through every stage of the plan."""
+        m, c, wd = self.m, self.chip, self.prec.weights
+        t, h = shape.total_tokens, m.hidden_size
+        total = 0
+        stages = self.plan.stages
+        for si, st in enumerate(stages):
+            tp = len(st.chips)
+            layers = sum(1 for b in range(st.first_block, st.last_block + 1) if 1 <= b <= m.num_layers)
+            total += layers * self.layer_cycles(shape, tp)
+            if st.first_block == 0:
+                w = math.ceil(h / tp)
+                total += c.mem_gather_cycles(t, w)
+                if tp > 1:
+                    total += self._gather(t, h, tp)
+            if st.last_block == m.num_layers + 1:
+                rows = shape.num_seqs
+                if shape.prefill_tokens > shape.prefill_seqs:
+                    total += c.sxm_cycles(t * h)
+                total += c.vxm_cycles(rows * h, c.params.vxm_ops_rmsnorm)
+                vl = math.ceil(m.vocab_size / tp)
+                total += c.matmul_cycles(rows, h, vl, wd)
+                if tp > 1:
+                    byte = dtype_bytes(self.prec.activations)
+                    total += (c.c2c_cycles(int(rows * vl * byte)) + c.hop_latency_cycles
+                              + c.sxm_cycles(rows * m.vocab_size))
+            if si + 1 < len(stages):
+                nxt = stages[si + 1]
+                hops = self.sys.hops(st.chips[0], nxt.chips[0])
+                chunk = math.ceil(h / tp)
+                byte = dtype_bytes(self.prec.activations)
+                total += (c.sxm_cycles(t * chunk) + c.c2c_cycles(int(t * chunk * byte))
+                          + hops * c.hop_latency_cycles + self._gather(t, h, len(nxt.chips)))
+        return total
+
+    def _gather(self, rows: int, width: int, tp: int) -> int:
+        if tp == 1:
+            return 0
+        c = self.chip
+        chunk = math.ceil(width / tp)
+        byte = dtype_bytes(self.prec.activations)
+        return (c.c2c_cycles(int(rows * chunk * byte)) + c.hop_latency_cycles * self.sys.topology.hops_same_node
+                + c.sxm_cycles(rows * width))
+
+
+class LpuStepCost:
+    """Step time and resources of a model compiled onto an LPU system (the simulator's LPU backend).
+
+    ``chips=None`` picks the fewest chips that hold the weights plus KV cache
+    for ``max_batch_seqs`` sequences at the model's context length (capped at
+    8,192 tokens). Step times are analytic (see :class:`AnalyticLpu`) and
+    cached per shape; add the host I/O overhead of the groqflow estimator.
+    """
+
+    def __init__(self, model: ModelSpec, lpu_spec: LpuSpec, *, chips: int | None = None,
+                 precision: Precision | None = None, max_batch_seqs: int | None = None,
+                 chip: Chip | None = None) -> None:
+        self.model = model
+        self.chip = chip or make_chip(lpu_spec)
+        self.precision = precision or LPU_DEFAULT_PRECISION
+        self._batch = max_batch_seqs or 8
+        ctx = min(model.max_position_embeddings, 8192)
+        # With a chip count given, plan for the weights alone and report the SRAM left as KV capacity.
+        kv_batch, kv_ctx = (self._batch, ctx) if chips is None else (1, 1)
+        self.plan = make_plan(model, self.chip, self.precision, chips=chips, batch=kv_batch, ctx=kv_ctx,
+                              tokens=self._batch)
+        self.system = System(self.chip, self.plan.num_chips)
+        self.analytic = AnalyticLpu(model, self.system, self.plan, self.precision)
+        self._cache: dict[StepShape, float] = {}
+
+    def kv_capacity_tokens(self) -> int:
+        """KV tokens that fit on the tightest stage after its weights and workspace."""
+        cap = self.chip.usable_sram_bytes
+        loads = block_bytes(self.model, self.chip, self.plan.tp, self.precision, batch=0, ctx=0,
+                            tokens=self._batch)
+        per_tok_layer = 2 * kv_heads_local(self.model, self.plan.tp) * self.model.head_dim * dtype_bytes(
+            self.precision.kv_cache)
+        best = None
+        for st in self.plan.stages:
+            blocks = loads[st.first_block:st.last_block + 1]
+            used = sum(x for x, _ in blocks) + max(w for _, w in blocks)
+            layers = sum(1 for b in range(st.first_block, st.last_block + 1) if 1 <= b <= self.model.num_layers)
+            if layers == 0:
+                continue
+            tokens = int((cap - used) // (per_tok_layer * layers))
+            best = tokens if best is None else min(best, tokens)
+        return max(0, best or 0)
+
+    def step_time_s(self, shape: StepShape) -> float:
+        """Wall time of one forward step of ``shape`` (cycles / clock + host I/O overhead)."""
+        hit = self._cache.get(shape)
+        if hit is not None:
+            return hit
+        if shape.total_tokens <= 0:
+            return 0.0
+        cycles = self.analytic.step_cycles(shape)
+        p = self.chip.params
+        io_bytes = shape.total_tokens * 4 + shape.num_seqs * 4  # token ids in, sampled ids out
+        t = cycles / self.chip.spec.clock_hz + p.host_overhead_s + io_bytes / p.host_bw_bytes_per_s
+        if len(self._cache) < 1_000_000:
+            self._cache[shape] = t
+        return t
+
+    def resources(self) -> InstanceResources:
+        """Chips, KV capacity, batch limit, price and power of the whole LPU system."""
+        n = self.plan.chips_used
+        s = self.chip.spec
+        return InstanceResources(
+            hardware=s.name, num_devices=n, kv_capacity_tokens=self.kv_capacity_tokens(),
+            max_batch_seqs=self._batch, price_per_hour_usd=s.price_per_hour_usd * n,
+            power_idle_w=s.power_idle_w * n, power_max_w=s.power_max_w * n,
+        )
