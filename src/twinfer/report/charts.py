@@ -1,0 +1,166 @@
+"""Chart specifications for reports, as plain plotly.js figure dicts (``{"data": [...], "layout": {...}}``).
+
+The dicts are rendered in the page by the inlined plotly.js; building them as
+plain JSON (not ``plotly.graph_objects``) keeps the page deterministic, small
+and free of encodings a reader cannot inspect. Charts plot values read from
+the results files; the only transformation is sorting (CDFs) and, for long
+series, keeping every k-th point (named in the chart's subtitle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+#: A colour-blind-safe qualitative palette (Okabe & Ito, "Color Universal Design", 2008).
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+#: Most points a line or CDF keeps; beyond this it keeps evenly spaced ones (browser speed).
+MAX_POINTS = 2000
+
+
+def _layout(title: str, x_title: str, y_title: str, **extra: Any) -> dict[str, Any]:
+    """A plain white layout with axis titles and a legend under the plot."""
+    layout: dict[str, Any] = {
+        "title": {"text": title, "font": {"size": 15}, "x": 0.01, "xanchor": "left"},
+        "xaxis": {"title": {"text": x_title}, "gridcolor": "#e5e5e5", "zeroline": False},
+        "yaxis": {"title": {"text": y_title}, "gridcolor": "#e5e5e5", "zeroline": False},
+        "paper_bgcolor": "#ffffff",
+        "plot_bgcolor": "#ffffff",
+        "margin": {"l": 64, "r": 24, "t": 56, "b": 56},
+        "height": 360,
+        "legend": {"orientation": "h", "y": -0.22},
+        "font": {"family": "system-ui, sans-serif", "size": 12},
+    }
+    layout.update(extra)
+    return layout
+
+
+def _floats(values: Any) -> list[float]:
+    """Plain Python floats for JSON (NaN-free: non-finite values are dropped by callers)."""
+    return [float(v) for v in np.asarray(values, dtype=np.float64)]
+
+
+def thin_indices(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
+    """Indices of at most ``max_points`` evenly spaced points of ``n``, always keeping the first and last."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max_points).round().astype(np.int64))
+
+
+def cdf_figure(title: str, x_title: str, series: Sequence[tuple[str, Any]], *, log_x: bool = False) -> dict[str, Any]:
+    """Empirical CDFs, one line per named sample: x = sorted values, y = rank / n."""
+    data = []
+    for i, (name, values) in enumerate(series):
+        v = np.asarray(values, dtype=np.float64)
+        v = np.sort(v[np.isfinite(v)])
+        if v.size == 0:
+            continue
+        keep = thin_indices(v.size)
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"{name} (n={v.size})",
+                "x": _floats(v[keep]),
+                "y": _floats((keep + 1) / v.size),
+                "line": {"color": PALETTE[i % len(PALETTE)], "shape": "hv", "width": 2},
+            }
+        )
+    layout = _layout(title, x_title, "fraction of requests ≤ x")
+    layout["yaxis"]["range"] = [0, 1.02]
+    if log_x:
+        layout["xaxis"]["type"] = "log"
+    return {"data": data, "layout": layout}
+
+
+def line_figure(
+    title: str, x_title: str, y_title: str, series: Sequence[tuple[str, Any, Any]], *, step: bool = False,
+    markers: bool = False,
+) -> dict[str, Any]:
+    """Lines (x, y) per named series, e.g. utilisation over time or throughput vs request rate."""
+    data = []
+    for i, (name, x, y) in enumerate(series):
+        xs, ys = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        keep = thin_indices(xs.size)
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers" if markers else "lines",
+                "name": name,
+                "x": _floats(xs[keep]),
+                "y": _floats(ys[keep]),
+                "line": {"color": PALETTE[i % len(PALETTE)], "shape": "hv" if step else "linear", "width": 2},
+            }
+        )
+    return {"data": data, "layout": _layout(title, x_title, y_title)}
+
+
+def bar_figure(
+    title: str, y_title: str, categories: Sequence[str], groups: Sequence[tuple[str, Sequence[float]]],
+    *, stacked: bool = False,
+) -> dict[str, Any]:
+    """Bars per category, one colour per group (grouped, or stacked for a breakdown)."""
+    data = [
+        {
+            "type": "bar",
+            "name": name,
+            "x": list(categories),
+            "y": [float(v) for v in values],
+            "marker": {"color": PALETTE[i % len(PALETTE)]},
+        }
+        for i, (name, values) in enumerate(groups)
+    ]
+    return {"data": data, "layout": _layout(title, "", y_title, barmode="stack" if stacked else "group")}
+
+
+def scatter_figure(
+    title: str, x_title: str, y_title: str, *, x: Sequence[float], y: Sequence[float], labels: Sequence[str],
+    color: Sequence[float] | None = None, color_title: str = "", frontier: Sequence[bool] | None = None,
+) -> dict[str, Any]:
+    """Points coloured by a third quantity (e.g. cost vs latency coloured by power), frontier circled."""
+    marker: dict[str, Any] = {"size": 10, "line": {"width": 1, "color": "#333"}}
+    if color is not None:
+        marker.update({"color": [float(c) for c in color], "colorscale": "Viridis", "showscale": True,
+                       "colorbar": {"title": {"text": color_title}}})
+    else:
+        marker["color"] = PALETTE[0]
+    data: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "name": "configurations",
+            "x": [float(v) for v in x],
+            "y": [float(v) for v in y],
+            "text": list(labels),
+            "hovertemplate": "%{text}<br>x=%{x}<br>y=%{y}<extra></extra>",
+            "marker": marker,
+        }
+    ]
+    if frontier is not None and any(frontier):
+        pts = sorted((float(a), float(b)) for a, b, f in zip(x, y, frontier, strict=True) if f)
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "Pareto frontier",
+                "x": [p[0] for p in pts],
+                "y": [p[1] for p in pts],
+                "line": {"color": "#D55E00", "width": 2, "dash": "dot"},
+            }
+        )
+    return {"data": data, "layout": _layout(title, x_title, y_title)}
+
+
+def sram_figure(title: str, chips: Sequence[int], used_bytes: Sequence[float], capacity_bytes: float | None) -> dict[str, Any]:
+    """SRAM used per chip (bars), with the chip's capacity as a line when known."""
+    fig = bar_figure(title, "SRAM used (bytes)", [str(c) for c in chips], [("SRAM used", used_bytes)])
+    fig["layout"]["xaxis"]["title"] = {"text": "chip"}
+    fig["layout"]["xaxis"]["type"] = "category"
+    if capacity_bytes:
+        fig["layout"]["shapes"] = [
+            {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": capacity_bytes, "y1": capacity_bytes,
+             "line": {"color": "#D55E00", "dash": "dash"}}
+        ]
+    return fig

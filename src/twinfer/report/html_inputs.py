@@ -1,0 +1,180 @@
+"""Report sections that make a report stand alone: the inputs (model, hardware with sources, workload, SLOs) and the LPU partition.
+
+Inputs are read from the results file (the simulator records what it ran);
+a hardware preset the file names but does not describe is filled in from the
+installed twinfer presets, and the page says so. The LPU partition is shown
+from the results when recorded there, else compiled here with the LPU
+compiler when it is available (and labelled as computed by the report), else
+the section says why it is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from twinfer.report import charts
+from twinfer.report.html_format import Cell, esc, kv_table, note, pointer, table
+from twinfer.report.html_page import Figure, Section
+
+#: Keys under which the simulator may record inputs (top level or under "inputs").
+INPUT_KEYS = ("model", "workload", "slo", "scenario")
+#: Fleets as (display name, key in the summary's ``fleets``, fleet summary).
+Fleets = Sequence[tuple[str, str | int, Mapping[str, Any]]]
+
+
+def _inputs_root(summary: Mapping[str, Any]) -> tuple[Mapping[str, Any], tuple[str, ...]]:
+    """The mapping holding the inputs and its JSON path (``/inputs`` or the top level)."""
+    inputs = summary.get("inputs")
+    if isinstance(inputs, Mapping):
+        return inputs, ("inputs",)
+    return summary, ()
+
+
+def _hardware_table(name: str, spec: Mapping[str, Any], src: str, base: tuple[str | int, ...]) -> str:
+    """field | value | source | uncertain, for one hardware spec recorded in the results."""
+    sources = spec.get("sources", {}) if isinstance(spec.get("sources"), Mapping) else {}
+    uncertain = set(spec.get("uncertain", ()) or ())
+    rows = []
+    for key, value in spec.items():
+        if key in ("sources", "uncertain"):
+            continue
+        if isinstance(value, Mapping):  # e.g. peak_flops_per_s: {"bf16": ...}
+            items = [(f"{key}.{k}", v, (*base, key, k)) for k, v in value.items()]
+        else:
+            items = [(key, value, (*base, key))]
+        for label, v, path in items:
+            source = sources.get(label, sources.get(label.split(".")[0], ""))
+            flag = "uncertain" if label in uncertain or label.split(".")[0] in uncertain else ""
+            rows.append((Cell(label), Cell(v, src, pointer(path)), Cell(source), Cell(flag)))
+    return table(("field", "value", "source", ""), rows, caption=name, css="hardware")
+
+
+def _preset_table(name: str) -> str:
+    """A hardware preset from the installed registry (not from the results: no data-src)."""
+    from dataclasses import asdict
+
+    from twinfer.hardware import get_hardware
+
+    try:
+        spec = asdict(get_hardware(name))
+    except Exception:  # unknown to this install: say so rather than fail the report
+        return note(f"{name}: not described in the results and not a known preset.", kind="warn")
+    sources, uncertain = spec.pop("sources", {}), set(spec.pop("uncertain", ()))
+    rows = []
+    for key, value in spec.items():
+        items = [(f"{key}.{k}", v) for k, v in value.items()] if isinstance(value, Mapping) else [(key, value)]
+        for label, v in items:
+            flag = "uncertain" if label in uncertain or key in uncertain else ""
+            rows.append((Cell(label), Cell(v), Cell(sources.get(label, sources.get(key, ""))), Cell(flag)))
+    return table(("field", "value", "source", ""), rows, caption=f"{name} (installed preset)", css="hardware")
+
+
+def _hardware_names(fleets: Fleets) -> list[str]:
+    names: list[str] = []
+    for _, _, p in _pools(fleets):
+        hw = p.get("hardware")
+        if isinstance(hw, str) and hw not in names:
+            names.append(hw)
+    return names
+
+
+def inputs_section(summary: Mapping[str, Any], src: str, fleets: Fleets | None = None) -> Section:
+    """Model, workload, SLOs, scenario and hardware (each value with its source) as recorded in the results."""
+    root, base = _inputs_root(summary)
+    parts = []
+    for key in INPUT_KEYS:
+        value = root.get(key)
+        if isinstance(value, Mapping):
+            parts.append(f"<h3>{esc(key)}</h3>" + kv_table(value, src, (*base, key)))
+        elif value is not None:
+            parts.append(f"<h3>{esc(key)}</h3>" + table(("field", "value"), [(Cell(key), Cell(value, src, pointer((*base, key))))]))
+    hardware = root.get("hardware")
+    recorded: set[str] = set()
+    if isinstance(hardware, Mapping):
+        parts.append("<h3>hardware</h3>")
+        for name, spec in hardware.items():
+            if isinstance(spec, Mapping):
+                recorded.add(str(name))
+                parts.append(_hardware_table(str(name), spec, src, (*base, "hardware", name)))
+    missing = [n for n in _hardware_names(fleets or []) if n not in recorded]
+    if missing:
+        parts.append(note("The results name hardware they do not describe; shown below from this twinfer "
+                          "install's presets (check they match the run).", kind="warn"))
+        parts.extend(_preset_table(n) for n in missing)
+    if not parts:
+        parts.append(note("The results file records no inputs.", kind="warn"))
+    return Section("inputs", "Inputs", "".join(parts))
+
+
+def _pools(fleets: Fleets) -> list[tuple[str, tuple[str | int, ...], Mapping[str, Any]]]:
+    """(fleet name, JSON path of the pool, pool) for every pool of every fleet."""
+    out: list[tuple[str, tuple[str | int, ...], Mapping[str, Any]]] = []
+    for fname, fkey, f in fleets:
+        pools = f.get("pools", [])
+        items = pools.items() if isinstance(pools, Mapping) else enumerate(pools)
+        for pkey, p in items:
+            if isinstance(p, Mapping):
+                out.append((fname, ("fleets", fkey, "pools", pkey), p))
+    return out
+
+
+def _lpu_pools(fleets: Fleets) -> list[tuple[str, tuple[str | int, ...], Mapping[str, Any]]]:
+    """The pools whose hardware is an LPU (by recorded ``kind``, else by the preset of that name)."""
+    from twinfer.hardware import get_hardware
+
+    out = []
+    for fname, path, p in _pools(fleets):
+        kind = p.get("kind")
+        if kind is None and isinstance(p.get("hardware"), str):
+            try:
+                kind = get_hardware(p["hardware"]).kind
+            except Exception:  # unknown name: not an LPU we can describe
+                kind = None
+        if kind == "lpu":
+            out.append((fname, path, p))
+    return out
+
+
+def partition_block(title: str, part: Mapping[str, Any], src: str, base: tuple[str | int, ...], fig_id: str) -> tuple[str, Figure | None]:
+    """Table of a partition's stages and a chart of SRAM used per chip, from a recorded partition dict.
+
+    Expects ``stages`` (each with ``chips``, ``first_block``, ``last_block``,
+    ``bytes_per_chip``) and optionally ``capacity_bytes``, ``tp``, ``chips_used``.
+    """
+    head = {k: v for k, v in part.items() if not isinstance(v, list | Mapping)}
+    html = f"<h3>{esc(title)}</h3>" + kv_table(head, src, base)
+    stages = part.get("stages") or []
+    rows, chips, used = [], [], []
+    for i, st in enumerate(stages):
+        chip_ids = list(st.get("chips", []))
+        rows.append((Cell(st.get("index", i)), Cell(f"{chip_ids[0]}–{chip_ids[-1]}" if chip_ids else ""),
+                     Cell(st.get("first_block"), src, pointer((*base, "stages", i, "first_block"))),
+                     Cell(st.get("last_block"), src, pointer((*base, "stages", i, "last_block"))),
+                     Cell(st.get("bytes_per_chip"), src, pointer((*base, "stages", i, "bytes_per_chip")))))
+        chips += chip_ids
+        used += [st.get("bytes_per_chip", 0)] * len(chip_ids)
+    if rows:
+        html += "<details><summary>pipeline stages</summary>" + table(
+            ("stage", "chips", "first block", "last block", "SRAM bytes per chip"), rows) + "</details>"
+    fig = Figure(fig_id, charts.sram_figure(f"{title}: SRAM used per chip", chips, used, part.get("capacity_bytes"))) if chips else None
+    return html, fig
+
+
+def lpu_section(fleets: Fleets) -> Section:
+    """The LPU partition and SRAM use per chip for each LPU pool, or a note saying why it is absent."""
+    pools = _lpu_pools(fleets)
+    if not pools:
+        return Section("lpu", "LPU partition", note("No LPU pool in these results."))
+    parts, figs = [], []
+    for i, (fname, path, pool) in enumerate(pools):
+        part = pool.get("lpu_partition")
+        label = f"{fname}: {pool.get('role', 'pool')} on {pool.get('hardware', 'LPU')}"
+        if isinstance(part, Mapping):
+            html, fig = partition_block(label, part, "summary.json", (*path, "lpu_partition"), f"lpu-sram-{i}")
+            parts.append(html)
+            figs += [fig] if fig else []
+        else:
+            parts.append(note(f"{label}: the results do not record the LPU partition (pool key "
+                              "'lpu_partition'); run `twinfer compile` for it.", kind="warn"))
+    return Section("lpu", "LPU partition and SRAM per chip", "".join(parts), tuple(figs))

@@ -1,0 +1,215 @@
+"""Report sections for a sweep (Parquet result parts, one row per scenario) and a plan (its JSON, plus its sweep).
+
+Sweep rows are the planner's store rows (:mod:`twinfer.plan.store`): the
+bookkeeping columns (``scenario_id``, ``status``, ``error``, ``params_json`` ...),
+one column per overridden scenario key (dotted, e.g.
+``workload.arrivals.rate_per_s``) and one per metric of the simulator's
+flattened summary (``throughput_rps``, ``goodput_rps``, ``ttft_p99_s``,
+``cost_per_m_output_tok_usd``, ``avg_power_w`` ...). Tables cite each cell as
+``sweep`` + ``/<row>/<column>`` (rows in sorted-part-file order) or
+``plan.json`` + a JSON Pointer. The only thing derived here is which sweep
+points are Pareto-optimal (a selection, not a number); a plan's own frontier is
+shown as the plan wrote it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from twinfer.report import charts
+from twinfer.report.html_format import (
+    Cell,
+    esc,
+    is_number,
+    kv_table,
+    note,
+    pointer,
+    scalar_leaves,
+    table,
+)
+from twinfer.report.html_load import PlanResults, SweepResults
+from twinfer.report.html_page import Figure, Section, render_page
+
+#: Candidate column names, best first, for the quantities the charts need.
+RATE_COLS = ("workload.arrivals.rate_per_s", "rate_per_s", "request_rate_per_s", "target_rate_per_s", "rate")
+COST_COLS = ("cost_per_m_output_tok_usd", "price_per_hour_usd")
+LATENCY_COLS = ("ttft_p99_s", "e2e_p99_s", "tpot_p99_s", "ttft_p50_s")
+POWER_COLS = ("avg_power_w", "power_w", "tokens_per_s_per_mw")
+THROUGHPUT_COLS = ("throughput_rps", "goodput_rps", "throughput_output_tok_s")
+BOOKKEEPING = ("scenario_id", "sweep_index", "seed", "status", "error", "wall_s", "params_json", "scenario_json")
+#: Most sweep rows listed in the table (all rows are in the Parquet files; charts use all of them).
+MAX_TABLE_ROWS = 300
+
+
+def pick(columns: Sequence[str], candidates: Sequence[str]) -> str | None:
+    """The first candidate present in ``columns``, or, failing that, a column ending with one."""
+    for c in candidates:
+        if c in columns:
+            return c
+    for c in candidates:
+        for col in columns:
+            if col.endswith("." + c):
+                return col
+    return None
+
+
+def _ok_rows(sweep: SweepResults) -> list[tuple[int, dict[str, Any]]]:
+    return [(i, r) for i, r in enumerate(sweep.rows) if r.get("status", "ok") == "ok"]
+
+
+def _config_label(row: Mapping[str, Any], rate_col: str | None) -> str:
+    """A configuration's label: its overrides except the request rate (from ``params_json``)."""
+    try:
+        params = json.loads(row.get("params_json") or "{}")
+    except (TypeError, json.JSONDecodeError):
+        params = {}
+    items = [f"{k}={v}" for k, v in sorted(params.items()) if k != rate_col]
+    return ", ".join(items) or "all"
+
+
+def _metric_columns(sweep: SweepResults) -> list[str]:
+    """Numeric columns that are metrics (not bookkeeping, not overrides)."""
+    overrides: set[str] = set()
+    for r in sweep.rows:
+        with contextlib.suppress(TypeError, json.JSONDecodeError):
+            overrides |= set(json.loads(r.get("params_json") or "{}"))
+    return [c for c in sweep.columns if c not in BOOKKEEPING and c not in overrides
+            and any(is_number(r.get(c)) for r in sweep.rows)]
+
+
+def sweep_sections(sweep: SweepResults) -> list[Section]:
+    """Overview, throughput/goodput vs rate, Pareto (cost vs latency, colour = power), all rows."""
+    cols = list(sweep.columns)
+    ok = _ok_rows(sweep)
+    failed = [(i, r) for i, r in enumerate(sweep.rows) if r.get("status", "ok") != "ok"]
+    rate_col = pick(cols, RATE_COLS)
+    sections = []
+
+    head = note(f"{len(sweep.rows)} scenarios in {len(sweep.files)} Parquet part file(s): {len(ok)} ok, {len(failed)} failed.")
+    if failed:
+        head += table(("row", "scenario", "error"), [
+            (Cell(i), Cell(r.get("scenario_id", "")), Cell(r.get("error", ""))) for i, r in failed[:50]],
+            caption="failed scenarios", css="errors")
+    sections.append(Section("sweep-overview", "Sweep", head, data={"rows": len(sweep.rows), "ok": len(ok),
+                                                                   "failed": len(failed)}))
+
+    figs = []
+    if rate_col:
+        groups: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+        for _, r in ok:
+            if is_number(r.get(rate_col)):
+                groups.setdefault(_config_label(r, rate_col), []).append((float(r[rate_col]), r))
+        for metric in THROUGHPUT_COLS:
+            if metric not in cols:
+                continue
+            series = []
+            for label, pts in groups.items():
+                pts = sorted((p for p in pts if is_number(p[1].get(metric))), key=lambda p: p[0])
+                if pts:
+                    series.append((label, [p[0] for p in pts], [p[1][metric] for p in pts]))
+            if series:
+                figs.append(Figure(f"rate-{metric}", charts.line_figure(
+                    f"{metric} vs request rate", rate_col, metric, series, markers=True)))
+    txt = note(f"x = the sweep's request rate column ({rate_col}); one line per configuration (the other overrides).") \
+        if figs else note("No request-rate column or throughput metrics in this sweep: rate charts skipped.", kind="warn")
+    sections.append(Section("rate", "Throughput and goodput vs request rate", txt, tuple(figs)))
+
+    cost, lat, power = pick(cols, COST_COLS), pick(cols, LATENCY_COLS), pick(cols, POWER_COLS)
+    if cost and lat:
+        pts = [(i, r) for i, r in ok if is_number(r.get(cost)) and is_number(r.get(lat))]
+        frontier = [not any(q[cost] <= r[cost] and q[lat] <= r[lat] and (q[cost], q[lat]) != (r[cost], r[lat])
+                            for _, q in pts) for _, r in pts]
+        colors = [float(r[power]) for _, r in pts] if power and all(is_number(r.get(power)) for _, r in pts) else None
+        fig = charts.scatter_figure(
+            "Cost vs latency (Pareto frontier dotted)", cost, lat, x=[r[cost] for _, r in pts],
+            y=[r[lat] for _, r in pts], labels=[f"row {i}: {_config_label(r, None)}" for i, r in pts],
+            color=colors, color_title=power or "", frontier=frontier)
+        sections.append(Section("pareto-sweep", "Pareto frontier of the sweep",
+                                note(f"Each point is one scenario; a point is on the frontier when no other has both "
+                                     f"lower {cost} and lower {lat}. Colour: {power or 'none recorded'}."),
+                                (Figure("pareto-sweep-fig", fig),)))
+
+    show = [c for c in cols if c not in ("params_json", "scenario_json", "error")]
+    metric_cols = _metric_columns(sweep)
+    show = [c for c in show if c in metric_cols or c == rate_col or c in ("scenario_id", "status")]
+    rows = [[Cell(i)] + [Cell(r.get(c), "sweep", pointer((i, c))) for c in show]
+            for i, r in enumerate(sweep.rows[:MAX_TABLE_ROWS])]
+    more = note(f"First {MAX_TABLE_ROWS} of {len(sweep.rows)} rows; query all with `twinfer results query`.") \
+        if len(sweep.rows) > MAX_TABLE_ROWS else ""
+    sections.append(Section("sweep-rows", "Sweep results", more,
+                            html_after="<details><summary>rows</summary>" + table(["row", *show], rows, css="sweep-table") + "</details>"))
+    return sections
+
+
+def records_table(records: Sequence[Any], src: str, base: tuple[str | int, ...], *, css: str = "") -> str:
+    """A table of a list of JSON objects (columns = the dotted scalar keys, first-seen order)."""
+    flat = [dict((".".join(map(str, p)), (p, v)) for p, v in scalar_leaves(r)) if isinstance(r, Mapping) else {}
+            for r in records]
+    columns: list[str] = []
+    for f in flat:
+        columns += [k for k in f if k not in columns]
+    rows = [[Cell(i)] + [Cell(f[c][1], src, pointer((*base, i, *f[c][0]))) if c in f else Cell(None) for c in columns]
+            for i, f in enumerate(flat)]
+    return table(["#", *columns], rows, css=css)
+
+
+def plan_sections(res: PlanResults) -> list[Section]:
+    """Recommendation, Pareto frontier and rate table as the plan JSON holds them, then any other keys."""
+    plan, src = res.plan, "plan.json"
+    sections = []
+    rec = plan.get("recommendation")
+    if isinstance(rec, Mapping):
+        why = rec.get("why") or rec.get("reason") or ""
+        html = (f'<div class="recommend"><p>{esc(why)}</p></div>' if why else "") + kv_table(rec, src, ("recommendation",))
+        sections.append(Section("recommendation", "Recommended configuration", html, data={"recommendation": rec}))
+    key = "pareto" if "pareto" in plan else "frontier"
+    front = plan.get(key)
+    if isinstance(front, list) and front:
+        cols = sorted({k for p in front if isinstance(p, Mapping) for k in p})
+        cost, lat, power = pick(cols, COST_COLS), pick(cols, LATENCY_COLS), pick(cols, POWER_COLS)
+        figs: tuple[Figure, ...] = ()
+        if cost and lat:
+            pts = [p for p in front if is_number(p.get(cost)) and is_number(p.get(lat))]
+            colors = [p[power] for p in pts] if power and all(is_number(p.get(power)) for p in pts) else None
+            figs = (Figure("pareto-plan-fig", charts.scatter_figure(
+                "Pareto frontier: cost vs latency", cost, lat, x=[p[cost] for p in pts], y=[p[lat] for p in pts],
+                labels=[str(p.get("name", p.get("config", i))) for i, p in enumerate(pts)], color=colors,
+                color_title=power or "", frontier=[True] * len(pts))),)
+        sections.append(Section("pareto", "Pareto frontier (cost vs latency vs power)",
+                                note("The frontier as the planner wrote it."), figs,
+                                html_after=records_table(front, src, (key,), css="pareto-table")))
+    rates = plan.get("rate_table")
+    if isinstance(rates, list) and rates:
+        cols = sorted({k for p in rates if isinstance(p, Mapping) for k in p})
+        rate_col = pick(cols, RATE_COLS)
+        figs = ()
+        ys = [c for c in cols if c != rate_col and all(is_number(p.get(c)) for p in rates if isinstance(p, Mapping))]
+        if rate_col and ys:
+            pts = sorted((p for p in rates if is_number(p.get(rate_col))), key=lambda p: p[rate_col])
+            figs = tuple(Figure(f"rate-table-{c}", charts.line_figure(
+                f"{c} vs target rate", rate_col, c, [(c, [p[rate_col] for p in pts], [p[c] for p in pts])], markers=True))
+                for c in ys[:4])
+        sections.append(Section("rate-table", "How the choice changes with the target rate",
+                                note("One row per target request rate, as the plan wrote it."), figs,
+                                html_after=records_table(rates, src, ("rate_table",), css="rate-table")))
+    other = {k: v for k, v in plan.items() if k not in ("recommendation", "pareto", "frontier", "rate_table")}
+    if other:
+        sections.append(Section("plan-inputs", "Plan inputs and settings", kv_table(other, src, ())))
+    return sections
+
+
+def build(res: SweepResults | PlanResults) -> str:
+    """The HTML page for a sweep folder or a plan (with its sweep when present)."""
+    from twinfer import __version__
+
+    if isinstance(res, PlanResults):
+        sections = plan_sections(res) + (sweep_sections(res.sweep) if res.sweep else [])
+        title, subtitle = f"twinfer plan: {res.path.name}", "Planner output"
+    else:
+        sections = sweep_sections(res)
+        title, subtitle = f"twinfer sweep: {res.folder.name}", f"{len(res.rows)} scenarios"
+    return render_page(title=title, subtitle=subtitle, kind=res.kind, sections=sections, files=res.files,
+                       version=__version__)

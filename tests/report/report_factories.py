@@ -1,0 +1,153 @@
+"""Factories for report tests (used by conftest.py fixtures and the browser test): results folders in the shapes the simulator and the planner write.
+
+The simulation fixture plays the simulator: it draws per-request latencies
+with a seeded generator, writes them as Parquet with a ``fleet`` column, and
+writes ``summary.json`` whose statistics are computed from those same arrays
+with numpy (so the files agree with each other, as the simulator's do). The
+report must show the summary's numbers as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FLEETS = ("colocated-h100", "h100-prefill-tsp-decode")
+
+
+def _stats(prefix: str, values: np.ndarray) -> dict[str, float]:
+    v = values[np.isfinite(values)]
+    out = {f"{prefix}_mean_s": float(v.mean())}
+    for q in (50, 90, 99):
+        out[f"{prefix}_p{q}_s"] = float(np.percentile(v, q))
+    return out
+
+
+def _fleet(name: str, i: int, rng: np.random.Generator, n: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    arrival = np.sort(rng.uniform(0.0, 60.0, n))
+    ttft = rng.lognormal(np.log(0.2 + 0.1 * i), 0.5, n)
+    out_tok = rng.integers(1, 300, n)
+    tpot = np.where(out_tok > 1, rng.lognormal(np.log(0.03 - 0.01 * i), 0.3, n), np.nan)
+    e2e = ttft + np.nan_to_num(tpot) * (out_tok - 1)
+    disagg = i == 1
+    kv_start = arrival + ttft if disagg else np.full(n, np.nan)
+    kv_end = kv_start + rng.uniform(0.005, 0.02, n) if disagg else np.full(n, np.nan)
+    cols = {
+        "fleet": np.array([name] * n), "request_id": np.arange(n), "arrival_s": arrival,
+        "prompt_tokens": rng.integers(10, 2000, n), "output_tokens": out_tok, "ttft_s": ttft,
+        "tpot_s": tpot, "e2e_s": e2e, "kv_transfer_start_s": kv_start, "kv_transfer_end_s": kv_end,
+    }
+    duration = float((arrival + e2e).max())
+    out_total = int(out_tok.sum())
+    t = np.linspace(0.0, duration, 50)
+    pools: list[dict[str, Any]] = (
+        [{"role": "prefill", "hardware": "h100", "instances": 2, "series_t_s": t.tolist(),
+          "series_waiting": rng.integers(0, 5, 50).tolist(), "series_running": rng.integers(0, 8, 50).tolist()},
+         {"role": "decode", "hardware": "groq-tsp-v1", "instances": 1, "series_t_s": t.tolist(),
+          "series_waiting": rng.integers(0, 3, 50).tolist(), "series_running": rng.integers(0, 64, 50).tolist(),
+          "lpu_partition": {"chips_used": 8, "tp": 2, "capacity_bytes": 230686720,
+                            "stages": [{"index": s, "chips": [2 * s, 2 * s + 1], "first_block": 3 * s,
+                                        "last_block": 3 * s + 2, "bytes_per_chip": 200_000_000 - s * 1_000_000}
+                                       for s in range(4)]}}]
+        if disagg else
+        [{"role": "mixed", "hardware": "h100", "instances": 4, "series_t_s": t.tolist(),
+          "series_waiting": rng.integers(0, 9, 50).tolist(), "series_running": rng.integers(0, 32, 50).tolist()}]
+    )
+    price = 4 * 3.0 if not disagg else 2 * 3.0 + 8 * 1.0
+    energy = 1e6 * (1 + i)
+    summary: dict[str, Any] = {
+        "fleet": name, "mode": "disaggregated" if disagg else "aggregated", "requests": n, "completed": n,
+        "rejected": 0, "duration_s": duration,
+        **_stats("ttft", ttft), **_stats("tpot", tpot), **_stats("e2e", e2e),
+        "throughput_output_tok_s": out_total / duration, "throughput_rps": n / duration,
+        "goodput_rps": float(((ttft <= 0.5) & ~(tpot > 0.05)).sum()) / duration,
+        "slo_attainment": float(((ttft <= 0.5) & ~(tpot > 0.05)).mean()), "slo_ttft_s": 0.5, "slo_tpot_s": 0.05,
+        "instances": 4 if not disagg else 3, "devices": 32 if not disagg else 24, "price_per_hour_usd": price,
+        "cost_per_m_output_tok_usd": price * duration / 3600 / out_total * 1e6, "energy_j": energy,
+        "energy_per_output_tok_j": energy / out_total, "avg_power_w": energy / duration,
+        "tokens_per_s_per_mw": out_total / duration / (energy / duration / 1e6),
+        "kv_bytes_transferred": int(cols["prompt_tokens"].sum()) * 327680 if disagg else 0,
+        "kv_link_utilisation": 0.12 if disagg else 0.0,
+        "pool.mixed.utilisation" if not disagg else "pool.prefill.utilisation": 0.61,
+        "pools": pools,
+    }
+    return summary, cols
+
+
+def write_sim_dir(folder: Path, *, n: int = 400, seed: int = 7) -> Path:
+    """Write a two-fleet simulation output (summary.json + requests.parquet) into ``folder``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    fleets, cols = [], []
+    for i, name in enumerate(FLEETS):
+        s, c = _fleet(name, i, rng, n)
+        fleets.append(s)
+        cols.append(c)
+    table = pa.concat_tables([pa.table(c) for c in cols])
+    pq.write_table(table, folder / "requests.parquet")
+    summary = {
+        "scenario": {"name": "fixture: Llama-3-70B, two fleets", "description": "test fixture"},
+        "seed": seed,
+        "inputs": {
+            "model": {"name": "llama-3-70b", "params": 70553706496, "layers": 80},
+            "workload": {"name": "uniform-fixture", "requests": n, "rate_per_s": n / 60.0},
+            "hardware": {"h100": {"memory_bytes": 80e9, "mem_bw_bytes_per_s": 3.35e12,
+                                  "peak_flops_per_s": {"bf16": 989e12},
+                                  "sources": {"memory_bytes": "NVIDIA H100 SXM datasheet",
+                                              "mem_bw_bytes_per_s": "NVIDIA H100 SXM datasheet",
+                                              "peak_flops_per_s.bf16": "NVIDIA H100 datasheet, dense"},
+                                  "uncertain": []}},
+        },
+        "fleets": fleets,
+    }
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+    return folder
+
+
+def write_sweep_dir(folder: Path, *, seed: int = 3) -> Path:
+    """A sweep folder of two part files: 2 configurations x 4 rates, one failed scenario."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k, decode in enumerate(("h100", "groq-tsp-v1")):
+        for j, rate in enumerate((1.0, 2.0, 4.0, 8.0)):
+            params = {"fleets.0.decode.hardware": decode, "workload.arrivals.rate_per_s": rate}
+            rows.append({
+                "scenario_id": f"{k:02d}{j:014d}", "sweep_index": 4 * k + j, "seed": 0, "status": "ok", "error": None,
+                "wall_s": 0.1, "params_json": json.dumps(params, sort_keys=True), "scenario_json": "{}",
+                "fleets.0.decode.hardware": decode, "workload.arrivals.rate_per_s": rate,
+                "throughput_rps": rate * 0.99, "goodput_rps": rate * (0.95 - 0.1 * j + 0.05 * k),
+                "ttft_p99_s": float(rng.uniform(0.1, 2.0)), "cost_per_m_output_tok_usd": float(rng.uniform(0.5, 5.0)),
+                "avg_power_w": float(rng.uniform(5e3, 5e4)),
+            })
+    bad = {"scenario_id": "ff" + "0" * 14, "sweep_index": 8, "seed": 0, "status": "error",
+           "error": "CapacityError: model does not fit", "wall_s": 0.01, "params_json": "{}", "scenario_json": "{}"}
+    pq.write_table(pa.Table.from_pylist(rows[:5]), folder / "part-000000.parquet")
+    pq.write_table(pa.Table.from_pylist(rows[5:] + [bad]), folder / "part-000001.parquet")
+    return folder
+
+
+def write_plan(folder: Path) -> Path:
+    """A plan JSON beside a sweep (frontier, recommendation, rate table)."""
+    write_sweep_dir(folder)
+    plan = {
+        "objective": "max goodput per $", "model": "llama-3-70b", "slo": {"ttft_p99_s": 1.0, "tpot_p99_s": 0.05},
+        "recommendation": {"name": "2x h100 prefill -> 8 tsp decode", "cost_per_m_output_tok_usd": 0.9,
+                           "ttft_p99_s": 0.4, "avg_power_w": 12000.0, "why": "cheapest config meeting both SLOs"},
+        "pareto": [{"name": "a", "cost_per_m_output_tok_usd": 0.9, "ttft_p99_s": 0.4, "avg_power_w": 12000.0},
+                   {"name": "b", "cost_per_m_output_tok_usd": 2.1, "ttft_p99_s": 0.2, "avg_power_w": 30000.0}],
+        "rate_table": [{"rate_per_s": 1.0, "goodput_rps": 0.98, "cost_per_m_output_tok_usd": 1.2},
+                       {"rate_per_s": 4.0, "goodput_rps": 3.7, "cost_per_m_output_tok_usd": 0.9}],
+    }
+    path = folder / "plan.json"
+    path.write_text(json.dumps(plan, indent=2))
+    return path

@@ -1,0 +1,79 @@
+"""The written page: self-contained, deterministic, and its data block agrees with the files."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from twinfer.report.html_format import resolve_pointer
+from twinfer.report.html_page import write_report
+
+
+def _data_block(html: str) -> dict:
+    m = re.search(r'<script type="application/json" id="twinfer-data">(.*?)</script>', html, re.S)
+    assert m, "no twinfer-data block"
+    return json.loads(m.group(1))
+
+
+def test_page_is_self_contained(sim_dir: Path, tmp_path: Path) -> None:
+    html = write_report(sim_dir, tmp_path / "r.html").read_text()
+    assert not re.search(r"<script[^>]+src=", html)  # no external scripts
+    assert not re.search(r"<link[^>]+href=", html)  # no external stylesheets
+    assert "plotly.js v" in html  # the library itself is inlined
+
+
+def test_same_inputs_give_byte_identical_pages(sim_dir: Path, tmp_path: Path) -> None:
+    a = write_report(sim_dir, tmp_path / "a.html").read_bytes()
+    b = write_report(sim_dir, tmp_path / "b.html").read_bytes()
+    assert a == b
+
+
+def test_data_block_numbers_are_the_summary_values(sim_dir: Path, tmp_path: Path) -> None:
+    summary = json.loads((sim_dir / "summary.json").read_text())
+    data = _data_block(write_report(sim_dir, tmp_path / "r.html").read_text())
+    assert data["kind"] == "simulation"
+    assert data["sections"]["overview"]["fleets"] == [f["fleet"] for f in summary["fleets"]]
+    paths = {n["path"] for n in data["numbers"]}
+    for i, fleet in enumerate(summary["fleets"]):
+        for key, value in fleet.items():  # every scalar number of every fleet is shown somewhere
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                assert f"/fleets/{i}/{key}" in paths, key
+    for n in data["numbers"]:
+        assert n["src"] == "summary.json" and resolve_pointer(summary, n["path"]) == n["value"]
+
+
+def test_fleet_names_are_escaped(sim_dir: Path, tmp_path: Path) -> None:
+    summary = json.loads((sim_dir / "summary.json").read_text())
+    summary["fleets"][0]["fleet"] = "<img src=x onerror=alert(1)>"
+    (sim_dir / "summary.json").write_text(json.dumps(summary))
+    html = write_report(sim_dir, tmp_path / "r.html").read_text()
+    assert "<img src=x" not in html
+
+
+def test_sections_without_data_say_so(sim_dir: Path, tmp_path: Path) -> None:
+    (sim_dir / "requests.parquet").unlink()
+    summary = json.loads((sim_dir / "summary.json").read_text())
+    for f in summary["fleets"]:
+        for p in f["pools"]:
+            p.pop("lpu_partition", None)
+            p.pop("series_t_s")
+    (sim_dir / "summary.json").write_text(json.dumps(summary))
+    html = write_report(sim_dir, tmp_path / "r.html").read_text()
+    assert "No per-request Parquet found" in html
+    assert "carries no sampled pool series" in html
+    assert "do not record the LPU partition" in html
+
+
+def test_plan_page_cites_plan_and_sweep(plan_path: Path, tmp_path: Path) -> None:
+    html = write_report(plan_path, tmp_path / "p.html").read_text()
+    data = _data_block(html)
+    plan = json.loads(plan_path.read_text())
+    srcs = {n["src"] for n in data["numbers"]}
+    assert srcs == {"plan.json", "sweep"}
+    for n in data["numbers"]:
+        if n["src"] == "plan.json":
+            assert resolve_pointer(plan, n["path"]) == n["value"]
+    assert "cheapest config meeting both SLOs" in html
+    assert "CapacityError: model does not fit" in html  # the failed scenario is listed
+    assert {"rate-throughput_rps", "rate-goodput_rps", "pareto-sweep-fig", "pareto-plan-fig"} <= set(data["figures"])
