@@ -1,0 +1,380 @@
+"""The OpenAI-compatible emulation server: a FastAPI app paced by a real-time simulated fleet.
+
+Each generation request is validated (OpenAI error objects on mistakes),
+admitted to the :class:`~twinfer.serve.pacing.RealtimeFleet` (429 when its
+queue is full), and answered token by token as the fleet's simulated clock,
+running at ``speed`` x wall time, produces them. A client that disconnects is
+cancelled in the simulation at once, freeing its batch slot and KV cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from twinfer.serve.metrics import CONTENT_TYPE, ServerMetrics
+from twinfer.serve.pacing import FleetSim, PacedRequest, QueueFullError, RealtimeFleet
+from twinfer.serve.protocol import ApiError, GenerationRequest, parse_generation, parse_json_object
+from twinfer.serve.responses import (
+    DONE,
+    Envelope,
+    StopScanner,
+    chunk,
+    full_response,
+    usage_chunk,
+)
+from twinfer.serve.text import ApproxTokenCounter, SyntheticText, TokenCounter, request_seed
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How the server behaves; the fleet itself comes from a FleetSim factory."""
+
+    model_name: str  # the name clients pass as ``model``
+    context_tokens: int  # the model's context length (prompt + completion limit)
+    speed: float = 1.0  # simulated seconds per wall second
+    max_queue: int | None = None  # waiting requests before 429 (None: queue without limit)
+    max_body_bytes: int = 4 * 1024 * 1024  # bodies above this get 413 before parsing
+    chat_default_max_tokens: int = 256  # chat max_tokens when the client gives none
+    trace_requests: int = 4096  # recent requests kept for GET /twinfer/requests/{id}
+    fleet_label: str = "fixed-latency"  # what paces the tokens (sent in x-twinfer-fleet)
+
+
+class TextSource:
+    """Token text for one request; the default is deterministic synthetic words."""
+
+    def start(self, req: GenerationRequest) -> Callable[[int], str]:
+        """A function from token index to token text for ``req``."""
+        text = SyntheticText(
+            request_seed(req.kind, req.prompt_text, str(req.max_tokens)),
+            req.max_tokens,
+            leading_space=req.kind != "chat",
+        )
+        return text.token
+
+
+@dataclass
+class _Trace:
+    """What the server recorded about one request (for tests and the soak benchmark)."""
+
+    arrival_s: float
+    prompt_tokens: int
+    max_tokens: int
+    token_times_s: list[float]
+    finish_reason: str | None = None
+    cancelled: bool = False
+
+
+class _PacedStream(StreamingResponse):
+    """Server-sent events that stop, and cancel the request, the moment the client goes away.
+
+    Unlike Starlette's StreamingResponse under ASGI 2.4 (which notices a gone
+    client only at its next write), this watches for ``http.disconnect`` while
+    waiting for the next token, so the simulated fleet frees the slot at once.
+    """
+
+    def __init__(self, body: AsyncIterator[bytes], headers: dict[str, str]) -> None:
+        super().__init__(body, status_code=200, headers=headers, media_type="text/event-stream")
+        self._body = body
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def stream() -> None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            async for data in self.body_iterator:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        async def disconnected() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        streamer = asyncio.ensure_future(stream())
+        watcher = asyncio.ensure_future(disconnected())
+        try:
+            await asyncio.wait({streamer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (streamer, watcher):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await streamer
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await watcher
+            await self._body.aclose()  # type: ignore[attr-defined]
+        if streamer.done() and not streamer.cancelled() and streamer.exception() is not None:
+            raise streamer.exception()  # type: ignore[misc]
+
+
+def create_app(
+    config: ServeConfig,
+    make_sim: Callable[[], FleetSim],
+    *,
+    counter: TokenCounter | None = None,
+    text_source: TextSource | None = None,
+) -> FastAPI:
+    """The FastAPI app; ``make_sim`` builds the fleet when the server's loop starts."""
+    counter_: TokenCounter = counter or ApproxTokenCounter()
+    source: TextSource = text_source or TextSource()
+    models = {config.model_name: config.context_tokens}
+    traces: collections.OrderedDict[str, _Trace] = collections.OrderedDict()
+    state: dict[str, Any] = {"fleet": None, "next_id": 0, "created": int(time.time())}
+
+    def fleet() -> RealtimeFleet:
+        if state["fleet"] is None:  # first request on this loop (also when lifespan is skipped)
+            state["fleet"] = RealtimeFleet(
+                make_sim(), speed=config.speed, max_queue=config.max_queue
+            )
+        return state["fleet"]
+
+    metrics = ServerMetrics(
+        gauges={
+            "twinfer_queue_length": (
+                "Requests waiting for their first token in the simulated fleet.",
+                lambda: fleet().queue_length,
+            ),
+            "twinfer_requests_in_flight": (
+                "Requests admitted and not finished.",
+                lambda: fleet().in_flight,
+            ),
+            "twinfer_simulated_time_seconds": (
+                "The simulated fleet's clock.",
+                lambda: fleet().sim_now(),
+            ),
+        }
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        fleet()
+        yield
+        fleet().close()
+
+    app = FastAPI(
+        title="twinfer emulation server", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    app.state.metrics = metrics
+    app.state.fleet = fleet
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        err = ApiError(
+            exc.status_code, str(exc.detail), code="not_found" if exc.status_code == 404 else None
+        )
+        return JSONResponse(err.body(), status_code=exc.status_code)
+
+    @app.get("/v1/models")
+    async def list_models() -> dict:
+        return {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": state["created"], "owned_by": "twinfer"}
+                for name in models
+            ],
+        }
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/twinfer/requests/{request_id}")
+    async def request_trace(request_id: str) -> dict:
+        trace = traces.get(request_id)
+        if trace is None:
+            raise ApiError(404, f"No recent request with id {request_id!r}.", code="not_found")
+        return {"id": request_id, **trace.__dict__, "speed": config.speed}
+
+    async def read_body(request: Request) -> bytes:
+        too_big = ApiError(
+            413, f"Request body exceeds {config.max_body_bytes} bytes.", code="request_too_large"
+        )
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
+            raise too_big
+        parts, size = [], 0
+        async for part in request.stream():
+            size += len(part)
+            if size > config.max_body_bytes:
+                raise too_big
+            parts.append(part)
+        return b"".join(parts)
+
+    async def generate(request: Request, kind: Literal["completion", "chat"]) -> Response:
+        endpoint = "/v1/chat/completions" if kind == "chat" else "/v1/completions"
+        started = asyncio.get_running_loop().time()
+        try:
+            body = parse_json_object(await read_body(request))
+            req = parse_generation(
+                body,
+                kind,
+                models=models,
+                counter=counter_,
+                chat_default_max_tokens=config.chat_default_max_tokens,
+            )
+            try:
+                paced = fleet().submit(req.prompt_tokens, req.max_tokens)
+            except QueueFullError as exc:
+                raise ApiError(
+                    429, f"{exc}; retry later.", type="rate_limit_error", code="rate_limit_exceeded"
+                ) from exc
+        except ApiError as exc:
+            metrics.count_request(endpoint, exc.status)
+            raise
+        metrics.prompt_tokens += req.prompt_tokens
+        state["next_id"] += 1
+        prefix = "chatcmpl" if kind == "chat" else "cmpl"
+        env = Envelope(
+            id=f"{prefix}-twinfer{state['next_id']:08x}", created=int(time.time()), model=req.model
+        )
+        trace = _Trace(paced.arrival_s, req.prompt_tokens, req.max_tokens, paced.token_times_s)
+        traces[env.id] = trace
+        while len(traces) > config.trace_requests:
+            traces.popitem(last=False)
+        headers = {
+            "x-twinfer-request-id": env.id,
+            "x-twinfer-fleet": config.fleet_label,
+            "x-twinfer-prompt-token-count": counter_.method,
+            "x-twinfer-prompt-tokens": str(req.prompt_tokens),
+            "x-twinfer-arrival-s": repr(paced.arrival_s),
+        }
+        tokens = _token_pieces(req, paced, source.start(req), started, metrics, trace)
+        metrics.count_request(endpoint, 200)
+        if req.stream:
+            return _PacedStream(_sse_body(req, env, tokens, trace), headers=headers)
+        return await _full_body(request, req, env, tokens, trace, headers)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        return await generate(request, "completion")
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        return await generate(request, "chat")
+
+    return app
+
+
+async def _token_pieces(
+    req: GenerationRequest,
+    paced: PacedRequest,
+    token_text: Callable[[int], str],
+    started: float,
+    metrics: ServerMetrics,
+    trace: _Trace,
+) -> AsyncIterator[tuple[str, bool]]:
+    """(text to send, stop hit) per paced token; cancels the fleet request on stop or exit."""
+    loop = asyncio.get_running_loop()
+    scanner = StopScanner(req.stop)
+    last_wall = started
+    try:
+        async for event in paced.tokens():
+            now = loop.time()
+            (metrics.itl if event.index else metrics.ttft).observe(now - last_wall)
+            last_wall = now
+            metrics.completion_tokens += 1
+            piece, stopped = scanner.feed(token_text(event.index))
+            if stopped:
+                trace.finish_reason = "stop"
+                yield piece, True
+                return
+            if event.last:
+                trace.finish_reason = "length"
+                piece += scanner.flush()
+            yield piece, False
+    finally:
+        if not paced.done:  # stop sequence hit, client gone, or server shutting down
+            paced.cancel()
+            metrics.cancelled += 1
+        trace.cancelled = trace.finish_reason is None
+
+
+async def _sse_body(
+    req: GenerationRequest,
+    env: Envelope,
+    tokens: AsyncIterator[tuple[str, bool]],
+    trace: _Trace,
+) -> AsyncIterator[bytes]:
+    """The event stream: role opener with the first token, deltas, finish, usage, [DONE]."""
+    count = 0
+    try:
+        async for piece, _stopped in tokens:
+            out = b""
+            if count == 0 and req.kind == "chat":
+                out += chunk(req, env, role=True)
+            count += 1
+            if piece:
+                out += chunk(req, env, text=piece)
+            if out:
+                yield out
+        # the finish chunk: empty delta (chat) or empty text (completions)
+        tail = chunk(req, env, finish=trace.finish_reason or "length")
+        if req.include_usage:
+            tail += usage_chunk(req, env, count)
+        yield tail + DONE
+    finally:
+        await tokens.aclose()  # type: ignore[attr-defined]
+
+
+async def _full_body(
+    request: Request,
+    req: GenerationRequest,
+    env: Envelope,
+    tokens: AsyncIterator[tuple[str, bool]],
+    trace: _Trace,
+    headers: dict[str, str],
+) -> Response:
+    """Collect the whole answer, cancelling it in the fleet if the client disconnects first."""
+
+    async def collect() -> tuple[str, int]:
+        pieces, count = [], 0
+        async for piece, _stopped in tokens:
+            pieces.append(piece)
+            count += 1
+        return "".join(pieces), count
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    collector = asyncio.ensure_future(collect())
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({collector, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not collector.done():
+            collector.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        with contextlib.suppress(asyncio.CancelledError):
+            await collector
+        await tokens.aclose()  # type: ignore[attr-defined]
+    if collector.cancelled():
+        return Response(
+            status_code=499
+        )  # client closed request (nginx's convention); nobody reads it
+    text, count = collector.result()
+    return JSONResponse(
+        full_response(req, env, text, trace.finish_reason or "length", count), headers=headers
+    )

@@ -1,0 +1,73 @@
+"""Fixtures for the emulation server: a live uvicorn server on 127.0.0.1 in a background thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from twinfer.serve.app import ServeConfig, create_app
+from twinfer.serve.fixed import FixedLatencySim
+from twinfer.serve.pacing import FleetSim
+
+
+@dataclass
+class LiveServer:
+    """A running server: its base URL and the app (to read metrics and state)."""
+
+    url: str
+    app: object
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI client's base_url."""
+        return self.url + "/v1"
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., LiveServer]]:
+    """Factory: start a server for (config, make_sim); every server is stopped at teardown."""
+    import uvicorn
+
+    running: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(
+        config: ServeConfig, make_sim: Callable[[], FleetSim], **kwargs: object
+    ) -> LiveServer:
+        app = create_app(config, make_sim, **kwargs)
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        running.append((server, thread))
+        return LiveServer(url=f"http://127.0.0.1:{port}", app=app)
+
+    yield start
+    for server, thread in running:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def fixed_server(start_server: Callable[..., LiveServer]) -> LiveServer:
+    """A server on a fixed-latency fake fleet: TTFT 50 ms, 10 ms between tokens, 4k context."""
+    config = ServeConfig(model_name="fake-model", context_tokens=4096, max_body_bytes=64 * 1024)
+    return start_server(config, lambda: FixedLatencySim(ttft_s=0.05, itl_s=0.01))
