@@ -19,6 +19,7 @@ A plan YAML file (see ``examples/plans/``)::
       max_instances_per_pool: 8
       link: ib-ndr                # prefill -> decode KV link (disaggregated)
       batching: {policy: chunked, token_budget: 2048}
+      strategy: staircase         # or exhaustive (see twinfer.plan.search)
     seed: 0
 
 Devices per rack, for the ``racks`` limit, default to 32 GPUs (4 DGX-class
@@ -101,6 +102,7 @@ class PlanSpec:
     power_w: float | None = None
     racks: int | None = None
     devices_per_rack: int | None = None
+    strategy: str = "staircase"  # staircase | exhaustive (see twinfer.plan.search)
     seed: int = 0
     base_dir: str | None = None
 
@@ -173,6 +175,7 @@ def parse_plan(raw: Any, *, where: str = "plan", base_dir: Path | None = None) -
         power_w=limits.get("power_w"),
         racks=limits.get("racks"),
         devices_per_rack=limits.get("devices_per_rack"),
+        strategy=str(search.get("strategy", "staircase")),
         seed=int(raw.get("seed", 0)),
         base_dir=str(base_dir) if base_dir is not None else None,
     )

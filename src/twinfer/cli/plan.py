@@ -1,0 +1,120 @@
+"""``twinfer plan``: search fleets for a model, workload and SLOs; print the choice, write Parquet + JSON."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def _money(v: Any) -> str:
+    return "-" if v is None else f"${v:,.2f}"
+
+
+def _secs(v: Any, scale: float = 1.0, unit: str = "s") -> str:
+    return "-" if v is None else f"{v * scale:.3g} {unit}"
+
+
+def print_plan(plan: dict[str, Any], top: int = 10) -> None:
+    """The terminal view of a plan: best fleets at the target rate, then the choice per rate."""
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    target = f"{plan['target_rate_per_s']:g}"
+    pct = plan["slo"]["latency_percentile"]
+    s = plan["search"]
+    con.print(f"[bold]{plan['name']}[/]: {plan['model']}, objective {plan['objective']}, SLO "
+              f"TTFT {plan['slo']['ttft_s']:g} s / TPOT {plan['slo']['tpot_s'] * 1e3:g} ms at "
+              f"{plan['slo']['percentile']:g} %; {s['candidates']} fleets x {len(plan['rates_per_s'])} rates, "
+              f"{s['pruned']} pruned by bounds/limits ({', '.join(f'{k} {v}' for k, v in sorted(s['pruned_by'].items()))}), "
+              f"{s['simulated']} simulated ({s['failed']} failed)")
+    rec = plan["recommended"]["key"] if plan["recommended"] else None
+    rows = [c for c in plan["candidates"] if c["by_rate"][target]["feasible"]]
+    rows.sort(key=lambda c: (c["key"] != rec, c["price_per_hour_usd"], c["key"]))
+    table = Table(title=f"Feasible fleets at {target} req/s (best {min(top, len(rows))} of {len(rows)})")
+    for col in ("", "fleet", "$/h", "devices", "peak kW", f"TTFT {pct}", f"TPOT {pct}", "SLO met",
+                "goodput req/s", "$/M out tok", "Pareto"):
+        table.add_column(col, justify="left" if col in ("", "fleet") else "right")
+    for c in rows[:top]:
+        r = c["by_rate"][target]
+        table.add_row("*" if c["key"] == rec else "", c["key"], _money(c["price_per_hour_usd"]), str(c["devices"]),
+                      f"{c['power_max_w'] / 1e3:.1f}", _secs(r["ttft_s"]), _secs(r["tpot_s"], 1e3, "ms"),
+                      f"{r['slo_attainment']:.1%}", f"{c['goodput_rps']:g}",
+                      _money(r["cost_per_m_output_tok_usd"]), "yes" if c["pareto"] else "")
+    con.print(table)
+    if plan["recommended"]:
+        con.print(f"[bold green]Recommended:[/] {plan['recommended']['why']}")
+    else:
+        con.print("[bold red]No fleet in the search space meets the SLOs at the target rate[/]: widen the "
+                  "hardware, parallelism, instance counts or limits, or relax the SLOs.")
+    by_rate = Table(title="Choice as the request rate grows")
+    for col in ("req/s", "recommended fleet", "$/h", "devices", "feasible / simulated"):
+        by_rate.add_column(col, justify="left" if col == "recommended fleet" else "right")
+    for row in plan["by_rate"]:
+        by_rate.add_row(f"{row['rate_per_s']:g}", row["recommended"] or "(none feasible)",
+                        _money(row["price_per_hour_usd"]), str(row["devices"] or "-"),
+                        f"{row['feasible']} / {row['simulated']}")
+    con.print(by_rate)
+
+
+def plan_command(
+    plan_file: Annotated[Path, typer.Argument(help="Plan YAML: model, workload, rates, SLOs, objective, hardware, limits.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results/*.parquet and plan.json (resumes).")],
+    workers: Annotated[int | None, typer.Option("--workers", "-j", help="Worker processes (default: CPU cores).")] = None,
+    ray: Annotated[bool, typer.Option("--ray", help="Simulate on a local Ray instance (pip install 'twinfer\\[ray]').")] = False,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Join the Ray cluster at ADDR.")] = None,
+    top: Annotated[int, typer.Option("--top", help="Rows of the feasible-fleet table.")] = 10,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only enumerate and prune; say what would be simulated.")] = False,
+    runner: Annotated[str | None, typer.Option("--runner", hidden=True, help="module:function per scenario (tests).")] = None,
+) -> None:
+    """Find the fleet that meets the SLOs best by the objective; write OUT/plan.json and OUT/results/.
+
+    Configurations are enumerated (aggregated / disaggregated, hardware, TP or LPU
+    chips, instance counts, batch caps), pruned by memory fit, limits and provable
+    throughput/latency bounds, and the survivors simulated at every rate.
+    """
+    import json
+
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from twinfer.plan.planner import prune, run_plan
+    from twinfer.plan.space import load_plan
+
+    spec = load_plan(plan_file)
+    if dry_run:
+        report = prune(spec)
+        tags: dict[str, int] = {}
+        for reason in report.reasons.values():
+            tags[reason.split(":", 1)[0]] = tags.get(reason.split(":", 1)[0], 0) + 1
+        typer.echo(f"{len(report.candidates)} fleets x {len(spec.rates_per_s)} rates; pruned {len(report.reasons)} "
+                   f"({tags}); would simulate {len(report.survivors)}")
+        return
+    err = Console(stderr=True)
+    with Progress(TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), console=err) as bar:
+        task = bar.add_task("plan", total=None)
+        plan = run_plan(
+            spec, out / "results", runner=runner, workers=workers or os.cpu_count() or 1,
+            backend="ray" if (ray or ray_address) else "local", ray_address=ray_address,
+            progress=lambda done, total, failed: bar.update(task, completed=done, total=total),
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "plan.json").write_text(json.dumps(plan, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    print_plan(plan, top=top)
+    err.print(f"wrote {out}/plan.json and {out}/results/part-*.parquet "
+              f'(query: twinfer results query "SELECT * FROM results" --dir {out}/results)')
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``twinfer plan`` to ``app``."""
+    app.command("plan")(plan_command)

@@ -1,0 +1,245 @@
+"""The planner's search: enumerate fleets, prune the provably infeasible, simulate the rest.
+
+``twinfer plan`` = :func:`prune` (memory fit, limits, and the bounds of
+:mod:`twinfer.plan.bounds`, per request rate) -> :func:`make_jobs` (one
+single-fleet scenario per surviving (fleet, rate)) -> the sweep engine (local
+processes or Ray, resumable Parquet in ``OUT/results``) -> :mod:`twinfer.plan.evaluate`
+(feasibility, goodput, Pareto frontier, recommendation, plan JSON). Which
+survivors are simulated is up to :mod:`twinfer.plan.search` (all of them, or a
+staircase search over instance counts).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from twinfer.errors import CapacityError, ConfigError
+from twinfer.plan.bounds import PoolBound, WorkloadStats, instance_checks, throughput_check
+from twinfer.plan.grid import Job, scenario_id
+from twinfer.plan.space import (
+    DEVICES_PER_RACK,
+    Candidate,
+    PlanSpec,
+    enumerate_candidates,
+    instance_shapes,
+)
+
+
+@dataclass(frozen=True)
+class FleetCost:
+    """Provisioned size, price and power of a candidate fleet."""
+
+    devices: int
+    price_per_hour_usd: float
+    power_max_w: float
+    power_idle_w: float
+    racks: int  # racks it occupies (per device kind, rounded up, summed)
+
+
+@dataclass
+class PruneReport:
+    """Which (candidate, rate) pairs survive to simulation, and why the others were dropped."""
+
+    candidates: list[Candidate]
+    costs: dict[str, FleetCost]  # by candidate key (absent: the instance does not fit in memory)
+    survivors: list[tuple[Candidate, float]]  # (candidate, rate) pairs to simulate
+    reasons: dict[tuple[str, float], str] = field(default_factory=dict)  # (key, rate) -> why pruned
+
+
+def workload_section(spec: PlanSpec, rate_per_s: float) -> dict[str, Any]:
+    """The scenario workload at ``rate_per_s``: the plan's workload with its arrival rate replaced.
+
+    A trace keeps its lengths and gets Poisson arrivals at the rate (or the plan's
+    own arrival kind, e.g. gamma with its cv, at the rate).
+    """
+    section = dict(spec.workload)
+    arrivals = dict(section.get("arrivals") or {"kind": "poisson"})
+    if arrivals.get("kind") == "replay":
+        arrivals = {"kind": "poisson"}
+    arrivals["rate_per_s"] = float(rate_per_s)
+    section["arrivals"] = arrivals
+    section.pop("rate_scale", None)
+    return section
+
+
+def workload_stats(spec: PlanSpec, rate_per_s: float) -> WorkloadStats:
+    """The exact requests the simulator will see at this rate (same config and seed)."""
+    from twinfer.plan.runner import workload_rng
+    from twinfer.workload.build import build_workload
+    from twinfer.workload.config import WorkloadConfig
+
+    config = WorkloadConfig.from_dict(workload_section(spec, rate_per_s), base_dir=spec.base_dir)
+    w = build_workload(config, workload_rng(spec.seed))
+    return WorkloadStats.from_arrays(np.asarray(w.arrival_s), np.asarray(w.prompt_tokens), np.asarray(w.output_tokens))
+
+
+def fleet_cost(candidate: Candidate, resources: dict[tuple, Any], kinds: dict[str, str],
+               devices_per_rack: int | None) -> FleetCost:
+    """Devices, price, power and racks of a fleet from its instances' resources."""
+    devices = price = pmax = pidle = 0.0
+    by_kind: dict[str, int] = {}
+    for pool in candidate.pools:
+        res = resources[(pool.hardware, pool.tp, pool.chips, pool.max_batch_seqs)]
+        devices += res.num_devices * pool.count
+        price += res.price_per_hour_usd * pool.count
+        pmax += res.power_max_w * pool.count
+        pidle += res.power_idle_w * pool.count
+        kind = kinds[pool.hardware]
+        by_kind[kind] = by_kind.get(kind, 0) + res.num_devices * pool.count
+    racks = sum(math.ceil(n / (devices_per_rack or DEVICES_PER_RACK[k])) for k, n in by_kind.items())
+    return FleetCost(devices=int(devices), price_per_hour_usd=price, power_max_w=pmax, power_idle_w=pidle, racks=racks)
+
+
+def _limit_reason(spec: PlanSpec, cost: FleetCost) -> str | None:
+    if spec.budget_per_hour_usd is not None and cost.price_per_hour_usd > spec.budget_per_hour_usd:
+        return f"budget: ${cost.price_per_hour_usd:.2f}/h > ${spec.budget_per_hour_usd:.2f}/h"
+    if spec.power_w is not None and cost.power_max_w > spec.power_w:
+        return f"power: {cost.power_max_w:.0f} W peak > {spec.power_w:.0f} W"
+    if spec.racks is not None and cost.racks > spec.racks:
+        return f"racks: {cost.racks} > {spec.racks}"
+    return None
+
+
+def prune(spec: PlanSpec, stats_by_rate: dict[float, WorkloadStats] | None = None) -> PruneReport:
+    """Apply memory fit, the limits and the bounds to every (candidate, rate) of the plan."""
+    from twinfer.hardware import get_hardware
+    from twinfer.models import load_model
+    from twinfer.perf.factory import make_step_cost
+
+    model = load_model(spec.model)
+    kinds = {hw: get_hardware(hw).kind for hw in spec.hardware}
+    stats_by_rate = stats_by_rate or {r: workload_stats(spec, r) for r in spec.rates_per_s}
+    shapes = instance_shapes(spec, kinds)
+    costs_models: dict[tuple, Any] = {}
+    memory: dict[tuple, str] = {}
+    for shape in shapes:
+        hw, tp, chips, cap = shape
+        try:
+            costs_models[shape] = make_step_cost(model, hw, tp=tp, chips=chips, max_batch_seqs=cap)
+        except (CapacityError, ConfigError) as exc:
+            memory[shape] = f"memory: {exc}"
+    resources = {s: c.resources() for s, c in costs_models.items()}
+    inst: dict[tuple, tuple[PoolBound | None, str | None]] = {}
+    candidates = enumerate_candidates(spec, shapes)
+    report = PruneReport(candidates=candidates, costs={}, survivors=[])
+    for cand in candidates:
+        keys = [(p.hardware, p.tp, p.chips, p.max_batch_seqs) for p in cand.pools]
+        bad = next((memory[k] for k in keys if k in memory), None)
+        if bad is None:
+            report.costs[cand.key] = cost = fleet_cost(cand, resources, kinds, spec.devices_per_rack)
+            bad = _limit_reason(spec, cost)
+        for rate in spec.rates_per_s:
+            reason = bad
+            stats = stats_by_rate[rate]
+            bounds: list[tuple[PoolBound, int]] = []
+            for pool, key in zip(cand.pools, keys, strict=True):
+                if reason is not None:
+                    break
+                memo = (key, pool.role, rate)
+                if memo not in inst:
+                    inst[memo] = instance_checks(costs_models[key], pool.role, stats, ttft_s=spec.ttft_s,
+                                                 tpot_s=spec.tpot_s, attainment=spec.attainment,
+                                                 max_batch_seqs=pool.max_batch_seqs)
+                bound, reason = inst[memo]
+                if bound is not None:
+                    bounds.append((bound, pool.count))
+            if reason is None:
+                reason = throughput_check(bounds, stats, ttft_s=spec.ttft_s, tpot_s=spec.tpot_s,
+                                          attainment=spec.attainment)
+            if reason is None:
+                report.survivors.append((cand, rate))
+            else:
+                report.reasons[(cand.key, rate)] = reason
+    return report
+
+
+def fleet_section(spec: PlanSpec, cand: Candidate) -> dict[str, Any]:
+    """The scenario ``fleets`` entry for a candidate (see :mod:`twinfer.sim.scenario`)."""
+    pools = []
+    for p in cand.pools:
+        pool: dict[str, Any] = {"role": p.role, "hardware": p.hardware, "count": p.count}
+        if p.chips is not None:
+            pool["chips"] = p.chips
+        elif p.tp != 1:
+            pool["tp"] = p.tp
+        batching = dict(spec.batching)
+        if p.max_batch_seqs is not None:
+            batching["max_batch_seqs"] = p.max_batch_seqs
+        if batching:
+            pool["batching"] = batching
+        pools.append(pool)
+    fleet: dict[str, Any] = {"name": cand.key, "pools": pools}
+    if cand.mode == "disaggregated":
+        fleet["link"] = {"name": spec.link}
+    return fleet
+
+
+def scenario_for(spec: PlanSpec, cand: Candidate, rate_per_s: float) -> dict[str, Any]:
+    """The single-fleet scenario mapping that simulates ``cand`` at ``rate_per_s``."""
+    return {
+        "name": f"{spec.name} @ {rate_per_s:g} req/s",
+        "model": spec.model,
+        "workload": workload_section(spec, rate_per_s),
+        "slo": {"ttft_s": spec.ttft_s, "tpot_s": spec.tpot_s, "attainment": spec.attainment},
+        "fleets": [fleet_section(spec, cand)],
+    }
+
+
+def make_jobs(spec: PlanSpec, survivors: list[tuple[Candidate, float]]) -> list[Job]:
+    """Sweep jobs for the surviving (candidate, rate) pairs; params become result columns."""
+    jobs = []
+    for i, (cand, rate) in enumerate(survivors):
+        scenario = scenario_for(spec, cand, rate)
+        jobs.append(Job(scenario_id=scenario_id(scenario, spec.seed), index=i, seed=spec.seed, scenario=scenario,
+                        params={"candidate": cand.key, "mode": cand.mode, "rate_per_s": float(rate)},
+                        base_dir=spec.base_dir))
+    return jobs
+
+
+def run_plan(
+    spec: PlanSpec,
+    results_dir: Any,
+    *,
+    runner: str | None = None,
+    workers: int = 1,
+    backend: str = "local",
+    ray_address: str | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Prune, simulate what the search strategy picks into ``results_dir`` (resumable), return the plan JSON."""
+    from twinfer.plan.evaluate import evaluate
+    from twinfer.plan.search import search
+    from twinfer.plan.store import ResultStore, query
+    from twinfer.plan.sweep import DEFAULT_RUNNER, run_sweep
+
+    report = prune(spec)
+    store = ResultStore(results_dir)
+    rows: dict[str, dict[str, Any]] = {}
+
+    def simulate(pairs: list[tuple[Candidate, float]]) -> dict[tuple[str, float], bool]:
+        jobs = make_jobs(spec, pairs)
+        run_sweep(jobs, store, runner=runner or DEFAULT_RUNNER, workers=workers, backend=backend,
+                  ray_address=ray_address, extend=True, progress=progress)
+        names, tuples = query(results_dir, "SELECT * FROM results")
+        wanted = {j.scenario_id for j in jobs}
+        for t in tuples:
+            row = dict(zip(names, t, strict=True))
+            if row["scenario_id"] in wanted:
+                rows[row["scenario_id"]] = row
+        out = {}
+        for job, (cand, rate) in zip(jobs, pairs, strict=True):
+            row = rows.get(job.scenario_id, {})
+            att = row.get("slo_attainment")
+            out[(cand.key, rate)] = bool(row.get("status") == "ok" and att is not None
+                                         and att >= spec.attainment - 1e-12)
+        return out
+
+    rounds = search(report.survivors, simulate, spec.strategy)
+    plan = evaluate(spec, report, list(rows.values()))
+    plan["search"]["strategy"] = spec.strategy
+    plan["search"]["rounds"] = rounds
+    return plan
