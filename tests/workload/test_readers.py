@@ -161,6 +161,12 @@ def test_unsorted_rows_are_sorted_stably_and_reported(tmp_path: Path) -> None:
             '{"timestamp": 1, "input_length": 5.5, "output_length": 2}',
             "input_length 5.5 is not an integer",
         ),
+        (
+            "mooncake_conversation_head.jsonl",
+            9,
+            '{"timestamp": 1, "input_length": 5, "output_length": 2, "hash_ids": [1, 2.5]}',
+            "hash_ids must be a list of integers",
+        ),
         ("sharegpt8k_head.csv", 3, "12,-4,8,1.0", "num_decode_tokens -4 is below the minimum 1"),
         ("twinfer_sample.csv", 4, "x,1,1,", "arrival_s 'x' is not a number"),
     ],
