@@ -136,18 +136,61 @@ def write_sweep_dir(folder: Path, *, seed: int = 3) -> Path:
     return folder
 
 
-def write_plan(folder: Path) -> Path:
-    """A plan JSON beside a sweep (frontier, recommendation, rate table)."""
-    write_sweep_dir(folder)
+def write_plan(folder: Path, *, seed: int = 5) -> Path:
+    """``OUT/plan.json`` (schema twinfer.plan/1, as :mod:`twinfer.plan.evaluate` documents it) and ``OUT/results/``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    rates = [1.0, 2.0, 4.0]
+    fleets = [("agg-h100-tp4x2", "aggregated", 8, 24.0), ("dis-h100-tp4x1+h200-tp4x1", "disaggregated", 8, 30.0),
+              ("agg-h200-tp8x1", "aggregated", 8, 40.0)]
+    cands, rows = [], []
+    for k, (key, mode, devices, price) in enumerate(fleets):
+        by_rate = {}
+        for rate in rates:
+            att = float(min(1.0, 1.3 - 0.1 * rate + 0.1 * k))
+            m = {"feasible": att >= 0.9, "pruned": None, "error": None, "slo_attainment": att,
+                 "ttft_s": float(rng.uniform(0.2, 2.0)), "tpot_s": float(rng.uniform(0.02, 0.1)),
+                 "e2e_s": float(rng.uniform(2, 10)), "throughput_output_tok_s": 180.0 * rate,
+                 "cost_per_m_output_tok_usd": price / (0.648 * rate), "avg_power_w": float(rng.uniform(3e3, 6e3)),
+                 "energy_per_output_tok_j": float(rng.uniform(5, 20)), "goodput_rps_run": rate * att}
+            by_rate[f"{rate:g}"] = m
+            rows.append({"scenario_id": f"{k:02d}{int(rate):014d}", "sweep_index": len(rows), "seed": 0,
+                         "status": "ok", "error": None, "wall_s": 0.5,
+                         "params_json": json.dumps({"candidate": key, "mode": mode, "rate_per_s": rate}),
+                         "scenario_json": "{}", "candidate": key, "mode": mode, "rate_per_s": rate,
+                         "slo_attainment": att, "ttft_p90_s": m["ttft_s"], "tpot_p90_s": m["tpot_s"],
+                         "throughput_rps": rate, "goodput_rps": m["goodput_rps_run"],
+                         "cost_per_m_output_tok_usd": m["cost_per_m_output_tok_usd"], "avg_power_w": m["avg_power_w"]})
+        goodput = 0.0
+        for rate in rates:
+            if not by_rate[f"{rate:g}"]["feasible"]:
+                break
+            goodput = rate
+        cands.append({"key": key, "mode": mode,
+                      "pools": [{"role": "mixed", "hardware": "h100", "count": 2, "tp": 4, "chips": None,
+                                 "max_batch_seqs": 256}],
+                      "devices": devices, "price_per_hour_usd": price, "power_max_w": 700.0 * devices + 100 * k,
+                      "racks": 1, "goodput_rps": goodput, "pareto": k < 2, "by_rate": by_rate})
     plan = {
-        "objective": "max goodput per $", "model": "llama-3-70b", "slo": {"ttft_p99_s": 1.0, "tpot_p99_s": 0.05},
-        "recommendation": {"name": "2x h100 prefill -> 8 tsp decode", "cost_per_m_output_tok_usd": 0.9,
-                           "ttft_p99_s": 0.4, "avg_power_w": 12000.0, "why": "cheapest config meeting both SLOs"},
-        "pareto": [{"name": "a", "cost_per_m_output_tok_usd": 0.9, "ttft_p99_s": 0.4, "avg_power_w": 12000.0},
-                   {"name": "b", "cost_per_m_output_tok_usd": 2.1, "ttft_p99_s": 0.2, "avg_power_w": 30000.0}],
-        "rate_table": [{"rate_per_s": 1.0, "goodput_rps": 0.98, "cost_per_m_output_tok_usd": 1.2},
-                       {"rate_per_s": 4.0, "goodput_rps": 3.7, "cost_per_m_output_tok_usd": 0.9}],
+        "schema": "twinfer.plan/1", "name": "fixture-plan", "model": "llama-3-70b", "objective": "min_cost",
+        "slo": {"ttft_s": 2.0, "tpot_s": 0.1, "percentile": 90.0, "latency_percentile": "p90"},
+        "target_rate_per_s": 2.0, "rates_per_s": rates,
+        "limits": {"budget_per_hour_usd": 200.0, "power_w": None, "racks": 2},
+        "workload": {"trace": "builtin:azure-conv-sample", "max_requests": 300},
+        "search": {"candidates": 10, "pairs": 30, "pruned": 21, "simulated": 9, "failed": 0,
+                   "pruned_by": {"memory": 15, "budget": 6}},
+        "candidates": cands,
+        "recommended": {"key": fleets[0][0], "why": "cheapest of the feasible fleets (fixture)"},
+        "pareto": [fleets[0][0], fleets[1][0]],
+        "by_rate": [{"rate_per_s": r, "recommended": fleets[0][0], "price_per_hour_usd": 24.0, "devices": 8,
+                     "feasible": 3, "simulated": 3} for r in rates],
     }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results").mkdir(exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows[:4]), folder / "results" / "part-000000.parquet")
+    pq.write_table(pa.Table.from_pylist(rows[4:]), folder / "results" / "part-000001.parquet")
     path = folder / "plan.json"
-    path.write_text(json.dumps(plan, indent=2))
+    path.write_text(json.dumps(plan, indent=1))
     return path

@@ -128,7 +128,7 @@ def test_plan_report_in_browser(tmp_path: Path, browser: Chromium) -> None:
     loaded = _load(browser, write_report(plan, tmp_path / "plan.html"))
     assert browser.errors() == []
     assert loaded["charts"] and all(ch["rendered"] and ch["traces"] >= 1 for ch in loaded["charts"])
-    parts = sorted(plan.parent.glob("*.parquet"))
+    parts = sorted(plan.parent.rglob("*.parquet"))
     rows = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default").to_pylist()
     files = {"plan.json": json.loads(plan.read_text()), "sweep": rows}
     assert _check_cells(loaded["cells"], files) > 50

@@ -29,13 +29,14 @@ def test_plan_json_brings_its_sweep(plan_path: Path) -> None:
     for given in (plan_path, plan_path.parent):
         res = load_results(given)
         assert res.kind == "plan" and res.sweep is not None and len(res.sweep.rows) == 9
+        assert res.sweep.files[0].name == "results/part-000000.parquet"
 
 
 def test_user_mistakes_name_the_path(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such file"):
         load_results(tmp_path / "missing")
     (tmp_path / "x.json").write_text('{"hello": 1}')
-    with pytest.raises(DataError, match="not a twinfer summary or plan"):
+    with pytest.raises(DataError, match="not a twinfer summary"):
         load_results(tmp_path / "x.json")
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(DataError, match="bad.json"):

@@ -69,11 +69,22 @@ def test_plan_page_cites_plan_and_sweep(plan_path: Path, tmp_path: Path) -> None
     html = write_report(plan_path, tmp_path / "p.html").read_text()
     data = _data_block(html)
     plan = json.loads(plan_path.read_text())
-    srcs = {n["src"] for n in data["numbers"]}
-    assert srcs == {"plan.json", "sweep"}
+    assert {n["src"] for n in data["numbers"]} == {"plan.json", "sweep"}
     for n in data["numbers"]:
         if n["src"] == "plan.json":
             assert resolve_pointer(plan, n["path"]) == n["value"]
-    assert "cheapest config meeting both SLOs" in html
-    assert "CapacityError: model does not fit" in html  # the failed scenario is listed
-    assert {"rate-throughput_rps", "rate-goodput_rps", "pareto-sweep-fig", "pareto-plan-fig"} <= set(data["figures"])
+    assert "cheapest of the feasible fleets (fixture)" in html
+    assert data["sections"]["plan"] == {"recommended": "agg-h100-tp4x2", "pareto": plan["pareto"]}
+    # Each candidate's price and its TTFT at the target rate ("2") are in the candidates table.
+    paths = {n["path"] for n in data["numbers"]}
+    for i in range(len(plan["candidates"])):
+        assert {f"/candidates/{i}/price_per_hour_usd", f"/candidates/{i}/by_rate/2/ttft_s"} <= paths
+    assert {"pareto-ttft_s", "pareto-tpot_s", "rate-goodput_rps_run", "rate-choice-price"} <= set(data["figures"])
+
+
+def test_sweep_page_lists_failures(sweep_dir: Path, tmp_path: Path) -> None:
+    html = write_report(sweep_dir, tmp_path / "s.html").read_text()
+    data = _data_block(html)
+    assert "CapacityError: model does not fit" in html
+    assert data["sections"]["sweep-overview"] == {"rows": 9, "ok": 8, "failed": 1}
+    assert {"sweep-rate-throughput_rps", "sweep-rate-goodput_rps", "pareto-sweep-fig"} <= set(data["figures"])

@@ -28,9 +28,9 @@ def _layout(title: str, x_title: str, y_title: str, **extra: Any) -> dict[str, A
         "yaxis": {"title": {"text": y_title}, "gridcolor": "#e5e5e5", "zeroline": False},
         "paper_bgcolor": "#ffffff",
         "plot_bgcolor": "#ffffff",
-        "margin": {"l": 64, "r": 24, "t": 56, "b": 56},
-        "height": 360,
-        "legend": {"orientation": "h", "y": -0.22},
+        "margin": {"l": 64, "r": 24, "t": 56, "b": 64},
+        "height": 400,
+        "legend": {"orientation": "h", "y": -0.3, "yanchor": "top"},
         "font": {"family": "system-ui, sans-serif", "size": 12},
     }
     layout.update(extra)
@@ -118,8 +118,14 @@ def bar_figure(
 def scatter_figure(
     title: str, x_title: str, y_title: str, *, x: Sequence[float], y: Sequence[float], labels: Sequence[str],
     color: Sequence[float] | None = None, color_title: str = "", frontier: Sequence[bool] | None = None,
+    frontier_line: bool = True,
 ) -> dict[str, Any]:
-    """Points coloured by a third quantity (e.g. cost vs latency coloured by power), frontier circled."""
+    """Points coloured by a third quantity (e.g. cost vs latency coloured by power), Pareto points marked.
+
+    ``frontier_line`` joins the Pareto points in x order (right for a 2-D
+    frontier); leave it off when the Pareto set has more objectives than the
+    two axes (its points need not form a staircase in this view).
+    """
     marker: dict[str, Any] = {"size": 10, "line": {"width": 1, "color": "#333"}}
     if color is not None:
         marker.update({"color": [float(c) for c in color], "colorscale": "Viridis", "showscale": True,
@@ -139,15 +145,20 @@ def scatter_figure(
         }
     ]
     if frontier is not None and any(frontier):
-        pts = sorted((float(a), float(b)) for a, b, f in zip(x, y, frontier, strict=True) if f)
+        pts = [(float(a), float(b), t) for a, b, t, f in zip(x, y, labels, frontier, strict=True) if f]
+        if frontier_line:
+            pts.sort()
         data.append(
             {
                 "type": "scatter",
-                "mode": "lines",
-                "name": "Pareto frontier",
+                "mode": "lines+markers" if frontier_line else "markers",
+                "name": "Pareto frontier" if frontier_line else "Pareto set",
                 "x": [p[0] for p in pts],
                 "y": [p[1] for p in pts],
+                "text": [p[2] for p in pts],
+                "hovertemplate": "%{text} (Pareto)<extra></extra>",
                 "line": {"color": "#D55E00", "width": 2, "dash": "dot"},
+                "marker": {"symbol": "diamond-open", "size": 16, "color": "#D55E00", "line": {"width": 2}},
             }
         )
     return {"data": data, "layout": _layout(title, x_title, y_title)}

@@ -26,8 +26,8 @@ from twinfer.errors import DataError
 
 #: Names the simulator gives its summary file.
 SUMMARY_NAMES = ("summary.json",)
-#: Top-level keys that mark a JSON file as a plan (the planner's output).
-PLAN_KEYS = ("pareto", "frontier", "recommendation", "rate_table")
+#: Top-level keys that mark a JSON file as a plan (``twinfer plan``'s plan.json, schema twinfer.plan/1).
+PLAN_KEYS = ("pareto", "recommended", "candidates", "by_rate")
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,15 @@ def _read_parquet(files: list[Path]) -> Any:
 
 
 def _is_plan(doc: dict[str, Any]) -> bool:
-    return any(key in doc for key in PLAN_KEYS)
+    return str(doc.get("schema", "")).startswith("twinfer.plan") or all(key in doc for key in PLAN_KEYS)
+
+
+def _is_plan_file(path: Path) -> bool:
+    """True when ``path`` holds a plan JSON (other JSON files in a folder are ignored)."""
+    try:
+        return _is_plan(_read_json(path))
+    except DataError:
+        return False
 
 
 def load_sim(folder: Path) -> SimResults:
@@ -169,7 +177,7 @@ def load_results(path: Path | str) -> Results:
             if path.name in SUMMARY_NAMES or "fleets" in doc:
                 return load_sim(path.parent)
             raise DataError(
-                f"{path}: not a twinfer summary or plan (no 'fleets' and none of {', '.join(PLAN_KEYS)})"
+                f"{path}: not a twinfer summary (no 'fleets') nor a plan (no schema 'twinfer.plan/...')"
             )
         if path.suffix == ".parquet":
             folder = path.parent
@@ -177,7 +185,7 @@ def load_results(path: Path | str) -> Results:
         raise DataError(f"{path}: expected a folder, a .json or a .parquet file")
     if any((path / n).is_file() for n in SUMMARY_NAMES):
         return load_sim(path)
-    plans = sorted(p for p in path.glob("*.json") if _is_plan(_read_json(p)))
+    plans = sorted(p for p in path.glob("*.json") if _is_plan_file(p))
     if plans:
         return load_plan(plans[0])
     return load_sweep(path)

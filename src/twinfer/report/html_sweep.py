@@ -22,16 +22,14 @@ from typing import Any
 from twinfer.report import charts
 from twinfer.report.html_format import (
     Cell,
-    esc,
     is_number,
-    kv_table,
     note,
     pointer,
-    scalar_leaves,
     table,
 )
 from twinfer.report.html_load import PlanResults, SweepResults
 from twinfer.report.html_page import Figure, Section, render_page
+from twinfer.report.html_plan import MAX_LINES, plan_sections
 
 #: Candidate column names, best first, for the quantities the charts need.
 RATE_COLS = ("workload.arrivals.rate_per_s", "rate_per_s", "request_rate_per_s", "target_rate_per_s", "rate")
@@ -80,8 +78,12 @@ def _metric_columns(sweep: SweepResults) -> list[str]:
             and any(is_number(r.get(c)) for r in sweep.rows)]
 
 
-def sweep_sections(sweep: SweepResults) -> list[Section]:
-    """Overview, throughput/goodput vs rate, Pareto (cost vs latency, colour = power), all rows."""
+def sweep_sections(sweep: SweepResults, *, max_lines: int = 12) -> list[Section]:
+    """Overview, throughput/goodput vs rate, Pareto (cost vs latency, colour = power), all rows.
+
+    Rate charts draw at most ``max_lines`` configurations (those with the
+    highest peak of the metric); the table and the Parquet files hold all.
+    """
     cols = list(sweep.columns)
     ok = _ok_rows(sweep)
     failed = [(i, r) for i, r in enumerate(sweep.rows) if r.get("status", "ok") != "ok"]
@@ -110,12 +112,14 @@ def sweep_sections(sweep: SweepResults) -> list[Section]:
                 pts = sorted((p for p in pts if is_number(p[1].get(metric))), key=lambda p: p[0])
                 if pts:
                     series.append((label, [p[0] for p in pts], [p[1][metric] for p in pts]))
+            series = sorted(series, key=lambda s: -max(s[2]))[:max_lines]
             if series:
-                figs.append(Figure(f"rate-{metric}", charts.line_figure(
+                figs.append(Figure(f"sweep-rate-{metric}", charts.line_figure(
                     f"{metric} vs request rate", rate_col, metric, series, markers=True)))
-    txt = note(f"x = the sweep's request rate column ({rate_col}); one line per configuration (the other overrides).") \
+    txt = note(f"x = the sweep's request rate column ({rate_col}); one line per configuration (the other "
+               f"overrides), at most {max_lines} per chart: those with the highest peak.") \
         if figs else note("No request-rate column or throughput metrics in this sweep: rate charts skipped.", kind="warn")
-    sections.append(Section("rate", "Throughput and goodput vs request rate", txt, tuple(figs)))
+    sections.append(Section("sweep-rate", "Sweep: throughput and goodput vs request rate", txt, tuple(figs)))
 
     cost, lat, power = pick(cols, COST_COLS), pick(cols, LATENCY_COLS), pick(cols, POWER_COLS)
     if cost and lat:
@@ -124,7 +128,7 @@ def sweep_sections(sweep: SweepResults) -> list[Section]:
                             for _, q in pts) for _, r in pts]
         colors = [float(r[power]) for _, r in pts] if power and all(is_number(r.get(power)) for _, r in pts) else None
         fig = charts.scatter_figure(
-            "Cost vs latency (Pareto frontier dotted)", cost, lat, x=[r[cost] for _, r in pts],
+            "Sweep: cost vs latency (Pareto frontier dotted)", cost, lat, x=[r[cost] for _, r in pts],
             y=[r[lat] for _, r in pts], labels=[f"row {i}: {_config_label(r, None)}" for i, r in pts],
             color=colors, color_title=power or "", frontier=frontier)
         sections.append(Section("pareto-sweep", "Pareto frontier of the sweep",
@@ -144,70 +148,14 @@ def sweep_sections(sweep: SweepResults) -> list[Section]:
     return sections
 
 
-def records_table(records: Sequence[Any], src: str, base: tuple[str | int, ...], *, css: str = "") -> str:
-    """A table of a list of JSON objects (columns = the dotted scalar keys, first-seen order)."""
-    flat = [dict((".".join(map(str, p)), (p, v)) for p, v in scalar_leaves(r)) if isinstance(r, Mapping) else {}
-            for r in records]
-    columns: list[str] = []
-    for f in flat:
-        columns += [k for k in f if k not in columns]
-    rows = [[Cell(i)] + [Cell(f[c][1], src, pointer((*base, i, *f[c][0]))) if c in f else Cell(None) for c in columns]
-            for i, f in enumerate(flat)]
-    return table(["#", *columns], rows, css=css)
-
-
-def plan_sections(res: PlanResults) -> list[Section]:
-    """Recommendation, Pareto frontier and rate table as the plan JSON holds them, then any other keys."""
-    plan, src = res.plan, "plan.json"
-    sections = []
-    rec = plan.get("recommendation")
-    if isinstance(rec, Mapping):
-        why = rec.get("why") or rec.get("reason") or ""
-        html = (f'<div class="recommend"><p>{esc(why)}</p></div>' if why else "") + kv_table(rec, src, ("recommendation",))
-        sections.append(Section("recommendation", "Recommended configuration", html, data={"recommendation": rec}))
-    key = "pareto" if "pareto" in plan else "frontier"
-    front = plan.get(key)
-    if isinstance(front, list) and front:
-        cols = sorted({k for p in front if isinstance(p, Mapping) for k in p})
-        cost, lat, power = pick(cols, COST_COLS), pick(cols, LATENCY_COLS), pick(cols, POWER_COLS)
-        figs: tuple[Figure, ...] = ()
-        if cost and lat:
-            pts = [p for p in front if is_number(p.get(cost)) and is_number(p.get(lat))]
-            colors = [p[power] for p in pts] if power and all(is_number(p.get(power)) for p in pts) else None
-            figs = (Figure("pareto-plan-fig", charts.scatter_figure(
-                "Pareto frontier: cost vs latency", cost, lat, x=[p[cost] for p in pts], y=[p[lat] for p in pts],
-                labels=[str(p.get("name", p.get("config", i))) for i, p in enumerate(pts)], color=colors,
-                color_title=power or "", frontier=[True] * len(pts))),)
-        sections.append(Section("pareto", "Pareto frontier (cost vs latency vs power)",
-                                note("The frontier as the planner wrote it."), figs,
-                                html_after=records_table(front, src, (key,), css="pareto-table")))
-    rates = plan.get("rate_table")
-    if isinstance(rates, list) and rates:
-        cols = sorted({k for p in rates if isinstance(p, Mapping) for k in p})
-        rate_col = pick(cols, RATE_COLS)
-        figs = ()
-        ys = [c for c in cols if c != rate_col and all(is_number(p.get(c)) for p in rates if isinstance(p, Mapping))]
-        if rate_col and ys:
-            pts = sorted((p for p in rates if is_number(p.get(rate_col))), key=lambda p: p[rate_col])
-            figs = tuple(Figure(f"rate-table-{c}", charts.line_figure(
-                f"{c} vs target rate", rate_col, c, [(c, [p[rate_col] for p in pts], [p[c] for p in pts])], markers=True))
-                for c in ys[:4])
-        sections.append(Section("rate-table", "How the choice changes with the target rate",
-                                note("One row per target request rate, as the plan wrote it."), figs,
-                                html_after=records_table(rates, src, ("rate_table",), css="rate-table")))
-    other = {k: v for k, v in plan.items() if k not in ("recommendation", "pareto", "frontier", "rate_table")}
-    if other:
-        sections.append(Section("plan-inputs", "Plan inputs and settings", kv_table(other, src, ())))
-    return sections
-
-
 def build(res: SweepResults | PlanResults) -> str:
     """The HTML page for a sweep folder or a plan (with its sweep when present)."""
     from twinfer import __version__
 
     if isinstance(res, PlanResults):
-        sections = plan_sections(res) + (sweep_sections(res.sweep) if res.sweep else [])
-        title, subtitle = f"twinfer plan: {res.path.name}", "Planner output"
+        sections = plan_sections(res) + (sweep_sections(res.sweep, max_lines=MAX_LINES) if res.sweep else [])
+        name = res.plan.get("name") or res.path.parent.name
+        title, subtitle = f"twinfer plan: {name}", f"model {res.plan.get('model', '?')}, objective {res.plan.get('objective', '?')}"
     else:
         sections = sweep_sections(res)
         title, subtitle = f"twinfer sweep: {res.folder.name}", f"{len(res.rows)} scenarios"
