@@ -19,6 +19,8 @@ from twinfer.errors import TwinferError
 COMMAND_MODULES = [
     "twinfer.cli.catalog",
     "twinfer.cli.hardware",
+    "twinfer.cli.estimate",
+    "twinfer.cli.calibrate",
     "twinfer.cli.report",
     "twinfer.cli.sweep", "twinfer.cli.results", "twinfer.cli.plan",
 ]

@@ -127,6 +127,9 @@ class GpuStepCost:
         self._layers = model.num_layers
         self._mla_prefill = model.mla is not None
         self._dense = lru_cache(maxsize=1 << 16)(self._dense_time_s)
+        bw, act = gpu.mem_bw_bytes_per_s, self.precision.activations
+        self._decode_s_per_byte = 1.0 / (bw * self.efficiency.attn_decode_mem_eff)
+        self._attn_s_per_flop = 1.0 / (gpu.peak_flops(act) * self.efficiency.attn_prefill_peak_eff)
         self.memory = self._memory_plan()
         if self.memory.kv_free_bytes <= 0:
             missing = -self.memory.kv_free_bytes
@@ -209,15 +212,22 @@ class GpuStepCost:
 
     def step_time_s(self, shape: StepShape) -> float:
         """Wall time of one forward step computing ``shape`` (sum over ops; see the module docstring)."""
-        t = shape.prefill_tokens + shape.decode_seqs
+        pt, ds = shape.prefill_tokens, shape.decode_seqs
+        t = pt + ds
         if t <= 0:
             return 0.0
-        kv = shape.prefill_kv_tokens if (self._mla_prefill and shape.prefill_tokens) else 0
-        total = self._dense(t, shape.prefill_seqs + shape.decode_seqs, kv, shape.prefill_tokens > 0)
-        if shape.prefill_tokens:
+        kv = shape.prefill_kv_tokens if (self._mla_prefill and pt) else 0
+        total = self._dense(t, shape.prefill_seqs + ds, kv, pt > 0)
+        if pt:
             total += self._prefill_attention_s(shape) * self._layers
-        if shape.decode_seqs:
-            total += self._decode_attention_s(shape) * self._layers
+        if ds:
+            # Inlined decode attention (the hot path of a decode-heavy simulation).
+            (f0, f1, f2), (b0, b1, b2) = self._decode_coef
+            ctx = shape.decode_context_tokens
+            k = self.kernels
+            t_m = (b0 + b1 * ds + b2 * ctx) * self._decode_s_per_byte
+            t_c = (f0 + f1 * ds + f2 * ctx) * self._attn_s_per_flop
+            total += (k.eff.kernel_overhead_s + (t_m if t_m > t_c else t_c)) * self._layers
         return total + self.efficiency.step_overhead_s
 
     def resources(self) -> InstanceResources:

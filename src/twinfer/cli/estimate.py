@@ -1,0 +1,162 @@
+"""``twinfer estimate``: latency, throughput and memory of one model on one GPU instance, from the GPU model.
+
+TTFT is the prefill of the whole batch in one step; time per output token
+is one decode step of the batch at mid-generation context (input + output/2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from twinfer.cli.hardware import HardwareFileOption, load_extra
+
+
+def _precision(dtype: str, kv_dtype: str | None) -> Any:
+    from twinfer.errors import ConfigError
+    from twinfer.models.ops import Precision
+    from twinfer.units import DTYPE_BYTES
+
+    if dtype not in ("bf16", "fp16", "fp8", "fp4", "int8", "int4"):
+        raise ConfigError(f"--dtype must be one of bf16, fp16, fp8, fp4, int8, int4; got {dtype!r}")
+    kv = kv_dtype or ("fp8" if DTYPE_BYTES[dtype] < 2 else "bf16")  # TensorRT-LLM's FP8 recipes also quantise KV
+    act = "fp16" if dtype == "fp16" else "bf16"
+    return Precision(weights=dtype, activations=act, kv_cache=kv)
+
+
+def _suggest_tp(model: Any, gpu: Any, tp: int, pp: int, precision: Any, need_tokens: int, kw: dict[str, Any]) -> str:
+    """The smallest larger TP (dividing the heads, within the NVLink domain) that fits, as advice."""
+    from twinfer.errors import TwinferError
+    from twinfer.gpu import GpuStepCost
+
+    candidate = tp * 2
+    while candidate <= gpu.scale_up_gpus:
+        if model.num_attention_heads % candidate == 0:
+            try:
+                cost = GpuStepCost(model, gpu, tp=candidate, pp=pp, precision=precision, **kw)
+                if cost.resources().kv_capacity_tokens >= need_tokens:
+                    return f"--tp {candidate} fits"
+            except TwinferError:
+                pass
+        candidate *= 2
+    return "no TP within one NVLink domain fits: add --pp, use --dtype fp8, or a GPU with more memory"
+
+
+def _rows(ops: list[Any]) -> list[dict[str, Any]]:
+    return [{"op": o.name, "kind": o.kind, "time_ms": o.time_s * 1e3, "repeat": o.repeat,
+             "total_ms": o.total_s * 1e3} for o in ops]
+
+
+def estimate_command(
+    model: Annotated[str, typer.Option("--model", help="Model preset or path to a config.json.")] = "llama-3-70b",
+    hardware: Annotated[str, typer.Option("--hardware", help="GPU preset (twinfer hardware lists them).")] = "h100",
+    tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel GPUs.")] = 8,
+    pp: Annotated[int, typer.Option("--pp", help="Pipeline stages.")] = 1,
+    batch: Annotated[int, typer.Option("--batch", help="Sequences served together.")] = 16,
+    input_len: Annotated[int, typer.Option("--input-len", help="Prompt tokens per sequence.")] = 2048,
+    output_len: Annotated[int, typer.Option("--output-len", help="Generated tokens per sequence.")] = 256,
+    dtype: Annotated[str, typer.Option("--dtype", help="Weight dtype: bf16, fp8, fp4 ... (fp8/fp4 also use an fp8 KV cache).")] = "bf16",
+    kv_dtype: Annotated[str | None, typer.Option("--kv-dtype", help="KV-cache dtype (default: follows --dtype).")] = None,
+    breakdown: Annotated[bool, typer.Option("--breakdown", help="Per-op time of one layer for the prefill and a decode step.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (always with the breakdown).")] = False,
+    calibration: Annotated[Path | None, typer.Option("--calibration", help="Calibration JSON from `twinfer calibrate`.")] = None,
+    hardware_file: HardwareFileOption = None,
+) -> None:
+    """Estimate TTFT, time per output token, tokens/s per user and per GPU, and memory for one GPU instance."""
+    import json
+
+    from twinfer.errors import CapacityError, ConfigError
+    from twinfer.gpu import GpuStepCost, default_efficiency, load_calibration
+    from twinfer.hardware import GpuSpec, get_hardware
+    from twinfer.models import StepShape, load_model
+
+    for name, value in (("--batch", batch), ("--input-len", input_len), ("--output-len", output_len)):
+        if value < 1:
+            raise ConfigError(f"{name} must be >= 1, got {value}")
+    extra = load_extra(hardware_file)
+    gpu = get_hardware(hardware, extra)
+    if not isinstance(gpu, GpuSpec):
+        raise ConfigError(f"{gpu.name} is an LPU; `twinfer estimate` covers GPUs (LPUs: see the lpu commands)")
+    spec = load_model(model)
+    precision = _precision(dtype, kv_dtype)
+    eff = load_calibration(calibration, default_efficiency(gpu.name)) if calibration else None
+    kw: dict[str, Any] = {"efficiency": eff, "extra_hardware": extra, "max_batch_seqs": max(batch, 1)}
+    need_tokens = batch * (input_len + output_len)
+    try:
+        cost = GpuStepCost(spec, gpu, tp=tp, pp=pp, precision=precision, **kw)
+    except CapacityError as exc:
+        raise CapacityError(f"{exc}. Suggestion: {_suggest_tp(spec, gpu, tp, pp, precision, need_tokens, kw)}") from None
+    mem = cost.memory
+    kv_need = need_tokens * mem.kv_bytes_per_token
+    if kv_need > mem.kv_free_bytes:
+        missing = (kv_need - mem.kv_free_bytes) / 1e9
+        raise CapacityError(
+            f"{spec.name} on {tp * pp} x {gpu.name}: the KV cache of {batch} x ({input_len} + {output_len}) tokens needs "
+            f"{kv_need / 1e9:.1f} GB per GPU but only {mem.kv_free_bytes / 1e9:.1f} GB are free after weights and workspace: "
+            f"{missing:.1f} GB missing. Suggestion: {_suggest_tp(spec, gpu, tp, pp, precision, need_tokens, kw)}, "
+            "or a smaller --batch"
+        )
+    prefill = StepShape.prefill([input_len] * batch)
+    decode = StepShape.decode([input_len + output_len // 2] * batch)
+    ttft = cost.step_time_s(prefill)
+    tpot = cost.step_time_s(decode)
+    gpus = tp * pp
+    e2e = ttft + output_len * tpot
+    result = {
+        "model": spec.name, "hardware": gpu.name, "tp": tp, "pp": pp, "gpus": gpus, "batch": batch,
+        "input_len": input_len, "output_len": output_len,
+        "precision": {"weights": precision.weights, "activations": precision.activations, "kv_cache": precision.kv_cache},
+        "calibration": str(calibration) if calibration else None,
+        "ttft_s": ttft, "tpot_s": tpot,
+        "tokens_per_s_per_user": 1.0 / tpot,
+        "decode_tokens_per_s_per_gpu": batch / tpot / gpus,
+        "output_tokens_per_s_per_gpu": batch * output_len / e2e / gpus,
+        "request_latency_s": e2e,
+        "memory_per_gpu": {
+            "capacity_bytes": gpu.memory_bytes, "usable_bytes": mem.usable_bytes, "weights_bytes": mem.weight_bytes,
+            "workspace_bytes": mem.workspace_bytes, "kv_needed_bytes": kv_need, "kv_free_bytes": mem.kv_free_bytes,
+            "kv_capacity_tokens": cost.resources().kv_capacity_tokens,
+        },
+        "breakdown": {"prefill": _rows(cost.op_times(prefill)), "decode": _rows(cost.op_times(decode))},
+    }
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    _print(result, breakdown)
+
+
+def _print(r: dict[str, Any], breakdown: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    m = r["memory_per_gpu"]
+    p = r["precision"]
+    console.print(f"[bold]{r['model']}[/] on {r['gpus']} x {r['hardware']} (tp={r['tp']}, pp={r['pp']}), "
+                  f"batch {r['batch']}, {r['input_len']} in / {r['output_len']} out, weights {p['weights']}, KV {p['kv_cache']}")
+    console.print(f"  TTFT (prefill of the batch)      {r['ttft_s'] * 1e3:10.1f} ms")
+    console.print(f"  time per output token            {r['tpot_s'] * 1e3:10.2f} ms   (decode step at context "
+                  f"{r['input_len'] + r['output_len'] // 2})")
+    console.print(f"  tokens/s per user                {r['tokens_per_s_per_user']:10.1f}")
+    console.print(f"  decode tokens/s per GPU          {r['decode_tokens_per_s_per_gpu']:10.1f}")
+    console.print(f"  output tokens/s per GPU (w/ TTFT) {r['output_tokens_per_s_per_gpu']:9.1f}")
+    used = m["weights_bytes"] + m["workspace_bytes"] + m["kv_needed_bytes"]
+    console.print(f"  memory per GPU: {used / 1e9:.1f} GB used (weights {m['weights_bytes'] / 1e9:.1f} + workspace "
+                  f"{m['workspace_bytes'] / 1e9:.1f} + KV {m['kv_needed_bytes'] / 1e9:.1f}) of {m['usable_bytes'] / 1e9:.1f} GB "
+                  f"usable ({m['capacity_bytes'] / 1e9:.0f} GB x 0.9); KV room for {m['kv_capacity_tokens']:,} tokens")
+    if not breakdown:
+        return
+    for phase in ("prefill", "decode"):
+        table = Table(title=f"{phase} step: time per execution (one layer for per-layer ops)")
+        for col in ("op", "kind", "ms each", "runs", "ms total"):
+            table.add_column(col, justify="left" if col in ("op", "kind") else "right")
+        for row in r["breakdown"][phase]:
+            table.add_row(row["op"], row["kind"], f"{row['time_ms']:.4f}", str(row["repeat"]), f"{row['total_ms']:.3f}")
+        console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``twinfer estimate`` to ``app``."""
+    app.command("estimate")(estimate_command)
