@@ -19,6 +19,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -119,19 +120,19 @@ def measure(plan: CalibrationPlan, dtype: str = "bf16") -> dict[str, Any]:
         w = rand(k, n)
         for m in plan.gemm_m:
             x = rand(m, k)
-            t = timed(lambda x=x, w=w: torch.matmul(x, w))
+            t = timed(partial(torch.matmul, x, w))
             gemm.append({"m": m, "n": n, "k": k, "bytes": elem * (k * n + m * k + m * n), "time_s": t})
     copies = []
     for size in plan.copy_bytes:
         src = torch.empty(size // elem, dtype=tdtype, device=dev)
         dst = torch.empty_like(src)
-        t = timed(lambda src=src, dst=dst: dst.copy_(src))
+        t = timed(partial(dst.copy_, src))
         copies.append({"bytes": 2 * size, "time_s": t})
     h, d = plan.heads, plan.head_dim
     prefill = []
     for length in plan.prefill_lens:
         q, kk, v = rand(1, h, length, d), rand(1, h, length, d), rand(1, h, length, d)
-        t = timed(lambda q=q, kk=kk, v=v: F.scaled_dot_product_attention(q, kk, v, is_causal=True))
+        t = timed(partial(F.scaled_dot_product_attention, q, kk, v, is_causal=True))
         pairs = length * (length + 1) // 2
         prefill.append({"seq_len": length, "heads": h, "head_dim": d, "flops": 4.0 * pairs * h * d,
                         "bytes": 4 * length * h * d * elem, "time_s": t})
@@ -139,7 +140,7 @@ def measure(plan: CalibrationPlan, dtype: str = "bf16") -> dict[str, Any]:
     b = plan.decode_batch
     for ctx in plan.decode_ctx:
         q, kk, v = rand(b, h, 1, d), rand(b, h, ctx, d), rand(b, h, ctx, d)
-        t = timed(lambda q=q, kk=kk, v=v: F.scaled_dot_product_attention(q, kk, v))
+        t = timed(partial(F.scaled_dot_product_attention, q, kk, v))
         decode.append({"batch": b, "context": ctx, "heads": h, "head_dim": d, "flops": 4.0 * b * ctx * h * d,
                        "bytes": (2 * b * ctx * h * d + 2 * b * h * d) * elem, "time_s": t})
     return {
