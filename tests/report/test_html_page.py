@@ -62,7 +62,11 @@ def test_sections_without_data_say_so(sim_dir: Path, tmp_path: Path) -> None:
     html = write_report(sim_dir, tmp_path / "r.html").read_text()
     assert "No per-request Parquet found" in html
     assert "carries no sampled pool series" in html
-    assert "do not record the LPU partition" in html
+    # The LPU decode pool's partition is compiled by the report instead, and cited as such.
+    assert "compiled here for llama-3-70b" in html
+    data = _data_block(html)
+    lpu = [n for n in data["numbers"] if n["src"] == "lpu-compiler"]
+    assert any(n["path"] == "/pools/0/chips_used" for n in lpu)
 
 
 def test_plan_page_cites_plan_and_sweep(plan_path: Path, tmp_path: Path) -> None:

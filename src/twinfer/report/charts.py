@@ -166,9 +166,11 @@ def scatter_figure(
 
 def sram_figure(title: str, chips: Sequence[int], used_bytes: Sequence[float], capacity_bytes: float | None) -> dict[str, Any]:
     """SRAM used per chip (bars), with the chip's capacity as a line when known."""
-    fig = bar_figure(title, "SRAM used (bytes)", [str(c) for c in chips], [("SRAM used", used_bytes)])
+    fig = bar_figure(title, "SRAM used (bytes)", [], [("SRAM used", used_bytes)])
+    fig["data"][0]["x"] = [int(c) for c in chips]
+    fig["data"][0]["marker"]["line"] = {"width": 0}
     fig["layout"]["xaxis"]["title"] = {"text": "chip"}
-    fig["layout"]["xaxis"]["type"] = "category"
+    fig["layout"]["bargap"] = 0.1 if len(chips) < 64 else 0
     if capacity_bytes:
         fig["layout"]["shapes"] = [
             {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": capacity_bytes, "y1": capacity_bytes,

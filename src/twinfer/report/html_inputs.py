@@ -161,20 +161,67 @@ def partition_block(title: str, part: Mapping[str, Any], src: str, base: tuple[s
     return html, fig
 
 
-def lpu_section(fleets: Fleets) -> Section:
-    """The LPU partition and SRAM use per chip for each LPU pool, or a note saying why it is absent."""
+def _model_name(summary: Mapping[str, Any]) -> str | None:
+    root, _ = _inputs_root(summary)
+    model = root.get("model")
+    if isinstance(model, Mapping):
+        model = model.get("name")
+    return model if isinstance(model, str) else None
+
+
+def compile_partition(model_name: str, hardware: str, chips: int | None,
+                      max_batch_seqs: int | None = None) -> dict[str, Any]:
+    """The LPU compiler's partition of ``model_name`` over ``chips`` chips of ``hardware``, as a plain dict.
+
+    Uses the same entry point as the simulator's LPU instances
+    (:func:`twinfer.perf.factory.make_step_cost`), so it is the plan the run used
+    when the run used the default precision.
+    """
+    from dataclasses import asdict
+
+    from twinfer.models import load_model
+    from twinfer.perf.factory import make_step_cost
+
+    cost = make_step_cost(load_model(model_name), hardware, chips=chips, max_batch_seqs=max_batch_seqs)
+    plan = cost.plan  # type: ignore[attr-defined]
+    return {"tp": plan.tp, "chips_used": plan.chips_used, "num_chips": plan.num_chips,
+            "capacity_bytes": plan.capacity_bytes, "stages": [asdict(st) for st in plan.stages]}
+
+
+def lpu_section(fleets: Fleets, summary: Mapping[str, Any] | None = None) -> Section:
+    """The LPU partition and SRAM use per chip for each LPU pool, or a note saying why it is absent.
+
+    Prefers the partition the results record (pool key ``lpu_partition``);
+    otherwise compiles it here (cells cite ``lpu-compiler``, not a results file).
+    """
     pools = _lpu_pools(fleets)
     if not pools:
         return Section("lpu", "LPU partition", note("No LPU pool in these results."))
-    parts, figs = [], []
+    parts, figs, done = [], [], {}
+    model = _model_name(summary or {})
     for i, (fname, path, pool) in enumerate(pools):
         part = pool.get("lpu_partition")
         label = f"{fname}: {pool.get('role', 'pool')} on {pool.get('hardware', 'LPU')}"
-        if isinstance(part, Mapping):
-            html, fig = partition_block(label, part, "summary.json", (*path, "lpu_partition"), f"lpu-sram-{i}")
-            parts.append(html)
-            figs += [fig] if fig else []
-        else:
-            parts.append(note(f"{label}: the results do not record the LPU partition (pool key "
-                              "'lpu_partition'); run `twinfer compile` for it.", kind="warn"))
+        src, base = "summary.json", (*path, "lpu_partition")
+        if not isinstance(part, Mapping):
+            chips = pool.get("chips", pool.get("devices_per_instance"))
+            key = (model, pool.get("hardware"), chips)
+            try:
+                if model is None:
+                    raise ValueError("the results do not name the model")
+                if key not in done:
+                    done[key] = compile_partition(model, str(pool.get("hardware")),
+                                                  chips if isinstance(chips, int) else None)
+                part = done[key]
+                src, base = "lpu-compiler", ("pools", i)
+                parts.append(note(f"{label}: the results do not record the LPU partition; compiled here for "
+                                  f"{model} on {chips} chip(s) at the default precision (numbers cite "
+                                  "'lpu-compiler', not a results file).", kind="warn"))
+            except Exception as exc:  # the report still stands without this section
+                parts.append(note(f"{label}: the results do not record the LPU partition and it could not be "
+                                  f"compiled here ({type(exc).__name__}: {exc}); run `twinfer compile`.", kind="warn"))
+                continue
+        html, fig = partition_block(label, part, src, base, f"lpu-sram-{i}")
+        parts.append(html)
+        figs += [fig] if fig else []
     return Section("lpu", "LPU partition and SRAM per chip", "".join(parts), tuple(figs))

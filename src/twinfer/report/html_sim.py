@@ -212,7 +212,7 @@ def build(res: SimResults) -> str:
         _pools_section(fleets),
         _kv_section(res, fleets),
         _cost_section(fleets),
-        lpu_section(fleets),
+        lpu_section(fleets, summary),
         inputs_section(summary, SRC, fleets),
         _all_numbers(fleets),
     ]
