@@ -64,12 +64,16 @@ def test_all_reduce_alpha_beta_closed_form(make_kernels):
     assert km.all_reduce_time_s(size, 1) == 0.0
 
 
-def test_norm_is_bandwidth_bound(make_kernels):
-    """A norm over 4096 x 8192 bf16 (read + write 134 MB) runs at elementwise_mem_eff of HBM bandwidth."""
+def test_norm_is_bandwidth_bound_with_l2_step(make_kernels):
+    """A norm over 4096 x 8192 bf16 (134 MB moved): the L2-resident share at the L2 rate, the rest at the HBM rate."""
     km = make_kernels("a100")
+    e = km.eff
     moved = 2 * 4096 * 8192 * 2
-    expect = km.eff.elementwise_overhead_s + moved / (2.039e12 * km.eff.elementwise_mem_eff)
+    in_l2 = 40e6 * e.elementwise_l2_fraction  # A100 whitepaper: 40 MB L2
+    expect = e.elementwise_overhead_s + in_l2 / (2.039e12 * e.elementwise_l2_eff) + (moved - in_l2) / (2.039e12 * e.elementwise_mem_eff)
     assert km.memory_time_s(moved) == pytest.approx(expect, rel=1e-12)
+    small = 1e6  # fits in L2 entirely
+    assert km.memory_time_s(small) == pytest.approx(e.elementwise_overhead_s + small / (2.039e12 * e.elementwise_l2_eff))
 
 
 def test_decode_attention_reads_kv_at_bandwidth(make_kernels):

@@ -36,7 +36,9 @@ class GpuEfficiency:
     gemm_mem_eff: float = 0.85  # fraction of HBM bandwidth reached streaming GEMM operands
     gemm_combine_p: float = 2.0  # p-norm combining compute and memory time
     kernel_overhead_s: float = 5e-6  # fixed time of every kernel (launch gap, prologue, tail)
-    elementwise_mem_eff: float = 0.5  # fraction of HBM bandwidth for norms / activations / adds
+    elementwise_mem_eff: float = 0.25  # fraction of HBM bandwidth for norms / activations / adds beyond L2
+    elementwise_l2_eff: float = 0.5  # same, for the bytes that stay in L2 (as a fraction of HBM bandwidth)
+    elementwise_l2_fraction: float = 0.7  # share of the L2 a bandwidth-bound kernel's data effectively keeps
     elementwise_overhead_s: float = 4e-6  # fixed time of a bandwidth-bound kernel
     attn_prefill_peak_eff: float = 0.5  # FlashAttention fraction of peak at long prompts
     attn_prefill_half_len: float = 512.0  # prompt length (tokens per sequence) at half that efficiency

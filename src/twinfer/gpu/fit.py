@@ -119,16 +119,22 @@ def fit_gemm(samples: Sequence[GemmSample], gpu: GpuSpec, base: GpuEfficiency) -
 
 
 def fit_memory(samples: Sequence[MemorySample], gpu: GpuSpec, base: GpuEfficiency) -> GpuEfficiency:
-    """Fit the bandwidth efficiency and fixed overhead of bandwidth-bound kernels."""
+    """Fit the L2 and HBM efficiencies, the L2 share and the fixed overhead of bandwidth-bound kernels."""
     meas = np.array([s.time_s for s in samples])
-    moved = np.array([s.bytes_moved for s in samples])
+    dummy = LinkSpec(name="none", bw_bytes_per_s=1.0, latency_s=0.0)
+
+    def make(x: np.ndarray) -> GpuEfficiency:
+        return base.replace(elementwise_l2_eff=min(1.0, math.exp(x[0])), elementwise_mem_eff=min(1.0, math.exp(x[1])),
+                            elementwise_overhead_s=math.exp(x[2]), elementwise_l2_fraction=min(1.0, math.exp(x[3])))
 
     def loss(x: np.ndarray) -> float:
-        pred = math.exp(x[1]) + moved / (gpu.mem_bw_bytes_per_s * min(1.0, math.exp(x[0])))
+        km = KernelModel(gpu, make(x), dummy, dummy)
+        pred = np.array([km.memory_time_s(s.bytes_moved) for s in samples])
         return _log_err(pred, meas)
 
-    x = nelder_mead(loss, [math.log(base.elementwise_mem_eff), math.log(base.elementwise_overhead_s)])
-    return base.replace(elementwise_mem_eff=min(1.0, math.exp(x[0])), elementwise_overhead_s=math.exp(x[1]))
+    x0 = [math.log(base.elementwise_l2_eff), math.log(base.elementwise_mem_eff),
+          math.log(base.elementwise_overhead_s), math.log(base.elementwise_l2_fraction)]
+    return make(nelder_mead(loss, x0, iters=1500))
 
 
 def fit_all_reduce(samples: Sequence[CollectiveSample], gpu: GpuSpec, link: LinkSpec, base: GpuEfficiency) -> GpuEfficiency:

@@ -13,7 +13,7 @@ adds, in order of how much they matter for LLM inference:
 * Attention: prefill (FlashAttention) is FLOP-bound with an efficiency that
   grows with the prompt length (short prompts leave tiles idle); decode is
   bound by reading the KV cache (at short contexts the kernel overhead wins).
-* Norms, activations and adds: bandwidth-bound.
+* Norms, activations and adds: bandwidth-bound, faster while their data fits in L2.
 * All-reduce: ring alpha-beta, t = alpha + 2 (p - 1) / p * S / B, with B the
   achieved fraction of the per-direction link bandwidth (NVLink/NVSwitch).
 
@@ -59,8 +59,15 @@ class KernelModel:
 
     # ---- bandwidth-bound kernels -------------------------------------------------
     def memory_time_s(self, bytes_moved: float) -> float:
-        """Norms, activations, residual adds, embedding gathers: bytes at the elementwise efficiency."""
-        return self.eff.elementwise_overhead_s + bytes_moved / (self.gpu.mem_bw_bytes_per_s * self.eff.elementwise_mem_eff)
+        """Norms, activations, residual adds, embedding gathers: bandwidth-bound, faster while the data fits in L2.
+
+        The first ``l2_bytes x elementwise_l2_fraction`` bytes move at the L2
+        efficiency, the rest at the HBM efficiency (Vidur's norm timings
+        show the step where a layer's activations outgrow the L2).
+        """
+        e, bw = self.eff, self.gpu.mem_bw_bytes_per_s
+        in_l2 = min(bytes_moved, self.gpu.l2_bytes * e.elementwise_l2_fraction)
+        return e.elementwise_overhead_s + in_l2 / (bw * e.elementwise_l2_eff) + (bytes_moved - in_l2) / (bw * e.elementwise_mem_eff)
 
     # ---- attention -----------------------------------------------------------------
     def prefill_attention_time_s(self, flops: float, bytes_moved: float, tokens_per_seq: float, dtype: str) -> float:

@@ -43,6 +43,7 @@ class GpuSpec:
     price_per_hour_usd: float  # an assumption: override it with your own
     num_sms: int = 132  # streaming multiprocessors (wave quantisation of GEMM tiles)
     scale_up_gpus: int = 8  # GPUs sharing one NVLink/NVSwitch domain (NVL72: 72)
+    l2_bytes: float = 50e6  # L2 cache (bandwidth-bound kernels whose data stays in L2 run faster)
     sources: Mapping[str, str] = field(default_factory=dict)
     uncertain: tuple[str, ...] = ()
     kind: str = "gpu"
