@@ -13,7 +13,7 @@ Definitions:
   rate), ``max_goodput_per_usd`` (goodput / $/h), ``max_goodput_per_watt``
   (goodput / provisioned peak power, the figure a power limit constrains).
 * **latency** columns use the simulator's percentile at or above the SLO's
-  (p90 for 90, p99 for 91-99; p50 for <= 50).
+  (p50 for <= 50, p90 for 51-90, p99 above: the highest the simulator reports).
 
 The plan JSON (``plan.json``, schema ``twinfer.plan/1``) read by ``twinfer report``::
 

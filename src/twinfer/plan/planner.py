@@ -94,6 +94,25 @@ def fleet_cost(candidate: Candidate, resources: dict[tuple, Any], kinds: dict[st
     return FleetCost(devices=int(devices), price_per_hour_usd=price, power_max_w=pmax, power_idle_w=pidle, racks=racks)
 
 
+class _MemoCost:
+    """A step-cost model with its step times memoised (the bounds ask the same shapes at every rate)."""
+
+    def __init__(self, cost: Any) -> None:
+        self.cost = cost
+        self.memo: dict[Any, float] = {}
+        self._resources = cost.resources()
+
+    def step_time_s(self, shape: Any) -> float:
+        """The wrapped model's step time, computed once per shape."""
+        if shape not in self.memo:
+            self.memo[shape] = self.cost.step_time_s(shape)
+        return self.memo[shape]
+
+    def resources(self) -> Any:
+        """The wrapped model's resources."""
+        return self._resources
+
+
 def _limit_reason(spec: PlanSpec, cost: FleetCost) -> str | None:
     if spec.budget_per_hour_usd is not None and cost.price_per_hour_usd > spec.budget_per_hour_usd:
         return f"budget: ${cost.price_per_hour_usd:.2f}/h > ${spec.budget_per_hour_usd:.2f}/h"
@@ -119,12 +138,12 @@ def prune(spec: PlanSpec, stats_by_rate: dict[float, WorkloadStats] | None = Non
     for shape in shapes:
         hw, tp, chips, cap = shape
         try:
-            costs_models[shape] = make_step_cost(model, hw, tp=tp, chips=chips, max_batch_seqs=cap)
+            costs_models[shape] = _MemoCost(make_step_cost(model, hw, tp=tp, chips=chips, max_batch_seqs=cap))
         except (CapacityError, ConfigError) as exc:
             memory[shape] = f"memory: {exc}"
     resources = {s: c.resources() for s, c in costs_models.items()}
     inst: dict[tuple, tuple[PoolBound | None, str | None]] = {}
-    candidates = enumerate_candidates(spec, shapes)
+    candidates = enumerate_candidates(spec, shapes, kinds)
     report = PruneReport(candidates=candidates, costs={}, survivors=[])
     for cand in candidates:
         keys = [(p.hardware, p.tp, p.chips, p.max_batch_seqs) for p in cand.pools]

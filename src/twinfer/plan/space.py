@@ -55,10 +55,11 @@ class PoolChoice:
     tp: int = 1  # GPUs per instance (tensor parallel); 1 for LPUs
     chips: int | None = None  # LPU chips per replica (None: the smallest that fits)
     max_batch_seqs: int | None = None
+    kind: str = "gpu"  # gpu | lpu
 
     def label(self) -> str:
-        """Short text such as ``3x h100 tp4`` or ``1x groq-tsp-v1 c576``."""
-        par = f"c{self.chips}" if self.chips else f"tp{self.tp}"
+        """Short text such as ``3x h100 tp4``, ``1x groq-tsp-v1 c576`` (``c*``: smallest chip count that fits)."""
+        par = (f"c{self.chips}" if self.chips else "c*") if self.kind == "lpu" else f"tp{self.tp}"
         cap = f" b{self.max_batch_seqs}" if self.max_batch_seqs else ""
         return f"{self.count}x {self.hardware} {par}{cap}"
 
@@ -206,20 +207,23 @@ def instance_shapes(spec: PlanSpec, kind_of: dict[str, str]) -> list[tuple[str, 
 
 
 def enumerate_candidates(
-    spec: PlanSpec, shapes: list[tuple[str, int, int | None, int | None]]
+    spec: PlanSpec, shapes: list[tuple[str, int, int | None, int | None]], kinds: dict[str, str] | None = None
 ) -> list[Candidate]:
     """Every fleet of the search space built from the given instance types, in a fixed order."""
+    kinds = kinds or {}
     counts = range(1, spec.max_instances_per_pool + 1)
     out: list[Candidate] = []
     if "aggregated" in spec.modes:
         for (hw, tp, chips, cap), n in itertools.product(shapes, counts):
             out.append(Candidate("aggregated", (PoolChoice(role="mixed", hardware=hw, count=n, tp=tp, chips=chips,
-                                                           max_batch_seqs=cap),)))
+                                                           max_batch_seqs=cap, kind=kinds.get(hw, "gpu")),)))
     if "disaggregated" in spec.modes:
         for (p, d) in itertools.product(shapes, shapes):
             for n_p, n_d in itertools.product(counts, counts):
                 out.append(Candidate("disaggregated", (
-                    PoolChoice(role="prefill", hardware=p[0], count=n_p, tp=p[1], chips=p[2], max_batch_seqs=p[3]),
-                    PoolChoice(role="decode", hardware=d[0], count=n_d, tp=d[1], chips=d[2], max_batch_seqs=d[3]),
+                    PoolChoice(role="prefill", hardware=p[0], count=n_p, tp=p[1], chips=p[2], max_batch_seqs=p[3],
+                               kind=kinds.get(p[0], "gpu")),
+                    PoolChoice(role="decode", hardware=d[0], count=n_d, tp=d[1], chips=d[2], max_batch_seqs=d[3],
+                               kind=kinds.get(d[0], "gpu")),
                 )))
     return out
