@@ -98,6 +98,16 @@ class Instr:
                 return value
         return default
 
+    def timed(self, start_cycle: int, end_cycle: int, streams: tuple[str, ...] = ()) -> Instr:
+        """A copy with its schedule filled (a fast ``dataclasses.replace``)."""
+        return Instr(self.index, self.op, self.chip, self.unit, self.inputs, self.outputs, self.attrs,
+                     self.cycles, start_cycle, end_cycle, streams)
+
+    def costed(self, cycles: int) -> Instr:
+        """A copy with its duration filled."""
+        return Instr(self.index, self.op, self.chip, self.unit, self.inputs, self.outputs, self.attrs,
+                     cycles, self.start_cycle, self.end_cycle, self.streams)
+
     def with_attrs(self, **updates: Any) -> Instr:
         """A copy with attributes added or replaced (order kept, new keys appended)."""
         keys = [k for k, _ in self.attrs]

@@ -71,6 +71,7 @@ def verify_schedule(prog: Program, hop_latency_cycles: int) -> None:
     ready: dict[tuple[int, str], int] = {}
     by_index = prog.instrs
     busy: dict[tuple[int, str], list[tuple[int, int, int]]] = defaultdict(list)
+    groups: dict[tuple[int, str, tuple[str, ...]], list[tuple[int, int, int]]] = defaultdict(list)
     for ins in prog.instrs:
         if ins.start_cycle < 0 or ins.end_cycle != ins.start_cycle + ins.cycles or ins.cycles < 0:
             raise ProgramError(f"instr {ins.index} ({ins.op}) is not timed consistently")
@@ -84,9 +85,18 @@ def verify_schedule(prog: Program, hop_latency_cycles: int) -> None:
         for t in ins.outputs:
             ready[(ins.chip, t)] = ins.end_cycle
         if ins.cycles:
-            busy[(ins.chip, ins.unit)].append((ins.start_cycle, ins.end_cycle, ins.index))
-            for s in ins.streams:
-                busy[(ins.chip, "stream:" + s)].append((ins.start_cycle, ins.end_cycle, ins.index))
+            span = (ins.start_cycle, ins.end_cycle, ins.index)
+            busy[(ins.chip, ins.unit)].append(span)
+            if ins.streams:
+                groups[(ins.chip, ins.unit, ins.streams)].append(span)
+    # Streams: spans of one (unit, stream set) are covered by the unit check; merge groups sharing a stream.
+    users: dict[tuple[int, str], list[tuple[int, str, tuple[str, ...]]]] = defaultdict(list)
+    for key in groups:
+        for s in key[2]:
+            users[(key[0], s)].append(key)
+    for (c, s), keys in users.items():
+        if len(keys) > 1:
+            busy[(c, "stream:" + s)] = [span for k in keys for span in groups[k]]
     for (c, res), spans in busy.items():
         spans.sort()
         for (s0, e0, i0), (s1, _e1, i1) in zip(spans, spans[1:], strict=False):

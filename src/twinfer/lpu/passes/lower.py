@@ -12,7 +12,6 @@ costs it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from twinfer.lpu.ir import Instr, Program
@@ -36,7 +35,7 @@ class Emitter:
         ins = Instr(index=len(self.instrs), op=op, chip=chip, unit=unit, inputs=inputs, outputs=outputs,
                     attrs=tuple(attrs.items()), cycles=cycles)
         if self.cost is not None:
-            ins = replace(ins, cycles=self.cost(ins))
+            ins = ins.costed(self.cost(ins))
         self.instrs.append(ins)
         return ins
 

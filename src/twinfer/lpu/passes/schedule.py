@@ -55,14 +55,14 @@ def schedule(prog: Program, hop_latency_cycles: int) -> Program:
             rx_free = free.get((rv.chip, rv.unit), 0) - flight
             start = max(start, rx_free)
             end = start + ins.cycles
-            out[ins.index] = replace(ins, start_cycle=start, end_cycle=end)
-            out[rv.index] = replace(rv, start_cycle=start + flight, end_cycle=end + flight)
+            out[ins.index] = ins.timed(start, end)
+            out[rv.index] = rv.timed(start + flight, end + flight)
             free[(ins.chip, ins.unit)] = end
             free[(rv.chip, rv.unit)] = end + flight
             ready[(rv.chip, rv.outputs[0])] = end + flight
             continue
         end = start + ins.cycles
-        out[ins.index] = replace(ins, start_cycle=start, end_cycle=end, streams=unit_streams(ins.unit))
+        out[ins.index] = ins.timed(start, end, unit_streams(ins.unit))
         free[(ins.chip, ins.unit)] = end
         for t in ins.outputs:
             ready[(ins.chip, t)] = end
