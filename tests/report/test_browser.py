@@ -44,7 +44,8 @@ def _load(browser: Chromium, page: Path) -> dict[str, Any]:
     """Navigate to ``page``, wait until every chart has been drawn, return what COLLECT reads."""
     browser.events.clear()
     browser.call("Page.navigate", url=page.resolve().as_uri())
-    n = browser.wait_for("document.readyState === 'complete' && document.querySelectorAll('script.twinfer-figure').length")
+    n = browser.wait_for("document.readyState === 'complete' && "
+                         "document.querySelectorAll('script.twinfer-figure').length + 1") - 1
     browser.wait_for(f"document.body.getAttribute('data-charts-rendered') === '{n}'")
     return browser.evaluate(COLLECT)
 
