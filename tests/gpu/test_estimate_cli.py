@@ -105,3 +105,18 @@ def test_hardware_file_gpu(capsys, tmp_path):
         assert main([*ARGS, "--hardware", name, "--hardware-file", str(path), "--json"]) == 0
         out[name] = json.loads(capsys.readouterr().out)["tpot_s"]
     assert out["fast"] < out["slow"]
+
+
+def test_fp4_on_h100_is_a_clear_error(capsys):
+    """H100 has no FP4 tensor cores: exit 2 naming the supported dtypes."""
+    assert main([*ARGS, "--dtype", "fp4"]) == 2
+    err = capsys.readouterr().err
+    assert "fp4" in err and "bf16" in err and "Traceback" not in err
+
+
+def test_pipeline_parallel_adds_sends_and_splits_memory(estimate_json):
+    """tp=4 x pp=2 holds an eighth of the weights per GPU and adds pp_send_recv to the step."""
+    r = estimate_json("--tp", "4", "--pp", "2")
+    assert r["gpus"] == 8
+    assert r["memory_per_gpu"]["weights_bytes"] == pytest.approx(load_model("llama-3-70b").param_count() * 2 / 8)
+    assert any(row["op"] == "pp_send_recv" for row in r["breakdown"]["decode"])
