@@ -107,3 +107,14 @@ def greedy_margins(logits_steps: list[np.ndarray]) -> np.ndarray:
     """Gap between the best and second-best logit at every greedy step, [steps, B]."""
     top2 = [np.sort(s, axis=-1)[:, -2:] for s in logits_steps]
     return np.stack([t[:, 1] - t[:, 0] for t in top2])
+
+
+def tiny_chip(sram_bytes: int):
+    """A TSP v1 chip shrunk to ``sram_bytes`` of SRAM (none reserved), so a tiny model must be split."""
+    import dataclasses
+
+    from twinfer.hardware import get_hardware
+    from twinfer.lpu.chip import make_chip, with_params
+
+    spec = dataclasses.replace(get_hardware("groq-tsp-v1"), sram_bytes=sram_bytes)
+    return with_params(make_chip(spec), reserved_sram_bytes=0)

@@ -9,12 +9,22 @@ sequence is evidence and not luck.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
-from executor_helpers import LLAMA3_ROPE, greedy_margins, hf_greedy, make_tiny_llama
+from executor_helpers import LLAMA3_ROPE, greedy_margins, hf_greedy, make_tiny_llama, tiny_chip
 
-from twinfer.lpu.executor import ReferenceModel, greedy_generate
+from twinfer.lpu.executor import (
+    ProgramError,
+    ProgramExecutor,
+    ReferenceModel,
+    compile_generation,
+    execute_generation,
+    greedy_generate,
+)
 from twinfer.lpu.weights import WeightStore, checkpoint_spec
+from twinfer.models.ops import Precision
 
 LOGIT_ATOL = 1e-4
 MIN_MARGIN = 20 * LOGIT_ATOL  # each greedy step must win by at least this much
@@ -85,3 +95,85 @@ def test_reference_quantized_matches_transformers_with_quantized_weights(tmp_pat
     ref = _reference(tmp_path, dtype)
     gen = greedy_generate(lambda ids: ref.forward(ids)[:, -1], np.array(PROMPT), NEW_TOKENS)
     _check_against_hf(model, gen, LOGIT_ATOL)
+
+
+# ---- compiled programs ---------------------------------------------------------------------
+def _compile(folder, sram_bytes, chips, dtype):
+    spec = checkpoint_spec(folder)
+    prec = Precision(weights=dtype, activations="fp16", kv_cache="fp16")
+    compiled = compile_generation(
+        spec, tiny_chip(sram_bytes), chips=chips, batch=len(PROMPT), prompt_len=len(PROMPT[0]),
+        max_new_tokens=NEW_TOKENS, precision=prec,
+    )  # fmt: skip
+    return compiled, WeightStore.open(folder, spec)
+
+
+_MQA3 = {"hidden": 48, "heads": 3, "kv_heads": 1}  # 3 heads: no 2-way tensor split exists
+
+
+@pytest.mark.parametrize(
+    ("sram_bytes", "chips", "tp", "stages", "shape"),
+    [
+        (1_000_000, 1, 1, 1, {}),  # single chip
+        (300_000, 2, 2, 1, {}),  # does not fit one chip: 2-way tensor split
+        (200_000, 2, 1, 2, _MQA3),  # 2 pipeline stages
+        (150_000, 4, 4, 1, {}),  # 4-way tensor split
+        (100_000, None, 4, 2, {}),  # fewest chips that fit: tensor split x pipeline
+    ],
+)
+def test_executor_on_compiled_programs_matches_transformers(
+    tmp_path, sram_bytes, chips, tp, stages, shape
+):
+    model = make_tiny_llama(tmp_path, layers=4, **shape)
+    compiled, store = _compile(tmp_path, sram_bytes, chips, "bf16")
+    assert (compiled.plan.tp, len(compiled.plan.stages)) == (tp, stages)
+    sends = sum(i.op == "send" for i in compiled.prefill.instrs)
+    assert (sends > 0) == (tp * stages > 1)  # multi-chip programs really move tensors
+    assert all(p.schedule_cycles > 0 for p in compiled.programs)
+    gen = execute_generation(compiled, store, np.array(PROMPT))
+    _check_against_hf(model, gen, LOGIT_ATOL)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "sram_bytes", "chips"), [("int8", 200_000, 2), ("fp8", 100_000, 4)]
+)
+def test_executor_quantized_multichip_matches_transformers(tmp_path, dtype, sram_bytes, chips):
+    torch = pytest.importorskip("torch")
+    model = make_tiny_llama(tmp_path, layers=4)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.copy_(_quantize_torch(torch, p, dtype))
+    compiled, store = _compile(tmp_path, sram_bytes, chips, dtype)
+    assert compiled.prefill.weight_dtype == dtype and compiled.plan.chips_used == chips
+    gen = execute_generation(compiled, store, np.array(PROMPT))
+    _check_against_hf(model, gen, LOGIT_ATOL)
+
+
+def test_executor_is_deterministic_and_matches_reference_bitwise_shape(tmp_path):
+    make_tiny_llama(tmp_path, layers=2)
+    compiled, store = _compile(tmp_path, 300_000, 2, "bf16")
+    a = execute_generation(compiled, store, np.array(PROMPT))
+    b = execute_generation(compiled, store, np.array(PROMPT))
+    assert all(np.array_equal(x, y) for x, y in zip(a.logits, b.logits, strict=True))
+    assert a.logits[0].shape == (len(PROMPT), 128)
+
+
+def test_decode_compiled_with_another_plan_is_refused(tmp_path):
+    make_tiny_llama(tmp_path, layers=2)
+    two, store = _compile(tmp_path, 1_000_000, 2, "bf16")
+    one, _ = _compile(tmp_path, 1_000_000, 1, "bf16")
+    ex = ProgramExecutor(store)
+    ex.run(two.prefill, np.array(PROMPT))
+    with pytest.raises(ProgramError, match="same partition plan"):
+        ex.run(one.decodes[0], np.array(PROMPT)[:, :1])
+
+
+def test_program_reading_a_tensor_its_chip_lacks_is_refused(tmp_path):
+    make_tiny_llama(tmp_path, layers=1)
+    compiled, store = _compile(tmp_path, 300_000, 2, "bf16")
+    prog = compiled.prefill
+    drop = next(i for i in prog.instrs if i.op == "recv")  # chip never receives this tensor
+    broken = dataclasses.replace(prog, instrs=tuple(i for i in prog.instrs if i is not drop))
+    with pytest.raises(ProgramError, match="does not hold"):
+        ProgramExecutor(store).run(broken, np.array(PROMPT))

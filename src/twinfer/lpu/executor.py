@@ -308,7 +308,9 @@ def _op_attention(ex, ctx, instr, args):
     else:
         if ex.cache.length(key) != past:
             raise ProgramError(
-                f"instr {instr.index}: KV shard {key} holds {ex.cache.length(key)} tokens, expected {past}"
+                f"instr {instr.index}: KV shard (chip, layer, kv_head_offset, kv_heads)={key} holds "
+                f"{ex.cache.length(key)} tokens, expected {past}: prefill and decode programs must be "
+                "compiled with the same partition plan"
             )
         k_all, v_all = ex.cache.append(key, new_k, new_v)
         ctx.appended.add(key)
@@ -389,3 +391,87 @@ def greedy_generate(
     b = ids.shape[0]
     out = np.stack(tokens, axis=1) if tokens else np.zeros((b, 0), dtype=np.int64)
     return Generation(tokens=out, logits=tuple(logits))
+
+
+@dataclass(frozen=True)
+class CompiledGeneration:
+    """The programs of one greedy generation: a prefill and one decode per further token.
+
+    All share one partition ``plan`` (made for the final context), so every KV
+    shard stays on the chip that wrote it. ``decodes[i]`` runs at context
+    ``prompt_len + i + 1``; its schedule, and so its latency, depends on it.
+    """
+
+    prefill: Any  # twinfer.lpu.ir.Program
+    decodes: tuple[Any, ...]
+    plan: Any  # twinfer.lpu.plan.Plan
+    compile_s: float  # wall time spent compiling, for benchmarks
+
+    @property
+    def programs(self) -> tuple[Any, ...]:
+        """Prefill then decodes, in execution order."""
+        return (self.prefill, *self.decodes)
+
+    @property
+    def prefill_latency_s(self) -> float:
+        """Modelled time to first token: the prefill schedule's length."""
+        return float(self.prefill.latency_s)
+
+    @property
+    def decode_latencies_s(self) -> tuple[float, ...]:
+        """Modelled time of each decode step."""
+        return tuple(float(p.latency_s) for p in self.decodes)
+
+    @property
+    def total_latency_s(self) -> float:
+        """Modelled wall time of the whole generation on the LPU system."""
+        return self.prefill_latency_s + sum(self.decode_latencies_s)
+
+
+def compile_generation(
+    spec: ModelSpec,
+    chip: Any,
+    *,
+    chips: int | None,
+    batch: int,
+    prompt_len: int,
+    max_new_tokens: int,
+    precision: Any,
+) -> CompiledGeneration:
+    """Compile the prefill and decode programs of a greedy generation with the LPU compiler.
+
+    ``chip`` is a :class:`twinfer.lpu.chip.Chip`; ``chips`` None picks the
+    fewest chips that hold the weights and the KV cache of the final context.
+    """
+    import time
+
+    from twinfer.lpu.passes import compile_step
+    from twinfer.lpu.plan import make_plan
+    from twinfer.lpu.system import System
+
+    t0 = time.perf_counter()
+    final_ctx = prompt_len + max(max_new_tokens - 1, 0)
+    plan = make_plan(
+        spec, chip, precision, chips=chips, batch=batch, ctx=final_ctx, tokens=batch * prompt_len
+    )
+    system = System(chip=chip, num_chips=plan.num_chips)
+    kw = dict(batch=batch, precision=precision, plan=plan)
+    prefill = compile_step(spec, system, phase="prefill", seq_len=prompt_len, **kw).program
+    decodes = tuple(
+        compile_step(spec, system, phase="decode", seq_len=ctx, **kw).program
+        for ctx in range(prompt_len + 1, final_ctx + 1)
+    )
+    return CompiledGeneration(
+        prefill=prefill, decodes=decodes, plan=plan, compile_s=time.perf_counter() - t0
+    )
+
+
+def execute_generation(
+    compiled: CompiledGeneration, store: WeightStore, prompt: np.ndarray
+) -> Generation:
+    """Run a compiled generation on ``prompt`` [B, T] with a fresh executor; greedy tokens and logits."""
+    executor = ProgramExecutor(store)
+    programs = iter(compiled.programs)
+    return greedy_generate(
+        lambda ids: executor.run(next(programs), ids).logits, prompt, len(compiled.programs)
+    )
