@@ -50,9 +50,10 @@ def test_formats_are_detected_from_the_first_lines(traces_dir: Path, name: str, 
 @pytest.mark.parametrize(
     "name", ["azure2023_conv_head.csv", "azure2023_code_head.csv", "azure2024_format_sample.csv"]
 )
-def test_azure_reader_matches_a_csv_module_parse(traces_dir: Path, name: str) -> None:
+@pytest.mark.parametrize("engine", ["python", "arrow"])
+def test_azure_reader_matches_a_csv_module_parse(traces_dir: Path, name: str, engine: str) -> None:
     rows = _azure_rows(traces_dir / name)
-    workload, _ = read_trace(traces_dir / name)
+    workload, _ = read_trace(traces_dir / name, engine=engine)
     assert len(workload) == len(rows) == 30
     expected_s = [(t - rows[0][0]).total_seconds() for t, _, _ in rows]
     np.testing.assert_allclose(workload.arrival_s, expected_s, atol=1e-6)
@@ -67,7 +68,8 @@ def test_azure_2024_sample_keeps_the_2023_times_and_lengths(traces_dir: Path) ->
     assert new.prompt_tokens.tolist() == old.prompt_tokens.tolist()
 
 
-def test_utc_offsets_are_applied(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["python", "arrow"])
+def test_utc_offsets_are_applied(tmp_path: Path, engine: str) -> None:
     path = tmp_path / "tz.csv"
     path.write_text(
         "TIMESTAMP,ContextTokens,GeneratedTokens\n"
@@ -75,7 +77,7 @@ def test_utc_offsets_are_applied(tmp_path: Path) -> None:
         "2024-05-12 00:00:30Z,10,1\n"
         "2024-05-11 19:01:00.5-05:00,10,1\n"  # 00:01:00.5 UTC
     )
-    workload, report = read_trace(path)
+    workload, report = read_trace(path, engine=engine)
     assert report.format == "azure2024"
     np.testing.assert_allclose(workload.arrival_s, [0.0, 30.0, 60.5])
 
@@ -99,8 +101,9 @@ def test_sharegpt_has_lengths_but_no_timestamps(traces_dir: Path) -> None:
     assert (workload.prompt_tokens[0], workload.output_tokens[0]) == (int(first[0]), int(first[1]))
 
 
-def test_twinfer_csv_ignores_extra_columns(traces_dir: Path) -> None:
-    workload, _ = read_trace(traces_dir / "twinfer_sample.csv")
+@pytest.mark.parametrize("engine", ["python", "arrow"])
+def test_twinfer_csv_ignores_extra_columns(traces_dir: Path, engine: str) -> None:
+    workload, _ = read_trace(traces_dir / "twinfer_sample.csv", engine=engine)
     assert workload.arrival_s.tolist() == [0.0, 0.25, 0.25, 1.5, 3.0]
     assert workload.prompt_tokens.tolist() == [512, 1024, 100, 2048, 7]
     assert workload.output_tokens.tolist() == [128, 64, 1, 256, 9]
@@ -171,6 +174,7 @@ def test_unsorted_rows_are_sorted_stably_and_reported(tmp_path: Path) -> None:
         ("twinfer_sample.csv", 4, "x,1,1,", "arrival_s 'x' is not a number"),
     ],
 )
+@pytest.mark.parametrize("engine", ["python", "arrow"])
 def test_malformed_rows_name_file_line_and_problem(
     traces_dir: Path,
     corrupt: Callable[[Path, int, str], Path],
@@ -178,27 +182,46 @@ def test_malformed_rows_name_file_line_and_problem(
     line: int,
     text: str,
     message: str,
+    engine: str,
 ) -> None:
     path = corrupt(traces_dir / name, line, text)
     with pytest.raises(DataError) as info:
-        read_trace(path)
+        read_trace(path, engine=engine)
     assert f"{name} line {line}: {message}" in str(info.value)
-    workload, report = read_trace(path, skip_bad_rows=True)
+    workload, report = read_trace(path, skip_bad_rows=True, engine=engine)
     total = len(read_trace(traces_dir / name)[0])
     assert report.rows_skipped == 1 and len(workload) == total - 1 == report.rows_read
     assert len(report.skipped) == 1 and report.skipped[0].startswith(f"line {line}: {message}")
     assert workload.skipped_rows == 1 and "skipped 1 malformed rows" in workload.notes[0]
 
 
-def test_skipping_counts_every_bad_row(traces_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["python", "arrow"])
+def test_skipping_counts_every_bad_row(traces_dir: Path, tmp_path: Path, engine: str) -> None:
     lines = (traces_dir / "azure2023_conv_head.csv").read_text().splitlines()
     for i in (3, 10, 20):
         lines[i - 1] = lines[i - 1].replace(",", ";")
     path = tmp_path / "three_bad.csv"
     path.write_text("\n".join(lines))
-    workload, report = read_trace(path, skip_bad_rows=True)
+    workload, report = read_trace(path, skip_bad_rows=True, engine=engine)
     assert report.rows_skipped == 3 and len(workload) == 27
     assert [s.split(":")[0] for s in report.skipped] == ["line 3", "line 10", "line 20"]
+
+
+@pytest.mark.parametrize("engine", ["python", "arrow"])
+def test_blank_lines_are_ignored_and_extra_fields_are_errors(tmp_path: Path, engine: str) -> None:
+    path = tmp_path / "gaps.csv"
+    path.write_text("arrival_s,prompt_tokens,output_tokens\n\n0,5,6\n\n1,7,8\n2,9,10,11\n3,1,1\n\n")
+    with pytest.raises(DataError, match="gaps.csv line 6: expected 3 fields"):
+        read_trace(path, engine=engine)
+    workload, report = read_trace(path, skip_bad_rows=True, engine=engine)
+    assert workload.prompt_tokens.tolist() == [5, 7, 1] and report.rows_skipped == 1
+    # a bad value after a dropped line keeps its true line number
+    path.write_text("arrival_s,prompt_tokens,output_tokens\n0,5,6\n1,2\n\n2,x,1\n")
+    _, report = read_trace(path, skip_bad_rows=True, engine=engine)
+    assert report.skipped == (
+        "line 3: expected 3 fields (arrival_s,prompt_tokens,output_tokens), got 2",
+        "line 5: prompt_tokens 'x' is not an integer",
+    )
 
 
 def test_unknown_header_and_missing_file_and_bad_format(tmp_path: Path) -> None:

@@ -55,17 +55,32 @@ class BadRows:
     def __init__(self, path: Path, skip: bool) -> None:
         self.path = path
         self.skip = skip
-        self.reasons: dict[int, str] = {}  # row index -> "line N: reason"
+        self.reasons: dict[int, tuple[int, str]] = {}  # row index -> (line, "line N: reason")
+        self.dropped: list[tuple[int, str]] = []  # rows the parser already left out (line, message)
 
-    def add(self, row: int, line: int, reason: str) -> None:
-        """Record that row ``row`` (file line ``line``) is bad because ``reason``."""
-        message = f"line {line}: {reason}"
+    def _check(self, message: str) -> None:
         if not self.skip:
             raise DataError(
                 f"{self.path.name} {message} (file {self.path}; pass skip_bad_rows / "
                 "--skip-bad-rows to drop malformed rows and count them)"
             )
-        self.reasons.setdefault(row, message)
+
+    def add(self, row: int, line: int, reason: str) -> None:
+        """Record that row ``row`` (file line ``line``) is bad because ``reason``."""
+        message = f"line {line}: {reason}"
+        self._check(message)
+        self.reasons.setdefault(row, (int(line), message))
+
+    def drop(self, line: int, reason: str) -> None:
+        """Record a bad line that never became a row (e.g. wrong field count in a CSV parser)."""
+        message = f"line {line}: {reason}"
+        self._check(message)
+        self.dropped.append((int(line), message))
+
+    @property
+    def count(self) -> int:
+        """Malformed rows seen so far."""
+        return len(self.reasons) + len(self.dropped)
 
     def keep_mask(self, n: int) -> np.ndarray:
         """Boolean mask of rows to keep."""
@@ -76,7 +91,8 @@ class BadRows:
 
     def listed(self) -> tuple[str, ...]:
         """The first few reasons, in file order."""
-        return tuple(self.reasons[k] for k in sorted(self.reasons)[:MAX_LISTED_BAD_ROWS])
+        every = sorted([*self.reasons.values(), *self.dropped])
+        return tuple(message for _, message in every[:MAX_LISTED_BAD_ROWS])
 
 
 def _int_reason(column: str, text: str, min_value: int) -> str | None:
@@ -166,7 +182,12 @@ def checked_rows(
     bad: BadRows,
     describe: Callable[[int], str],
 ) -> None:
-    """Send rows with fewer than ``width`` fields to ``bad`` (``describe`` names the columns)."""
+    """Send rows without exactly ``width`` fields to ``bad`` (``describe`` names the columns)."""
     for i, row in enumerate(rows):
-        if len(row) < width:
-            bad.add(i, lines[i], f"expected {width} fields ({describe(width)}), got {len(row)}")
+        if len(row) != width:
+            bad.add(i, lines[i], field_count_reason(width, len(row), describe(width)))
+
+
+def field_count_reason(width: int, got: int, columns: str) -> str:
+    """The message for a row with ``got`` fields where the header has ``width``."""
+    return f"expected {width} fields ({columns}), got {got}"

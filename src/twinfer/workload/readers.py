@@ -27,21 +27,14 @@ order are stably sorted (and the report says so).
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 
 from twinfer.errors import ConfigError, DataError
-from twinfer.workload.columns import (
-    BadRows,
-    ReadReport,
-    checked_rows,
-    float_column,
-    int_column,
-    timestamp_column,
-)
+from twinfer.workload.columns import BadRows, ReadReport
+from twinfer.workload.csvread import ColumnSpec, read_csv_columns, read_header
 from twinfer.workload.types import MOONCAKE_BLOCK_TOKENS, Workload
 
 FORMATS = ("azure2023", "azure2024", "mooncake", "sharegpt", "twinfer-csv", "twinfer-jsonl")
@@ -120,25 +113,6 @@ def normalise_format(name: str) -> str:
     return key
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
-    """Header, data rows and their 1-based file lines (blank lines skipped)."""
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        header = [c.strip() for c in next(reader, [])]
-        rows: list[list[str]] = []
-        lines: list[int] = []
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            rows.append(row)
-            lines.append(reader.line_num)
-    return header, rows, lines
-
-
-def _column(rows: list[list[str]], index: int) -> list[str]:
-    return [r[index].strip() if index < len(r) else "" for r in rows]
-
-
 def _finish(
     path: Path,
     fmt: str,
@@ -167,7 +141,7 @@ def _finish(
         path=str(path),
         format=fmt,
         rows_read=int(len(arrival)),
-        rows_skipped=len(bad.reasons),
+        rows_skipped=bad.count,
         skipped=bad.listed(),
         has_timestamps=has_timestamps,
         reordered=reordered,
@@ -187,38 +161,36 @@ def _finish(
     return workload, report
 
 
-def _read_azure(path: Path, fmt: str, skip: bool) -> tuple[Workload, ReadReport]:
-    header, rows, lines = _read_csv(path)
+def _read_azure(path: Path, fmt: str, skip: bool, engine: str) -> tuple[Workload, ReadReport]:
     bad = BadRows(path, skip)
-    checked_rows(rows, lines, 3, bad, lambda _: ",".join(AZURE_COLUMNS))
-    stamps = timestamp_column(_column(rows, 0), lines, "TIMESTAMP", bad)
-    prompt = int_column(_column(rows, 1), lines, "ContextTokens", bad)
-    output = int_column(_column(rows, 2), lines, "GeneratedTokens", bad)
+    specs = [
+        ColumnSpec(0, "TIMESTAMP", "timestamp"),
+        ColumnSpec(1, "ContextTokens", "int"),
+        ColumnSpec(2, "GeneratedTokens", "int"),
+    ]
+    stamps, prompt, output = read_csv_columns(path, specs, bad, engine)
     return _finish(path, fmt, stamps, prompt, output, bad)
 
 
-def _read_sharegpt(path: Path, skip: bool) -> tuple[Workload, ReadReport]:
-    header, rows, lines = _read_csv(path)
+def _read_sharegpt(path: Path, skip: bool, engine: str) -> tuple[Workload, ReadReport]:
     bad = BadRows(path, skip)
-    checked_rows(rows, lines, 2, bad, lambda _: ",".join(SHAREGPT_COLUMNS))
-    prompt = int_column(_column(rows, 0), lines, "num_prefill_tokens", bad)
-    output = int_column(_column(rows, 1), lines, "num_decode_tokens", bad)
-    return _finish(path, "sharegpt", np.zeros(len(rows)), prompt, output, bad, has_timestamps=False)
+    specs = [ColumnSpec(0, "num_prefill_tokens", "int"), ColumnSpec(1, "num_decode_tokens", "int")]
+    prompt, output = read_csv_columns(path, specs, bad, engine)
+    zeros = np.zeros(len(prompt))
+    return _finish(path, "sharegpt", zeros, prompt, output, bad, has_timestamps=False)
 
 
-def _read_twinfer_csv(path: Path, skip: bool) -> tuple[Workload, ReadReport]:
-    header, rows, lines = _read_csv(path)
+def _read_twinfer_csv(path: Path, skip: bool, engine: str) -> tuple[Workload, ReadReport]:
+    header = read_header(path)
     missing = [c for c in TWINFER_COLUMNS if c not in header]
     if missing:
         raise DataError(
             f"{path.name} line 1: missing columns {missing}; need {list(TWINFER_COLUMNS)}"
         )
-    idx = [header.index(c) for c in TWINFER_COLUMNS]
+    kinds = {"arrival_s": "float", "prompt_tokens": "int", "output_tokens": "int"}
+    specs = [ColumnSpec(header.index(c), c, kinds[c]) for c in TWINFER_COLUMNS]
     bad = BadRows(path, skip)
-    checked_rows(rows, lines, max(idx) + 1, bad, lambda _: ",".join(header))
-    arrival = float_column(_column(rows, idx[0]), lines, "arrival_s", bad)
-    prompt = int_column(_column(rows, idx[1]), lines, "prompt_tokens", bad)
-    output = int_column(_column(rows, idx[2]), lines, "output_tokens", bad)
+    arrival, prompt, output = read_csv_columns(path, specs, bad, engine)
     return _finish(path, "twinfer-csv", arrival, prompt, output, bad)
 
 
@@ -307,22 +279,23 @@ def _read_jsonl(path: Path, fmt: str, skip: bool) -> tuple[Workload, ReadReport]
 
 
 def read_trace(
-    path: str | Path, format: str | None = None, skip_bad_rows: bool = False
+    path: str | Path, format: str | None = None, skip_bad_rows: bool = False, engine: str = "auto"
 ) -> tuple[Workload, ReadReport]:
     """Read a request trace into a :class:`Workload` plus a :class:`ReadReport`.
 
     ``format`` is detected from the first lines when None (see the module doc
     for the formats). A malformed row raises :class:`DataError` naming the file,
     line and problem; with ``skip_bad_rows`` such rows are dropped and counted.
+    ``engine`` picks the CSV reader (see :mod:`twinfer.workload.csvread`).
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"trace file {str(path)!r} does not exist (or is not a file)")
     fmt = normalise_format(format) if format else detect_format(path)
     if fmt in ("azure2023", "azure2024"):
-        return _read_azure(path, fmt, skip_bad_rows)
+        return _read_azure(path, fmt, skip_bad_rows, engine)
     if fmt == "sharegpt":
-        return _read_sharegpt(path, skip_bad_rows)
+        return _read_sharegpt(path, skip_bad_rows, engine)
     if fmt == "twinfer-csv":
-        return _read_twinfer_csv(path, skip_bad_rows)
+        return _read_twinfer_csv(path, skip_bad_rows, engine)
     return _read_jsonl(path, fmt, skip_bad_rows)
