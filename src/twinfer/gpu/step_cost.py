@@ -17,9 +17,10 @@ overlaps and what does not:
   run one batch per stage).
 
 Speed: the simulator calls :meth:`GpuStepCost.step_time_s` millions of
-times. Everything but attention depends only on (total tokens, sequences),
-so it is cached per token count; attention is a closed form whose linear
-coefficients are read off the op graph once at construction.
+times. Everything but attention depends only on the token count (or, for
+the final norm and lm_head, the sequence count), so it is cached per count;
+attention is a closed form whose linear coefficients are read off the op
+graph once at construction.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ DEFAULT_MAX_STEP_TOKENS = 8192
 #: CUDA context, cuBLAS workspace, NCCL buffers per GPU: a guess (about 1 GiB is typical).
 RUNTIME_RESERVED_BYTES = 1.0 * GIB
 
+#: Ops that run once per sequence rather than once per token.
+_PER_SEQ_OPS = frozenset({"final_norm", "lm_head"})
 _ATTN_FIELDS_PREFILL = ("prefill_tokens", "prefill_attn_pairs", "prefill_kv_tokens", "prefill_seqs")
 _ATTN_FIELDS_DECODE = ("decode_seqs", "decode_context_tokens")
 
@@ -126,7 +129,9 @@ class GpuStepCost:
         self._decode_coef = self._attention_coefficients(_ATTN_FIELDS_DECODE, "decode")
         self._layers = model.num_layers
         self._mla_prefill = model.mla is not None
-        self._dense = lru_cache(maxsize=1 << 16)(self._dense_time_s)
+        # Two small caches instead of one keyed on (tokens, sequences): bounded by max tokens + max sequences.
+        self._per_token = lru_cache(maxsize=1 << 16)(self._token_time_s)
+        self._per_seq = lru_cache(maxsize=1 << 12)(self._seq_time_s)
         bw, act = gpu.mem_bw_bytes_per_s, self.precision.activations
         self._decode_s_per_byte = 1.0 / (bw * self.efficiency.attn_decode_mem_eff)
         self._attn_s_per_flop = 1.0 / (gpu.peak_flops(act) * self.efficiency.attn_prefill_peak_eff)
@@ -180,18 +185,27 @@ class GpuStepCost:
         return MemoryPlan(usable, weights, workspace, kv, usable - weights - workspace)
 
     # ---- the step-cost interface ----------------------------------------------------
-    def _dense_time_s(self, total_tokens: int, num_seqs: int, prefill_kv_tokens: int, has_prefill: bool) -> float:
-        """Every op but attention, whole step: depends only on token and sequence counts."""
-        if has_prefill:
-            shape = StepShape(prefill_tokens=total_tokens, prefill_seqs=max(1, num_seqs),
-                              prefill_attn_pairs=total_tokens, prefill_kv_tokens=prefill_kv_tokens or total_tokens)
+    def _token_time_s(self, total_tokens: int, prefill_kv_tokens: int) -> float:
+        """Every per-token op (projections, FFN, norms, all-reduce ...): depends only on the token count.
+
+        ``prefill_kv_tokens`` > 0 only for MLA models with prefill, whose kv_b_proj
+        expands the cached latent of every prefill KV token.
+        """
+        if prefill_kv_tokens:
+            shape = StepShape(prefill_tokens=total_tokens, prefill_seqs=1, prefill_attn_pairs=total_tokens,
+                              prefill_kv_tokens=prefill_kv_tokens)
         else:
             shape = StepShape(decode_seqs=total_tokens, decode_context_tokens=total_tokens)
-        # The synthetic shape has the same total tokens and sequences as the caller's (so lm_head and
-        # final_norm see num_seqs rows) and, for MLA, the same prefill KV tokens.
         graph = lower_step(self.model, shape, self.tp, self.pp, self.precision)
         return sum(self.kernels.op_time_s(op, self._cross_node_pp) * op.repeat
-                   for op in graph.ops if op.kind != "attention")
+                   for op in graph.ops if op.kind != "attention" and op.name not in _PER_SEQ_OPS)
+
+    def _seq_time_s(self, num_seqs: int) -> float:
+        """The ops that run once per sequence (final norm, lm_head on the last position)."""
+        graph = lower_step(self.model, StepShape(decode_seqs=num_seqs, decode_context_tokens=num_seqs),
+                           self.tp, self.pp, self.precision)
+        return sum(self.kernels.op_time_s(op, self._cross_node_pp) * op.repeat
+                   for op in graph.ops if op.name in _PER_SEQ_OPS)
 
     def _prefill_attention_s(self, shape: StepShape) -> float:
         """Prefill attention of one layer: a closed form in the shape's prefill sums."""
@@ -217,7 +231,7 @@ class GpuStepCost:
         if t <= 0:
             return 0.0
         kv = shape.prefill_kv_tokens if (self._mla_prefill and pt) else 0
-        total = self._dense(t, shape.prefill_seqs + ds, kv, pt > 0)
+        total = self._per_token(t, kv) + self._per_seq(shape.prefill_seqs + ds)
         if pt:
             total += self._prefill_attention_s(shape) * self._layers
         if ds:
