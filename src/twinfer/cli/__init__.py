@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "twinfer.cli.calibrate",
     "twinfer.cli.report",
     "twinfer.cli.sweep", "twinfer.cli.results", "twinfer.cli.plan",
+    "twinfer.cli.compile",
 ]
 
 app = typer.Typer(

@@ -1,0 +1,94 @@
+"""``twinfer compile``: compile a model onto a virtual LPU system and print the plan and its latencies."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def compile_command(
+    model: Annotated[str, typer.Option("--model", help="Model preset or config.json path (e.g. llama-2-70b).")],
+    hardware: Annotated[str, typer.Option("--hardware", help="LPU preset: groq-tsp-v1, groq3-lp30.")] = "groq-tsp-v1",
+    chips: Annotated[int | None, typer.Option("--chips", help="Chips in the system (default: the fewest that fit).")] = None,
+    batch: Annotated[int, typer.Option("--batch", help="Sequences per step (the compiled batch).")] = 1,
+    context: Annotated[int | None, typer.Option("--context", help="Context length for decode and KV capacity (default: min(model max, 4096)).")] = None,
+    prompt: Annotated[int | None, typer.Option("--prompt", help="Prompt length for the prefill time (default 550).")] = None,
+    dtype: Annotated[str, typer.Option("--dtype", help="Weight dtype: int8, fp8, fp16, bf16 (fp32 accumulation).")] = "int8",
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    trace: Annotated[str | None, typer.Option("--trace", help="Write the decode schedule as Chrome trace JSON (Perfetto).")] = None,
+    trace_chips: Annotated[int, typer.Option("--trace-chips", help="Chips to include in the trace (the first N).")] = 16,
+    trace_phase: Annotated[str, typer.Option("--trace-phase", help="Which program to trace: decode or prefill.")] = "decode",
+) -> None:
+    """Compile prefill and decode of MODEL onto an LPU system: partition plan, SRAM per chip, latencies."""
+    import json
+    from pathlib import Path
+
+    from twinfer.errors import ConfigError
+    from twinfer.lpu.summary import compile_model
+    from twinfer.models import load_model
+
+    if dtype not in ("int8", "fp8", "fp16", "bf16"):
+        raise ConfigError(f"--dtype {dtype!r} is not supported; use int8, fp8, fp16 or bf16")
+    if trace_phase not in ("decode", "prefill"):
+        raise ConfigError(f"--trace-phase must be decode or prefill, got {trace_phase!r}")
+    spec = load_model(model)
+    cm = compile_model(spec, hardware, chips=chips, batch=batch, context=context, prompt=prompt, weights=dtype)
+    d = cm.to_dict()
+    if trace:
+        from twinfer.lpu.trace import trace_events
+
+        prog = cm.decode if trace_phase == "decode" else cm.prefill
+        Path(trace).write_text(json.dumps(trace_events(prog, range(min(trace_chips, prog.chips)))), encoding="utf-8")
+        d["trace_file"] = trace
+    if as_json:
+        typer.echo(json.dumps(d, indent=2))
+        return
+    _print(d)
+
+
+def _print(d: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    mib = 2**20
+    con.print(f"[bold]{d['model']}[/bold] on {d['chips']} x {d['hardware']} ({d['weight_dtype']} weights, fp32 accumulation)")
+    con.print(f"partition: {d['tensor_split']}-way tensor split x {d['pipeline_stages']} pipeline stages = "
+              f"{d['chips_used']} chips used ({d['chips'] - d['chips_used']} idle)")
+    t = Table(title="pipeline stages")
+    for col in ("stage", "chips", "blocks"):
+        t.add_column(col)
+    stages = d["stages"]
+    shown = stages if len(stages) <= 12 else stages[:6] + [None] + stages[-5:]
+    for s in shown:
+        if s is None:
+            t.add_row("...", "...", "...")
+        else:
+            t.add_row(str(s["stage"]), f"{s['chips'][0]}-{s['chips'][1]}", s["blocks"])
+    con.print(t)
+    s = d["sram_bytes_per_chip"]
+    con.print(f"SRAM per chip: min {s['min'] / mib:.1f} / mean {s['mean'] / mib:.1f} / max {s['max'] / mib:.1f} MiB "
+              f"of {s['usable'] / mib:.1f} MiB usable")
+    con.print(f"decode (batch {d['batch']}, context {d['context']}): {d['per_token_latency_s'] * 1e3:.3f} ms per token "
+              f"({d['decode_step_cycles']:,} cycles + {d['host_overhead_s'] * 1e6:.0f} us host I/O) -> "
+              f"{d['tokens_per_s_per_user']:.1f} tokens/s per user, {d['tokens_per_s_system']:.1f} tokens/s system")
+    con.print(f"prefill ({d['batch']} x {d['prompt']} tokens): {d['prefill_s'] * 1e3:.2f} ms")
+    con.print(f"MXM utilisation: decode {d['mxm_utilisation_decode']:.2%}, prefill {d['mxm_utilisation_prefill']:.2%}")
+    a = Table(title="where one decode step's time goes (critical path)")
+    a.add_column("category")
+    a.add_column("cycles", justify="right")
+    a.add_column("share", justify="right")
+    total = max(1, sum(d["decode_attribution_cycles"].values()))
+    for k, v in d["decode_attribution_cycles"].items():
+        a.add_row(k, f"{v:,}", f"{v / total:.1%}")
+    con.print(a)
+    con.print(f"compiled {d['instructions']['decode']:,} + {d['instructions']['prefill']:,} instructions "
+              f"in {d['compile_seconds']:.1f} s")
+    if "trace_file" in d:
+        con.print(f"trace written to {d['trace_file']}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``twinfer compile`` to ``app``."""
+    app.command("compile")(compile_command)
