@@ -92,3 +92,27 @@ def test_sweep_page_lists_failures(sweep_dir: Path, tmp_path: Path) -> None:
     assert "CapacityError: model does not fit" in html
     assert data["sections"]["sweep-overview"] == {"rows": 9, "ok": 8, "failed": 1}
     assert {"sweep-rate-throughput_rps", "sweep-rate-goodput_rps", "pareto-sweep-fig"} <= set(data["figures"])
+
+
+def test_lpu_pool_found_from_flat_pool_keys_alone(sim_dir: Path, tmp_path: Path) -> None:
+    """A summary with only the simulator's flat ``pool.<role>.*`` keys still gets its LPU section."""
+    summary = json.loads((sim_dir / "summary.json").read_text())
+    for f in summary["fleets"]:
+        for p in f.pop("pools"):
+            f[f"pool.{p['role']}.hardware"] = p["hardware"]
+    (sim_dir / "summary.json").write_text(json.dumps(summary))
+    html = write_report(sim_dir, tmp_path / "r.html").read_text()
+    assert "h100-prefill-tsp-decode: decode on groq-tsp-v1" in html
+    assert "groq-tsp-v1 (installed preset)" in html  # hardware named but not described in the results
+
+
+def test_nan_in_the_summary_is_shown_not_cited(sim_dir: Path, tmp_path: Path) -> None:
+    """The simulator writes NaN for undefined statistics (e.g. TPOT of one-token runs)."""
+    summary = json.loads((sim_dir / "summary.json").read_text())
+    summary["fleets"][0]["tpot_p99_s"] = float("nan")
+    summary["fleets"][0]["pools"][0]["series_waiting"][3] = float("nan")
+    (sim_dir / "summary.json").write_text(json.dumps(summary))
+    html = write_report(sim_dir, tmp_path / "r.html").read_text()
+    data = _data_block(html)
+    assert "/fleets/0/tpot_p99_s" not in {n["path"] for n in data["numbers"]}
+    assert "/fleets/1/tpot_p99_s" in {n["path"] for n in data["numbers"]}

@@ -37,9 +37,10 @@ def _layout(title: str, x_title: str, y_title: str, **extra: Any) -> dict[str, A
     return layout
 
 
-def _floats(values: Any) -> list[float]:
-    """Plain Python floats for JSON (NaN-free: non-finite values are dropped by callers)."""
-    return [float(v) for v in np.asarray(values, dtype=np.float64)]
+def _floats(values: Any) -> list[float | None]:
+    """Plain Python floats for JSON; NaN and infinities become null (plotly leaves a gap)."""
+    arr = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    return [float(v) if np.isfinite(v) else None for v in arr]
 
 
 def thin_indices(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
@@ -107,7 +108,7 @@ def bar_figure(
             "type": "bar",
             "name": name,
             "x": list(categories),
-            "y": [float(v) for v in values],
+            "y": _floats(values),
             "marker": {"color": PALETTE[i % len(PALETTE)]},
         }
         for i, (name, values) in enumerate(groups)
@@ -128,7 +129,7 @@ def scatter_figure(
     """
     marker: dict[str, Any] = {"size": 10, "line": {"width": 1, "color": "#333"}}
     if color is not None:
-        marker.update({"color": [float(c) for c in color], "colorscale": "Viridis", "showscale": True,
+        marker.update({"color": _floats(color), "colorscale": "Viridis", "showscale": True,
                        "colorbar": {"title": {"text": color_title}}})
     else:
         marker["color"] = PALETTE[0]
@@ -137,8 +138,8 @@ def scatter_figure(
             "type": "scatter",
             "mode": "markers",
             "name": "configurations",
-            "x": [float(v) for v in x],
-            "y": [float(v) for v in y],
+            "x": _floats(x),
+            "y": _floats(y),
             "text": list(labels),
             "hovertemplate": "%{text}<br>x=%{x}<br>y=%{y}<extra></extra>",
             "marker": marker,

@@ -111,7 +111,16 @@ def _pools(fleets: Fleets) -> list[tuple[str, tuple[str | int, ...], Mapping[str
     """(fleet name, JSON path of the pool, pool) for every pool of every fleet."""
     out: list[tuple[str, tuple[str | int, ...], Mapping[str, Any]]] = []
     for fname, fkey, f in fleets:
-        pools = f.get("pools", [])
+        pools = f.get("pools")
+        if pools is None:  # only the flat "pool.<role>.<key>" summary keys: rebuild one mapping per role
+            flat: dict[str, dict[str, Any]] = {}
+            for key, value in f.items():
+                if key.startswith("pool.") and key.count(".") >= 2:
+                    role, _, name = key[len("pool."):].partition(".")
+                    flat.setdefault(role, {"role": role})[name] = value
+            for p in flat.values():
+                out.append((fname, ("fleets", fkey), p))
+            continue
         items = pools.items() if isinstance(pools, Mapping) else enumerate(pools)
         for pkey, p in items:
             if isinstance(p, Mapping):
