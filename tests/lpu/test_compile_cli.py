@@ -1,0 +1,51 @@
+"""``twinfer compile`` end to end on a tiny model, its trace, and its error for a model that cannot fit."""
+
+from __future__ import annotations
+
+import json
+
+from twinfer.cli import main
+from twinfer.lpu.passes import compile_step
+from twinfer.lpu.system import System
+from twinfer.lpu.trace import trace_events
+
+TINY_CONFIG = {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
+    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 96,
+    "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "torch_dtype": "bfloat16",
+}
+
+
+def test_compile_json_and_trace(tmp_path, capsys):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(TINY_CONFIG))
+    trace = tmp_path / "sched.json"
+    rc = main(["compile", "--model", str(cfg), "--hardware", "groq-tsp-v1", "--chips", "2", "--batch", "2",
+               "--context", "64", "--prompt", "16", "--json", "--trace", str(trace), "--trace-chips", "1"])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["chips_used"] == 2 and d["tensor_split"] == 2 and d["pipeline_stages"] == 1
+    assert d["tokens_per_s_per_user"] == 1.0 / d["per_token_latency_s"]
+    assert d["prefill_cycles"] > d["decode_step_cycles"] > 0
+    assert sum(d["decode_attribution_cycles"].values()) == d["decode_step_cycles"]
+    events = json.loads(trace.read_text())["traceEvents"]
+    assert {e["pid"] for e in events} == {0}  # --trace-chips 1 keeps chip 0 only
+    assert any(e["ph"] == "X" and e["cat"] == "matmul" for e in events)
+
+
+def test_model_that_cannot_fit_exits_2(capsys):
+    rc = main(["compile", "--model", "llama-2-70b", "--hardware", "groq-tsp-v1", "--chips", "64"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "at least" in err and "chips" in err and "Traceback" not in err
+
+
+def test_trace_has_one_track_per_chip_and_unit(tsp, tiny_model):
+    prog = compile_step(tiny_model, System(tsp, 1), phase="decode", batch=1, seq_len=4).program
+    tr = trace_events(prog)
+    x = [e for e in tr["traceEvents"] if e["ph"] == "X"]
+    assert len(x) == len(prog.instrs)
+    names = {e["args"]["name"] for e in tr["traceEvents"] if e["name"] == "thread_name"}
+    assert {"MXM", "VXM", "MEM"} <= names
+    last = max(e["ts"] + e["dur"] for e in x)
+    assert abs(last - prog.schedule_cycles / 900e6 * 1e6) < 1e-2
