@@ -67,6 +67,41 @@ def start_server() -> Iterator[Callable[..., LiveServer]]:
 
 
 @pytest.fixture
+def subprocess_server() -> Iterator[Callable[..., str]]:
+    """Factory: run ``serve_helpers.py ARGS --port P`` in its own process (no GIL shared with the
+    test's clients, so timings are the server's own); returns its URL once /health answers."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+
+    procs: list[subprocess.Popen] = []
+
+    def start(*args: str) -> str:
+        port = free_port()
+        script = Path(__file__).with_name("serve_helpers.py")
+        proc = subprocess.Popen([sys.executable, str(script), "--port", str(port), *args])
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    return url
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("the server process did not start")
+            time.sleep(0.05)
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
 def fixed_server(start_server: Callable[..., LiveServer]) -> LiveServer:
     """A server on a fixed-latency fake fleet: TTFT 50 ms, 10 ms between tokens, 4k context."""
     config = ServeConfig(model_name="fake-model", context_tokens=4096, max_body_bytes=64 * 1024)

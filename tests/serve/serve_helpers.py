@@ -49,3 +49,33 @@ def make_cluster(
     return FleetSim(
         pools, kv_bytes_per_token=131072, num_layers=32, link=link, track_tokens=track_tokens
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve a fake-cost simulated fleet on 127.0.0.1 (for timing tests in a separate process)."""
+    import argparse
+
+    import uvicorn
+
+    from twinfer.serve.app import ServeConfig, create_app
+    from twinfer.serve.sim_fleet import SimulatedFleet
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--speed", type=float, default=1.0)
+    parser.add_argument("--fixed-s", type=float, default=0.02)
+    parser.add_argument("--per-token-s", type=float, default=1e-4)
+    parser.add_argument("--max-batch-seqs", type=int, default=None)
+    args = parser.parse_args(argv)
+    cost = LinearCost(fixed_s=args.fixed_s, per_token_s=args.per_token_s)
+    config = ServeConfig(
+        model_name="sim-model", context_tokens=8192, speed=args.speed, fleet_label="fake"
+    )
+    app = create_app(
+        config, lambda: SimulatedFleet(make_cluster(cost, max_batch_seqs=args.max_batch_seqs))
+    )
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

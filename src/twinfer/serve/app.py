@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from twinfer.errors import CapacityError
 from twinfer.serve.metrics import CONTENT_TYPE, ServerMetrics
 from twinfer.serve.pacing import FleetSim, PacedRequest, QueueFullError, RealtimeFleet
 from twinfer.serve.protocol import ApiError, GenerationRequest, parse_generation, parse_json_object
@@ -237,6 +238,10 @@ def create_app(
             except QueueFullError as exc:
                 raise ApiError(
                     429, f"{exc}; retry later.", type="rate_limit_error", code="rate_limit_exceeded"
+                ) from exc
+            except CapacityError as exc:  # larger than one instance's KV cache
+                raise ApiError(
+                    400, str(exc), param="max_tokens", code="context_length_exceeded"
                 ) from exc
         except ApiError as exc:
             metrics.count_request(endpoint, exc.status)

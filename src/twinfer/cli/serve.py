@@ -1,0 +1,184 @@
+"""``twinfer serve``: an OpenAI-compatible endpoint that answers with a simulated fleet's latency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` binds only the loopback interface."""
+    import ipaddress
+
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_command(
+    scenario: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Scenario YAML (the `twinfer simulate` schema); default: the built-in scenario."
+        ),
+    ] = None,
+    fleet: Annotated[
+        str | None, typer.Option(help="Fleet of the scenario to emulate (default: its first).")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of a scenario: model preset or config.json of a one-pool fleet."
+        ),
+    ] = None,
+    hardware: Annotated[
+        str, typer.Option(help="With --model: hardware preset of each instance.")
+    ] = "h100",
+    tp: Annotated[int, typer.Option(help="With --model: tensor-parallel GPUs per instance.")] = 1,
+    instances: Annotated[int, typer.Option(help="With --model: instances in the pool.")] = 1,
+    max_batch_seqs: Annotated[
+        int | None, typer.Option(help="With --model: sequences per step cap.")
+    ] = None,
+    fixed_ttft_ms: Annotated[
+        float | None, typer.Option(help="No simulator: every request gets this TTFT (ms) ...")
+    ] = None,
+    fixed_itl_ms: Annotated[
+        float, typer.Option(help="... and this time between tokens (ms).")
+    ] = 20.0,
+    speed: Annotated[float, typer.Option(help="Simulated seconds per wall second.")] = 1.0,
+    host: Annotated[
+        str,
+        typer.Option(help="Address to bind; beyond loopback anyone on the network can call it."),
+    ] = ("127.0.0.1"),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Model folder (config.json + safetensors [+ tokenizer.json]): real tokens, exact counts."
+        ),
+    ] = None,
+    tokenizer: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder with tokenizer.json (or the file) for exact prompt token counts."
+        ),
+    ] = None,
+    served_model_name: Annotated[
+        str | None, typer.Option(help="Model id clients use (default: the model's).")
+    ] = None,
+    max_queue: Annotated[
+        int | None, typer.Option(help="Answer 429 when this many requests wait for a first token.")
+    ] = None,
+    max_body_bytes: Annotated[int, typer.Option(help="Larger request bodies get 413.")] = 4
+    * 1024
+    * 1024,
+    chat_default_max_tokens: Annotated[
+        int, typer.Option(help="Chat max_tokens when a client sends none.")
+    ] = 256,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve /v1/completions, /v1/chat/completions, /v1/models and /metrics, paced by a simulated fleet.
+
+    Point any OpenAI client at it: base_url="http://127.0.0.1:8000/v1", any api_key.
+    Each request joins the simulated fleet in real time (x --speed); its first token
+    is sent at the simulated TTFT and each later token at the simulated times.
+    """
+    from twinfer.errors import ConfigError
+    from twinfer.serve import build
+    from twinfer.serve.text import find_tokenizer, make_counter
+
+    if speed <= 0:
+        raise ConfigError(f"--speed must be > 0, got {speed}")
+    if max_queue is not None and max_queue < 0:
+        raise ConfigError(f"--max-queue must be >= 0, got {max_queue}")
+    if fixed_ttft_ms is not None:
+        plan = build.fixed_plan(
+            ttft_s=fixed_ttft_ms / 1e3, itl_s=fixed_itl_ms / 1e3, model=model or "llama-3-8b"
+        )
+    elif model is not None:
+        plan = build.quick_plan(
+            model=model,
+            hardware=hardware,
+            tp=tp,
+            instances=instances,
+            max_batch_seqs=max_batch_seqs,
+        )
+    else:
+        plan = build.scenario_plan(scenario, fleet)
+
+    tokenizer_path = find_tokenizer(tokenizer) or find_tokenizer(model_dir)
+    if tokenizer is not None and tokenizer_path is None:
+        raise ConfigError(f"--tokenizer {tokenizer}: no tokenizer.json there")
+    counter = make_counter(tokenizer_path)
+    text_source = None
+    if model_dir is not None:
+        from twinfer.serve.model_text import ModelTextSource
+
+        text_source = ModelTextSource.open(model_dir, tokenizer_path)
+    _run(
+        plan,
+        counter=counter,
+        text_source=text_source,
+        speed=speed,
+        host=host,
+        port=port,
+        served_model_name=served_model_name,
+        max_queue=max_queue,
+        max_body_bytes=max_body_bytes,
+        chat_default_max_tokens=chat_default_max_tokens,
+        log_level=log_level,
+    )
+
+
+def _run(
+    plan,
+    *,
+    counter,
+    text_source,
+    speed,
+    host,
+    port,
+    served_model_name,
+    max_queue,
+    max_body_bytes,
+    chat_default_max_tokens,
+    log_level,
+) -> None:  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    from twinfer.serve.app import ServeConfig, create_app
+
+    if not is_loopback(host):
+        typer.echo(
+            f"warning: binding {host}: the emulation server has no authentication and anyone who can "
+            "reach this address can call it; use 127.0.0.1 unless you mean to share it",
+            err=True,
+        )
+    config = ServeConfig(
+        model_name=served_model_name or plan.model_name,
+        context_tokens=plan.context_tokens,
+        speed=speed,
+        max_queue=max_queue,
+        max_body_bytes=max_body_bytes,
+        chat_default_max_tokens=chat_default_max_tokens,
+        fleet_label=plan.label,
+    )
+    app = create_app(config, plan.make_sim, counter=counter, text_source=text_source)
+    typer.echo(
+        f"twinfer serve: model {config.model_name!r} on {plan.label}, speed x{speed}, prompt tokens by "
+        f"{counter.method}\n  OpenAI base_url: http://{host}:{port}/v1   metrics: http://{host}:{port}/metrics",
+        err=True,
+    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``twinfer serve`` to ``app``."""
+    app.command("serve")(serve_command)
