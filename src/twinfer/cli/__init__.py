@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "twinfer.cli.sweep", "twinfer.cli.results", "twinfer.cli.plan",
     "twinfer.cli.compile",
     "twinfer.cli.serve",
+    "twinfer.cli.workload",
 ]
 
 app = typer.Typer(
