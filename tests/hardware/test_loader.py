@@ -88,3 +88,14 @@ def test_missing_file_and_bad_suffix(write_file, tmp_path):
         load_hardware_file(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match=r"\.toml, \.yaml"):
         load_hardware_file(write_file("hw.json", "{}"))
+
+
+def test_shipped_example_file_loads():
+    """The example user file in the package loads and its GPU is usable by name."""
+    from importlib import resources
+
+    path = resources.files("twinfer.hardware").joinpath("examples/user-hardware.toml")
+    hw = load_hardware_file(str(path))
+    gpu = get_hardware("h100-cheap", hw)
+    assert gpu.price_per_hour_usd == 1.90 and gpu.peak_flops("fp8") == 1979e12
+    assert get_link("roce-200g", hw).links_per_node == 8
