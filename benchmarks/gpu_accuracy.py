@@ -120,6 +120,9 @@ def e2e() -> None:
 
 
 if __name__ == "__main__":
-    linear_ops_table()
-    all_reduce_table()
+    try:
+        linear_ops_table()
+        all_reduce_table()
+    except SystemExit as exc:  # ../shared/data absent: say so, still run the published end-to-end checks
+        print(f"skipping the kernel tables: {exc}")
     e2e()
