@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "twinfer.cli.report",
     "twinfer.cli.sweep", "twinfer.cli.results", "twinfer.cli.plan",
     "twinfer.cli.compile",
+    "twinfer.cli.run",
     "twinfer.cli.serve",
     "twinfer.cli.workload",
 ]

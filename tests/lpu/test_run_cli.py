@@ -1,0 +1,113 @@
+"""``twinfer run`` end to end on tiny random models saved to tmp folders, checked against transformers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from executor_helpers import hf_greedy, make_tiny_llama
+
+from twinfer.cli import main
+
+
+def _train_tokenizer(folder):
+    """A byte-level BPE tokenizer trained offline in well under a second, saved as tokenizer.json."""
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    tok = tokenizers.Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    alphabet = sorted(set("the quick brown fox jumps over lazy dog "))
+    trainer = trainers.BpeTrainer(
+        vocab_size=60, special_tokens=["<unk>"], initial_alphabet=alphabet
+    )
+    tok.train_from_iterator(["the quick brown fox jumps over the lazy dog"] * 20, trainer)
+    tok.save(str(folder / "tokenizer.json"))
+    return tok
+
+
+def _run_json(capsys, *args):
+    rc = main(["run", *args, "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    return json.loads(out)
+
+
+def test_run_prompt_with_tokenizer_matches_transformers(tmp_path, capsys):
+    tok = _train_tokenizer(tmp_path)
+    model = make_tiny_llama(tmp_path, vocab=128)
+    r = _run_json(
+        capsys, "--model-dir", str(tmp_path), "--prompt", "the lazy dog jumps", "--max-new-tokens", "5",
+        "--dtype", "bf16",
+    )  # fmt: skip
+    ids = tok.encode("the lazy dog jumps").ids
+    assert r["prompt_token_ids"] == ids
+    hf_tokens, _ = hf_greedy(model, [ids], 5)
+    assert r["generated_token_ids"] == hf_tokens[0].tolist()
+    assert r["generated_text"] == tok.decode(r["generated_token_ids"], skip_special_tokens=False)
+    assert r["chips_used"] == 1 and r["lpu_prefill_s"] > 0 and r["lpu_tokens_per_s_per_user"] > 0
+    assert r["lpu_total_s"] == pytest.approx(
+        r["lpu_prefill_s"] + 4 * r["lpu_decode_s_per_token_mean"]
+    )
+
+
+def test_run_token_ids_on_two_chips_without_tokenizer(tmp_path, capsys):
+    model = make_tiny_llama(tmp_path, layers=1)
+    r = _run_json(
+        capsys, "--model-dir", str(tmp_path), "--token-ids", "5,9,77,3", "--max-new-tokens", "4",
+        "--chips", "2", "--dtype", "bf16",
+    )  # fmt: skip
+    assert r["tensor_split"] * r["pipeline_stages"] == 2
+    assert r["generated_text"] is None and "no tokenizer.json" in r["text_note"]
+    hf_tokens, _ = hf_greedy(model, [[5, 9, 77, 3]], 4)
+    assert np.array_equal(r["generated_token_ids"], hf_tokens[0])
+
+
+def test_run_text_output(tmp_path, capsys):
+    make_tiny_llama(tmp_path, layers=1)
+    rc = main(["run", "--model-dir", str(tmp_path), "--token-ids", "1,2", "--max-new-tokens", "2"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert (
+        "generated ids (2):" in out
+        and "LPU cycle model: prefill" in out
+        and "tokens/s per user" in out
+    )
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        ("none", ["--token-ids", "1"], "not found"),
+        ("config_only", ["--token-ids", "1"], "no weights"),
+        ("mixtral", ["--token-ids", "1"], "not supported by the executor"),
+        ("model", ["--prompt", "hi"], "no tokenizer.json"),
+        ("model", ["--prompt", "hi", "--token-ids", "1"], "exactly one of"),
+        ("model", ["--token-ids", "1,x"], "comma-separated"),
+        ("model", ["--token-ids", "1,500"], "outside the model's vocabulary"),
+        ("model", ["--token-ids", "1", "--dtype", "int4"], "--dtype"),
+        ("model", ["--token-ids", "1", "--hardware", "h100"], "not an LPU"),
+    ],
+)
+def test_run_user_errors_exit_2(tmp_path, capsys, setup, args, message):
+    folder = tmp_path / "m"
+    if setup != "none":
+        folder.mkdir()
+    if setup == "model":
+        make_tiny_llama(folder, layers=1)
+    elif setup == "config_only":
+        make_tiny_llama(folder, layers=1)
+        (folder / "model.safetensors").unlink()
+    elif setup == "mixtral":
+        cfg = {
+            "architectures": ["MixtralForCausalLM"], "hidden_size": 8, "num_attention_heads": 2,
+            "num_hidden_layers": 1, "intermediate_size": 16, "vocab_size": 10,
+            "max_position_embeddings": 32, "num_local_experts": 2, "num_experts_per_tok": 1,
+        }  # fmt: skip
+        (folder / "config.json").write_text(json.dumps(cfg))
+    rc = main(["run", "--model-dir", str(folder), *args])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err and "Traceback" not in err
