@@ -1,0 +1,346 @@
+"""A fleet: pools of instances, routers, KV links, and the event loop that joins them.
+
+Aggregated mode has one ``mixed`` pool. Disaggregated mode has a ``prefill`` pool
+and a ``decode`` pool: a request is prefilled (its first token comes from the
+prefill instance, as in DistServe and Splitwise), a decode instance reserves KV
+for it, its KV crosses the prefill instance's outbound link, and decode
+produces the remaining tokens. If no decode instance has room the request
+waits in the decode pool's queue while still holding its prefill KV.
+
+Two ways to drive it: batch (``load_workload`` arrays, then ``run_until``) and
+incremental (``submit`` requests and ``run_until`` a wall-clock-paced time, with
+``on_first_token`` / ``on_token`` / ``on_finish`` callbacks), for the emulation server.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from twinfer.errors import ConfigError
+from twinfer.perf.base import StepCostModel
+from twinfer.sim.env import PRIO_ARRIVAL, PRIO_SAMPLE, Environment
+from twinfer.sim.instance import Instance
+from twinfer.sim.link import KvLink
+from twinfer.sim.request import Request
+from twinfer.sim.router import make_router
+from twinfer.sim.scheduler import (
+    BLOCKED_KV,
+    BLOCKED_NONE,
+    BatchingConfig,
+    Scheduler,
+    SchedulerOutput,
+    StepResult,
+)
+
+INF = float("inf")
+
+
+@dataclass(frozen=True)
+class PoolSetup:
+    """A pool ready to simulate: role, a (stateless) step-cost model shared by its instances, count, batching."""
+
+    role: str  # mixed | prefill | decode
+    cost: StepCostModel
+    count: int
+    batching: BatchingConfig
+    router: str = "least_outstanding"
+
+
+@dataclass(frozen=True)
+class LinkSetup:
+    """Each prefill instance's outbound KV link: aggregate bandwidth, latency, layer-wise streaming."""
+
+    bw_bytes_per_s: float  # per prefill instance (link bandwidth x number of links)
+    latency_s: float
+    layerwise: bool = False
+
+
+class Pool:
+    """Instances of one role, their router, queue counters and the decode pool's pending queue."""
+
+    __slots__ = ("role", "setup", "instances", "pick", "waiting", "held", "_last", "queue_area",
+                 "in_system_area", "pending", "series_t", "series_waiting", "series_running", "max_seqs",
+                 "kv_tokens", "wait_kv_s", "wait_batch_s", "last_block")
+
+    def __init__(self, role: str, setup: PoolSetup) -> None:
+        self.role = role
+        self.setup = setup
+        self.instances: list[Instance] = []
+        self.pick = make_router(setup.router, f"{role} pool")
+        self.waiting = 0  # requests queued at the pool (not admitted to a batch)
+        self.held = 0  # requests the pool holds (waiting + running + KV in flight)
+        self._last = 0.0
+        self.queue_area = 0.0
+        self.in_system_area = 0.0
+        self.pending: deque[tuple[Request, Instance]] = deque()  # decode pool: waiting for KV room
+        self.series_t: list[float] = []
+        self.series_waiting: list[int] = []
+        self.series_running: list[int] = []
+        res = setup.cost.resources()
+        self.max_seqs = min(setup.batching.max_batch_seqs or res.max_batch_seqs, res.max_batch_seqs)
+        self.kv_tokens = int(res.kv_capacity_tokens)
+        self.wait_kv_s = 0.0  # decode pool: time with requests pending because no instance had KV room
+        self.wait_batch_s = 0.0  # ... because every instance's batch was full
+        self.last_block = 0  # BLOCKED_* code of the last failed reservation
+
+    def change(self, now: float, d_waiting: int, d_held: int) -> None:
+        """Integrate the counters up to ``now`` and apply a change."""
+        dt = now - self._last
+        if dt > 0.0:
+            self.queue_area += self.waiting * dt
+            self.in_system_area += self.held * dt
+            if self.pending:
+                if self.last_block == BLOCKED_KV:
+                    self.wait_kv_s += dt
+                else:
+                    self.wait_batch_s += dt
+            self._last = now
+        self.waiting += d_waiting
+        self.held += d_held
+
+
+class FleetSim:
+    """Simulates one fleet on one workload; see the module docstring for the two driving modes."""
+
+    def __init__(
+        self,
+        pools: Sequence[PoolSetup],
+        *,
+        kv_bytes_per_token: float,
+        num_layers: int,
+        link: LinkSetup | None = None,
+        record_timeline: bool = False,
+        sample_interval_s: float | None = None,
+        track_tokens: bool = False,
+    ) -> None:
+        roles = [p.role for p in pools]
+        if roles == ["mixed"]:
+            self.mode = "aggregated"
+        elif sorted(roles) == ["decode", "prefill"]:
+            self.mode = "disaggregated"
+            if link is None:
+                raise ConfigError("a disaggregated fleet needs a KV link (kv_link)")
+        else:
+            raise ConfigError(f"pools must be [mixed] or [prefill, decode], got {roles}")
+        self.env = Environment()
+        self.kv_bytes_per_token = float(kv_bytes_per_token)
+        self.num_layers = int(num_layers)
+        self.link_setup = link
+        self.timeline: list[tuple] | None = [] if record_timeline else None
+        self.on_first_token: Callable[[Request, float], None] | None = None
+        self.on_token: Callable[[Request, float, int], None] | None = None
+        self.on_finish: Callable[[Request, float], None] | None = None
+        self.pools: dict[str, Pool] = {}
+        self.instances: list[Instance] = []
+        for setup in pools:
+            if setup.count < 1:
+                raise ConfigError(f"{setup.role} pool: count must be >= 1, got {setup.count}")
+            pool = Pool(setup.role, setup)
+            for j in range(setup.count):
+                sched = Scheduler(setup.role, setup.batching, pool.kv_tokens, pool.max_seqs, track_tokens)
+                inst = Instance(self.env, len(self.instances), j, pool, setup.cost, sched, self, self.timeline)
+                pool.instances.append(inst)
+                self.instances.append(inst)
+            self.pools[setup.role] = pool
+        self.entry = self.pools["mixed"] if self.mode == "aggregated" else self.pools["prefill"]
+        self.last_pool = self.pools["mixed"] if self.mode == "aggregated" else self.pools["decode"]
+        self.links: list[KvLink] = []
+        if self.mode == "disaggregated":
+            assert link is not None
+            self.links = [KvLink(self.env, i, link.bw_bytes_per_s, link.latency_s, self.timeline)
+                          for i in range(len(self.entry.instances))]
+        self.requests: list[Request] = []
+        self.kv_bytes = 0.0
+        self.rejected = 0
+        self.completed = 0
+        self._arr_t: list[float] = []
+        self._arr_p: list[int] = []
+        self._arr_o: list[int] = []
+        self._arr_i = 0
+        self._sample_dt = sample_interval_s
+        self._sampling = False
+
+    # ---- feeding requests ---------------------------------------------------------
+    def load_workload(self, arrival_s: Sequence[float], prompt_tokens: Sequence[int], output_tokens: Sequence[int]) -> None:
+        """Queue a whole workload (sorted by arrival) for batch runs; requests are created as they arrive."""
+        self._arr_t = [float(x) for x in arrival_s]
+        self._arr_p = [int(x) for x in prompt_tokens]
+        self._arr_o = [int(x) for x in output_tokens]
+        if any(b < a for a, b in zip(self._arr_t, self._arr_t[1:])):
+            raise ConfigError("workload arrivals must be sorted by time")
+        if any(p < 1 for p in self._arr_p) or any(o < 1 for o in self._arr_o):
+            raise ConfigError("every request needs >= 1 prompt token and >= 1 output token")
+        self._arr_i = 0
+        self._start_sampling()
+
+    def submit(self, prompt_tokens: int, output_tokens: int, at_s: float | None = None, user: object = None) -> Request:
+        """Inject one request arriving at ``at_s`` (default: now); returns it (its ``rid`` is its row)."""
+        if prompt_tokens < 1 or output_tokens < 1:
+            raise ConfigError("a request needs >= 1 prompt token and >= 1 output token")
+        t = self.env.now if at_s is None else max(self.env.now, float(at_s))
+        r = Request(len(self.requests), t, int(prompt_tokens), int(output_tokens))
+        r.user = user
+        self.requests.append(r)
+        self.env.schedule(t, PRIO_ARRIVAL, self._arrive, r)
+        self._start_sampling()
+        return r
+
+    def _start_sampling(self) -> None:
+        if self._sample_dt and not self._sampling:
+            self._sampling = True
+            self.env.schedule(self.env.now, PRIO_SAMPLE, self._sample, None)
+
+    def _sample(self, _: object) -> None:
+        now = self.env.now
+        for pool in self.pools.values():
+            pool.series_t.append(now)
+            pool.series_waiting.append(pool.waiting)
+            pool.series_running.append(pool.held - pool.waiting)
+        if len(self.env) or self._arr_i < len(self._arr_t):
+            self.env.schedule(now + self._sample_dt, PRIO_SAMPLE, self._sample, None)  # type: ignore[operator]
+        else:
+            self._sampling = False
+
+    # ---- the loop -------------------------------------------------------------------
+    def run_until(self, t_stop: float = INF) -> None:
+        """Process every arrival and event up to ``t_stop`` (inf: until all work is done)."""
+        env = self.env
+        heap = env._heap
+        arr_t = self._arr_t
+        n = len(arr_t)
+        while True:
+            i = self._arr_i
+            ta = arr_t[i] if i < n else INF
+            if heap:
+                top = heap[0]
+                th = top[0]
+                if th < ta or (th == ta and top[1] < PRIO_ARRIVAL):
+                    if th > t_stop:
+                        break
+                    env.step()
+                    continue
+            if ta > t_stop or ta == INF:
+                break
+            self._arr_i = i + 1
+            env.now = ta
+            r = Request(len(self.requests), ta, self._arr_p[i], self._arr_o[i])
+            self.requests.append(r)
+            self._arrive(r)
+        if t_stop != INF and t_stop > env.now:
+            env.now = t_stop
+
+    def done(self) -> bool:
+        """Whether every request fed so far has completed or been rejected."""
+        return not len(self.env) and self._arr_i >= len(self._arr_t)
+
+    # ---- request flow ---------------------------------------------------------------
+    def _arrive(self, r: Request) -> None:
+        now = self.env.now
+        entry = self.entry
+        first = entry.instances[0].sched
+        if self.mode == "aggregated":
+            fits = first.fits_ever(r.prompt_tokens + r.output_tokens)
+        else:
+            fits = first.fits_ever(r.prompt_tokens) and self.last_pool.instances[0].sched.fits_ever(
+                r.prompt_tokens + r.output_tokens)
+        if not fits:
+            r.where = 6  # rejected
+            self.rejected += 1
+            if self.on_finish is not None:
+                self.on_finish(r, now)
+            return
+        inst = entry.pick(entry.instances, r)
+        inst.sched.enqueue(r)
+        entry.change(now, 1, 1)
+        inst.wake()
+
+    def step_result(self, inst: Instance, res: StepResult) -> None:
+        """Apply what one instance's finished step produced."""
+        now = self.env.now
+        if res.first and self.on_first_token is not None:
+            for r in res.first:
+                self.on_first_token(r, now)
+        if res.finished:
+            pool = inst.pool
+            for r in res.finished:
+                self.completed += 1
+                if self.on_finish is not None:
+                    self.on_finish(r, now)
+            pool.change(now, 0, -len(res.finished))
+            if pool.role == "decode" and pool.pending:
+                self._drain_pending(inst)
+        if res.resumed and self.on_token is not None:
+            for r in res.resumed:
+                self.on_token(r, now, r.generated)
+        for r in res.handoff:
+            self._handoff(r, inst)
+
+    def emit_tokens(self, inst: Instance, out: SchedulerOutput, now: float) -> None:
+        """Per-token callbacks for the decode members of a finished step (only when tracking tokens)."""
+        cb = self.on_token
+        assert cb is not None and out.members is not None
+        sched = inst.sched
+        for r in out.members:
+            if r.where in (3, 5):
+                cb(r, now, sched.tokens_of(r))
+
+    def _handoff(self, r: Request, src: Instance) -> None:
+        dec = self.pools["decode"]
+        now = self.env.now
+        dec.change(now, 1, 1)
+        target = dec.pick(dec.instances, r)
+        code = target.sched.try_reserve_remote(r)
+        if code != BLOCKED_NONE:
+            target = None
+            for cand in dec.instances:
+                code = cand.sched.try_reserve_remote(r)
+                if code == BLOCKED_NONE:
+                    target = cand
+                    break
+            if target is None:
+                dec.last_block = code
+                dec.pending.append((r, src))
+                return
+        dec.change(now, -1, 0)
+        self._start_transfer(r, src, target)
+
+    def _drain_pending(self, inst: Instance) -> None:
+        dec = self.pools["decode"]
+        now = self.env.now
+        while dec.pending:
+            r, src = dec.pending[0]
+            code = inst.sched.try_reserve_remote(r)
+            if code != BLOCKED_NONE:
+                dec.last_block = code
+                return
+            dec.pending.popleft()
+            dec.change(now, -1, 0)
+            self._start_transfer(r, src, inst)
+
+    def _start_transfer(self, r: Request, src: Instance, dst: Instance) -> None:
+        link = self.links[src.local_index]
+        nbytes = r.prompt_tokens * self.kv_bytes_per_token
+        self.kv_bytes += nbytes
+        send = nbytes
+        if self.link_setup is not None and self.link_setup.layerwise:
+            # Layer-wise streaming (Splitwise): earlier layers' KV moved while the prompt was
+            # computed; at least the last layer's share is left. Approximation: the streamed part
+            # does not contend with other transfers on the link.
+            during = (r.prefill_end_s - r.prefill_start_s) * link.bw_bytes_per_s
+            send = max(nbytes / self.num_layers, nbytes - during)
+        r.kv_start_s = self.env.now
+        r.decode_instance = dst.index
+        r.where = 4
+        link.start(r.rid, send, self._transfer_done, (r, src, dst))
+
+    def _transfer_done(self, item: tuple[Request, Instance, Instance]) -> None:
+        r, src, dst = item
+        now = self.env.now
+        r.kv_end_s = now
+        src.sched.release(r)
+        src.pool.change(now, 0, -1)
+        src.wake()
+        dst.sched.arrived_remote(r)
+        dst.wake()

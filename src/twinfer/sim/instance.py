@@ -1,0 +1,96 @@
+"""A serving instance: a step-cost model driving a scheduler, one event per batch step.
+
+The instance asks its scheduler for a step, asks the step-cost model how long
+it takes, and schedules the step's end; at the end it applies the step and
+reports first tokens, finishes and hand-offs to its fleet. Nothing runs per
+token unless the fleet asked for per-token callbacks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twinfer.perf.base import StepCostModel
+from twinfer.sim.env import PRIO_STEP_END, Environment
+from twinfer.sim.scheduler import BLOCKED_BATCH, BLOCKED_KV, Scheduler, SchedulerOutput
+
+if TYPE_CHECKING:
+    from twinfer.sim.cluster import FleetSim, Pool
+
+
+class Instance:
+    """One instance (a TP x PP GPU group or an LPU system) of a pool."""
+
+    __slots__ = ("env", "index", "local_index", "pool", "cost", "sched", "fleet", "busy", "step_start",
+                 "busy_s", "steps", "seqs_sum", "kv_blocked_s", "batch_full_s", "timeline", "_step_time")
+
+    def __init__(self, env: Environment, index: int, local_index: int, pool: Pool, cost: StepCostModel,
+                 sched: Scheduler, fleet: FleetSim, timeline: list | None = None) -> None:
+        self.env = env
+        self.index = index  # global index in the fleet
+        self.local_index = local_index  # index within its pool
+        self.pool = pool
+        self.cost = cost
+        self._step_time = cost.step_time_s
+        self.sched = sched
+        self.fleet = fleet
+        self.busy = False
+        self.step_start = 0.0
+        self.busy_s = 0.0
+        self.steps = 0
+        self.seqs_sum = 0
+        self.kv_blocked_s = 0.0
+        self.batch_full_s = 0.0
+        self.timeline = timeline
+
+    def wake(self) -> None:
+        """Start a step now if the instance is idle and has work."""
+        if not self.busy:
+            self._start()
+
+    def _start(self) -> None:
+        env = self.env
+        now = env.now
+        out = self.sched.schedule(now)
+        if out is None:
+            self.busy = False
+            return
+        if out.admitted or out.preempted:
+            self.pool.change(now, out.preempted - out.admitted, 0)
+        if out.chunks:
+            idx = self.index
+            for r, _ in out.chunks:
+                if r.prefill_start_s != r.prefill_start_s:  # NaN: first chunk ever
+                    r.prefill_start_s = now
+                    r.prefill_instance = idx
+        if out.joined:
+            idx = self.index
+            for r in out.joined:
+                r.decode_instance = idx
+        dt = self._step_time(out.shape)
+        if not dt > 0.0:
+            raise ValueError(f"step-cost model returned a non-positive step time {dt!r} for {out.shape}")
+        self.busy = True
+        self.step_start = now
+        env.schedule(now + dt, PRIO_STEP_END, self._end, out)
+
+    def _end(self, out: SchedulerOutput) -> None:
+        now = self.env.now
+        dt = now - self.step_start
+        self.busy_s += dt
+        self.steps += 1
+        self.seqs_sum += len(out.chunks) + out.n_decode
+        if out.blocked == BLOCKED_KV:
+            self.kv_blocked_s += dt
+        elif out.blocked == BLOCKED_BATCH:
+            self.batch_full_s += dt
+        if self.timeline is not None:
+            self.timeline.append(("step", self.index, self.step_start, now,
+                                  sum(n for _, n in out.chunks), out.n_decode))
+        res = self.sched.update(out, now)
+        fleet = self.fleet
+        if out.members is not None and fleet.on_token is not None:
+            fleet.emit_tokens(self, out, now)
+        if res is not None:
+            fleet.step_result(self, res)
+        self._start()

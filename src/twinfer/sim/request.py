@@ -1,0 +1,63 @@
+"""A request as the simulator sees it: tokens computed, tokens wanted, phase timestamps.
+
+Follows vLLM v1: there is no prefill or decode *state*; a request has prompt
+tokens whose KV is computed on its current instance (``computed``) and output
+tokens emitted so far (``generated``). Prefill and decode pools treat requests
+differently only by scheduling policy.
+"""
+
+from __future__ import annotations
+
+NAN = float("nan")
+
+
+class Request:
+    """One inference request moving through a simulated fleet (mutable, slotted for speed)."""
+
+    __slots__ = (
+        "rid", "arrival_s", "prompt_tokens", "output_tokens",
+        "computed", "generated", "recompute_tokens",
+        "prefill_start_s", "prefill_end_s", "first_token_s", "kv_start_s", "kv_end_s",
+        "decode_start_s", "finish_s", "last_token_s", "max_tbt_s",
+        "preemptions", "prefill_instance", "decode_instance",
+        "blocks", "blocks_in", "join_step", "gen_at_join", "epoch", "where", "user",
+    )
+
+    def __init__(self, rid: int, arrival_s: float, prompt_tokens: int, output_tokens: int) -> None:
+        self.rid = rid  # index in the workload
+        self.arrival_s = arrival_s
+        self.prompt_tokens = prompt_tokens
+        self.output_tokens = output_tokens  # tokens wanted (>= 1)
+        self.computed = 0  # prefill tokens whose KV exists on the current instance
+        self.generated = 0  # output tokens emitted (lazy while in a decode batch)
+        self.recompute_tokens = 0  # tokens to prefill after a preemption (prompt + generated)
+        self.prefill_start_s = NAN
+        self.prefill_end_s = NAN
+        self.first_token_s = NAN
+        self.kv_start_s = NAN
+        self.kv_end_s = NAN
+        self.decode_start_s = NAN
+        self.finish_s = NAN
+        self.last_token_s = NAN
+        self.max_tbt_s = 0.0
+        self.preemptions = 0
+        self.prefill_instance = -1
+        self.decode_instance = -1
+        self.blocks = 0  # KV blocks held on the current instance
+        self.blocks_in = 0  # KV blocks reserved on the decode instance while the transfer runs
+        self.join_step = 0  # decode-step counter of the instance when the request joined its batch
+        self.gen_at_join = 0  # tokens generated when it joined
+        self.epoch = 0  # bumps on every leave, to invalidate stale heap entries
+        self.where = 0  # 0 new, 1 waiting, 2 prefilling, 3 decoding, 4 in transfer, 5 done
+        self.user = None  # free slot for the emulation server (e.g. a client handle)
+
+    @property
+    def prefill_target(self) -> int:
+        """Tokens the current instance must prefill (the prompt, or prompt + output so far after a preemption)."""
+        return self.recompute_tokens or self.prompt_tokens
+
+    def __repr__(self) -> str:
+        return (
+            f"Request(rid={self.rid}, arrival_s={self.arrival_s:.4f}, prompt={self.prompt_tokens}, "
+            f"output={self.output_tokens}, computed={self.computed}, generated={self.generated})"
+        )

@@ -1,0 +1,69 @@
+"""Routing policies: which instance of a pool gets a request.
+
+``ROUTERS`` maps a policy name to a factory returning ``pick(instances, request)``;
+adding a policy is adding one function to the dict. Ties go to the lowest
+instance index, so runs are deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twinfer.errors import UnknownNameError
+
+Pick = Callable[[Sequence[Any], Any], Any]
+
+
+def round_robin() -> Pick:
+    """Cycle through the instances in order, ignoring load."""
+    state = [0]
+
+    def pick(instances: Sequence[Any], request: Any) -> Any:
+        i = state[0] % len(instances)
+        state[0] = i + 1
+        return instances[i]
+
+    return pick
+
+
+def least_outstanding() -> Pick:
+    """The instance with the fewest tokens of work left (prompt tokens to prefill + outputs to generate)."""
+
+    def pick(instances: Sequence[Any], request: Any) -> Any:
+        return min(instances, key=_outstanding)
+
+    return pick
+
+
+def least_kv() -> Pick:
+    """The instance with the most free KV blocks (fraction), ties by outstanding work."""
+
+    def pick(instances: Sequence[Any], request: Any) -> Any:
+        return min(instances, key=_kv_then_work)
+
+    return pick
+
+
+def _outstanding(inst: Any) -> int:
+    return inst.sched.outstanding
+
+
+def _kv_then_work(inst: Any) -> tuple[float, int]:
+    s = inst.sched
+    return (s.kv_used_frac(), s.outstanding)
+
+
+ROUTERS: dict[str, Callable[[], Pick]] = {
+    "round_robin": round_robin,
+    "least_outstanding": least_outstanding,
+    "least_kv": least_kv,
+}
+
+
+def make_router(name: str, where: str = "router") -> Pick:
+    """A fresh router for policy ``name`` (state is per router, never global)."""
+    try:
+        return ROUTERS[name]()
+    except KeyError:
+        raise UnknownNameError(f"{where}: unknown routing policy {name!r}; choose one of {', '.join(ROUTERS)}") from None

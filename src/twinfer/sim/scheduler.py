@@ -1,0 +1,475 @@
+"""Per-instance batching scheduler: ``schedule() -> SchedulerOutput`` and ``update(output)``.
+
+One class serves every pool, as in vLLM v1: a request has prompt tokens
+computed and output tokens generated; a *mixed* instance prefills then decodes,
+a *prefill* instance hands a request off after its first token, a *decode*
+instance receives requests whose KV arrived over a link (and still prefills
+when it must recompute a preempted request). Policies:
+
+* ``continuous`` -- vLLM v0 / Orca: whole prompts, prefill-priority steps (a step
+  with new prompts holds no decodes), up to ``token_budget`` prompt tokens per step.
+* ``chunked`` -- Sarathi-Serve / vLLM v1: every step carries all decodes, then
+  prompt chunks up to ``token_budget`` tokens in total (decodes count one each).
+* ``static`` -- a batch is admitted only when the previous one has fully finished.
+
+KV cache is counted in blocks (vLLM's paged attention; 16 tokens by default).
+``kv_policy="reserve"`` reserves prompt + output blocks at admission, so a
+request waits until it fits and is never preempted; ``"preempt"`` allocates
+blocks as the context grows (vLLM) and, when a step cannot get a block,
+preempts the most recently joined request, freeing its KV for recompute.
+
+Decode progress is lazy: a decode step costs O(1) plus O(1) per request that
+joins, leaves or crosses a block boundary; a request's token count is
+``gen_at_join + (decode steps since it joined)``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from bisect import bisect_left
+from collections import deque
+from dataclasses import dataclass
+
+from twinfer.errors import ConfigError
+from twinfer.models.step import StepShape, causal_pairs
+from twinfer.sim.request import Request
+
+POLICIES = ("continuous", "chunked", "static")
+KV_POLICIES = ("reserve", "preempt")
+ROLES = ("mixed", "prefill", "decode")
+
+#: Blocked reasons reported in SchedulerOutput.blocked.
+BLOCKED_NONE, BLOCKED_KV, BLOCKED_BATCH = 0, 1, 2
+
+#: TBT histogram: log bins of 1 % width from 1 microsecond to ~1e4 s.
+TBT_BIN_BASE = 1e-6
+TBT_BIN_LOG_STEP = math.log(1.01)
+TBT_NUM_BINS = int(math.log(1e10) / TBT_BIN_LOG_STEP) + 2
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """How one instance batches: policy, caps, and what to do when KV is full."""
+
+    policy: str = "chunked"  # continuous | chunked | static
+    max_batch_seqs: int | None = None  # cap on sequences per step; None: the backend's limit
+    token_budget: int = 2048  # tokens per step (chunked) / prompt tokens per step (continuous, static)
+    kv_policy: str = "reserve"  # reserve | preempt
+    block_tokens: int = 16  # KV block size (vLLM default: 16 tokens)
+
+    def check(self, where: str) -> None:
+        """Raise ConfigError naming ``where`` when a field is out of range."""
+        if self.policy not in POLICIES:
+            raise ConfigError(f"{where}: unknown batching policy {self.policy!r}; choose one of {', '.join(POLICIES)}")
+        if self.kv_policy not in KV_POLICIES:
+            raise ConfigError(f"{where}: unknown kv_policy {self.kv_policy!r}; choose one of {', '.join(KV_POLICIES)}")
+        if self.token_budget < 1 or self.block_tokens < 1:
+            raise ConfigError(f"{where}: token_budget and block_tokens must be >= 1")
+        if self.max_batch_seqs is not None and self.max_batch_seqs < 1:
+            raise ConfigError(f"{where}: max_batch_seqs must be >= 1")
+
+
+class SchedulerOutput:
+    """One scheduled step: the prefill chunks, the decode batch, and its StepShape."""
+
+    __slots__ = ("chunks", "n_decode", "shape", "joined", "admitted", "preempted", "blocked", "members")
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[Request, int]] = []  # (request, new prompt tokens this step)
+        self.n_decode = 0  # sequences producing one token each this step
+        self.shape: StepShape | None = None
+        self.joined: list[Request] = []  # decode members in their first decode step
+        self.admitted = 0  # requests taken from the waiting queue this step
+        self.preempted = 0  # requests sent back to the waiting queue this step
+        self.blocked = BLOCKED_NONE  # why the head of the waiting queue was held back
+        self.members: list[Request] | None = None  # decode members (only when tracking tokens)
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens processed by the step (prompt chunk tokens + one per decode)."""
+        return sum(n for _, n in self.chunks) + self.n_decode
+
+
+class StepResult:
+    """What a finished step changed: first tokens, finished requests, hand-offs."""
+
+    __slots__ = ("first", "finished", "handoff", "resumed")
+
+    def __init__(self) -> None:
+        self.first: list[Request] = []  # emitted their first token at this step's end
+        self.finished: list[Request] = []  # emitted their last token
+        self.handoff: list[Request] = []  # prefill role: ready for KV transfer
+        self.resumed: list[Request] = []  # recomputed after preemption: emitted a token
+
+
+class Scheduler:
+    """Queues, KV blocks and the lazy decode batch of one instance."""
+
+    def __init__(self, role: str, config: BatchingConfig, kv_capacity_tokens: int, max_batch_seqs: int,
+                 track_tokens: bool = False) -> None:
+        if role not in ROLES:
+            raise ConfigError(f"unknown pool role {role!r}; choose one of {', '.join(ROLES)}")
+        self.role = role
+        self.cfg = config
+        self.policy = config.policy
+        self.reserve = config.kv_policy == "reserve"
+        self.bt = config.block_tokens
+        self.total_blocks = max(0, int(kv_capacity_tokens) // self.bt)
+        self.free_blocks = self.total_blocks
+        self.max_seqs = max(1, int(max_batch_seqs))
+        self.budget = config.token_budget
+        self.track_tokens = track_tokens
+        self.waiting: deque[Request] = deque()  # need (re)prefill, FCFS
+        self.prefilling: list[Request] = []  # admitted, prompt partly computed
+        self.ready: list[Request] = []  # KV arrived (decode role) or prefill done: join next step
+        self.decoding: dict[int, Request] = {}  # lazy decode batch, insertion-ordered
+        self.reserved_remote = 0  # requests holding KV here while their transfer runs
+        self.dstep = 0  # decode steps completed
+        self.ctx_sum = 0  # sum over decode members of prompt + generated
+        self.outstanding = 0  # tokens of work left: prompt tokens to prefill + outputs to generate
+        self.last_decode_end = 0.0
+        self._finish_heap: list[tuple[int, int, Request, int]] = []
+        self._block_heap: list[tuple[int, int, Request, int]] = []
+        self._seq = 0
+        self._gap_k: list[int] = []  # decode-step indices of suffix-maximum gaps (for max TBT)
+        self._gap_v: list[float] = []
+        self.tbt_hist: dict[int, int] = {}  # bin -> token gaps
+
+    # ---- capacity ---------------------------------------------------------
+    def blocks_for(self, tokens: int) -> int:
+        """Blocks holding ``tokens`` tokens of KV."""
+        return -(-tokens // self.bt)
+
+    def fits_ever(self, tokens: int) -> bool:
+        """Whether a context of ``tokens`` tokens fits an empty instance."""
+        return self.blocks_for(tokens) <= self.total_blocks
+
+    def held(self) -> int:
+        """Sequences holding a batch slot (prefilling, ready, decoding, arriving)."""
+        return len(self.prefilling) + len(self.ready) + len(self.decoding) + self.reserved_remote
+
+    def kv_used_frac(self) -> float:
+        """Fraction of KV blocks in use."""
+        return 1.0 - self.free_blocks / self.total_blocks if self.total_blocks else 1.0
+
+    # ---- entry points -----------------------------------------------------
+    def enqueue(self, r: Request) -> None:
+        """A request that needs prefill here (new, or preempted)."""
+        r.where = 1
+        self.waiting.append(r)
+        self.outstanding += r.prefill_target - r.computed + r.output_tokens - r.generated
+
+    def try_reserve_remote(self, r: Request) -> int:
+        """Reserve a slot and KV for a request whose KV will arrive by transfer; a BLOCKED_* code."""
+        if self.held() >= self.max_seqs or self.waiting:
+            return BLOCKED_BATCH if self.held() >= self.max_seqs else BLOCKED_KV
+        need = self.blocks_for(r.prompt_tokens + (r.output_tokens if self.reserve else r.generated))
+        if need > self.free_blocks:
+            return BLOCKED_KV
+        self.free_blocks -= need
+        r.blocks_in = need  # r.blocks still counts its KV on the prefill instance
+        self.reserved_remote += 1
+        self.outstanding += r.output_tokens - r.generated
+        return BLOCKED_NONE
+
+    def arrived_remote(self, r: Request) -> None:
+        """The reserved request's KV has arrived: it joins the decode batch at the next step."""
+        self.reserved_remote -= 1
+        r.blocks = r.blocks_in
+        r.blocks_in = 0
+        r.computed = r.prompt_tokens
+        self.ready.append(r)
+
+    def release(self, r: Request) -> None:
+        """Free the KV of a request that left this instance (handed off after transfer)."""
+        self.free_blocks += r.blocks
+        r.blocks = 0
+
+    def has_work(self) -> bool:
+        """Whether a step could be scheduled now (possibly blocked)."""
+        return bool(self.decoding or self.prefilling or self.ready or self.waiting)
+
+    # ---- decode batch membership ---------------------------------------------
+    def _join(self, r: Request, out: SchedulerOutput, now: float) -> None:
+        r.where = 3
+        r.join_step = self.dstep
+        r.gen_at_join = r.generated
+        if r.decode_start_s != r.decode_start_s:  # NaN: first time in a decode batch
+            r.decode_start_s = now
+        self.decoding[r.rid] = r
+        self.ctx_sum += r.prompt_tokens + r.generated
+        self._seq += 1
+        heapq.heappush(self._finish_heap, (self.dstep + r.output_tokens - r.generated, self._seq, r, r.epoch))
+        if not self.reserve:
+            heapq.heappush(self._block_heap, (max(self.dstep, self._next_block_step(r)), self._seq, r, r.epoch))
+        out.joined.append(r)
+
+    def _next_block_step(self, r: Request) -> int:
+        """Decode step at which ``r``'s context first needs one more block than it holds."""
+        return r.join_step + r.blocks * self.bt + 1 - r.prompt_tokens - r.gen_at_join
+
+    def _generated_now(self, r: Request) -> int:
+        return r.gen_at_join + self.dstep - r.join_step
+
+    def _max_gap_since(self, k: int) -> float:
+        """Largest continuing gap among decode steps with index >= k."""
+        i = bisect_left(self._gap_k, k)
+        return self._gap_v[i] if i < len(self._gap_v) else 0.0
+
+    def _leave(self, r: Request) -> None:
+        del self.decoding[r.rid]
+        r.epoch += 1
+        r.generated = self._generated_now(r)
+        gap = self._max_gap_since(r.join_step + 1)
+        if gap > r.max_tbt_s:
+            r.max_tbt_s = gap
+        self.free_blocks += r.blocks
+        r.blocks = 0
+
+    def _preempt_one(self, out: SchedulerOutput) -> Request | None:
+        if not self.decoding:
+            return None
+        rid = next(reversed(self.decoding))
+        r = self.decoding[rid]
+        g = self._generated_now(r)
+        self.ctx_sum -= r.prompt_tokens + g
+        self._leave(r)
+        self.outstanding -= r.output_tokens - r.generated
+        r.preemptions += 1
+        r.computed = 0
+        r.recompute_tokens = r.prompt_tokens + r.generated
+        self.waiting.appendleft(r)
+        self.outstanding += r.recompute_tokens + r.output_tokens - r.generated
+        r.where = 1
+        out.preempted += 1
+        if r in out.joined:
+            out.joined.remove(r)
+        return r
+
+    def _grow_blocks(self, out: SchedulerOutput) -> None:
+        """Preempt policy: give a block to every member whose context crosses a block boundary now."""
+        heap = self._block_heap
+        while heap and heap[0][0] <= self.dstep:
+            _, _, r, ep = heapq.heappop(heap)
+            if ep != r.epoch:
+                continue
+            while self.free_blocks < 1:
+                victim = self._preempt_one(out)
+                if victim is None or victim is r:
+                    break
+            if r.epoch != ep:
+                continue  # r itself was preempted
+            self.free_blocks -= 1
+            r.blocks += 1
+            self._seq += 1
+            heapq.heappush(heap, (max(self.dstep + 1, self._next_block_step(r)), self._seq, r, r.epoch))
+
+    # ---- admission ------------------------------------------------------------
+    def _admit_cost(self, r: Request) -> int:
+        """Blocks to take from the free pool to admit ``r`` for prefill.
+
+        Reserve: prompt + output for the request's whole life. Preempt: the
+        whole prefill target at once (so a partly prefilled request never
+        stalls for KV); decode growth is allocated block by block.
+        """
+        if self.reserve:
+            life = r.prompt_tokens + (r.output_tokens if self.role != "prefill" else 0)
+            return self.blocks_for(life) - r.blocks
+        return self.blocks_for(r.prefill_target) - r.blocks
+
+    def _take(self, r: Request) -> None:
+        cost = self._admit_cost(r)
+        self.free_blocks -= cost
+        r.blocks += cost
+
+    # ---- the step -------------------------------------------------------------
+    def schedule(self, now: float) -> SchedulerOutput | None:
+        """Choose the next step's work at time ``now``; None when there is nothing to run."""
+        out = SchedulerOutput()
+        for r in self.ready:
+            self._join(r, out, now)
+        self.ready.clear()
+        if self.policy == "chunked":
+            self._schedule_chunked(out)
+        elif self.policy == "continuous":
+            self._schedule_continuous(out)
+        else:
+            self._schedule_static(out)
+        if not out.chunks and not out.n_decode:
+            return None
+        pt = ps = pairs = pkv = 0
+        for r, n in out.chunks:
+            pt += n
+            ps += 1
+            pairs += causal_pairs(n, r.computed)
+            pkv += n + r.computed
+        out.shape = StepShape(pt, ps, pairs, pkv, out.n_decode, self.ctx_sum if out.n_decode else 0)
+        if self.track_tokens and out.n_decode:
+            out.members = list(self.decoding.values())
+        return out
+
+    def _decode_all(self, out: SchedulerOutput) -> None:
+        if not self.reserve and self.decoding:
+            self._grow_blocks(out)
+        out.n_decode = len(self.decoding)
+
+    def _schedule_chunked(self, out: SchedulerOutput) -> None:
+        self._decode_all(out)
+        budget = self.budget - out.n_decode
+        for r in self.prefilling:
+            if budget <= 0:
+                break
+            n = min(r.prefill_target - r.computed, budget)
+            out.chunks.append((r, n))
+            budget -= n
+        seats = self.max_seqs - len(self.decoding) - len(self.prefilling) - self.reserved_remote
+        while self.waiting and budget > 0:
+            if seats <= 0:
+                out.blocked = BLOCKED_BATCH
+                break
+            r = self.waiting[0]
+            n = min(r.prefill_target, budget)
+            if self._admit_cost(r) > self.free_blocks:
+                out.blocked = BLOCKED_KV
+                break
+            self.waiting.popleft()
+            self._take(r)
+            r.where = 2
+            self.prefilling.append(r)
+            out.chunks.append((r, n))
+            out.admitted += 1
+            budget -= n
+            seats -= 1
+
+    def _admit_whole(self, out: SchedulerOutput, seats: int) -> None:
+        budget = self.budget
+        while self.waiting:
+            if seats <= 0:
+                out.blocked = BLOCKED_BATCH
+                return
+            r = self.waiting[0]
+            n = r.prefill_target
+            if out.chunks and n > budget:
+                return
+            if self._admit_cost(r) > self.free_blocks:
+                out.blocked = BLOCKED_KV
+                return
+            self.waiting.popleft()
+            self._take(r)
+            r.where = 2
+            self.prefilling.append(r)
+            out.chunks.append((r, n))
+            out.admitted += 1
+            budget -= n
+            seats -= 1
+
+    def _schedule_continuous(self, out: SchedulerOutput) -> None:
+        seats = self.max_seqs - len(self.decoding) - self.reserved_remote
+        self._admit_whole(out, seats)
+        if not out.chunks:
+            self._decode_all(out)
+
+    def _schedule_static(self, out: SchedulerOutput) -> None:
+        if not self.decoding and not self.prefilling:
+            self._admit_whole(out, self.max_seqs - self.reserved_remote)
+        if not out.chunks:
+            self._decode_all(out)
+
+    def update(self, out: SchedulerOutput, t_end: float) -> StepResult | None:
+        """Apply a finished step at time ``t_end``; None when nothing but decode progress happened."""
+        res: StepResult | None = None
+        n = out.n_decode
+        if n:
+            joined = out.joined
+            cont = n - len(joined)
+            if cont > 0:
+                gap = t_end - self.last_decode_end
+                self._record_gap(gap, cont)
+                gk, gv = self._gap_k, self._gap_v
+                while gv and gv[-1] <= gap:
+                    gv.pop()
+                    gk.pop()
+                gk.append(self.dstep)
+                gv.append(gap)
+            for r in joined:
+                gap = t_end - r.last_token_s
+                if gap > r.max_tbt_s:
+                    r.max_tbt_s = gap
+                self._record_gap(gap, 1)
+            self.dstep += 1
+            self.ctx_sum += n
+            self.outstanding -= n
+            self.last_decode_end = t_end
+            fh = self._finish_heap
+            while fh and fh[0][0] <= self.dstep:
+                _, _, r, ep = heapq.heappop(fh)
+                if ep != r.epoch:
+                    continue
+                self.ctx_sum -= r.prompt_tokens + r.output_tokens
+                self._leave(r)
+                r.last_token_s = t_end
+                r.finish_s = t_end
+                r.where = 5
+                if res is None:
+                    res = StepResult()
+                res.finished.append(r)
+            if not self.decoding:
+                self._gap_k.clear()
+                self._gap_v.clear()
+        if out.chunks:
+            if res is None:
+                res = StepResult()
+            self._update_chunks(out, t_end, res)
+        return res
+
+    def _update_chunks(self, out: SchedulerOutput, t_end: float, res: StepResult) -> None:
+        done = False
+        for r, n in out.chunks:
+            r.computed += n
+            self.outstanding -= n
+            done = done or r.computed >= r.prefill_target
+        if not done:
+            return
+        keep = []
+        for r in self.prefilling:
+            if r.computed < r.prefill_target:
+                keep.append(r)
+                continue
+            resumed = r.recompute_tokens > 0
+            r.recompute_tokens = 0
+            r.generated += 1
+            self.outstanding -= 1
+            if resumed:
+                gap = t_end - r.last_token_s
+                if gap > r.max_tbt_s:
+                    r.max_tbt_s = gap
+                self._record_gap(gap, 1)
+                res.resumed.append(r)
+            else:
+                r.prefill_end_s = t_end
+                r.first_token_s = t_end
+                res.first.append(r)
+            r.last_token_s = t_end
+            if r.generated >= r.output_tokens:
+                r.finish_s = t_end
+                r.where = 5
+                self.free_blocks += r.blocks
+                r.blocks = 0
+                res.finished.append(r)
+            elif self.role == "prefill" and not resumed:
+                r.where = 4
+                self.outstanding -= r.output_tokens - r.generated
+                res.handoff.append(r)
+            else:
+                self.ready.append(r)
+        self.prefilling = keep
+
+    def _record_gap(self, gap: float, weight: int) -> None:
+        b = int(math.log(gap / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if gap > TBT_BIN_BASE else 0
+        h = self.tbt_hist
+        h[b] = h.get(b, 0) + weight
+
+    def tokens_of(self, r: Request) -> int:
+        """Output tokens ``r`` has emitted so far (resolves the lazy decode count)."""
+        return self._generated_now(r) if r.where == 3 else r.generated
