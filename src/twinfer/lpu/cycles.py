@@ -89,9 +89,9 @@ def attribute(prog: Program, chip: Chip) -> dict[str, int]:
     t = 0
     for ins in path:
         if ins.op == "recv":
-            # Reached through its send: the flight is the gap between the send's start and the recv's start.
-            out["c2c hops (flight)"] += ins.start_cycle - t
-            t = ins.start_cycle
+            # Reached through its send (which ended at t): the rest is the flight, hops x per-hop latency.
+            out["c2c hops (flight)"] += ins.end_cycle - t
+            t = ins.end_cycle
             continue
         if ins.start_cycle > t:
             out["waiting"] += ins.start_cycle - t
@@ -103,10 +103,9 @@ def attribute(prog: Program, chip: Chip) -> dict[str, int]:
             "send": "C2C serialisation", "embed": "MEM embedding gather",
         }.get(ins.op, "VXM vector ops" if ins.unit == "VXM" else "SXM layout")
         out[cat] += body
-        t = ins.end_cycle if ins.op != "send" else ins.end_cycle
-    # A recv ends serialisation-length after its flight starts; count the tail once.
+        t = ins.end_cycle
     if prog.schedule_cycles > t:
-        out["C2C serialisation"] += prog.schedule_cycles - t
+        out["waiting"] += prog.schedule_cycles - t
     return dict(out)
 
 
