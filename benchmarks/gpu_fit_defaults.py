@@ -31,6 +31,8 @@ LITERATURE = {
     },
 }
 COMMON_NOTE = (
+    "attn_prefill_peak_eff is a literature prior (FlashAttention-2/3 papers), uncertain; "
+    "all-reduce alpha/efficiency are the h100_dgx fit applied to this GPU's NVLink bandwidth; "
     "attn_prefill_half_len, attn_decode_mem_eff and step_overhead_s are guesses "
     "(not validated: shared/data has no attention timings); run `twinfer calibrate` on the GPU to replace them."
 )
