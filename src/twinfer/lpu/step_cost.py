@@ -35,6 +35,7 @@ class AnalyticLpu:
     def __init__(self, model: ModelSpec, system: System, plan: Plan, precision: Precision) -> None:
         self.m, self.sys, self.plan, self.prec = model, system, plan, precision
         self.chip: Chip = system.chip
+        self._struct: tuple[dict[int, int], dict[tuple[int, int], int], int, int, int] | None = None
 
     def _allreduce(self, rows: int, width: int, tp: int) -> int:
         c = self.chip
@@ -81,40 +82,50 @@ class AnalyticLpu:
         return (norm + q + k + v + max(0, rope_k - v) + attn + o + ar + add
                 + norm + gate + up + silu + down + ar + add)
 
+    def _structure(self) -> tuple[dict[int, int], dict[tuple[int, int], int], int, int, int]:
+        """Plan facts that do not depend on the shape: layers per tensor split, hand-offs, hops."""
+        if self._struct is None:
+            m, stages = self.m, self.plan.stages
+            layers: dict[int, int] = {}
+            handoffs: dict[tuple[int, int], int] = {}
+            hops = 0
+            for si, st in enumerate(stages):
+                tp = len(st.chips)
+                n = sum(1 for b in range(st.first_block, st.last_block + 1) if 1 <= b <= m.num_layers)
+                layers[tp] = layers.get(tp, 0) + n
+                if si + 1 < len(stages):
+                    nxt = stages[si + 1]
+                    key = (tp, len(nxt.chips))
+                    handoffs[key] = handoffs.get(key, 0) + 1
+                    hops += self.sys.hops(st.chips[0], nxt.chips[0])
+            first = len(stages[0].chips)
+            last = len(stages[-1].chips)
+            self._struct = (layers, handoffs, hops, first, last)
+        return self._struct
+
     def step_cycles(self, shape: StepShape) -> int:
-        """Cycles of one step of ``shape`` through every stage of the plan."""
+        """Cycles of one step of ``shape`` through every stage of the plan (same chain as the schedule)."""
         m, c, wd = self.m, self.chip, self.prec.weights
         t, h = shape.total_tokens, m.hidden_size
-        total = 0
-        stages = self.plan.stages
-        for si, st in enumerate(stages):
-            tp = len(st.chips)
-            layers = sum(1 for b in range(st.first_block, st.last_block + 1) if 1 <= b <= m.num_layers)
-            total += layers * self.layer_cycles(shape, tp)
-            if st.first_block == 0:
-                w = math.ceil(h / tp)
-                total += c.mem_gather_cycles(t, w)
-                if tp > 1:
-                    total += self._gather(t, h, tp)
-            if st.last_block == m.num_layers + 1:
-                rows = shape.num_seqs
-                if shape.prefill_tokens > shape.prefill_seqs:
-                    total += c.sxm_cycles(t * h)
-                total += c.vxm_cycles(rows * h, c.params.vxm_ops_rmsnorm)
-                vl = math.ceil(m.vocab_size / tp)
-                total += c.matmul_cycles(rows, h, vl, wd)
-                if tp > 1:
-                    byte = dtype_bytes(self.prec.activations)
-                    total += (c.c2c_cycles(int(rows * vl * byte)) + c.hop_latency_cycles
-                              + c.sxm_cycles(rows * m.vocab_size))
-            if si + 1 < len(stages):
-                nxt = stages[si + 1]
-                hops = self.sys.hops(st.chips[0], nxt.chips[0])
-                chunk = math.ceil(h / tp)
-                byte = dtype_bytes(self.prec.activations)
-                total += (c.sxm_cycles(t * chunk) + c.c2c_cycles(int(t * chunk * byte))
-                          + hops * c.hop_latency_cycles + self._gather(t, h, len(nxt.chips)))
-        return total
+        byte = dtype_bytes(self.prec.activations)
+        layers, handoffs, hops, tp0, tpl = self._structure()
+        total = sum(n * self.layer_cycles(shape, tp) for tp, n in layers.items())
+        # Embedding on the first stage: gather a column shard, then all-gather it.
+        total += c.mem_gather_cycles(t, math.ceil(h / tp0)) + self._gather(t, h, tp0)
+        # LM head on the last stage: last rows (prefill), final norm, vocabulary-split matmul, gather.
+        rows = shape.num_seqs
+        if shape.prefill_tokens > shape.prefill_seqs:
+            total += c.sxm_cycles(t * h)
+        total += c.vxm_cycles(rows * h, c.params.vxm_ops_rmsnorm)
+        vl = math.ceil(m.vocab_size / tpl)
+        total += c.matmul_cycles(rows, h, vl, wd)
+        if tpl > 1:
+            total += c.c2c_cycles(int(rows * vl * byte)) + c.hop_latency_cycles + c.sxm_cycles(rows * m.vocab_size)
+        # Stage hand-offs: each chip sends its 1/tp slice to its counterpart, the next stage all-gathers.
+        for (tp, tp_next), n in handoffs.items():
+            chunk = math.ceil(h / tp)
+            total += n * (c.sxm_cycles(t * chunk) + c.c2c_cycles(int(t * chunk * byte)) + self._gather(t, h, tp_next))
+        return total + hops * c.hop_latency_cycles
 
     def _gather(self, rows: int, width: int, tp: int) -> int:
         if tp == 1:
