@@ -168,7 +168,7 @@ class FleetSim:
         self._arr_t = [float(x) for x in arrival_s]
         self._arr_p = [int(x) for x in prompt_tokens]
         self._arr_o = [int(x) for x in output_tokens]
-        if any(b < a for a, b in zip(self._arr_t, self._arr_t[1:])):
+        if any(b < a for a, b in zip(self._arr_t, self._arr_t[1:], strict=False)):
             raise ConfigError("workload arrivals must be sorted by time")
         if any(p < 1 for p in self._arr_p) or any(o < 1 for o in self._arr_o):
             raise ConfigError("every request needs >= 1 prompt token and >= 1 output token")

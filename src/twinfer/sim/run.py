@@ -1,0 +1,158 @@
+"""Run scenarios: build a fleet's simulator from its config, run it, collect results.
+
+Public entry points (used by the CLI, the planner's sweeps, the report and the
+emulation server):
+
+* :func:`build_fleet_sim` -- a ready :class:`FleetSim` plus pricing, for
+  incremental use (``submit`` / ``run_until`` / callbacks) or batch runs.
+* :func:`simulate_fleet` -- one fleet on the scenario's workload -> :class:`FleetResult`.
+* :func:`simulate` -- every fleet of a scenario on the same workload -> :class:`ScenarioResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from twinfer.models.spec import ModelSpec
+from twinfer.perf.base import StepCostModel
+from twinfer.sim.cluster import FleetSim, LinkSetup, PoolSetup
+from twinfer.sim.metrics import PoolPricing, fleet_result
+from twinfer.sim.results import FleetResult, ScenarioResult
+from twinfer.sim.scenario import FleetConfig, PoolConfig, Scenario
+
+#: progress(done_requests, total_requests, fleet_name)
+Progress = Callable[[int, int, str], None]
+
+
+def load_scenario_model(scenario: Scenario) -> ModelSpec:
+    """The scenario's ModelSpec (preset name or config.json path)."""
+    from twinfer.models import load_model
+
+    return load_model(scenario.model)
+
+
+def make_pool_cost(model: ModelSpec, pool: PoolConfig, cache: dict | None = None) -> StepCostModel:
+    """The step-cost model of one instance of ``pool`` (memoised in ``cache`` by its settings)."""
+    from twinfer.perf import make_step_cost
+
+    key = (model.name, pool.hardware, pool.tp, pool.pp, pool.chips, pool.precision, pool.batching.max_batch_seqs)
+    if cache is not None and key in cache:
+        return cache[key]
+    cost = make_step_cost(model, pool.hardware, tp=pool.tp, pp=pool.pp, chips=pool.chips,
+                          precision=pool.precision, max_batch_seqs=pool.batching.max_batch_seqs)
+    if cache is not None:
+        cache[key] = cost
+    return cost
+
+
+def pool_pricing(pool: PoolConfig, cost: StepCostModel) -> PoolPricing:
+    """Per-instance price and power: the backend's resources unless the scenario overrides them."""
+    res = cost.resources()
+    return PoolPricing(
+        hardware=res.hardware,
+        devices=res.num_devices,
+        price_per_hour_usd=pool.price_per_hour_usd if pool.price_per_hour_usd is not None else res.price_per_hour_usd,
+        power_idle_w=pool.power_idle_w if pool.power_idle_w is not None else res.power_idle_w,
+        power_max_w=pool.power_max_w if pool.power_max_w is not None else res.power_max_w,
+    )
+
+
+def build_fleet_sim(
+    scenario: Scenario,
+    fleet: FleetConfig,
+    *,
+    model: ModelSpec | None = None,
+    costs: dict[str, StepCostModel] | None = None,
+    cost_cache: dict | None = None,
+    record_timeline: bool = False,
+    sample_interval_s: float | None = None,
+    track_tokens: bool = False,
+) -> tuple[FleetSim, dict[str, PoolPricing]]:
+    """A fresh simulator of ``fleet`` and the pricing of its pools.
+
+    ``costs`` (role -> StepCostModel) replaces the backends, e.g. with a fake in
+    tests; otherwise :func:`twinfer.perf.make_step_cost` builds them.
+    ``track_tokens`` enables per-token callbacks (the emulation server).
+    """
+    from twinfer.hardware import get_link
+
+    model = model or load_scenario_model(scenario)
+    setups, pricing = [], {}
+    for role, pool in fleet.pools.items():
+        cost = costs[role] if costs and role in costs else make_pool_cost(model, pool, cost_cache)
+        setups.append(PoolSetup(role=role, cost=cost, count=pool.count, batching=pool.batching, router=fleet.router))
+        pricing[role] = pool_pricing(pool, cost)
+    link = None
+    kv_dtype = (fleet.pools.get("prefill") or fleet.pools["mixed"]).precision.kv_cache
+    if fleet.kv_link is not None:
+        spec = get_link(fleet.kv_link.name)
+        link = LinkSetup(bw_bytes_per_s=spec.bw_bytes_per_s * fleet.kv_link.count, latency_s=spec.latency_s,
+                         layerwise=fleet.kv_link.layerwise)
+    sim = FleetSim(setups, kv_bytes_per_token=model.kv_bytes_per_token(kv_dtype), num_layers=model.num_layers,
+                   link=link, record_timeline=record_timeline, sample_interval_s=sample_interval_s,
+                   track_tokens=track_tokens)
+    return sim, pricing
+
+
+def build_scenario_workload(scenario: Scenario, seed: int) -> Any:
+    """The scenario's workload for ``seed`` (the same for every fleet of the scenario)."""
+    from twinfer.workload import build_workload
+
+    return build_workload(scenario.workload, np.random.default_rng(seed))
+
+
+def simulate_fleet(
+    scenario: Scenario,
+    fleet: FleetConfig,
+    seed: int = 0,
+    progress: Progress | None = None,
+    *,
+    workload: Any = None,
+    model: ModelSpec | None = None,
+    costs: dict[str, StepCostModel] | None = None,
+    cost_cache: dict | None = None,
+    record_timeline: bool = False,
+) -> FleetResult:
+    """Simulate one fleet of ``scenario`` on its workload (built from ``seed`` unless given)."""
+    workload = workload if workload is not None else build_scenario_workload(scenario, seed)
+    n = len(workload.arrival_s)
+    horizon = float(workload.arrival_s[-1]) if n else 0.0
+    interval = scenario.sample_interval_s or max(horizon / 400.0, 1e-3)
+    sim, pricing = build_fleet_sim(scenario, fleet, model=model, costs=costs, cost_cache=cost_cache,
+                                   record_timeline=record_timeline, sample_interval_s=interval)
+    sim.load_workload(workload.arrival_s, workload.prompt_tokens, workload.output_tokens)
+    if progress is None:
+        sim.run_until()
+    else:
+        slices = 50
+        for k in range(1, slices + 1):
+            sim.run_until(horizon * k / slices if k < slices else float("inf"))
+            progress(sim.completed + sim.rejected, n, fleet.name)
+    if sim.completed + sim.rejected != n or not sim.done():
+        raise RuntimeError(f"fleet {fleet.name}: simulation stopped with {n - sim.completed - sim.rejected} "
+                           "requests unfinished (a simulator bug; please report it with the scenario)")
+    result = fleet_result(fleet.name, sim, pricing, scenario.slo.ttft_s, scenario.slo.tpot_s)
+    result.summary["workload"] = getattr(workload, "name", "workload")
+    result.summary["seed"] = seed
+    return result
+
+
+def simulate(scenario: Scenario, seed: int = 0, progress: Progress | None = None, *,
+             record_timeline: bool = False) -> ScenarioResult:
+    """Simulate every fleet of ``scenario`` on the same workload for ``seed``."""
+    workload = build_scenario_workload(scenario, seed)
+    model = load_scenario_model(scenario)
+    cache: dict = {}
+    fleets = [simulate_fleet(scenario, f, seed, progress, workload=workload, model=model, cost_cache=cache,
+                             record_timeline=record_timeline) for f in scenario.fleets]
+    return ScenarioResult(scenario_name=scenario.name, seed=seed, fleets=fleets)
+
+
+def with_rate_scale(scenario: Scenario, factor: float) -> Scenario:
+    """The scenario with its workload's arrival rate multiplied by ``factor`` (for rate sweeps)."""
+    wl = scenario.workload
+    return replace(scenario, workload=replace(wl, rate_scale=wl.rate_scale * factor))
