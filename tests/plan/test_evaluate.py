@@ -63,7 +63,7 @@ def test_goodput_per_dollar_prefers_the_fleet_that_scales(setup) -> None:
     plan = evaluate(_spec("max_goodput_per_usd"), report, rows)
     # b: 2 req/s / $6 = 0.333; c: 4 / $12 = 0.333 -> tie broken by price -> b
     assert plan["recommended"]["key"] == b.key
-    rows = [r for r in rows if not (r["candidate"] == c.key)] + [_row(c, 1.0, 1, 0.1), _row(c, 2.0, 1, 0.1),
+    rows = [r for r in rows if r["candidate"] != c.key] + [_row(c, 1.0, 1, 0.1), _row(c, 2.0, 1, 0.1),
                                                                  _row(c, 4.0, 1, 0.1)]
     report.costs[c.key] = FleetCost(devices=4, price_per_hour_usd=10.0, power_max_w=2800, power_idle_w=1, racks=1)
     assert evaluate(_spec("max_goodput_per_usd"), report, rows)["recommended"]["key"] == c.key  # 0.4 > 0.333

@@ -83,7 +83,7 @@ def test_killed_sweep_resumes_without_recomputing(make_sweep_file, tmp_path) -> 
     """Kill a real CLI sweep (SIGKILL, whole process group) after some parts exist; rerun finishes it."""
     n = 24
     path = make_sweep_file(grid={"workload.rate": list(range(1, n + 1))}, base={
-        "workload": {"rate": 1}, "fleet": {"pools": [{"hardware": "h100", "count": 2}]}, "sleep_s": 0.15})
+        "workload": {"rate": 1}, "fleet": {"pools": [{"hardware": "h100", "count": 2}]}, "sleep_s": 0.25})
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     args = _cli("sweep", str(path), "--out", str(out), "--workers", "2", "--batch-size", "2", "--runner", FAKE_RUNNER)

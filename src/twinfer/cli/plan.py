@@ -34,16 +34,17 @@ def print_plan(plan: dict[str, Any], top: int = 10) -> None:
     rec = plan["recommended"]["key"] if plan["recommended"] else None
     rows = [c for c in plan["candidates"] if c["by_rate"][target]["feasible"]]
     rows.sort(key=lambda c: (c["key"] != rec, c["price_per_hour_usd"], c["key"]))
-    table = Table(title=f"Feasible fleets at {target} req/s (best {min(top, len(rows))} of {len(rows)})")
-    for col in ("", "fleet", "$/h", "devices", "peak kW", f"TTFT {pct}", f"TPOT {pct}", "SLO met",
-                "goodput req/s", "$/M out tok", "Pareto"):
+    table = Table(title=f"Feasible fleets at {target} req/s (best {min(top, len(rows))} of {len(rows)})",
+                  caption=f"* recommended; TTFT/TPOT at {pct}; SLO = share of requests meeting both; goodput = "
+                          "highest grid rate met (req/s); kW = peak power; P = on the Pareto frontier")
+    for col in ("", "fleet", "$/h", "dev", "kW", "TTFT", "TPOT", "SLO", "goodput", "$/M tok", "P"):
         table.add_column(col, justify="left" if col in ("", "fleet") else "right")
     for c in rows[:top]:
         r = c["by_rate"][target]
         table.add_row("*" if c["key"] == rec else "", c["key"], _money(c["price_per_hour_usd"]), str(c["devices"]),
                       f"{c['power_max_w'] / 1e3:.1f}", _secs(r["ttft_s"]), _secs(r["tpot_s"], 1e3, "ms"),
-                      f"{r['slo_attainment']:.1%}", f"{c['goodput_rps']:g}",
-                      _money(r["cost_per_m_output_tok_usd"]), "yes" if c["pareto"] else "")
+                      f"{r['slo_attainment']:.0%}", f"{c['goodput_rps']:g}",
+                      _money(r["cost_per_m_output_tok_usd"]), "P" if c["pareto"] else "")
     con.print(table)
     if plan["recommended"]:
         con.print(f"[bold green]Recommended:[/] {plan['recommended']['why']}")
@@ -97,7 +98,8 @@ def plan_command(
         for reason in report.reasons.values():
             tags[reason.split(":", 1)[0]] = tags.get(reason.split(":", 1)[0], 0) + 1
         typer.echo(f"{len(report.candidates)} fleets x {len(spec.rates_per_s)} rates; pruned {len(report.reasons)} "
-                   f"({tags}); would simulate {len(report.survivors)}")
+                   f"({tags}); {len(report.survivors)} pairs survive ({spec.strategy} search simulates "
+                   f"{'all of them' if spec.strategy == 'exhaustive' else 'about log2(counts) + 1 per group of fleets'})")
         return
     err = Console(stderr=True)
     with Progress(TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),

@@ -97,6 +97,10 @@ def _why(spec: PlanSpec, best: dict[str, Any], others: list[dict[str, Any]], rat
         if not others:
             return head + f"; it is the only feasible fleet of {simulated} simulated."
         nxt = others[0]
+        if math.isclose(nxt["price_per_hour_usd"], best["price_per_hour_usd"]):
+            n_ttft = nxt["by_rate"][f"{rate:g}"]["ttft_s"]
+            return head + (f", the cheapest of {len(others) + 1} feasible fleets; {nxt['key']} costs the same "
+                           f"but its {pct} TTFT is {n_ttft:.3g} s.")
         extra = (nxt["price_per_hour_usd"] / best["price_per_hour_usd"] - 1) * 100 if best["price_per_hour_usd"] else 0
         return head + (f", the cheapest of {len(others) + 1} feasible fleets; the runner-up {nxt['key']} "
                        f"costs ${nxt['price_per_hour_usd']:.2f}/h ({extra:+.0f} %).")

@@ -177,12 +177,13 @@ def prune(spec: PlanSpec, stats_by_rate: dict[float, WorkloadStats] | None = Non
 
 
 def fleet_section(spec: PlanSpec, cand: Candidate) -> dict[str, Any]:
-    """The scenario ``fleets`` entry for a candidate (see :mod:`twinfer.sim.scenario`)."""
-    pools = []
+    """The scenario ``fleets`` entry for a candidate (schema: :mod:`twinfer.sim.scenario`)."""
+    pools: dict[str, Any] = {}
     for p in cand.pools:
-        pool: dict[str, Any] = {"role": p.role, "hardware": p.hardware, "count": p.count}
-        if p.chips is not None:
-            pool["chips"] = p.chips
+        pool: dict[str, Any] = {"hardware": p.hardware, "count": p.count}
+        if p.kind == "lpu":
+            if p.chips is not None:
+                pool["chips"] = p.chips
         elif p.tp != 1:
             pool["tp"] = p.tp
         batching = dict(spec.batching)
@@ -190,10 +191,10 @@ def fleet_section(spec: PlanSpec, cand: Candidate) -> dict[str, Any]:
             batching["max_batch_seqs"] = p.max_batch_seqs
         if batching:
             pool["batching"] = batching
-        pools.append(pool)
+        pools[p.role] = pool
     fleet: dict[str, Any] = {"name": cand.key, "pools": pools}
     if cand.mode == "disaggregated":
-        fleet["link"] = {"name": spec.link}
+        fleet["kv_link"] = dict(spec.link)
     return fleet
 
 

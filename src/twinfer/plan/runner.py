@@ -16,16 +16,31 @@ import numpy as np
 
 
 def workload_rng(seed: int) -> np.random.Generator:
-    """The generator the simulator builds a scenario's workload with (the planner's bounds use the same)."""
+    """The generator the simulator builds a scenario's workload with (the planner's bounds use the same).
+
+    Kept equal to :func:`twinfer.sim.run.build_scenario_workload`'s ``default_rng(seed)``.
+    """
     return np.random.default_rng(seed)
+
+
+#: Step-cost models by their settings, kept for the life of a worker process: they are stateless and
+#: pure (same settings -> same answers), so reusing them across scenarios only saves building them.
+_COST_CACHE: dict[Any, Any] = {}
 
 
 def run_scenario(scenario: dict[str, Any], seed: int, base_dir: str | None = None) -> dict[str, Any]:
     """Simulate every fleet of ``scenario`` with ``seed``; the summary (or summaries by fleet name)."""
-    from twinfer.sim.scenario import Scenario, simulate_fleet
+    from pathlib import Path
 
-    sc = Scenario.from_dict(scenario, base_dir=base_dir)
-    summaries = [simulate_fleet(sc, fleet, seed).summary for fleet in sc.fleets]
+    from twinfer.sim.run import build_scenario_workload, load_scenario_model, simulate_fleet
+    from twinfer.sim.scenario import Scenario
+
+    sc = Scenario.from_dict(scenario, where=str(scenario.get("name", "scenario")),
+                            base_dir=Path(base_dir) if base_dir else None)
+    workload = build_scenario_workload(sc, seed)
+    model = load_scenario_model(sc)
+    summaries = [simulate_fleet(sc, fleet, seed, workload=workload, model=model, cost_cache=_COST_CACHE).summary
+                 for fleet in sc.fleets]
     if len(summaries) == 1:
         return summaries[0]
     return {str(s.get("fleet", i)): s for i, s in enumerate(summaries)}

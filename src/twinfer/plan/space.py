@@ -17,7 +17,7 @@ A plan YAML file (see ``examples/plans/``)::
       lpu_chips: [null]           # LPU chips per replica (null: smallest that fits)
       max_batch_seqs: [null]      # batch caps (null: the backend's limit)
       max_instances_per_pool: 8
-      link: ib-ndr                # prefill -> decode KV link (disaggregated)
+      link: ib-ndr                # prefill -> decode KV link, or {name: ib-ndr, count: 8, layerwise: true}
       batching: {policy: chunked, token_budget: 2048}
       strategy: staircase         # or exhaustive (see twinfer.plan.search)
     seed: 0
@@ -97,7 +97,7 @@ class PlanSpec:
     lpu_chips: tuple[int | None, ...] = (None,)
     max_batch_seqs: tuple[int | None, ...] = (None,)
     max_instances_per_pool: int = 8
-    link: str = "ib-ndr"
+    link: dict[str, Any] = field(default_factory=lambda: {"name": "ib-ndr"})  # scenario kv_link section
     batching: dict[str, Any] = field(default_factory=dict)
     budget_per_hour_usd: float | None = None
     power_w: float | None = None
@@ -119,6 +119,15 @@ def _tuple(value: Any, where: str, kind: type | tuple[type, ...]) -> tuple[Any, 
         if item is not None and (isinstance(item, bool) or not isinstance(item, kind)):
             raise ConfigError(f"{where}: {item!r} is not a {getattr(kind, '__name__', kind)}")
     return tuple(items)
+
+
+def _link(value: Any, where: str) -> dict[str, Any]:
+    """``ib-ndr`` or ``{name: ib-ndr, count: 8, layerwise: true}`` -> the scenario's kv_link mapping."""
+    if isinstance(value, str):
+        return {"name": value}
+    if isinstance(value, dict) and "name" in value:
+        return dict(value)
+    raise ConfigError(f"{where}: give a link preset name or a mapping with name (and count, layerwise)")
 
 
 def parse_plan(raw: Any, *, where: str = "plan", base_dir: Path | None = None) -> PlanSpec:
@@ -170,7 +179,7 @@ def parse_plan(raw: Any, *, where: str = "plan", base_dir: Path | None = None) -
         lpu_chips=_tuple(search.get("lpu_chips", [None]), f"{where}.search.lpu_chips", int),
         max_batch_seqs=_tuple(search.get("max_batch_seqs", [None]), f"{where}.search.max_batch_seqs", int),
         max_instances_per_pool=int(search.get("max_instances_per_pool", 8)),
-        link=str(search.get("link", "ib-ndr")),
+        link=_link(search.get("link", "ib-ndr"), f"{where}.search.link"),
         batching=dict(search.get("batching") or {}),
         budget_per_hour_usd=limits.get("budget_per_hour_usd"),
         power_w=limits.get("power_w"),
