@@ -79,7 +79,7 @@ def main() -> None:
     print(f"pipeline depth: {stages} stages of {tp} chips; {rep.c2c_hops_on_path} C2C hops on the critical path "
           f"({cm.chip.hop_latency_cycles} cycles each = {cm.chip.link.latency_s * 1e6:.2f} us, guess from P2)")
     print(f"per layer: {rep.cycles / model.num_layers:,.0f} cycles = {rep.latency_s / model.num_layers * 1e6:.1f} us; "
-          f"weights stream through the MXM at {cm.chip.spec.mxm_planes} x 320x320 tiles per "
+          f"weights stream through the MXM at {cm.chip.mxm_planes} x 320x320 tiles per "
           f"{cm.chip.params.mxm_install_cycles} cycles per chip")
 
     print("\nsensitivity of the batch-1 decode step to uncertain parameters (not fitted; analytic = schedule):")

@@ -57,3 +57,15 @@ def test_every_parameter_has_a_source_and_overrides_work(tsp):
     assert slow.matmul_cycles(1, 320, 320, "int8") == tsp.matmul_cycles(1, 320, 320, "int8") + 10
     with pytest.raises(ConfigError):
         with_params(tsp, no_such_param=1)
+
+
+def test_plane_count_follows_the_datasheet_peak(tsp):
+    from dataclasses import replace
+
+    from compiler_helpers import make_tsp_spec
+
+    assert tsp.mxm_planes == 4  # 737 TOPS / (2 x 0.9 GHz x 320^2) = 4.0
+    lp30 = replace(tsp, spec=make_tsp_spec(clock_hz=1e9, peak_ops_per_s={"fp8": 1.2e15, "int8": 1.2e15}))
+    assert lp30.mxm_planes == 6  # 1.2 PFLOPS / (2 x 1 GHz x 320^2) = 5.86
+    # 24 tiles: 6 rounds on 4 planes, 4 rounds on 6.
+    assert lp30.matmul_cycles(1, 1280, 1920, "int8") == 40 + 3 * 40 + 1 + N + D_MXM + TRANSIT

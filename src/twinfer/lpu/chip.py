@@ -109,6 +109,19 @@ class Chip:
         """Latency of one C2C hop, in cycles (from the link preset's latency_s)."""
         return math.ceil(self.link.latency_s * self.spec.clock_hz)
 
+    @cached_property
+    def mxm_planes(self) -> int:
+        """Matrix planes working in parallel, made consistent with the datasheet peak.
+
+        TSP v1: 737 TOPS / (2 x 900 MHz x 320^2) = 4.0 = its 4 planes. A chip whose
+        published peak exceeds its (placeholder) geometry gets the plane count
+        the peak implies (Groq 3 LP30: 1.2 PFLOPS at 1 GHz -> 6 planes of 320^2).
+        """
+        dim2 = self.spec.mxm_dim**2
+        top = max(self.spec.peak_ops_per_s.values(), default=0.0)
+        implied = round(top / (2 * self.spec.clock_hz * dim2)) if top else 0
+        return max(1, implied or self.spec.mxm_planes)
+
     def fixed_cycles(self, d_func: int) -> int:
         """Issue skew + unit delay + stream transit: the P1 ``N + d_func + delta`` of one instruction."""
         p = self.params
@@ -142,7 +155,7 @@ class Chip:
         plane round installs a tile (overlapped with the previous round's
         streaming) and streams ``m`` vectors. The first install is exposed.
         """
-        dim, planes = self.spec.mxm_dim, self.spec.mxm_planes
+        dim, planes = self.spec.mxm_dim, self.mxm_planes
         tiles = math.ceil(k / dim) * math.ceil(n / dim)
         rounds = math.ceil(tiles / planes)
         vector_cycles, install = self.mxm_mode(weight_dtype)
@@ -158,7 +171,7 @@ class Chip:
         installed; the ``q_rows`` x (heads/kv_heads) query rows stream through
         them. Causal masking is not exploited (full ctx is costed).
         """
-        dim, planes = self.spec.mxm_dim, self.spec.mxm_planes
+        dim, planes = self.spec.mxm_dim, self.mxm_planes
         group = max(1, heads // max(1, kv_heads))
         tiles = 2 * batch * kv_heads * math.ceil(ctx / dim) * math.ceil(head_dim / dim)
         rounds = math.ceil(tiles / planes)
