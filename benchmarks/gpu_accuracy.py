@@ -67,20 +67,24 @@ def linear_ops_table() -> None:
 
 
 def all_reduce_table() -> None:
-    """Median abs % error of all-reduce per system and worker count."""
-    print("\n## All-reduce (Vidur NCCL; tuned on h100_dgx 2 and 8 workers; the rest held out; pairwise NVLink not modelled)")
-    print(f"{'system':22} {'workers':>7} {'split':22} {'rows':>5} {'median':>7}")
+    """Median abs % error of all-reduce per system, worker count and workers per node."""
+    print("\n## All-reduce (Vidur NCCL; tuned on *_dgx intra-node rows with 2 and 8 workers; the rest held out)")
+    print("   cross-node rows use the ib-ndr preset (50 GB/s per GPU): the network of Vidur's cluster is not known")
+    print(f"{'system':22} {'workers':>7} {'per node':>8} {'split':24} {'rows':>5} {'median':>7}")
     for short, name in GPUS.items():
         km = kernel_model(name)
         for system in (f"{short}_dgx", f"{short}_pairwise_nvlink"):
             samples = read_all_reduce(require_kernels() / f"{system}__all_reduce.csv")
-            for w in sorted({s.group_size for s in samples}):
-                v = [pct(km.all_reduce_time_s(s.message_bytes, w), s.time_s) for s in samples if s.group_size == w]
+            for w, per_node in sorted({(s.group_size, s.gpus_per_node) for s in samples}):
+                v = [pct(km.all_reduce_time_s(s.message_bytes, w, per_node), s.time_s)
+                     for s in samples if (s.group_size, s.gpus_per_node) == (w, per_node)]
                 if "pairwise" in system:
                     split = "not modelled (topology)"
+                elif per_node < w:
+                    split = "held-out (cross-node)"
                 else:
-                    split = "tuned" if (short == "h100" and w in TUNE_WORKERS) else "held-out"
-                print(f"{system:22} {w:>7} {split:22} {len(v):>5} {np.median(v):7.1f}")
+                    split = "tuned" if w in TUNE_WORKERS else "held-out"
+                print(f"{system:22} {w:>7} {per_node:>8} {split:24} {len(v):>5} {np.median(v):7.1f}")
 
 
 def e2e() -> None:

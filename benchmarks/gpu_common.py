@@ -3,12 +3,11 @@
 The split was fixed before any fitting (it is not chosen by results):
 * GEMMs and norms are tuned on ``<gpu>__Llama-2-7b-hf__linear_ops.csv`` only, per GPU;
   every other model file is held out.
-* All-reduce is tuned on ``h100_dgx__all_reduce.csv`` rows with 2 and 8 workers;
-  4 workers and every ``a100_dgx`` row are held out (A100 uses the H100 fit with
-  NVLink3's bandwidth: Vidur's a100_dgx file shows 6 GB/s bus bandwidth at 2 GPUs
-  and 21 GB/s at 8, which no NVSwitch ring explains, so it is not tuned on).
-  ``*_pairwise_nvlink`` files are a topology the
-  model does not describe (NVLink bridges between GPU pairs, no NVSwitch); they
+* All-reduce is tuned per GPU on ``<gpu>_dgx__all_reduce.csv`` rows inside one node
+  (devices_per_node == num_workers) with 2 and 8 workers; 4 workers and every
+  cross-node row (devices_per_node < num_workers) are held out.
+  ``*_pairwise_nvlink`` files are a topology the model does not describe (NVLink
+  bridges between GPU pairs, no NVSwitch); they
   are reported separately, never tuned on.
 """
 

@@ -32,41 +32,33 @@ LITERATURE = {
 }
 COMMON_NOTE = (
     "attn_prefill_peak_eff is a literature prior (FlashAttention-2/3 papers), uncertain; "
-    "all-reduce alpha/efficiency are the h100_dgx fit applied to this GPU's NVLink bandwidth; "
     "attn_prefill_half_len, attn_decode_mem_eff and step_overhead_s are guesses "
     "(not validated: shared/data has no attention timings); run `twinfer calibrate` on the GPU to replace them."
 )
 
 
-def fit_all_reduce_h100() -> tuple[float, float]:
-    """(alpha, bandwidth efficiency) of NCCL all-reduce fitted on h100_dgx with the tuning worker counts."""
-    gpu = get_hardware("h100-sxm")
-    ar = [s for s in read_all_reduce(require_kernels() / "h100_dgx__all_reduce.csv") if s.group_size in TUNE_WORKERS]
-    eff = fit_all_reduce(ar, gpu, get_link(gpu.scale_up_link), GpuEfficiency())
-    return eff.allreduce_latency_s, eff.allreduce_bw_eff
-
-
-def fit_gpu(short: str, all_reduce: tuple[float, float]) -> GpuEfficiency:
-    """Fit GEMM and norm parameters of one GPU on its tuning file; all-reduce from the H100 fit."""
+def fit_gpu(short: str) -> GpuEfficiency:
+    """Fit GEMM and norm parameters on the GPU's tuning file, all-reduce on its intra-node tuning rows."""
     gpu = get_hardware(GPUS[short])
     path = next(p for m, p, tuned in linear_files(short) if tuned)
     rows = read_linear_ops(path)
     base = GpuEfficiency().replace(**LITERATURE[gpu.name])
     eff = fit_gemm([r.gemm for r in rows if r.gemm is not None], gpu, base)
     eff = fit_memory([r.memory for r in rows if r.memory is not None], gpu, eff)
-    return eff.replace(allreduce_latency_s=all_reduce[0], allreduce_bw_eff=all_reduce[1])
+    ar = [s for s in read_all_reduce(require_kernels() / f"{short}_dgx__all_reduce.csv")
+          if s.group_size in TUNE_WORKERS and s.gpus_per_node == s.group_size]
+    return fit_all_reduce(ar, gpu, get_link(gpu.scale_up_link), eff)
 
 
 def main() -> None:
     """Fit both GPUs and print (or write) the parameter file."""
     entries = {}
-    all_reduce = fit_all_reduce_h100()
     for short, name in GPUS.items():
-        eff = fit_gpu(short, all_reduce)
+        eff = fit_gpu(short)
         params = {k: (round(v, 9) if isinstance(v, float) else v) for k, v in eff.as_dict().items()}
         entries[name] = {
-            "note": (f"GEMM/norm fitted on Vidur {short}__{TUNE_MODEL}__linear_ops.csv; all-reduce on h100_dgx "
-                     f"with {TUNE_WORKERS} workers (benchmarks/gpu_fit_defaults.py). {COMMON_NOTE}"),
+            "note": (f"GEMM/norm fitted on Vidur {short}__{TUNE_MODEL}__linear_ops.csv; all-reduce on {short}_dgx "
+                     f"intra-node rows with {TUNE_WORKERS} workers (benchmarks/gpu_fit_defaults.py). {COMMON_NOTE}"),
             "params": params,
         }
         print(name, json.dumps(params))

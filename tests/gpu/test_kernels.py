@@ -83,3 +83,12 @@ def test_decode_attention_reads_kv_at_bandwidth(make_kernels):
     kv_bytes = ctx * 2 * 8 * 128 * 2  # 8 KV heads, head_dim 128, bf16, one layer
     t = km.decode_attention_time_s(4.0 * ctx * 64 * 128, kv_bytes, "bf16")
     assert t == pytest.approx(km.eff.kernel_overhead_s + kv_bytes / (3.35e12 * km.eff.attn_decode_mem_eff), rel=1e-9)
+
+
+def test_cross_node_all_reduce_uses_the_network(make_kernels):
+    """A group spanning nodes (1 GPU per node) runs at the IB NDR rate, 50 GB/s per GPU, not NVLink."""
+    km = make_kernels("h100")
+    size = 64e6
+    expect = km.eff.allreduce_latency_s + 2 * (2 - 1) / 2 * size / (50e9 * km.eff.allreduce_bw_eff)
+    assert km.all_reduce_time_s(size, 2, gpus_per_node=1) == pytest.approx(expect, rel=1e-12)
+    assert km.all_reduce_time_s(size, 2, gpus_per_node=1) > 5 * km.all_reduce_time_s(size, 2)

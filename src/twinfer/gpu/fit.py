@@ -50,6 +50,7 @@ class CollectiveSample:
     message_bytes: float
     group_size: int
     time_s: float
+    gpus_per_node: int = 0  # GPUs of the group in each node; 0: all in one node
 
 
 def nelder_mead(f: Callable[[np.ndarray], float], x0: Sequence[float], step: float = 0.3, iters: int = 400) -> np.ndarray:
@@ -146,7 +147,7 @@ def fit_all_reduce(samples: Sequence[CollectiveSample], gpu: GpuSpec, link: Link
 
     def loss(x: np.ndarray) -> float:
         km = KernelModel(gpu, make(x), link, link)
-        pred = np.array([km.all_reduce_time_s(s.message_bytes, s.group_size) for s in samples])
+        pred = np.array([km.all_reduce_time_s(s.message_bytes, s.group_size, s.gpus_per_node) for s in samples])
         return _log_err(pred, meas)
 
     x = nelder_mead(loss, [math.log(base.allreduce_latency_s), math.log(base.allreduce_bw_eff)])

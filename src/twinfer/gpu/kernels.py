@@ -86,11 +86,18 @@ class KernelModel:
         return e.kernel_overhead_s + max(t_c, t_m)
 
     # ---- collectives ---------------------------------------------------------------
-    def all_reduce_time_s(self, message_bytes: float, group_size: int) -> float:
-        """Ring all-reduce of ``message_bytes`` per rank over ``group_size`` GPUs (alpha-beta)."""
+    def all_reduce_time_s(self, message_bytes: float, group_size: int, gpus_per_node: int = 0) -> float:
+        """Ring all-reduce of ``message_bytes`` per rank over ``group_size`` GPUs (alpha-beta).
+
+        Inside one NVLink domain the ring runs on the scale-up link; when the
+        group spans nodes (``gpus_per_node`` < ``group_size``, or more GPUs than
+        the domain holds) the slowest hop, the scale-out NIC, sets the bandwidth.
+        """
         if group_size <= 1 or message_bytes <= 0:
             return 0.0
-        link = self.scale_up if group_size <= self.gpu.scale_up_gpus else self.scale_out
+        per_node = gpus_per_node or group_size
+        cross_node = per_node < group_size or group_size > self.gpu.scale_up_gpus
+        link = self.scale_out if cross_node else self.scale_up
         bw = link.bw_bytes_per_s * self.eff.allreduce_bw_eff
         return self.eff.allreduce_latency_s + 2.0 * (group_size - 1) / group_size * message_bytes / bw
 

@@ -3,7 +3,8 @@
 ``<gpu>__<model>__linear_ops.csv`` rows hold ``time_stats.<op>.median`` in
 milliseconds per (num_tokens, num_tensor_parallel_workers) plus the model
 shape; ``<system>__all_reduce.csv`` rows hold NCCL all-reduce medians by
-message ``size`` in bytes and ``num_workers``. Vidur profiled fp16 kernels.
+message ``size`` in bytes, ``num_workers`` and ``devices_per_node`` (fewer
+devices per node than workers means the group spans nodes). Vidur profiled fp16 kernels.
 """
 
 from __future__ import annotations
@@ -83,5 +84,7 @@ def read_all_reduce(path: str | Path) -> list[CollectiveSample]:
     with p.open(newline="") as fh:
         for row in csv.DictReader(fh):
             size, workers = _int(row, "size", p), _int(row, "num_workers", p)
-            out.append(CollectiveSample(float(size), workers, float(row["time_stats.all_reduce.median"]) * 1e-3))
+            per_node = _int(row, "devices_per_node", p) if row.get("devices_per_node") else workers
+            out.append(CollectiveSample(float(size), workers, float(row["time_stats.all_reduce.median"]) * 1e-3,
+                                        gpus_per_node=per_node))
     return out
