@@ -134,3 +134,19 @@ def test_empty_result_is_an_error() -> None:
                 "arrivals": {"kind": "fixed", "rate_per_s": 1},
             }
         )
+
+
+def test_empirical_lengths_from_the_builtin_trace_reproduce_its_mean() -> None:
+    path = resolve_trace("builtin:azure-conv-sample")
+    with path.open(newline="") as fh:
+        source = np.array([int(r[1]) for r in list(csv.reader(fh))[1:]], dtype=float)
+    n = 100_000
+    w = _build(
+        {
+            "num_requests": n,
+            "arrivals": {"kind": "poisson", "rate_per_s": 10},
+            "prompt_tokens": {"kind": "empirical", "trace": "builtin:azure-conv-sample"},
+            "output_tokens": 1,
+        }
+    )
+    assert w.mean_prompt_tokens == pytest.approx(source.mean(), abs=5 * source.std() / np.sqrt(n))
