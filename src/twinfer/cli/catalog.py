@@ -1,4 +1,4 @@
-"""``twinfer models`` and ``twinfer hardware``: list the shipped presets."""
+"""``twinfer models``: list the shipped model presets."""
 
 from __future__ import annotations
 
@@ -47,5 +47,5 @@ def models_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the catalogue commands to ``app``."""
+    """Add ``twinfer models`` to ``app``."""
     app.command("models")(models_command)

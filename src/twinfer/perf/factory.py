@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from twinfer.models.ops import Precision
 from twinfer.models.spec import ModelSpec
 from twinfer.perf.base import StepCostModel
+
+if TYPE_CHECKING:
+    from twinfer.hardware.loader import HardwareSet
 
 
 def make_step_cost(
@@ -16,6 +22,8 @@ def make_step_cost(
     chips: int | None = None,
     precision: Precision | None = None,
     max_batch_seqs: int | None = None,
+    calibration: str | Path | None = None,
+    extra_hardware: HardwareSet | None = None,
 ) -> StepCostModel:
     """The step-cost model for ``model`` on an instance of ``hardware``.
 
@@ -23,14 +31,28 @@ def make_step_cost(
     (:mod:`twinfer.gpu`); LPUs use ``chips`` chips (the smallest count that
     fits when None) and the compiled program's cycle model (:mod:`twinfer.lpu`).
     ``max_batch_seqs`` caps the sequences in one step (None: the backend's default).
+    ``calibration`` is a file written by ``twinfer calibrate`` that replaces a
+    GPU's default efficiency curves; ``extra_hardware`` holds user-defined chips
+    and links (``twinfer.hardware.load_hardware_file``).
     """
     from twinfer.hardware import get_hardware
 
-    spec = get_hardware(hardware)
+    spec = get_hardware(hardware, extra_hardware)
     if spec.kind == "gpu":
+        from twinfer.gpu.efficiency import default_efficiency, load_calibration
         from twinfer.gpu.step_cost import GpuStepCost
 
-        return GpuStepCost(model, spec, tp=tp, pp=pp, precision=precision, max_batch_seqs=max_batch_seqs)
+        efficiency = None
+        if calibration is not None:
+            efficiency = load_calibration(calibration, base=default_efficiency(spec.name))
+        return GpuStepCost(
+            model, spec, tp=tp, pp=pp, precision=precision, max_batch_seqs=max_batch_seqs,
+            efficiency=efficiency, extra_hardware=extra_hardware,
+        )
+    if calibration is not None:
+        from twinfer.errors import ConfigError
+
+        raise ConfigError(f"a GPU calibration file was given for {hardware!r}, which is an LPU; drop it for LPU pools")
     from twinfer.lpu.step_cost import LpuStepCost
 
     return LpuStepCost(model, spec, chips=chips, precision=precision, max_batch_seqs=max_batch_seqs)
