@@ -249,14 +249,21 @@ def _csv_columns(path: Path, a: int, b: int) -> tuple[list[int], list[int]]:
     # Statistics from /work/shared/data/README.md.
     [("azure2023_conv.csv", 19_366, 1155, 211, 5.5), ("azure2023_code.csv", 8_819, 2048, 28, 2.6)],
 )
+@pytest.mark.parametrize("engine", ["python", "arrow"])
 def test_full_azure_traces_match_the_published_statistics(
-    shared_dir: Path, name: str, count: int, mean_in: float, mean_out: float, rate: float
+    shared_dir: Path,
+    name: str,
+    count: int,
+    mean_in: float,
+    mean_out: float,
+    rate: float,
+    engine: str,
 ) -> None:
     path = shared_dir / "traces" / name
     prompt, output = _csv_columns(path, 1, 2)
     rows = _azure_rows(path)
     span_s = (rows[-1][0] - rows[0][0]).total_seconds()
-    workload, report = read_trace(path)
+    workload, report = read_trace(path, engine=engine)
     assert len(workload) == len(prompt) == count and report.format == "azure2023"
     assert (
         workload.mean_prompt_tokens
