@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Any
 
 from twinfer.errors import ConfigError
 from twinfer.hardware.specs import LinkSpec, LpuSpec
@@ -215,7 +216,7 @@ def make_chip(spec: LpuSpec | str, *, params: ChipParams | None = None, link: Li
     return Chip(spec=lpu, link=lk, params=params or ChipParams())
 
 
-def with_params(chip: Chip, **overrides: float) -> Chip:
+def with_params(chip: Chip, **overrides: Any) -> Chip:
     """A copy of ``chip`` with some micro-architecture parameters overridden."""
     unknown = set(overrides) - set(PARAM_SOURCES)
     if unknown:
