@@ -67,6 +67,8 @@ class Instance:
             idx = self.index
             for r in out.joined:
                 r.decode_instance = idx
+                if r.decode_start_s != r.decode_start_s:  # NaN: first decode step ever
+                    r.decode_start_s = now
         dt = self._step_time(out.shape)
         if not dt > 0.0:
             raise ValueError(f"step-cost model returned a non-positive step time {dt!r} for {out.shape}")

@@ -132,6 +132,7 @@ class Scheduler:
         self._finish_heap: list[tuple[int, int, Request, int]] = []
         self._block_heap: list[tuple[int, int, Request, int]] = []
         self._seq = 0
+        self._fresh: list[Request] = []  # joined the decode batch, first decode step not yet run
         self._gap_k: list[int] = []  # decode-step indices of suffix-maximum gaps (for max TBT)
         self._gap_v: list[float] = []
         self.tbt_hist: dict[int, int] = {}  # bin -> token gaps
@@ -195,15 +196,13 @@ class Scheduler:
         r.where = 3
         r.join_step = self.dstep
         r.gen_at_join = r.generated
-        if r.decode_start_s != r.decode_start_s:  # NaN: first time in a decode batch
-            r.decode_start_s = now
         self.decoding[r.rid] = r
         self.ctx_sum += r.prompt_tokens + r.generated
         self._seq += 1
         heapq.heappush(self._finish_heap, (self.dstep + r.output_tokens - r.generated, self._seq, r, r.epoch))
         if not self.reserve:
             heapq.heappush(self._block_heap, (max(self.dstep, self._next_block_step(r)), self._seq, r, r.epoch))
-        out.joined.append(r)
+        self._fresh.append(r)
 
     def _next_block_step(self, r: Request) -> int:
         """Decode step at which ``r``'s context first needs one more block than it holds."""
@@ -233,6 +232,8 @@ class Scheduler:
         rid = next(reversed(self.decoding))
         r = self.decoding[rid]
         g = self._generated_now(r)
+        if self.dstep > r.join_step:  # it decoded here: its last token came at the last decode step's end
+            r.last_token_s = self.last_decode_end
         self.ctx_sum -= r.prompt_tokens + g
         self._leave(r)
         self.outstanding -= r.output_tokens - r.generated
@@ -243,8 +244,8 @@ class Scheduler:
         self.outstanding += r.recompute_tokens + r.output_tokens - r.generated
         r.where = 1
         out.preempted += 1
-        if r in out.joined:
-            out.joined.remove(r)
+        if r in self._fresh:
+            self._fresh.remove(r)
         return r
 
     def _grow_blocks(self, out: SchedulerOutput) -> None:
@@ -313,6 +314,9 @@ class Scheduler:
         if not self.reserve and self.decoding:
             self._grow_blocks(out)
         out.n_decode = len(self.decoding)
+        if out.n_decode and self._fresh:
+            out.joined = self._fresh
+            self._fresh = []
 
     def _schedule_chunked(self, out: SchedulerOutput) -> None:
         self._decode_all(out)
