@@ -18,6 +18,7 @@ from twinfer.errors import TwinferError
 #: Command modules, in the order their commands appear in ``--help``.
 COMMAND_MODULES = [
     "twinfer.cli.catalog",
+    "twinfer.cli.simulate",
     "twinfer.cli.hardware",
     "twinfer.cli.estimate",
     "twinfer.cli.calibrate",
