@@ -49,3 +49,20 @@ def test_trace_has_one_track_per_chip_and_unit(tsp, tiny_model):
     assert {"MXM", "VXM", "MEM"} <= names
     last = max(e["ts"] + e["dur"] for e in x)
     assert abs(last - prog.schedule_cycles / 900e6 * 1e6) < 1e-2
+
+
+def test_human_output_and_parameter_override(tmp_path, capsys):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(TINY_CONFIG))
+    base = ["compile", "--model", str(cfg), "--chips", "1", "--context", "32", "--prompt", "8"]
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert "per token" in out and "tokens/s per user" in out and "SRAM per chip" in out
+    assert main([*base, "--json"]) == 0
+    slow = json.loads(capsys.readouterr().out)
+    assert main([*base, "--json", "--param", "d_mxm_cycles=124"]) == 0
+    slower = json.loads(capsys.readouterr().out)
+    # Every MXM op on the single chip's dependency chain pays the extra 100 cycles.
+    n_mxm = 7 * 2 + 1 + 2  # matmuls per layer x layers + LM head + attentions
+    assert slower["decode_step_cycles"] == slow["decode_step_cycles"] + 100 * n_mxm
+    assert main([*base, "--param", "bogus"]) == 2

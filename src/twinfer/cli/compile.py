@@ -19,6 +19,7 @@ def compile_command(
     trace: Annotated[str | None, typer.Option("--trace", help="Write the decode schedule as Chrome trace JSON (Perfetto).")] = None,
     trace_chips: Annotated[int, typer.Option("--trace-chips", help="Chips to include in the trace (the first N).")] = 16,
     trace_phase: Annotated[str, typer.Option("--trace-phase", help="Which program to trace: decode or prefill.")] = "decode",
+    param: Annotated[list[str] | None, typer.Option("--param", help="Override a chip micro-architecture parameter, NAME=VALUE (repeatable; see twinfer.lpu.chip.PARAM_SOURCES).")] = None,
 ) -> None:
     """Compile prefill and decode of MODEL onto an LPU system: partition plan, SRAM per chip, latencies."""
     import json
@@ -32,8 +33,21 @@ def compile_command(
         raise ConfigError(f"--dtype {dtype!r} is not supported; use int8, fp8, fp16 or bf16")
     if trace_phase not in ("decode", "prefill"):
         raise ConfigError(f"--trace-phase must be decode or prefill, got {trace_phase!r}")
+    from twinfer.lpu.chip import make_chip, with_params
+
+    overrides: dict[str, float] = {}
+    for item in param or []:
+        name, sep, value = item.partition("=")
+        try:
+            overrides[name.strip()] = float(value) if "." in value or "e" in value.lower() else int(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ConfigError(f"--param {item!r} must look like NAME=NUMBER, e.g. --param d_mxm_cycles=30")
+    chip = with_params(make_chip(hardware), **overrides) if overrides else None
     spec = load_model(model)
-    cm = compile_model(spec, hardware, chips=chips, batch=batch, context=context, prompt=prompt, weights=dtype)
+    cm = compile_model(spec, hardware, chips=chips, batch=batch, context=context, prompt=prompt, weights=dtype,
+                       chip=chip)
     d = cm.to_dict()
     if trace:
         from twinfer.lpu.trace import trace_events
