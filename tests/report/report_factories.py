@@ -26,7 +26,9 @@ def _stats(prefix: str, values: np.ndarray) -> dict[str, float]:
     return out
 
 
-def _fleet(name: str, i: int, rng: np.random.Generator, n: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _fleet(name: str, i: int, rng: np.random.Generator, n: int) -> tuple[dict[str, Any], dict[str, np.ndarray],
+                                                                        dict[str, dict[str, list[float]]]]:
+    """One fleet: (flat summary as twinfer.sim.metrics writes it, per-request columns, pool series)."""
     arrival = np.sort(rng.uniform(0.0, 60.0, n))
     ttft = rng.lognormal(np.log(0.2 + 0.1 * i), 0.5, n)
     out_tok = rng.integers(1, 300, n)
@@ -42,71 +44,74 @@ def _fleet(name: str, i: int, rng: np.random.Generator, n: int) -> tuple[dict[st
     }
     duration = float((arrival + e2e).max())
     out_total = int(out_tok.sum())
-    t = np.linspace(0.0, duration, 50)
-    pools: list[dict[str, Any]] = (
-        [{"role": "prefill", "hardware": "h100", "instances": 2, "series_t_s": t.tolist(),
-          "series_waiting": rng.integers(0, 5, 50).tolist(), "series_running": rng.integers(0, 8, 50).tolist()},
-         {"role": "decode", "hardware": "groq-tsp-v1", "instances": 1, "series_t_s": t.tolist(),
-          "series_waiting": rng.integers(0, 3, 50).tolist(), "series_running": rng.integers(0, 64, 50).tolist(),
-          "lpu_partition": {"chips_used": 8, "tp": 2, "capacity_bytes": 230686720,
-                            "stages": [{"index": s, "chips": [2 * s, 2 * s + 1], "first_block": 3 * s,
-                                        "last_block": 3 * s + 2, "bytes_per_chip": 200_000_000 - s * 1_000_000}
-                                       for s in range(4)]}}]
-        if disagg else
-        [{"role": "mixed", "hardware": "h100", "instances": 4, "series_t_s": t.tolist(),
-          "series_waiting": rng.integers(0, 9, 50).tolist(), "series_running": rng.integers(0, 32, 50).tolist()}]
-    )
+    t = np.linspace(0.0, duration, 50).tolist()
+    roles = {"prefill": ("h100", 2), "decode": ("groq-tsp-v1", 1)} if disagg else {"mixed": ("h100", 4)}
+    series = {role: {"t_s": t, "waiting": rng.integers(0, 5, 50).tolist(), "running": rng.integers(0, 32, 50).tolist()}
+              for role in roles}
+    pool_keys: dict[str, Any] = {}
+    for role, (hw, count) in roles.items():
+        pool_keys.update({f"pool.{role}.hardware": hw, f"pool.{role}.instances": count,
+                          f"pool.{role}.utilisation": float(rng.uniform(0.2, 0.9)),
+                          f"pool.{role}.kv_blocked_frac": 0.0, f"pool.{role}.queue_mean": float(rng.uniform(0, 3)),
+                          f"pool.{role}.kv_capacity_tokens": 219616 if hw == "groq-tsp-v1" else 426478})
     price = 4 * 3.0 if not disagg else 2 * 3.0 + 8 * 1.0
     energy = 1e6 * (1 + i)
+    met = (ttft <= 0.5) & ~(tpot > 0.05)
     summary: dict[str, Any] = {
         "fleet": name, "mode": "disaggregated" if disagg else "aggregated", "requests": n, "completed": n,
         "rejected": 0, "duration_s": duration,
         **_stats("ttft", ttft), **_stats("tpot", tpot), **_stats("e2e", e2e),
+        "tbt_max_s": None,  # the simulator writes NaN statistics as null
         "throughput_output_tok_s": out_total / duration, "throughput_rps": n / duration,
-        "goodput_rps": float(((ttft <= 0.5) & ~(tpot > 0.05)).sum()) / duration,
-        "slo_attainment": float(((ttft <= 0.5) & ~(tpot > 0.05)).mean()), "slo_ttft_s": 0.5, "slo_tpot_s": 0.05,
+        "goodput_rps": float(met.sum()) / duration, "slo_attainment": float(met.mean()),
+        "slo_ttft_s": 0.5, "slo_tpot_s": 0.05,
+        **pool_keys,
         "instances": 4 if not disagg else 3, "devices": 32 if not disagg else 24, "price_per_hour_usd": price,
         "cost_per_m_output_tok_usd": price * duration / 3600 / out_total * 1e6, "energy_j": energy,
         "energy_per_output_tok_j": energy / out_total, "avg_power_w": energy / duration,
         "tokens_per_s_per_mw": out_total / duration / (energy / duration / 1e6),
         "kv_bytes_transferred": int(cols["prompt_tokens"].sum()) * 327680 if disagg else 0,
         "kv_link_utilisation": 0.12 if disagg else 0.0,
-        "pool.mixed.utilisation" if not disagg else "pool.prefill.utilisation": 0.61,
-        "pools": pools,
     }
-    return summary, cols
+    return summary, cols, series
 
 
-def write_sim_dir(folder: Path, *, n: int = 400, seed: int = 7) -> Path:
-    """Write a two-fleet simulation output (summary.json + requests.parquet) into ``folder``."""
+def write_sim_dir(folder: Path, *, n: int = 400, seed: int = 7, inputs: bool = True) -> Path:
+    """``twinfer simulate --out`` files for two fleets: requests.parquet, summary.json, series.json.
+
+    ``inputs`` adds the ``inputs`` block (model, workload, SLO, hardware with
+    sources) that the report reads when the simulator records it.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    fleets, cols = [], []
+    fleets, cols, series = [], [], {}
     for i, name in enumerate(FLEETS):
-        s, c = _fleet(name, i, rng, n)
+        s, c, ser = _fleet(name, i, rng, n)
         fleets.append(s)
         cols.append(c)
-    table = pa.concat_tables([pa.table(c) for c in cols])
-    pq.write_table(table, folder / "requests.parquet")
-    summary = {
-        "scenario": {"name": "fixture: Llama-3-70B, two fleets", "description": "test fixture"},
-        "seed": seed,
-        "inputs": {
+        series[name] = ser
+    pq.write_table(pa.concat_tables([pa.table(c) for c in cols]), folder / "requests.parquet")
+    summary: dict[str, Any] = {
+        "scenario": "fixture: Llama-3-70B, two fleets", "seed": seed,
+        "notes": ["GPU->LPU KV link assumed (fixture note)"], "fleets": fleets,
+    }
+    if inputs:
+        summary["inputs"] = {
             "model": {"name": "llama-3-70b", "params": 70553706496, "layers": 80},
             "workload": {"name": "uniform-fixture", "requests": n, "rate_per_s": n / 60.0},
+            "slo": {"ttft_s": 0.5, "tpot_s": 0.05},
             "hardware": {"h100": {"memory_bytes": 80e9, "mem_bw_bytes_per_s": 3.35e12,
                                   "peak_flops_per_s": {"bf16": 989e12},
                                   "sources": {"memory_bytes": "NVIDIA H100 SXM datasheet",
                                               "mem_bw_bytes_per_s": "NVIDIA H100 SXM datasheet",
                                               "peak_flops_per_s.bf16": "NVIDIA H100 datasheet, dense"},
                                   "uncertain": []}},
-        },
-        "fleets": fleets,
-    }
+        }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+    (folder / "series.json").write_text(json.dumps(series))
     return folder
 
 

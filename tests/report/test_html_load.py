@@ -15,7 +15,8 @@ def test_simulation_folder_summary_file_and_parquet_file_all_mean_the_simulation
         res = load_results(given)
         assert res.kind == "simulation"
     assert len(res.requests["ttft_s"]) == 800  # two fleets of 400 requests
-    assert [f.name for f in res.files] == ["summary.json", "requests.parquet"]
+    assert [f.name for f in res.files] == ["summary.json", "series.json", "requests.parquet"]
+    assert set(res.series) == {"colocated-h100", "h100-prefill-tsp-decode"}
 
 
 def test_sweep_rows_come_in_part_file_order(sweep_dir: Path) -> None:

@@ -40,7 +40,10 @@ def test_data_block_numbers_are_the_summary_values(sim_dir: Path, tmp_path: Path
             if isinstance(value, int | float) and not isinstance(value, bool):
                 assert f"/fleets/{i}/{key}" in paths, key
     for n in data["numbers"]:
-        assert n["src"] == "summary.json" and resolve_pointer(summary, n["path"]) == n["value"]
+        if n["src"] == "summary.json":
+            assert resolve_pointer(summary, n["path"]) == n["value"]
+        else:  # the LPU partition, compiled by the report because the results do not record it
+            assert n["src"] == "lpu-compiler"
 
 
 def test_fleet_names_are_escaped(sim_dir: Path, tmp_path: Path) -> None:
@@ -53,20 +56,39 @@ def test_fleet_names_are_escaped(sim_dir: Path, tmp_path: Path) -> None:
 
 def test_sections_without_data_say_so(sim_dir: Path, tmp_path: Path) -> None:
     (sim_dir / "requests.parquet").unlink()
+    (sim_dir / "series.json").unlink()
     summary = json.loads((sim_dir / "summary.json").read_text())
-    for f in summary["fleets"]:
-        for p in f["pools"]:
-            p.pop("lpu_partition", None)
-            p.pop("series_t_s")
+    del summary["inputs"]
     (sim_dir / "summary.json").write_text(json.dumps(summary))
     html = write_report(sim_dir, tmp_path / "r.html").read_text()
     assert "No per-request Parquet found" in html
-    assert "carries no sampled pool series" in html
-    # The LPU decode pool's partition is compiled by the report instead, and cited as such.
-    assert "compiled here for llama-3-70b" in html
-    data = _data_block(html)
-    lpu = [n for n in data["numbers"] if n["src"] == "lpu-compiler"]
-    assert any(n["path"] == "/pools/0/chips_used" for n in lpu)
+    assert "No sampled pool series" in html
+    assert "could not be compiled here (ValueError: the results do not name the model)" in html
+    assert "groq-tsp-v1 (installed preset)" in html  # named by the results, described by the presets
+
+
+def test_lpu_partition_compiled_when_not_recorded(sim_dir: Path, tmp_path: Path) -> None:
+    from twinfer.models import load_model
+    from twinfer.perf.factory import make_step_cost
+
+    data = _data_block(write_report(sim_dir, tmp_path / "r.html").read_text())
+    lpu = {n["path"]: n["value"] for n in data["numbers"] if n["src"] == "lpu-compiler"}
+    plan = make_step_cost(load_model("llama-3-70b"), "groq-tsp-v1").plan  # type: ignore[attr-defined]
+    assert lpu["/pools/0/chips_used"] == plan.chips_used
+    assert lpu["/pools/0/stages/0/bytes_per_chip"] == plan.stages[0].bytes_per_chip
+
+
+def test_lpu_partition_recorded_in_summary_is_shown_as_recorded(sim_dir: Path, tmp_path: Path) -> None:
+    summary = json.loads((sim_dir / "summary.json").read_text())
+    part = {"chips_used": 8, "tp": 2, "capacity_bytes": 230686720,
+            "stages": [{"index": s, "chips": [2 * s, 2 * s + 1], "first_block": 3 * s, "last_block": 3 * s + 2,
+                        "bytes_per_chip": 200_000_000 - s} for s in range(4)]}
+    summary["fleets"][1]["pools"] = {"decode": {"role": "decode", "hardware": "groq-tsp-v1", "lpu_partition": part}}
+    (sim_dir / "summary.json").write_text(json.dumps(summary))
+    data = _data_block(write_report(sim_dir, tmp_path / "r.html").read_text())
+    nums = {n["path"]: n["value"] for n in data["numbers"] if n["src"] == "summary.json"}
+    assert nums["/fleets/1/pools/decode/lpu_partition/stages/3/bytes_per_chip"] == 199_999_997
+    assert not [n for n in data["numbers"] if n["src"] == "lpu-compiler"]
 
 
 def test_plan_page_cites_plan_and_sweep(plan_path: Path, tmp_path: Path) -> None:
@@ -94,24 +116,14 @@ def test_sweep_page_lists_failures(sweep_dir: Path, tmp_path: Path) -> None:
     assert {"sweep-rate-throughput_rps", "sweep-rate-goodput_rps", "pareto-sweep-fig"} <= set(data["figures"])
 
 
-def test_lpu_pool_found_from_flat_pool_keys_alone(sim_dir: Path, tmp_path: Path) -> None:
-    """A summary with only the simulator's flat ``pool.<role>.*`` keys still gets its LPU section."""
-    summary = json.loads((sim_dir / "summary.json").read_text())
-    for f in summary["fleets"]:
-        for p in f.pop("pools"):
-            f[f"pool.{p['role']}.hardware"] = p["hardware"]
-    (sim_dir / "summary.json").write_text(json.dumps(summary))
-    html = write_report(sim_dir, tmp_path / "r.html").read_text()
-    assert "h100-prefill-tsp-decode: decode on groq-tsp-v1" in html
-    assert "groq-tsp-v1 (installed preset)" in html  # hardware named but not described in the results
-
-
 def test_nan_in_the_summary_is_shown_not_cited(sim_dir: Path, tmp_path: Path) -> None:
     """The simulator writes NaN for undefined statistics (e.g. TPOT of one-token runs)."""
     summary = json.loads((sim_dir / "summary.json").read_text())
     summary["fleets"][0]["tpot_p99_s"] = float("nan")
-    summary["fleets"][0]["pools"][0]["series_waiting"][3] = float("nan")
     (sim_dir / "summary.json").write_text(json.dumps(summary))
+    series = json.loads((sim_dir / "series.json").read_text())
+    series["colocated-h100"]["mixed"]["waiting"][3] = float("nan")
+    (sim_dir / "series.json").write_text(json.dumps(series))
     html = write_report(sim_dir, tmp_path / "r.html").read_text()
     data = _data_block(html)
     assert "/fleets/0/tpot_p99_s" not in {n["path"] for n in data["numbers"]}

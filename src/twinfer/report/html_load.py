@@ -1,7 +1,8 @@
 """Find and read what ``twinfer report`` was given: a simulation's output, a sweep, or a plan.
 
-* a simulation folder (``twinfer simulate --out DIR``): ``summary.json`` plus
-  per-request Parquet (one row per request, a ``fleet`` column);
+* a simulation folder (``twinfer simulate --out DIR``): ``summary.json``,
+  per-request Parquet (one row per request, a ``fleet`` column) and
+  ``series.json`` (queue lengths over time per fleet and pool);
 * a sweep folder (``twinfer sweep``): Parquet result parts, one row per
   scenario, possibly in sub-folders;
 * a plan (``twinfer plan``): a JSON file with the Pareto frontier, the
@@ -26,6 +27,8 @@ from twinfer.errors import DataError
 
 #: Names the simulator gives its summary file.
 SUMMARY_NAMES = ("summary.json",)
+#: The simulator's sampled queue lengths per fleet and pool (optional).
+SERIES_NAME = "series.json"
 #: Top-level keys that mark a JSON file as a plan (``twinfer plan``'s plan.json, schema twinfer.plan/1).
 PLAN_KEYS = ("pareto", "recommended", "candidates", "by_rate")
 
@@ -47,6 +50,7 @@ class SimResults:
     summary: dict[str, Any]
     requests: dict[str, np.ndarray]  # column -> values, all parts concatenated; {} when absent
     files: tuple[SourceFile, ...]
+    series: dict[str, Any] = field(default_factory=dict)  # series.json: {fleet: {role: {t_s, waiting, running}}}
     kind: str = "simulation"
 
 
@@ -131,6 +135,10 @@ def load_sim(folder: Path) -> SimResults:
         raise DataError(f"{folder}: no summary.json; pass the folder written by `twinfer simulate --out`")
     summary = _read_json(summary_path)
     files = [SourceFile("summary.json", str(summary_path), _sha256(summary_path))]
+    series: dict[str, Any] = {}
+    if (folder / SERIES_NAME).is_file():
+        series = _read_json(folder / SERIES_NAME)
+        files.append(SourceFile(SERIES_NAME, str(folder / SERIES_NAME), _sha256(folder / SERIES_NAME)))
     parts = _parquet_files(folder)
     requests: dict[str, np.ndarray] = {}
     if parts:
@@ -138,7 +146,7 @@ def load_sim(folder: Path) -> SimResults:
         for name in tab.column_names:
             requests[name] = tab.column(name).to_numpy(zero_copy_only=False)
         files += [SourceFile(p.relative_to(folder).as_posix(), str(p), _sha256(p)) for p in parts]
-    return SimResults(folder=folder, summary=summary, requests=requests, files=tuple(files))
+    return SimResults(folder=folder, summary=summary, requests=requests, files=tuple(files), series=series)
 
 
 def load_sweep(folder: Path) -> SweepResults:

@@ -118,27 +118,38 @@ def _latency_section(res: SimResults, fleets: list[tuple[str, str | int, dict[st
     return Section("latency", "Latency", html, tuple(figs), html_after=compare_table(fleets, keys, css="latency"))
 
 
-def _pools_section(fleets: list[tuple[str, str | int, dict[str, Any]]]) -> Section:
+def _pool_series(res: SimResults, name: str, fleet: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(label, t, values) lines of one fleet: from series.json, else from a ``pools`` list in the summary."""
+    out = []
+    by_role = res.series.get(name)
+    if isinstance(by_role, Mapping):
+        for role, ser in by_role.items():
+            if isinstance(ser, Mapping) and ser.get("t_s"):
+                hw = fleet.get(f"pool.{role}.hardware")
+                label = f"{role} ({hw})" if hw else str(role)
+                out += [(f"{label} {what}", ser["t_s"], ser[what]) for what in ("running", "waiting") if ser.get(what)]
+        return out
+    for label, _pk, pool in pool_entries(fleet):
+        if pool.get("series_t_s"):
+            out += [(f"{label} {what}", pool["series_t_s"], pool[f"series_{what}"])
+                    for what in ("running", "waiting") if pool.get(f"series_{what}")]
+    return out
+
+
+def _pools_section(res: SimResults, fleets: list[tuple[str, str | int, dict[str, Any]]]) -> Section:
     figs, rows = [], []
     for i, (name, fk, f) in enumerate(fleets):
-        series = []
-        for label, _pk, pool in pool_entries(f):
-            t = pool.get("series_t_s")
-            if not t:
-                continue
-            for key, what in (("series_running", "running"), ("series_waiting", "waiting")):
-                if pool.get(key):
-                    series.append((f"{label} {what}", t, pool[key]))
+        series = _pool_series(res, name, f)
         if series:
             figs.append(Figure(f"pool-series-{i}", charts.line_figure(
                 f"{name}: requests per pool over time", "simulated time (s)", "requests", series, step=True)))
         for key, value in f.items():
             if key.startswith("pool.") and not isinstance(value, list | Mapping):
                 rows.append((Cell(name), Cell(key), Cell(value, SRC, pointer(("fleets", fk, key)))))
-    html = note("Running = sequences in a batch; waiting = queued at the pool (sampled by the simulator). "
-                "Utilisation is the mean busy fraction of the pool's instances.")
+    html = note("Running = sequences in a batch; waiting = queued at the pool, as sampled by the simulator "
+                "(series.json). Utilisation is the mean busy fraction of the pool's instances.")
     if not figs:
-        html += note("The summary carries no sampled pool series: time charts skipped.", kind="warn")
+        html += note("No sampled pool series (series.json) in the results: time charts skipped.", kind="warn")
     return Section("pools", "Utilisation and queues per pool", html, tuple(figs),
                    html_after=table(("fleet", "metric", "value"), rows, css="pools"))
 
@@ -201,15 +212,18 @@ def build(res: SimResults) -> str:
     scenario = summary.get("scenario")
     scen_name = scenario.get("name") if isinstance(scenario, Mapping) else scenario
     name = scen_name or summary.get("scenario_name") or res.folder.name
+    notes = summary.get("notes") or []
+    notes_html = "".join(note(f"note: {n}") for n in notes if isinstance(n, str))
     overview = Section(
         "overview", "Fleets compared",
-        note("One column per fleet, as listed in summary.json.") + compare_table(fleets, list(KEY_METRICS), css="summary-table"),
+        note("One column per fleet, as listed in summary.json.") + notes_html
+        + compare_table(fleets, list(KEY_METRICS), css="summary-table"),
         data={"fleets": [n for n, _, _ in fleets]},
     )
     sections = [
         overview,
         _latency_section(res, fleets),
-        _pools_section(fleets),
+        _pools_section(res, fleets),
         _kv_section(res, fleets),
         _cost_section(fleets),
         lpu_section(fleets, summary),
