@@ -27,6 +27,7 @@ from twinfer.serve.pacing import FleetSim, PacedRequest, QueueFullError, Realtim
 from twinfer.serve.protocol import ApiError, GenerationRequest, parse_generation, parse_json_object
 from twinfer.serve.responses import (
     DONE,
+    DeltaChunks,
     Envelope,
     StopScanner,
     chunk,
@@ -73,6 +74,9 @@ class _Trace:
     token_times_s: list[float]
     finish_reason: str | None = None
     cancelled: bool = False
+    admit_wall_s: float = 0.0  # wall time from the handler's start to admission into the fleet
+    first_token_late_s: float | None = None  # wall delay of the first token past its simulated time
+    max_token_late_s: float = 0.0  # worst such delay over the request's tokens
 
 
 class _PacedStream(StreamingResponse):
@@ -199,6 +203,11 @@ def create_app(
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
+    @app.get("/twinfer/requests")
+    async def request_traces() -> dict:
+        """Recent requests (arrival order) with their simulated arrival and token times."""
+        return {"speed": config.speed, "data": [{"id": k, **t.__dict__} for k, t in traces.items()]}
+
     @app.get("/twinfer/requests/{request_id}")
     async def request_trace(request_id: str) -> dict:
         trace = traces.get(request_id)
@@ -253,6 +262,7 @@ def create_app(
             id=f"{prefix}-twinfer{state['next_id']:08x}", created=int(time.time()), model=req.model
         )
         trace = _Trace(paced.arrival_s, req.prompt_tokens, req.max_tokens, paced.token_times_s)
+        trace.admit_wall_s = asyncio.get_running_loop().time() - started
         traces[env.id] = trace
         while len(traces) > config.trace_requests:
             traces.popitem(last=False)
@@ -297,6 +307,11 @@ async def _token_pieces(
             now = loop.time()
             (metrics.itl if event.index else metrics.ttft).observe(now - last_wall)
             last_wall = now
+            late = now - paced.wall_at(event.time_s)
+            metrics.lateness.observe(late)
+            if event.index == 0:
+                trace.first_token_late_s = late
+            trace.max_token_late_s = max(trace.max_token_late_s, late)
             metrics.completion_tokens += 1
             piece, stopped = scanner.feed(token_text(event.index))
             if stopped:
@@ -322,6 +337,7 @@ async def _sse_body(
 ) -> AsyncIterator[bytes]:
     """The event stream: role opener with the first token, deltas, finish, usage, [DONE]."""
     count = 0
+    delta = DeltaChunks(req, env)
     try:
         async for piece, _stopped in tokens:
             out = b""
@@ -329,7 +345,7 @@ async def _sse_body(
                 out += chunk(req, env, role=True)
             count += 1
             if piece:
-                out += chunk(req, env, text=piece)
+                out += delta(piece)
             if out:
                 yield out
         # the finish chunk: empty delta (chat) or empty text (completions)

@@ -59,6 +59,9 @@ ITL_BUCKETS_S = (
     80.0,
 )
 
+#: Pacing lateness buckets (s): how long after its simulated time a token was handed to its stream.
+LATENESS_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -102,6 +105,7 @@ class ServerMetrics:
         self.cancelled = 0
         self.ttft = Histogram(TTFT_BUCKETS_S)
         self.itl = Histogram(ITL_BUCKETS_S)
+        self.lateness = Histogram(LATENESS_BUCKETS_S)
         self.gauges = gauges or {}
 
     def count_request(self, endpoint: str, status: int) -> None:
@@ -146,6 +150,11 @@ class ServerMetrics:
                 "twinfer_inter_token_latency_seconds",
                 "Served time between tokens (wall clock).",
                 self.itl,
+            ),
+            (
+                "twinfer_pacing_lateness_seconds",
+                "Wall delay of each token past its simulated time (the server keeping up).",
+                self.lateness,
             ),
         ):
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} histogram", *hist.lines(name)]

@@ -69,6 +69,10 @@ class PacedRequest:
         self.cancelled = False
         self._sim_done = False  # the fleet produced the last token (nothing left to cancel)
 
+    def wall_at(self, sim_s: float) -> float:
+        """Loop time at which the fleet's simulated time ``sim_s`` is reached."""
+        return self._fleet.wall_at(sim_s)
+
     def _push(self, event: TokenEvent) -> None:
         self._pending.append(event)
         self._wakeup.set()
