@@ -98,12 +98,19 @@ class ReferenceModel:
         self.dtype = dtype
         self.embed_dtype = embed_dtype or dtype
         self.cache = KVCache()
+        self._widened: dict[tuple[str, str], K.QuantWeight] = {}
         scaling = _scaling_dict(spec.rope_scaling)
         self.inv_freq = K.rope_inv_freq(spec.head_dim, spec.rope_theta, scaling)
 
+    def _matrix(self, name: str, dtype: str) -> K.QuantWeight:
+        key = (name, dtype)
+        if key not in self._widened:
+            self._widened[key] = self.store.matrix(name, dtype).widened()
+        return self._widened[key]
+
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
         bias = self.store.vector(f"{name}.bias") if self.store.has(f"{name}.bias") else None
-        return K.matmul(x, self.store.matrix(f"{name}.weight", self.dtype), bias)
+        return K.matmul(x, self._matrix(f"{name}.weight", self.dtype), bias)
 
     def forward(self, token_ids: np.ndarray) -> np.ndarray:
         """Logits [B, T, vocab] for new tokens [B, T], attending over the cache."""
@@ -112,9 +119,7 @@ class ReferenceModel:
         b, t = ids.shape
         past = self.cache.length(("ref", 0))
         positions = np.tile(past + np.arange(t), b)  # [B*T], sequence-major rows
-        h = K.embed(
-            ids.reshape(-1), self.store.matrix("model.embed_tokens.weight", self.embed_dtype)
-        )
+        h = K.embed(ids.reshape(-1), self._matrix("model.embed_tokens.weight", self.embed_dtype))
         for layer in range(s.num_layers):
             p = f"model.layers.{layer}"
             x = K.rmsnorm(h, self.store.vector(f"{p}.input_layernorm.weight"), s.rms_norm_eps)
@@ -151,7 +156,7 @@ class ReferenceModel:
             )
             h = K.add(h, self._linear(act, f"{p}.mlp.down_proj"))
         h = K.rmsnorm(h, self.store.vector("model.norm.weight"), s.rms_norm_eps)
-        logits = K.matmul(h, self.store.matrix(LM_HEAD_NAME, self.dtype))
+        logits = K.matmul(h, self._matrix(LM_HEAD_NAME, self.dtype))
         return logits.reshape(b, t, -1)
 
 
@@ -188,11 +193,8 @@ class ProgramExecutor:
         w = self._weights.get(key)
         if w is None:
             w = self.store.shard(name, rows, cols, dtype)
-            if self.keep_widened and w.dtype != "fp32":
-                # Same values, already widened: matmul then only scales after accumulation.
-                w = K.QuantWeight(
-                    dtype="fp32", data=w.unscaled_fp32(), scale_per_row=w.scale_per_row
-                )
+            if self.keep_widened:
+                w = w.widened()  # same values; matmul then only scales after accumulation
             self._weights[key] = w
         return w
 
@@ -467,10 +469,17 @@ def compile_generation(
 
 
 def execute_generation(
-    compiled: CompiledGeneration, store: WeightStore, prompt: np.ndarray
+    compiled: CompiledGeneration,
+    store: WeightStore,
+    prompt: np.ndarray,
+    executor: ProgramExecutor | None = None,
 ) -> Generation:
-    """Run a compiled generation on ``prompt`` [B, T] with a fresh executor; greedy tokens and logits."""
-    executor = ProgramExecutor(store)
+    """Run a compiled generation on ``prompt`` [B, T]; greedy tokens and logits.
+
+    Pass an ``executor`` to reuse its widened weights (its KV cache is reset).
+    """
+    executor = executor or ProgramExecutor(store)
+    executor.cache = KVCache()
     programs = iter(compiled.programs)
     return greedy_generate(
         lambda ids: executor.run(next(programs), ids).logits, prompt, len(compiled.programs)

@@ -140,6 +140,13 @@ class QuantWeight:
             w = w * self.scale_per_row[:, None]
         return w
 
+    def widened(self) -> QuantWeight:
+        """The same weight with its elements held as fp32 (scales kept): equal values, faster matmuls."""
+        if self.dtype == "fp32":
+            return self
+        data = np.ascontiguousarray(self.unscaled_fp32())
+        return QuantWeight(dtype="fp32", data=data, scale_per_row=self.scale_per_row)
+
     def slice(self, rows: tuple[int, int], cols: tuple[int, int]) -> QuantWeight:
         """The shard W[r0:r1, c0:c1] (scales follow their rows)."""
         data = self.data[rows[0] : rows[1], cols[0] : cols[1]]
