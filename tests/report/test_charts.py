@@ -37,3 +37,10 @@ def test_other_charts_are_valid_plotly() -> None:
     _validate(charts.scatter_figure("t", "x", "y", x=[1, 2], y=[2, 1], labels=["p", "q"], color=[5.0, 6.0],
                                     color_title="W", frontier=[True, True]))
     _validate(charts.sram_figure("t", [0, 1], [1e8, 2e8], 2.3e8))
+
+
+def test_cdf_axis_turns_log_when_fleets_are_orders_of_magnitude_apart() -> None:
+    near = charts.cdf_figure("t", "x", [("a", [0.1, 0.2]), ("b", [0.3, 5.0])])
+    far = charts.cdf_figure("t", "x", [("a", [0.1, 0.2]), ("b", [30.0, 400.0])])
+    assert near["layout"]["xaxis"].get("type") is None
+    assert far["layout"]["xaxis"]["type"] == "log"

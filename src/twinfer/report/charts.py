@@ -50,15 +50,25 @@ def thin_indices(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, max_points).round().astype(np.int64))
 
 
-def cdf_figure(title: str, x_title: str, series: Sequence[tuple[str, Any]], *, log_x: bool = False) -> dict[str, Any]:
-    """Empirical CDFs, one line per named sample: x = sorted values, y = rank / n."""
+#: A CDF's x axis turns logarithmic when its positive values span more than this ratio (max / min).
+LOG_X_SPAN = 100.0
+
+
+def cdf_figure(title: str, x_title: str, series: Sequence[tuple[str, Any]], *, log_x: bool | None = None) -> dict[str, Any]:
+    """Empirical CDFs, one line per named sample: x = sorted values, y = rank / n.
+
+    ``log_x=None`` picks a log axis when all values are positive and span more
+    than :data:`LOG_X_SPAN` (fleets 1000x apart stay readable).
+    """
     data = []
+    lo, hi = np.inf, 0.0
     for i, (name, values) in enumerate(series):
         v = np.asarray(values, dtype=np.float64)
         v = np.sort(v[np.isfinite(v)])
         if v.size == 0:
             continue
         keep = thin_indices(v.size)
+        lo, hi = min(lo, float(v[0])), max(hi, float(v[-1]))
         data.append(
             {
                 "type": "scatter",
@@ -71,8 +81,11 @@ def cdf_figure(title: str, x_title: str, series: Sequence[tuple[str, Any]], *, l
         )
     layout = _layout(title, x_title, "fraction of requests ≤ x")
     layout["yaxis"]["range"] = [0, 1.02]
+    if log_x is None:
+        log_x = bool(data) and lo > 0 and hi / lo > LOG_X_SPAN
     if log_x:
         layout["xaxis"]["type"] = "log"
+        layout["title"]["text"] += " (log x)"
     return {"data": data, "layout": layout}
 
 

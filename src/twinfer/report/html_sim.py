@@ -127,7 +127,9 @@ def _pool_series(res: SimResults, name: str, fleet: Mapping[str, Any]) -> list[t
             if isinstance(ser, Mapping) and ser.get("t_s"):
                 hw = fleet.get(f"pool.{role}.hardware")
                 label = f"{role} ({hw})" if hw else str(role)
-                out += [(f"{label} {what}", ser["t_s"], ser[what]) for what in ("running", "waiting") if ser.get(what)]
+                # every sampled quantity beside the time axis (running, waiting, and any the simulator adds)
+                out += [(f"{label} {what}", ser["t_s"], v) for what, v in ser.items()
+                        if what != "t_s" and isinstance(v, list) and len(v) == len(ser["t_s"])]
         return out
     for label, _pk, pool in pool_entries(fleet):
         if pool.get("series_t_s"):
@@ -136,22 +138,33 @@ def _pool_series(res: SimResults, name: str, fleet: Mapping[str, Any]) -> list[t
     return out
 
 
+def _pool_table(fleets: list[tuple[str, str | int, dict[str, Any]]]) -> str:
+    """One row per (fleet, pool) and one column per ``pool.<role>.<metric>`` key of the summary."""
+    rows: dict[tuple[str, str], dict[str, Cell]] = {}
+    metrics: list[str] = []
+    for name, fk, f in fleets:
+        for key, value in f.items():
+            if key.startswith("pool.") and key.count(".") >= 2 and not isinstance(value, list | Mapping):
+                role, _, metric = key[len("pool."):].partition(".")
+                rows.setdefault((name, role), {})[metric] = Cell(value, SRC, pointer(("fleets", fk, key)))
+                metrics += [metric] if metric not in metrics else []
+    body = [[Cell(f"{name} / {role}")] + [cells.get(m, Cell(None)) for m in metrics] for (name, role), cells in rows.items()]
+    return table(["fleet / pool", *metrics], body, css="pools")
+
+
 def _pools_section(res: SimResults, fleets: list[tuple[str, str | int, dict[str, Any]]]) -> Section:
-    figs, rows = [], []
-    for i, (name, fk, f) in enumerate(fleets):
+    figs = []
+    for i, (name, _fk, f) in enumerate(fleets):
         series = _pool_series(res, name, f)
         if series:
             figs.append(Figure(f"pool-series-{i}", charts.line_figure(
                 f"{name}: requests per pool over time", "simulated time (s)", "requests", series, step=True)))
-        for key, value in f.items():
-            if key.startswith("pool.") and not isinstance(value, list | Mapping):
-                rows.append((Cell(name), Cell(key), Cell(value, SRC, pointer(("fleets", fk, key)))))
     html = note("Running = sequences in a batch; waiting = queued at the pool, as sampled by the simulator "
-                "(series.json). Utilisation is the mean busy fraction of the pool's instances.")
+                "(series.json). In the table, utilisation is the mean busy fraction of the pool's instances; "
+                "kv_blocked_frac and batch_full_frac the time a request waited only for KV space or a batch slot.")
     if not figs:
         html += note("No sampled pool series (series.json) in the results: time charts skipped.", kind="warn")
-    return Section("pools", "Utilisation and queues per pool", html, tuple(figs),
-                   html_after=table(("fleet", "metric", "value"), rows, css="pools"))
+    return Section("pools", "Utilisation and queues per pool", html, tuple(figs), html_after=_pool_table(fleets))
 
 
 def _kv_section(res: SimResults, fleets: list[tuple[str, str | int, dict[str, Any]]]) -> Section:
