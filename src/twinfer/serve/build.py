@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twinfer.errors import ConfigError, UnknownNameError
+from twinfer.errors import UnknownNameError
 from twinfer.serve.pacing import FleetSim
 
 
@@ -85,48 +85,43 @@ def quick_plan(
 def scenario_plan(path: Path | None, fleet: str | None = None) -> FleetPlan:
     """One fleet of a ``twinfer simulate`` scenario (its first, or the one named ``fleet``).
 
-    ``path`` None uses the built-in default scenario.
+    ``path`` None uses the built-in default scenario of ``twinfer simulate``.
     """
-    try:
-        from twinfer.sim import scenario as sc
-    except ImportError as exc:  # the simulator's scenario layer lands in parallel
-        raise ConfigError(
-            "this build of twinfer has no scenario loader (twinfer.sim.scenario); "
-            "use --model/--hardware or --fixed-ttft-ms instead"
-        ) from exc
-    scenario = sc.default_scenario() if path is None else sc.load_scenario(path)
+    from twinfer.sim import default_scenario, load_scenario
+
+    scenario = default_scenario()[0] if path is None else load_scenario(path)
     return plan_from_scenario(scenario, fleet)
 
 
 def plan_from_scenario(scenario: Any, fleet: str | None) -> FleetPlan:
-    """A FleetPlan for one fleet of a loaded Scenario (see :mod:`twinfer.sim.scenario`)."""
+    """A FleetPlan for one fleet of a loaded :class:`twinfer.sim.Scenario`."""
     from twinfer.serve.sim_fleet import SimulatedFleet
-    from twinfer.sim import scenario as sc
+    from twinfer.sim.run import build_fleet_sim, load_scenario_model
 
-    fleets = list(scenario.fleets)
-    names = [f.name for f in fleets]
+    names = [f.name for f in scenario.fleets]
     if fleet is None:
-        chosen = fleets[0]
+        chosen = scenario.fleets[0]
     elif fleet in names:
-        chosen = fleets[names.index(fleet)]
+        chosen = scenario.fleets[names.index(fleet)]
     else:
         raise UnknownNameError(
-            f"no fleet named {fleet!r} in the scenario; fleets: {', '.join(names)}"
+            f"no fleet named {fleet!r} in scenario {scenario.name!r}; fleets: {', '.join(names)}"
         )
-    spec = scenario.model_spec if hasattr(scenario, "model_spec") else _load_spec(scenario.model)
+    spec = load_scenario_model(scenario)
+    cost_cache: dict = {}
+    build_fleet_sim(
+        scenario, chosen, model=spec, cost_cache=cost_cache
+    )  # fail early on a bad fleet
 
     def make() -> FleetSim:
-        return SimulatedFleet(sc.build_fleet_sim(scenario, chosen, track_tokens=True))
+        sim, _pricing = build_fleet_sim(
+            scenario, chosen, model=spec, cost_cache=cost_cache, track_tokens=True
+        )
+        return SimulatedFleet(sim)
 
     return FleetPlan(
         make_sim=make,
         model_name=spec.name,
         context_tokens=spec.max_position_embeddings,
-        label=f"scenario fleet {chosen.name}",
+        label=f"{scenario.name}: {chosen.name}",
     )
-
-
-def _load_spec(model: Any) -> Any:
-    from twinfer.models import load_model
-
-    return model if hasattr(model, "max_position_embeddings") else load_model(str(model))
