@@ -54,3 +54,17 @@ def test_two_units_sharing_a_stream_at_once_are_caught(tsp, tiny_model):
     bad = replace(prog, instrs=tuple(clash if i.index == vxm.index else i for i in prog.instrs))
     with pytest.raises(ProgramError, match="stream"):
         verify_schedule(bad, tsp.hop_latency_cycles)
+
+
+def test_a_weight_larger_than_a_hemisphere_spills_into_the_other(tsp):
+    # 20 x 320 rows x 20,000 cols of int8 = 128 MB > one hemisphere (44 x 2.5 MiB = 110 MiB).
+    mm = Instr(index=0, op="matmul", chip=0, unit="MXM", inputs=("token_ids",), outputs=("y",),
+               attrs=(("weight", "w"), ("rows", (0, 6400)), ("cols", (0, 20000)), ("dtype", "int8"),
+                      ("bias", None), ("shape", (1, 6400))))
+    prog = place(Program(model="t", phase="decode", batch=1, seq_len=1, chips=1, instrs=(mm,),
+                         weight_dtype="int8"), tsp)
+    parts = [p for p in prog.placements if p.kind == "weight"]
+    assert [p.tensor for p in parts] == ["w[0:6400,0:20000]#0", "w[0:6400,0:20000]#1"]
+    assert sum(p.num_bytes for p in parts) == 6400 * 20000
+    assert parts[0].slice_first == 0 and parts[0].slice_count == 44 and parts[1].slice_first == 44
+    verify_placement(prog, tsp)

@@ -6,7 +6,9 @@ planes), always the emptier one so both pairs of planes are fed; weights
 are read through bank 0 while KV cache and activations are written through
 bank 1. Activation workspace is the peak of live activation bytes on the
 chip, walking its instructions in program order, with rows capped at the
-chip's resident rows (longer prompts stream through in chunks).
+chip's resident rows (longer prompts stream through in chunks). A tensor
+larger than what is left of its hemisphere spills its tail into the other
+hemisphere: it is then recorded as two placements, ``name#0`` and ``name#1``.
 """
 
 from __future__ import annotations
@@ -79,19 +81,28 @@ def place(prog: Program, chip: Chip) -> Program:
     sb = chip.slice_bytes
     placements: list[Placement] = []
     used = [0] * prog.chips
+    hemi_bytes = half * sb
     for c, items in sorted(_needs(prog, chip).items()):
-        fill = [0, 0]  # bytes used in the west / east hemisphere
-        for tensor, kind, nbytes in items:
-            side = 0 if fill[0] <= fill[1] else 1  # the emptier hemisphere keeps both MXM pairs fed
-            first = side * half + fill[side] // sb
-            count = max(1, math.ceil((fill[side] % sb + nbytes) / sb))
-            placements.append(Placement(tensor=tensor, chip=c, kind=kind, num_bytes=nbytes,
-                                        slice_first=first, slice_count=count, bank=0 if kind == "weight" else 1))
-            fill[side] += nbytes
-        used[c] = fill[0] + fill[1]
+        used[c] = sum(n for _, _, n in items)
         if used[c] > chip.usable_sram_bytes:
             raise CapacityError(
                 f"chip {c} of {prog.model} needs {used[c] / 2**20:.1f} MiB of SRAM but has "
                 f"{chip.usable_sram_bytes / 2**20:.1f} MiB usable; use more chips or smaller dtypes"
             )
+        fill = [0, 0]  # bytes used in the west / east hemisphere
+        for tensor, kind, nbytes in items:
+            side = 0 if fill[0] <= fill[1] else 1  # the emptier hemisphere keeps both MXM pairs fed
+            # A tensor larger than what is left of its hemisphere spills its tail into the other one.
+            if fill[side] >= hemi_bytes:
+                side = 1 - side
+            first_part = min(nbytes, hemi_bytes - fill[side])
+            parts = [(side, first_part, tensor)]
+            if first_part < nbytes:
+                parts = [(side, first_part, tensor + "#0"), (1 - side, nbytes - first_part, tensor + "#1")]
+            for sd, n, name in parts:
+                first = sd * half + fill[sd] // sb
+                count = max(1, math.ceil((fill[sd] % sb + n) / sb))
+                placements.append(Placement(tensor=name, chip=c, kind=kind, num_bytes=n, slice_first=first,
+                                            slice_count=count, bank=0 if kind == "weight" else 1))
+                fill[sd] += n
     return replace(prog, placements=tuple(placements), sram_bytes_per_chip=tuple(used))
