@@ -1,13 +1,18 @@
 """Report sections for one simulation (``twinfer simulate --out DIR``): fleets side by side.
 
-Reads ``summary.json`` as the simulator writes it: ``fleets`` (a list, or a
-mapping name -> summary) of flat per-fleet summaries with the keys of
-:data:`twinfer.sim.results.SUMMARY_KEYS` (``ttft_p50_s``, ``goodput_rps``,
-``pool.<role>.utilisation`` ...), each with ``pools`` (list or mapping) carrying
-sampled ``series_t_s`` / ``series_waiting`` / ``series_running``; and the
-per-request Parquet (``ttft_s``, ``tpot_s``, ``e2e_s``, ``kv_transfer_*_s``,
-with a ``fleet`` column). Tables show the summary's values; charts plot the
-per-request values and the sampled series as they are in the files.
+Reads what the simulator writes (:mod:`twinfer.sim.export`):
+
+* ``summary.json``: ``{"scenario", "seed", "notes", "fleets": [...]}``, one flat
+  summary per fleet with the keys of :data:`twinfer.sim.results.SUMMARY_KEYS`
+  (``ttft_p50_s``, ``goodput_rps``, ``pool.<role>.utilisation`` ...; NaN written
+  as null), and, when recorded, ``inputs`` (model, workload, slo, hardware with
+  sources) and per-fleet ``pools`` (with an ``lpu_partition`` for LPU pools);
+* ``series.json``: ``{fleet: {role: {"t_s": [...], "waiting": [...], "running": [...]}}}``;
+* ``requests.parquet``: per-request ``ttft_s``, ``tpot_s``, ``e2e_s``,
+  ``kv_transfer_*_s`` ... with a ``fleet`` column.
+
+Tables show the summary's values; charts plot the per-request values and the
+sampled series as they are in the files.
 """
 
 from __future__ import annotations
