@@ -10,6 +10,7 @@ import pytest
 from compiler_helpers import make_tsp_spec
 
 from twinfer.lpu.passes import compile_step
+from twinfer.lpu.plan import make_plan
 from twinfer.lpu.step_cost import LPU_DEFAULT_PRECISION, AnalyticLpu, LpuStepCost
 from twinfer.lpu.system import System
 from twinfer.models import load_model
@@ -20,16 +21,9 @@ TOL = 0.01
 
 
 def _check(model, system, cases, plan_kw):
-    first = compile_step(
-        model,
-        system,
-        phase="decode",
-        batch=1,
-        seq_len=8,
-        precision=LPU_DEFAULT_PRECISION,
-        **plan_kw,
-    )
-    est = AnalyticLpu(model, system, first.plan, LPU_DEFAULT_PRECISION)
+    plan = make_plan(model, system.chip, LPU_DEFAULT_PRECISION, chips=system.num_chips, batch=1,
+                     ctx=plan_kw.get("capacity_ctx", 8), tokens=1)
+    est = AnalyticLpu(model, system, plan, LPU_DEFAULT_PRECISION)
     for phase, batch, seq in cases:
         prog = compile_step(
             model,
@@ -37,7 +31,7 @@ def _check(model, system, cases, plan_kw):
             phase=phase,
             batch=batch,
             seq_len=seq,
-            plan=first.plan,
+            plan=plan,
             precision=LPU_DEFAULT_PRECISION,
         ).program
         shape = (
