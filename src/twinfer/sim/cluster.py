@@ -161,6 +161,12 @@ class FleetSim:
         self._arr_i = 0
         self._sample_dt = sample_interval_s
         self._sampling = False
+        self._next_sample = INF
+        #: Instances may run steps inline (no heap events) up to this time. Only aggregated
+        #: fleets without callbacks use it: their instances interact only through arrivals
+        #: (routing reads instance state) and sampling, which bound it. Otherwise -inf.
+        self.horizon = -INF
+        self.inline_ok = self.mode == "aggregated"
 
     # ---- feeding requests ---------------------------------------------------------
     def load_workload(self, arrival_s: Sequence[float], prompt_tokens: Sequence[int], output_tokens: Sequence[int]) -> None:
@@ -183,6 +189,7 @@ class FleetSim:
         r = Request(len(self.requests), t, int(prompt_tokens), int(output_tokens))
         r.user = user
         self.requests.append(r)
+        self.inline_ok = False  # live arrivals sit in the heap: every step must go through it
         self.env.schedule(t, PRIO_ARRIVAL, self._arrive, r)
         self._start_sampling()
         return r
@@ -190,18 +197,23 @@ class FleetSim:
     def _start_sampling(self) -> None:
         if self._sample_dt and not self._sampling:
             self._sampling = True
+            self._next_sample = self.env.now
             self.env.schedule(self.env.now, PRIO_SAMPLE, self._sample, None)
 
     def _sample(self, _: object) -> None:
         now = self.env.now
         for pool in self.pools.values():
+            waiting = pool.waiting + sum(i.waiting for i in pool.instances)
+            held = pool.held + sum(i.held for i in pool.instances)
             pool.series_t.append(now)
-            pool.series_waiting.append(pool.waiting)
-            pool.series_running.append(pool.held - pool.waiting)
+            pool.series_waiting.append(waiting)
+            pool.series_running.append(held - waiting)
         if len(self.env) or self._arr_i < len(self._arr_t):
-            self.env.schedule(now + self._sample_dt, PRIO_SAMPLE, self._sample, None)  # type: ignore[operator]
+            self._next_sample = now + self._sample_dt  # type: ignore[operator]
+            self.env.schedule(self._next_sample, PRIO_SAMPLE, self._sample, None)
         else:
             self._sampling = False
+            self._next_sample = INF
 
     # ---- the loop -------------------------------------------------------------------
     def run_until(self, t_stop: float = INF) -> None:
@@ -210,9 +222,15 @@ class FleetSim:
         heap = env._heap
         arr_t = self._arr_t
         n = len(arr_t)
+        inline = self.inline_ok and self.on_token is None and self.on_first_token is None and self.on_finish is None
         while True:
             i = self._arr_i
             ta = arr_t[i] if i < n else INF
+            if inline:
+                # Steps may end inline up to the next arrival, sample or the stop time (ties: a
+                # step ending exactly then would also run before it in heap order).
+                h = ta if ta < self._next_sample else self._next_sample
+                self.horizon = h if h < t_stop else t_stop
             if heap:
                 top = heap[0]
                 th = top[0]
@@ -228,6 +246,7 @@ class FleetSim:
             r = Request(len(self.requests), ta, self._arr_p[i], self._arr_o[i])
             self.requests.append(r)
             self._arrive(r)
+        self.horizon = -INF
         if t_stop != INF and t_stop > env.now:
             env.now = t_stop
 
@@ -253,12 +272,11 @@ class FleetSim:
             return
         inst = entry.pick(entry.instances, r)
         inst.sched.enqueue(r)
-        entry.change(now, 1, 1)
+        inst.change(now, 1, 1)
         inst.wake()
 
-    def step_result(self, inst: Instance, res: StepResult) -> None:
-        """Apply what one instance's finished step produced."""
-        now = self.env.now
+    def step_result(self, inst: Instance, res: StepResult, now: float) -> None:
+        """Apply what one instance's step, ended at ``now``, produced."""
         if res.first and self.on_first_token is not None:
             for r in res.first:
                 self.on_first_token(r, now)
@@ -268,7 +286,7 @@ class FleetSim:
                 self.completed += 1
                 if self.on_finish is not None:
                     self.on_finish(r, now)
-            pool.change(now, 0, -len(res.finished))
+            inst.change(now, 0, -len(res.finished))
             if pool.role == "decode" and pool.pending:
                 self._drain_pending(inst)
         if res.resumed and self.on_token is not None:
@@ -303,7 +321,8 @@ class FleetSim:
                 dec.last_block = code
                 dec.pending.append((r, src))
                 return
-        dec.change(now, -1, 0)
+        dec.change(now, -1, -1)
+        target.change(now, 0, 1)
         self._start_transfer(r, src, target)
 
     def _drain_pending(self, inst: Instance) -> None:
@@ -316,7 +335,8 @@ class FleetSim:
                 dec.last_block = code
                 return
             dec.pending.popleft()
-            dec.change(now, -1, 0)
+            dec.change(now, -1, -1)
+            inst.change(now, 0, 1)
             self._start_transfer(r, src, inst)
 
     def _start_transfer(self, r: Request, src: Instance, dst: Instance) -> None:
@@ -340,7 +360,7 @@ class FleetSim:
         now = self.env.now
         r.kv_end_s = now
         src.sched.release(r)
-        src.pool.change(now, 0, -1)
+        src.change(now, 0, -1)
         src.wake()
         dst.sched.arrived_remote(r)
         dst.wake()

@@ -22,7 +22,8 @@ class Instance:
     """One instance (a TP x PP GPU group or an LPU system) of a pool."""
 
     __slots__ = ("env", "index", "local_index", "pool", "cost", "sched", "fleet", "busy", "step_start",
-                 "busy_s", "steps", "seqs_sum", "kv_blocked_s", "batch_full_s", "timeline", "_step_time")
+                 "busy_s", "steps", "seqs_sum", "kv_blocked_s", "batch_full_s", "timeline", "_step_time",
+                 "waiting", "held", "_last", "queue_area", "in_system_area")
 
     def __init__(self, env: Environment, index: int, local_index: int, pool: Pool, cost: StepCostModel,
                  sched: Scheduler, fleet: FleetSim, timeline: list | None = None) -> None:
@@ -42,21 +43,47 @@ class Instance:
         self.kv_blocked_s = 0.0
         self.batch_full_s = 0.0
         self.timeline = timeline
+        self.waiting = 0  # requests queued here, not yet admitted
+        self.held = 0  # requests this instance holds (queued, running, or KV reserved/in flight)
+        self._last = 0.0
+        self.queue_area = 0.0  # integral of waiting over this instance's time
+        self.in_system_area = 0.0
+
+    def change(self, now: float, d_waiting: int, d_held: int) -> None:
+        """Integrate this instance's queue counters up to ``now`` and apply a change."""
+        dt = now - self._last
+        if dt > 0.0:
+            self.queue_area += self.waiting * dt
+            self.in_system_area += self.held * dt
+            self._last = now
+        self.waiting += d_waiting
+        self.held += d_held
 
     def wake(self) -> None:
         """Start a step now if the instance is idle and has work."""
         if not self.busy:
-            self._start()
+            self._start(self.env.now)
 
-    def _start(self) -> None:
-        env = self.env
-        now = env.now
-        out = self.sched.schedule(now)
-        if out is None:
-            self.busy = False
+    def _start(self, now: float) -> None:
+        # Steps that end by the fleet's horizon (the next event that could touch this
+        # instance: an arrival, a sample, the run's stop time) run inline, without the heap;
+        # the fleet only sets a horizon when nothing else can interact with this instance.
+        while True:
+            out = self.sched.schedule(now)
+            if out is None:
+                self.busy = False
+                return
+            t_end = self._begin(out, now)
+            if t_end <= self.fleet.horizon:
+                self._finish(out, t_end)
+                now = t_end
+                continue
+            self.env.schedule(t_end, PRIO_STEP_END, self._end, out)
             return
+
+    def _begin(self, out: SchedulerOutput, now: float) -> float:
         if out.admitted or out.preempted:
-            self.pool.change(now, out.preempted - out.admitted, 0)
+            self.change(now, out.preempted - out.admitted, 0)
         if out.chunks:
             idx = self.index
             for r, _ in out.chunks:
@@ -74,10 +101,14 @@ class Instance:
             raise ValueError(f"step-cost model returned a non-positive step time {dt!r} for {out.shape}")
         self.busy = True
         self.step_start = now
-        env.schedule(now + dt, PRIO_STEP_END, self._end, out)
+        return now + dt
 
     def _end(self, out: SchedulerOutput) -> None:
         now = self.env.now
+        self._finish(out, now)
+        self._start(now)
+
+    def _finish(self, out: SchedulerOutput, now: float) -> None:
         dt = now - self.step_start
         self.busy_s += dt
         self.steps += 1
@@ -94,5 +125,4 @@ class Instance:
         if out.members is not None and fleet.on_token is not None:
             fleet.emit_tokens(self, out, now)
         if res is not None:
-            fleet.step_result(self, res)
-        self._start()
+            fleet.step_result(self, res, now)

@@ -154,6 +154,10 @@ def summarize(name: str, sim: FleetSim, cols: dict[str, np.ndarray], pricing: di
         steps = sum(i.steps for i in insts)
         seqs = sum(i.seqs_sum for i in insts)
         pool.change(duration, 0, 0)
+        for i in insts:
+            i.change(duration, 0, 0)
+        q_area = pool.queue_area + sum(i.queue_area for i in insts)
+        h_area = pool.in_system_area + sum(i.in_system_area for i in insts)
         kv_blocked = sum(i.kv_blocked_s for i in insts) + pool.wait_kv_s
         batch_full = sum(i.batch_full_s for i in insts) + pool.wait_batch_s
         price += pr.price_per_hour_usd * len(insts)
@@ -167,8 +171,8 @@ def summarize(name: str, sim: FleetSim, cols: dict[str, np.ndarray], pricing: di
         s[f"{key}.utilisation"] = util
         s[f"{key}.kv_blocked_frac"] = kv_blocked / (duration * len(insts)) if duration > 0 else math.nan
         s[f"{key}.batch_full_frac"] = batch_full / (duration * len(insts)) if duration > 0 else math.nan
-        s[f"{key}.queue_mean"] = pool.queue_area / duration if duration > 0 else math.nan
-        s[f"{key}.in_system_mean"] = pool.in_system_area / duration if duration > 0 else math.nan
+        s[f"{key}.queue_mean"] = q_area / duration if duration > 0 else math.nan
+        s[f"{key}.in_system_mean"] = h_area / duration if duration > 0 else math.nan
         s[f"{key}.kv_capacity_tokens"] = pool.kv_tokens
         s[f"{key}.max_batch_seqs"] = pool.max_seqs
         s[f"{key}.steps"] = steps
@@ -177,8 +181,8 @@ def summarize(name: str, sim: FleetSim, cols: dict[str, np.ndarray], pricing: di
             role=role, hardware=pr.hardware, instances=len(insts), devices_per_instance=pr.devices,
             price_per_hour_usd=pr.price_per_hour_usd, power_idle_w=pr.power_idle_w, power_max_w=pr.power_max_w,
             kv_capacity_tokens=pool.kv_tokens, max_batch_seqs=pool.max_seqs, busy_s=busy, steps=steps,
-            batch_seqs_sum=seqs, kv_blocked_s=kv_blocked, batch_full_s=batch_full, queue_area=pool.queue_area,
-            in_system_area=pool.in_system_area, series_t_s=pool.series_t, series_waiting=pool.series_waiting,
+            batch_seqs_sum=seqs, kv_blocked_s=kv_blocked, batch_full_s=batch_full, queue_area=q_area,
+            in_system_area=h_area, series_t_s=pool.series_t, series_waiting=pool.series_waiting,
             series_running=pool.series_running,
         ))
     s["instances"] = instances
