@@ -184,6 +184,7 @@ class ProgramExecutor:
         self.keep_widened = keep_widened
         self._weights: dict[tuple[Any, ...], K.QuantWeight] = {}
         self._inv_freq = _InvFreqCache()
+        self._prepared: dict[int, tuple[Any, list[Any]]] = {}  # id(program) -> (program, steps)
 
     # -- weights --
     def _shard(
@@ -199,6 +200,20 @@ class ProgramExecutor:
         return w
 
     # -- one program --
+    def _prepare(self, program: Any) -> list[tuple[Any, Callable[..., Any], dict[str, Any]]]:
+        """Instrs in schedule order with their handler and attrs as a dict, once per program."""
+        cached = self._prepared.get(id(program))
+        if cached is not None and cached[0] is program:
+            return cached[1]
+        steps = []
+        for instr in sorted(program.instrs, key=lambda i: (i.start_cycle, i.index)):
+            handler = _HANDLERS.get(instr.op)
+            if handler is None:
+                raise ProgramError(f"instr {instr.index}: unknown op {instr.op!r}")
+            steps.append((instr, handler, dict(instr.attrs)))
+        self._prepared[id(program)] = (program, steps)
+        return steps
+
     def run(self, program: Any, token_ids: np.ndarray) -> StepOutput:
         """Run one prefill or decode program on token ids [B, T] (decode: T = 1)."""
         ids = np.asarray(token_ids, dtype=np.int64)
@@ -225,8 +240,7 @@ class ProgramExecutor:
         ctx = _StepContext(
             program=program, ids=ids, mailbox=mailbox, appended=appended, past_len=past
         )
-        order = sorted(program.instrs, key=lambda i: (i.start_cycle, i.index))
-        for instr in order:
+        for instr, handler, attrs in self._prepare(program):
             space = spaces[instr.chip]
             try:
                 args = [space[name] for name in instr.inputs]
@@ -235,10 +249,7 @@ class ProgramExecutor:
                     f"instr {instr.index} ({instr.op} on chip {instr.chip}) reads {exc.args[0]!r}, "
                     "which that chip does not hold"
                 ) from None
-            handler = _HANDLERS.get(instr.op)
-            if handler is None:
-                raise ProgramError(f"instr {instr.index}: unknown op {instr.op!r}")
-            result = handler(self, ctx, instr, args)
+            result = handler(self, ctx, instr, attrs, args)
             outputs = result if isinstance(result, tuple) else (result,)
             if len(outputs) != len(instr.outputs):
                 raise ProgramError(
@@ -266,41 +277,39 @@ class _StepContext:
     past_len: int  # tokens cached before this step (the same for every KV shard)
 
 
-def _op_embed(ex, ctx, instr, args):
-    name, dtype = instr.attr("weight"), instr.attr("dtype", ctx.program.weight_dtype)
+def _op_embed(ex, ctx, instr, a, args):
+    name, dtype = a.get("weight"), a.get("dtype", ctx.program.weight_dtype)
     table = ex.store.matrix(name, dtype)
-    cols = tuple(instr.attr("cols", (0, table.shape[1])))  # a hidden-column shard of the table
+    cols = tuple(a.get("cols", (0, table.shape[1])))  # a hidden-column shard of the table
     return K.embed(args[0], ex._shard(name, (0, table.shape[0]), cols, dtype))
 
 
-def _op_rmsnorm(ex, ctx, instr, args):
-    return K.rmsnorm(args[0], ex.store.vector(instr.attr("weight")), float(instr.attr("eps")))
+def _op_rmsnorm(ex, ctx, instr, a, args):
+    return K.rmsnorm(args[0], ex.store.vector(a.get("weight")), float(a.get("eps")))
 
 
-def _op_matmul(ex, ctx, instr, args):
-    rows, cols = tuple(instr.attr("rows")), tuple(instr.attr("cols"))
-    w = ex._shard(instr.attr("weight"), rows, cols, instr.attr("dtype", ctx.program.weight_dtype))
-    bias_name = instr.attr("bias")
+def _op_matmul(ex, ctx, instr, a, args):
+    rows, cols = tuple(a.get("rows")), tuple(a.get("cols"))
+    w = ex._shard(a.get("weight"), rows, cols, a.get("dtype", ctx.program.weight_dtype))
+    bias_name = a.get("bias")
     bias = ex.store.vector(bias_name)[rows[0] : rows[1]] if bias_name and cols[0] == 0 else None
     return K.matmul(args[0], w, bias)
 
 
-def _op_rope(ex, ctx, instr, args):
+def _op_rope(ex, ctx, instr, a, args):
     past = ctx.past_len
     t = ctx.ids.shape[1]
     positions = np.tile(past + np.arange(t), ctx.ids.shape[0])
-    head_dim = int(instr.attr("head_dim"))
-    inv = ex._inv_freq.get(
-        head_dim, float(instr.attr("theta")), _scaling_dict(instr.attr("rope_scaling"))
-    )
-    return K.rope(args[0], positions, int(instr.attr("heads")), head_dim, inv)
+    head_dim = int(a.get("head_dim"))
+    inv = ex._inv_freq.get(head_dim, float(a.get("theta")), _scaling_dict(a.get("rope_scaling")))
+    return K.rope(args[0], positions, int(a.get("heads")), head_dim, inv)
 
 
-def _op_attention(ex, ctx, instr, args):
+def _op_attention(ex, ctx, instr, a, args):
     q, k, v = args
     b = ctx.program.batch
-    heads, kv_heads, d = (int(instr.attr(n)) for n in ("heads", "kv_heads", "head_dim"))
-    key = (instr.chip, int(instr.attr("layer")), int(instr.attr("kv_head_offset", 0)), kv_heads)
+    heads, kv_heads, d = (int(a.get(n)) for n in ("heads", "kv_heads", "head_dim"))
+    key = (instr.chip, int(a.get("layer")), int(a.get("kv_head_offset", 0)), kv_heads)
     past = ctx.past_len
     new_k, new_v = _heads_first(k, b, kv_heads, d), _heads_first(v, b, kv_heads, d)
     if key in ctx.appended:  # a replicated KV shard on the same chip: reuse, do not append twice
@@ -328,15 +337,13 @@ def _op_attention(ex, ctx, instr, args):
     return out.reshape(-1, heads * d)
 
 
-def _op_send(ex, ctx, instr, args):
-    ctx.mailbox[(instr.chip, int(instr.attr("peer")), instr.attr("tensor", instr.inputs[0]))] = (
-        args[0]
-    )
+def _op_send(ex, ctx, instr, a, args):
+    ctx.mailbox[(instr.chip, int(a.get("peer")), a.get("tensor", instr.inputs[0]))] = args[0]
     return ()
 
 
-def _op_recv(ex, ctx, instr, args):
-    key = (int(instr.attr("peer")), instr.chip, instr.attr("tensor"))
+def _op_recv(ex, ctx, instr, a, args):
+    key = (int(a.get("peer")), instr.chip, a.get("tensor"))
     if key not in ctx.mailbox:
         raise ProgramError(
             f"instr {instr.index}: recv of {key[2]!r} from chip {key[0]} before its send"
@@ -344,27 +351,27 @@ def _op_recv(ex, ctx, instr, args):
     return ctx.mailbox.pop(key).copy()
 
 
-def _op_last_rows(ex, ctx, instr, args):
+def _op_last_rows(ex, ctx, instr, a, args):
     x = args[0]
-    return x.reshape(int(instr.attr("batch")), int(instr.attr("seq_len")), -1)[:, -1]
+    return x.reshape(int(a.get("batch")), int(a.get("seq_len")), -1)[:, -1]
 
 
 _HANDLERS: dict[str, Callable[..., Any]] = {
     "embed": _op_embed,
     "rmsnorm": _op_rmsnorm,
     "matmul": _op_matmul,
-    "add": lambda ex, ctx, instr, args: K.add(args[0], args[1]),
-    "concat": lambda ex, ctx, instr, args: K.concat(list(args), int(instr.attr("axis", -1))),
-    "split": lambda ex, ctx, instr, args: K.split(
-        args[0], int(instr.attr("axis")), int(instr.attr("start")), int(instr.attr("stop"))
+    "add": lambda ex, ctx, instr, a, args: K.add(args[0], args[1]),
+    "concat": lambda ex, ctx, instr, a, args: K.concat(list(args), int(a.get("axis", -1))),
+    "split": lambda ex, ctx, instr, a, args: K.split(
+        args[0], int(a.get("axis")), int(a.get("start")), int(a.get("stop"))
     ),
     "rope": _op_rope,
     "attention": _op_attention,
-    "silu_mul": lambda ex, ctx, instr, args: K.silu_mul(args[0], args[1]),
+    "silu_mul": lambda ex, ctx, instr, a, args: K.silu_mul(args[0], args[1]),
     "send": _op_send,
     "recv": _op_recv,
     "last_rows": _op_last_rows,
-    "argmax": lambda ex, ctx, instr, args: K.argmax(args[0]),
+    "argmax": lambda ex, ctx, instr, a, args: K.argmax(args[0]),
 }
 
 
