@@ -89,6 +89,7 @@ def test_run_text_output(tmp_path, capsys):
         ("model", ["--token-ids", "1,500"], "outside the model's vocabulary"),
         ("model", ["--token-ids", "1", "--dtype", "int4"], "--dtype"),
         ("model", ["--token-ids", "1", "--hardware", "h100"], "not an LPU"),
+        ("o_bias", ["--token-ids", "1"], "not supported by the LPU compiler"),
     ],
 )
 def test_run_user_errors_exit_2(tmp_path, capsys, setup, args, message):
@@ -97,6 +98,8 @@ def test_run_user_errors_exit_2(tmp_path, capsys, setup, args, message):
         folder.mkdir()
     if setup == "model":
         make_tiny_llama(folder, layers=1)
+    elif setup == "o_bias":  # Llama attention_bias=True also gives o_proj a bias
+        make_tiny_llama(folder, layers=1, attention_bias=True)
     elif setup == "config_only":
         make_tiny_llama(folder, layers=1)
         (folder / "model.safetensors").unlink()

@@ -56,7 +56,7 @@ def run_generation(
 
     from twinfer.errors import ConfigError
     from twinfer.lpu.chip import make_chip
-    from twinfer.lpu.executor import compile_generation, execute_generation
+    from twinfer.lpu.executor import compile_generation, execute_generation, unused_weights
     from twinfer.lpu.weights import WeightStore, checkpoint_spec
     from twinfer.models.ops import Precision
 
@@ -91,6 +91,12 @@ def run_generation(
         spec, chip, chips=chips, batch=1, prompt_len=len(ids),
         max_new_tokens=max_new_tokens, precision=precision,
     )  # fmt: skip
+    unused = unused_weights(compiled, store)
+    if unused:
+        raise ConfigError(
+            f"{folder}: the compiled program does not use {len(unused)} checkpoint tensor(s), e.g. "
+            f"{', '.join(unused[:3])}; this variant of {spec.architecture} is not supported by the LPU compiler"
+        )
     t0 = time.perf_counter()
     gen = execute_generation(compiled, store, np.array([ids]))
     run_s = time.perf_counter() - t0

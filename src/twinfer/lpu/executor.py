@@ -475,6 +475,26 @@ def compile_generation(
     )
 
 
+def unused_weights(compiled: CompiledGeneration, store: WeightStore) -> list[str]:
+    """Checkpoint tensors no compiled program reads (e.g. a bias the compiler does not lower).
+
+    A non-empty list means the programs compute a different function than the
+    checkpoint defines, so their output would silently differ from the model's.
+    """
+    used = set()
+    for prog in compiled.programs:
+        for ins in prog.instrs:
+            for key in ("weight", "bias"):
+                name = ins.attr(key)
+                if name:
+                    used.add(name)
+    if LM_HEAD_NAME in used and store.tie_word_embeddings:
+        used.add("model.embed_tokens.weight")
+    if "model.embed_tokens.weight" in used and store.tie_word_embeddings:
+        used.add(LM_HEAD_NAME)  # a tied checkpoint may store the head too
+    return sorted(n for n in store.checkpoint.names() if n not in used)
+
+
 def execute_generation(
     compiled: CompiledGeneration,
     store: WeightStore,
