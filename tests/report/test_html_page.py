@@ -106,6 +106,7 @@ def test_plan_page_cites_plan_and_sweep(plan_path: Path, tmp_path: Path) -> None
     for i in range(len(plan["candidates"])):
         assert {f"/candidates/{i}/price_per_hour_usd", f"/candidates/{i}/by_rate/2/ttft_s"} <= paths
     assert {"pareto-ttft_s", "pareto-tpot_s", "rate-goodput_rps_run", "rate-choice-price"} <= set(data["figures"])
+    assert not [f for f in data["figures"] if f.startswith(("sweep-", "pareto-sweep"))]  # the plan draws those
 
 
 def test_sweep_page_lists_failures(sweep_dir: Path, tmp_path: Path) -> None:
@@ -128,3 +129,19 @@ def test_nan_in_the_summary_is_shown_not_cited(sim_dir: Path, tmp_path: Path) ->
     data = _data_block(html)
     assert "/fleets/0/tpot_p99_s" not in {n["path"] for n in data["numbers"]}
     assert "/fleets/1/tpot_p99_s" in {n["path"] for n in data["numbers"]}
+
+
+def test_sweep_frontier_compares_scenarios_at_the_same_rate(tmp_path: Path) -> None:
+    """Hand-counted: at rate 1, A (cost 1, lat 1) dominates B (2, 2); C (3, 3) is alone at rate 2."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"scenario_id": n, "status": "ok", "rate_per_s": rate, "cost_per_m_output_tok_usd": c, "ttft_p99_s": c,
+             "params_json": json.dumps({"rate_per_s": rate, "name": n})}
+            for n, rate, c in (("A", 1.0, 1.0), ("B", 1.0, 2.0), ("C", 2.0, 3.0))]
+    (tmp_path / "sweep").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "sweep" / "part-000000.parquet")
+    html = write_report(tmp_path / "sweep", tmp_path / "s.html").read_text()
+    spec = json.loads(re.search(r'data-target="pareto-sweep-fig">(.*?)</script>', html, re.S).group(1))
+    (front,) = [t for t in spec["data"] if t["name"] == "Pareto set"]
+    assert front["x"] == [1.0, 3.0]

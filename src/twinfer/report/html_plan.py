@@ -77,7 +77,7 @@ def _candidates_table(plan: Mapping[str, Any]) -> Section:
     html = note(f"Every simulated candidate at the target rate ({target} req/s). Goodput is DistServe's: the "
                 "highest grid rate the fleet serves within the SLO attainment.")
     return Section("candidates", "Candidates at the target rate", html,
-                   html_after="<details open><summary>candidates</summary>"
+                   html_after=f"<details{' open' if len(rows) <= 12 else ''}><summary>{len(rows)} candidates</summary>"
                    + table(headers, rows, css="candidates") + "</details>")
 
 
@@ -93,6 +93,7 @@ def _pareto(plan: Mapping[str, Any]) -> Section:
         if not sel:
             continue
         power = [c.get("power_max_w") for c, _ in sel]
+        rec = (plan.get("recommended") or {}).get("key")
         colors = [float(p) for p in power if isinstance(p, int | float)]
         figs.append(Figure(f"pareto-{k}", charts.scatter_figure(
             f"Fleet price vs {label} at {target} req/s", "fleet price ($/h)", label,
@@ -100,6 +101,11 @@ def _pareto(plan: Mapping[str, Any]) -> Section:
             labels=[str(c.get("key")) for c, _ in sel],
             color=colors if len(colors) == len(sel) else None,
             color_title="peak power (W)", frontier=[bool(c.get("pareto")) for c, _ in sel], frontier_line=False)))
+        mine = [(c["price_per_hour_usd"], r[k]) for c, r in sel if c.get("key") == rec]
+        if mine:  # the recommended fleet, as a star on top
+            figs[-1].spec["data"].append({
+                "type": "scatter", "mode": "markers", "name": f"recommended: {rec}", "x": [mine[0][0]],
+                "y": [mine[0][1]], "marker": {"symbol": "star", "size": 18, "color": "#000000"}})
     html = note("Feasible fleets at the target rate; the planner's Pareto set (price, TTFT, TPOT, power, all "
                 "minimised) is marked with open diamonds in each 2-D view. Colour: provisioned peak power.")
     if not figs:

@@ -29,7 +29,7 @@ from twinfer.report.html_format import (
 )
 from twinfer.report.html_load import PlanResults, SweepResults
 from twinfer.report.html_page import Figure, Section, render_page
-from twinfer.report.html_plan import MAX_LINES, plan_sections
+from twinfer.report.html_plan import plan_sections
 
 #: Candidate column names, best first, for the quantities the charts need.
 RATE_COLS = ("workload.arrivals.rate_per_s", "rate_per_s", "request_rate_per_s", "target_rate_per_s", "rate")
@@ -78,26 +78,9 @@ def _metric_columns(sweep: SweepResults) -> list[str]:
             and any(is_number(r.get(c)) for r in sweep.rows)]
 
 
-def sweep_sections(sweep: SweepResults, *, max_lines: int = 12) -> list[Section]:
-    """Overview, throughput/goodput vs rate, Pareto (cost vs latency, colour = power), all rows.
-
-    Rate charts draw at most ``max_lines`` configurations (those with the
-    highest peak of the metric); the table and the Parquet files hold all.
-    """
-    cols = list(sweep.columns)
-    ok = _ok_rows(sweep)
-    failed = [(i, r) for i, r in enumerate(sweep.rows) if r.get("status", "ok") != "ok"]
-    rate_col = pick(cols, RATE_COLS)
-    sections = []
-
-    head = note(f"{len(sweep.rows)} scenarios in {len(sweep.files)} Parquet part file(s): {len(ok)} ok, {len(failed)} failed.")
-    if failed:
-        head += table(("row", "scenario", "error"), [
-            (Cell(i), Cell(r.get("scenario_id", "")), Cell(r.get("error", ""))) for i, r in failed[:50]],
-            caption="failed scenarios", css="errors")
-    sections.append(Section("sweep-overview", "Sweep", head, data={"rows": len(sweep.rows), "ok": len(ok),
-                                                                   "failed": len(failed)}))
-
+def _rate_section(cols: list[str], ok: list[tuple[int, dict[str, Any]]], rate_col: str | None,
+                  max_lines: int) -> Section:
+    """Throughput and goodput vs the sweep's request-rate column, one line per configuration."""
     figs = []
     if rate_col:
         groups: dict[str, list[tuple[float, dict[str, Any]]]] = {}
@@ -117,34 +100,70 @@ def sweep_sections(sweep: SweepResults, *, max_lines: int = 12) -> list[Section]
                 figs.append(Figure(f"sweep-rate-{metric}", charts.line_figure(
                     f"{metric} vs request rate", rate_col, metric, series, markers=True)))
     txt = note(f"x = the sweep's request rate column ({rate_col}); one line per configuration (the other "
-               f"overrides), at most {max_lines} per chart: those with the highest peak.") \
-        if figs else note("No request-rate column or throughput metrics in this sweep: rate charts skipped.", kind="warn")
-    sections.append(Section("sweep-rate", "Sweep: throughput and goodput vs request rate", txt, tuple(figs)))
+               f"overrides), at most {max_lines} per chart: those with the highest peak.") if figs else \
+        note("No request-rate column or throughput metrics in this sweep: rate charts skipped.", kind="warn")
+    return Section("sweep-rate", "Sweep: throughput and goodput vs request rate", txt, tuple(figs))
 
+
+def _pareto_section(cols: list[str], ok: list[tuple[int, dict[str, Any]]], rate_col: str | None) -> Section | None:
+    """Cost vs latency of every scenario, coloured by power, the per-rate Pareto frontier marked."""
     cost, lat, power = pick(cols, COST_COLS), pick(cols, LATENCY_COLS), pick(cols, POWER_COLS)
-    if cost and lat:
-        pts = [(i, r) for i, r in ok if is_number(r.get(cost)) and is_number(r.get(lat))]
-        frontier = [not any(q[cost] <= r[cost] and q[lat] <= r[lat] and (q[cost], q[lat]) != (r[cost], r[lat])
-                            for _, q in pts) for _, r in pts]
-        colors = [float(r[power]) for _, r in pts] if power and all(is_number(r.get(power)) for _, r in pts) else None
-        fig = charts.scatter_figure(
-            "Sweep: cost vs latency (Pareto frontier dotted)", cost, lat, x=[r[cost] for _, r in pts],
-            y=[r[lat] for _, r in pts], labels=[f"row {i}: {_config_label(r, None)}" for i, r in pts],
-            color=colors, color_title=power or "", frontier=frontier)
-        sections.append(Section("pareto-sweep", "Pareto frontier of the sweep",
-                                note(f"Each point is one scenario; a point is on the frontier when no other has both "
-                                     f"lower {cost} and lower {lat}. Colour: {power or 'none recorded'}."),
-                                (Figure("pareto-sweep-fig", fig),)))
+    if not (cost and lat):
+        return None
+    pts = [(i, r) for i, r in ok if is_number(r.get(cost)) and is_number(r.get(lat))]
 
-    show = [c for c in cols if c not in ("params_json", "scenario_json", "error")]
+    def rate(r: dict[str, Any]) -> Any:
+        return r.get(rate_col) if rate_col else None
+
+    # Only scenarios at the same request rate compete: a cheap point at a low rate does not beat
+    # a fleet carrying four times the traffic.
+    frontier = [not any(rate(q) == rate(r) and q[cost] <= r[cost] and q[lat] <= r[lat]
+                        and (q[cost], q[lat]) != (r[cost], r[lat]) for _, q in pts) for _, r in pts]
+    colors = [float(r[power]) for _, r in pts] if power and all(is_number(r.get(power)) for _, r in pts) else None
+    fig = charts.scatter_figure(
+        "Sweep: cost vs latency", cost, lat, x=[r[cost] for _, r in pts], y=[r[lat] for _, r in pts],
+        labels=[f"row {i}: {_config_label(r, None)}" for i, r in pts], color=colors, color_title=power or "",
+        frontier=frontier, frontier_line=False)
+    same = f" at the same {rate_col}" if rate_col else ""
+    return Section("pareto-sweep", "Pareto frontier of the sweep",
+                   note(f"Each point is one scenario; a point is on the frontier (open diamond) when no other "
+                        f"scenario{same} has both lower {cost} and lower {lat}. Colour: {power or 'none recorded'}."),
+                   (Figure("pareto-sweep-fig", fig),))
+
+
+def sweep_sections(sweep: SweepResults, *, max_lines: int = 12, with_charts: bool = True) -> list[Section]:
+    """Overview, throughput/goodput vs rate, Pareto (cost vs latency, colour = power), all rows.
+
+    Rate charts draw at most ``max_lines`` configurations (those with the
+    highest peak of the metric); the table and the Parquet files hold all.
+    ``with_charts=False`` keeps only the overview and the rows (a plan's
+    report draws the same data from the plan JSON).
+    """
+    cols = list(sweep.columns)
+    ok = _ok_rows(sweep)
+    failed = [(i, r) for i, r in enumerate(sweep.rows) if r.get("status", "ok") != "ok"]
+    rate_col = pick(cols, RATE_COLS)
+    head = note(f"{len(sweep.rows)} scenarios in {len(sweep.files)} Parquet part file(s): {len(ok)} ok, "
+                f"{len(failed)} failed.")
+    if failed:
+        head += table(("row", "scenario", "error"), [
+            (Cell(i), Cell(r.get("scenario_id", "")), Cell(r.get("error", ""))) for i, r in failed[:50]],
+            caption="failed scenarios", css="errors")
+    sections = [Section("sweep-overview", "Sweep", head,
+                        data={"rows": len(sweep.rows), "ok": len(ok), "failed": len(failed)})]
+    if with_charts:
+        sections.append(_rate_section(cols, ok, rate_col, max_lines))
+        pareto = _pareto_section(cols, ok, rate_col)
+        sections += [pareto] if pareto else []
+
     metric_cols = _metric_columns(sweep)
-    show = [c for c in show if c in metric_cols or c == rate_col or c in ("scenario_id", "status")]
+    show = [c for c in cols if c in metric_cols or c == rate_col or c in ("scenario_id", "status")]
     rows = [[Cell(i)] + [Cell(r.get(c), "sweep", pointer((i, c))) for c in show]
             for i, r in enumerate(sweep.rows[:MAX_TABLE_ROWS])]
     more = note(f"First {MAX_TABLE_ROWS} of {len(sweep.rows)} rows; query all with `twinfer results query`.") \
         if len(sweep.rows) > MAX_TABLE_ROWS else ""
-    sections.append(Section("sweep-rows", "Sweep results", more,
-                            html_after="<details><summary>rows</summary>" + table(["row", *show], rows, css="sweep-table") + "</details>"))
+    sections.append(Section("sweep-rows", "Sweep results", more, html_after=(
+        "<details><summary>rows</summary>" + table(["row", *show], rows, css="sweep-table") + "</details>")))
     return sections
 
 
@@ -153,7 +172,7 @@ def build(res: SweepResults | PlanResults) -> str:
     from twinfer import __version__
 
     if isinstance(res, PlanResults):
-        sections = plan_sections(res) + (sweep_sections(res.sweep, max_lines=MAX_LINES) if res.sweep else [])
+        sections = plan_sections(res) + (sweep_sections(res.sweep, with_charts=False) if res.sweep else [])
         name = res.plan.get("name") or res.path.parent.name
         title, subtitle = f"twinfer plan: {name}", f"model {res.plan.get('model', '?')}, objective {res.plan.get('objective', '?')}"
     else:
