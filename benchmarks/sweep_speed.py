@@ -35,7 +35,7 @@ def base_scenario(trace: Path, max_requests: int | None) -> dict:
         "model": "llama-3-8b",
         "workload": workload,
         "slo": {"ttft_s": 2.0, "tpot_s": 0.1},
-        "fleets": [{"name": "h100", "pools": [{"role": "mixed", "hardware": "h100", "count": 8}]}],
+        "fleets": [{"name": "h100", "pools": {"mixed": {"hardware": "h100", "count": 8}}}],
     }
 
 
@@ -44,8 +44,8 @@ def grid(n: int) -> dict[str, list]:
     side = max(1, round(n ** (1 / 3) + 0.4999))
     return {
         "workload.rate_scale": [round(0.5 + 0.25 * i, 2) for i in range(side)],
-        "fleets.0.pools.0.count": [4 + i for i in range(side)],
-        "fleets.0.pools.0.batching.max_batch_seqs": [32 + 16 * i for i in range(side)],
+        "fleets.0.pools.mixed.count": [4 + i for i in range(side)],
+        "fleets.0.pools.mixed.batching.max_batch_seqs": [32 + 16 * i for i in range(side)],
     }
 
 

@@ -19,10 +19,13 @@ def _secs(v: Any, scale: float = 1.0, unit: str = "s") -> str:
 
 def print_plan(plan: dict[str, Any], top: int = 10) -> None:
     """The terminal view of a plan: best fleets at the target rate, then the choice per rate."""
+    import sys
+
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    con = Console()
+    con = Console(width=None if sys.stdout.isatty() else 140)
     target = f"{plan['target_rate_per_s']:g}"
     pct = plan["slo"]["latency_percentile"]
     s = plan["search"]
@@ -34,11 +37,12 @@ def print_plan(plan: dict[str, Any], top: int = 10) -> None:
     rec = plan["recommended"]["key"] if plan["recommended"] else None
     rows = [c for c in plan["candidates"] if c["by_rate"][target]["feasible"]]
     rows.sort(key=lambda c: (c["key"] != rec, c["price_per_hour_usd"], c["key"]))
-    table = Table(title=f"Feasible fleets at {target} req/s (best {min(top, len(rows))} of {len(rows)})",
+    table = Table(title=f"Feasible fleets at {target} req/s (cheapest {min(top, len(rows))} of {len(rows)})",
                   caption=f"* recommended; TTFT/TPOT at {pct}; SLO = share of requests meeting both; goodput = "
-                          "highest grid rate met (req/s); kW = peak power; P = on the Pareto frontier")
+                          "highest grid rate met (req/s); kW = peak power; P = on the Pareto frontier",
+                  box=box.SIMPLE_HEAD)
     for col in ("", "fleet", "$/h", "dev", "kW", "TTFT", "TPOT", "SLO", "goodput", "$/M tok", "P"):
-        table.add_column(col, justify="left" if col in ("", "fleet") else "right")
+        table.add_column(col, justify="left" if col in ("", "fleet") else "right", no_wrap=col == "fleet")
     for c in rows[:top]:
         r = c["by_rate"][target]
         table.add_row("*" if c["key"] == rec else "", c["key"], _money(c["price_per_hour_usd"]), str(c["devices"]),
@@ -51,9 +55,10 @@ def print_plan(plan: dict[str, Any], top: int = 10) -> None:
     else:
         con.print("[bold red]No fleet in the search space meets the SLOs at the target rate[/]: widen the "
                   "hardware, parallelism, instance counts or limits, or relax the SLOs.")
-    by_rate = Table(title="Choice as the request rate grows")
+    by_rate = Table(title="Choice as the request rate grows", box=box.SIMPLE_HEAD)
     for col in ("req/s", "recommended fleet", "$/h", "devices", "feasible / simulated"):
-        by_rate.add_column(col, justify="left" if col == "recommended fleet" else "right")
+        by_rate.add_column(col, justify="left" if col == "recommended fleet" else "right",
+                           no_wrap=col == "recommended fleet")
     for row in plan["by_rate"]:
         by_rate.add_row(f"{row['rate_per_s']:g}", row["recommended"] or "(none feasible)",
                         _money(row["price_per_hour_usd"]), str(row["devices"] or "-"),

@@ -21,7 +21,7 @@ results_app = typer.Typer(help="Query sweep/plan results (Parquet) with DuckDB S
 
 def _fmt(value: object) -> str:
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.5g}"
     return "" if value is None else str(value)
 
 
@@ -47,15 +47,16 @@ def query_command(
     elif fmt == "json":
         typer.echo(json.dumps([dict(zip(names, r, strict=True)) for r in rows], indent=2, default=str))
     elif fmt == "table":
+        from rich import box
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(caption=f"{len(rows)} rows")
+        table = Table(caption=f"{len(rows)} rows", box=box.SIMPLE_HEAD)
         for name in names:
             table.add_column(name, overflow="fold")
         for r in rows:
             table.add_row(*(_fmt(v) for v in r))
-        Console().print(table)
+        Console(width=None if sys.stdout.isatty() else 200).print(table)
     else:
         raise ConfigError(f"--format {fmt!r}: use table, csv or json")
 
