@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from executor_helpers import LLAMA3_ROPE, greedy_margins, hf_greedy, make_tiny_llama, tiny_chip
 
+from twinfer.lpu import kernels as K
 from twinfer.lpu.executor import (
     ProgramError,
     ProgramExecutor,
@@ -177,3 +178,35 @@ def test_program_reading_a_tensor_its_chip_lacks_is_refused(tmp_path):
     broken = dataclasses.replace(prog, instrs=tuple(i for i in prog.instrs if i is not drop))
     with pytest.raises(ProgramError, match="does not hold"):
         ProgramExecutor(store).run(broken, np.array(PROMPT))
+
+
+def _representable(x, dtype):
+    if dtype == "fp16":
+        return np.array_equal(x, x.astype(np.float16).astype(np.float32))
+    return np.array_equal(x, K.round_bf16(x))
+
+
+def test_round_activations_holds_tensors_in_the_program_activation_dtype(tmp_path):
+    model = make_tiny_llama(tmp_path, layers=4)
+    hf_tokens, hf_logits = hf_greedy(model, PROMPT, NEW_TOKENS)
+    spec = checkpoint_spec(tmp_path)
+    store = WeightStore.open(tmp_path, spec)
+    errors = {}
+    for act in ("fp16", "bf16"):
+        compiled = compile_generation(
+            spec, tiny_chip(300_000), chips=2, batch=len(PROMPT), prompt_len=len(PROMPT[0]),
+            max_new_tokens=NEW_TOKENS, precision=Precision(weights="bf16", activations=act, kv_cache=act),
+        )  # fmt: skip
+        ex = ProgramExecutor(store, round_activations=True)
+        gen = execute_generation(compiled, store, np.array(PROMPT), executor=ex)
+        assert all(_representable(lg, act) for lg in gen.logits)
+        assert all(
+            _representable(k, act) and _representable(v, act) for k, v in ex.cache.entries.values()
+        )
+        errors[act] = max(np.abs(a - b).max() for a, b in zip(gen.logits, hf_logits, strict=True))
+        if act == "fp16":  # 11-bit mantissa: small error, and greedy margins dwarf it
+            assert 1e-4 < errors[act] < 0.1
+            assert greedy_margins(hf_logits).min() > 2 * errors[act]
+            assert np.array_equal(gen.tokens, hf_tokens)
+    # bf16 keeps 8 mantissa bits to fp16's 11: its error must be clearly larger.
+    assert errors["bf16"] > 3 * errors["fp16"]

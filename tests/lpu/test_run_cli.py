@@ -67,9 +67,11 @@ def test_run_token_ids_on_two_chips_without_tokenizer(tmp_path, capsys):
 
 def test_run_text_output(tmp_path, capsys):
     make_tiny_llama(tmp_path, layers=1)
-    rc = main(["run", "--model-dir", str(tmp_path), "--token-ids", "1,2", "--max-new-tokens", "2"])
+    args = ["--token-ids", "1,2", "--max-new-tokens", "2", "--round-activations"]
+    rc = main(["run", "--model-dir", str(tmp_path), *args])
     out = capsys.readouterr().out
     assert rc == 0
+    assert "fp16 weights, fp16 activations" in out
     assert (
         "generated ids (2):" in out
         and "LPU cycle model: prefill" in out

@@ -47,6 +47,7 @@ def run_generation(
     chips: int | None,
     hardware: str,
     dtype: str,
+    round_activations: bool = False,
 ) -> dict[str, Any]:
     """Compile, execute and time one greedy generation; the result as a plain dict."""
     import time
@@ -98,7 +99,7 @@ def run_generation(
             f"{', '.join(unused[:3])}; this variant of {spec.architecture} is not supported by the LPU compiler"
         )
     t0 = time.perf_counter()
-    gen = execute_generation(compiled, store, np.array([ids]))
+    gen = execute_generation(compiled, store, np.array([ids]), round_activations=round_activations)
     run_s = time.perf_counter() - t0
     new = [int(t) for t in gen.tokens[0]]
     decode = compiled.decode_latencies_s
@@ -109,6 +110,7 @@ def run_generation(
         "architecture": spec.architecture,
         "hardware": chip.spec.name,
         "weight_dtype": dtype,
+        "activation_dtype": precision.activations if round_activations else "fp32",
         "chips": plan.num_chips,
         "chips_used": plan.chips_used,
         "tensor_split": plan.tp,
@@ -151,6 +153,13 @@ def run_command(
     dtype: Annotated[
         str, typer.Option("--dtype", help="Weight dtype: fp16, bf16, int8, fp8.")
     ] = "fp16",
+    round_activations: Annotated[
+        bool,
+        typer.Option(
+            "--round-activations",
+            help="Hold activations and KV cache in fp16 as the chip would (default: fp32).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Generate greedily with a real model on the virtual LPU: tokens from the executor, time from the schedule."""
@@ -158,13 +167,13 @@ def run_command(
 
     r = run_generation(
         model_dir, prompt=prompt, token_ids=token_ids, max_new_tokens=max_new_tokens,
-        chips=chips, hardware=hardware, dtype=dtype,
+        chips=chips, hardware=hardware, dtype=dtype, round_activations=round_activations,
     )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(r, indent=2))
         return
     typer.echo(
-        f"{r['model']} ({r['architecture']}, {r['weight_dtype']} weights) on {r['chips']} x {r['hardware']}: "
+        f"{r['model']} ({r['architecture']}, {r['weight_dtype']} weights, {r['activation_dtype']} activations) on {r['chips']} x {r['hardware']}: "
         f"{r['tensor_split']}-way tensor split x {r['pipeline_stages']} pipeline stages"
     )
     typer.echo(

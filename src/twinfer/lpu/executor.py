@@ -176,10 +176,20 @@ class ProgramExecutor:
     only through a ``send``/``recv`` pair. Weight shards are fetched from the
     store in the dtype the instruction names and widened to fp32 once
     (``keep_widened``), which changes speed, not values.
+
+    By default activations stay fp32 (the program contract), so results match
+    an fp32 reference tightly. ``round_activations=True`` instead stores every
+    float tensor an instruction writes (and so the KV cache) in the program's
+    ``activation_dtype`` (fp16 or bf16, rounded to nearest even), while each
+    op still computes internally in fp32, as the chip's VXM and MXM
+    accumulators do: the numerics of the chip as compiled.
     """
 
-    def __init__(self, store: WeightStore, keep_widened: bool = True) -> None:
+    def __init__(
+        self, store: WeightStore, keep_widened: bool = True, round_activations: bool = False
+    ) -> None:
         self.store = store
+        self.round_activations = round_activations
         self.cache = KVCache()
         self.keep_widened = keep_widened
         self._weights: dict[tuple[Any, ...], K.QuantWeight] = {}
@@ -255,6 +265,8 @@ class ProgramExecutor:
                 raise ProgramError(
                     f"instr {instr.index} ({instr.op}) names {len(instr.outputs)} outputs"
                 )
+            if self.round_activations:
+                outputs = tuple(_store_as(v, program.activation_dtype) for v in outputs)
             for name, value in zip(instr.outputs, outputs, strict=True):
                 space[name] = value
         holders = [c for c, sp in spaces.items() if "logits" in sp]
@@ -264,6 +276,17 @@ class ProgramExecutor:
             )
         logits = spaces[holders[0]]["logits"]
         return StepOutput(logits=logits, tokens=K.argmax(logits))
+
+
+def _store_as(value: np.ndarray, dtype: str) -> np.ndarray:
+    """A float tensor as held in SRAM in ``dtype`` (returned as fp32 values); ints untouched."""
+    if value.dtype != np.float32 or dtype == "fp32":
+        return value
+    if dtype == "fp16":
+        return value.astype(np.float16).astype(np.float32)
+    if dtype == "bf16":
+        return K.round_bf16(value)
+    raise ProgramError(f"activation dtype {dtype!r} cannot be emulated (use fp32, fp16 or bf16)")
 
 
 @dataclass
@@ -500,12 +523,13 @@ def execute_generation(
     store: WeightStore,
     prompt: np.ndarray,
     executor: ProgramExecutor | None = None,
+    round_activations: bool = False,
 ) -> Generation:
     """Run a compiled generation on ``prompt`` [B, T]; greedy tokens and logits.
 
     Pass an ``executor`` to reuse its widened weights (its KV cache is reset).
     """
-    executor = executor or ProgramExecutor(store)
+    executor = executor or ProgramExecutor(store, round_activations=round_activations)
     executor.cache = KVCache()
     programs = iter(compiled.programs)
     return greedy_generate(
