@@ -48,11 +48,11 @@ def _overview(plan: Mapping[str, Any]) -> Section:
                      f'<p>{esc(rec.get("why", ""))}</p></div>')
     else:
         parts.append(note("No fleet in the search space met the SLOs at the target rate.", kind="warn"))
-    for key in ("slo", "search", "limits"):
-        if isinstance(plan.get(key), Mapping):
-            parts.append(f"<h3>{esc(key)}</h3>" + kv_table(plan[key], SRC, (key,)))
     head = {k: plan[k] for k in ("name", "model", "objective", "target_rate_per_s") if k in plan}
-    return Section("plan", "Plan", kv_table(head, SRC, ()) + "".join(parts),
+    blocks = [f"<div>{kv_table(head, SRC, ())}</div>"] + [
+        f"<div><h3>{esc(key)}</h3>{kv_table(plan[key], SRC, (key,))}</div>"
+        for key in ("slo", "search", "limits") if isinstance(plan.get(key), Mapping)]
+    return Section("plan", "Plan", "".join(parts) + f'<div class="row">{"".join(blocks)}</div>',
                    data={"recommended": rec.get("key") if isinstance(rec, Mapping) else None,
                          "pareto": list(plan.get("pareto") or [])})
 
