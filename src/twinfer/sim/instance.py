@@ -8,11 +8,20 @@ token unless the fleet asked for per-token callbacks.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
+from twinfer.models.step import StepShape
 from twinfer.perf.base import StepCostModel
 from twinfer.sim.env import PRIO_STEP_END, Environment
-from twinfer.sim.scheduler import BLOCKED_BATCH, BLOCKED_KV, Scheduler, SchedulerOutput
+from twinfer.sim.scheduler import (
+    BLOCKED_BATCH,
+    BLOCKED_KV,
+    TBT_BIN_BASE,
+    TBT_BIN_LOG_STEP,
+    Scheduler,
+    SchedulerOutput,
+)
 
 if TYPE_CHECKING:
     from twinfer.sim.cluster import FleetSim, Pool
@@ -23,7 +32,7 @@ class Instance:
 
     __slots__ = ("env", "index", "local_index", "pool", "cost", "sched", "fleet", "busy", "step_start",
                  "busy_s", "steps", "seqs_sum", "kv_blocked_s", "batch_full_s", "timeline", "_step_time",
-                 "waiting", "held", "_last", "queue_area", "in_system_area")
+                 "waiting", "held", "_last", "queue_area", "in_system_area", "_spare")
 
     def __init__(self, env: Environment, index: int, local_index: int, pool: Pool, cost: StepCostModel,
                  sched: Scheduler, fleet: FleetSim, timeline: list | None = None) -> None:
@@ -48,6 +57,7 @@ class Instance:
         self._last = 0.0
         self.queue_area = 0.0  # integral of waiting over this instance's time
         self.in_system_area = 0.0
+        self._spare: tuple[StepShape, float] | None = None  # a step costed by _fast_decode but not run
 
     def change(self, now: float, d_waiting: int, d_held: int) -> None:
         """Integrate this instance's queue counters up to ``now`` and apply a change."""
@@ -68,8 +78,13 @@ class Instance:
         # Steps that end by the fleet's horizon (the next event that could touch this
         # instance: an arrival, a sample, the run's stop time) run inline, without the heap;
         # the fleet only sets a horizon when nothing else can interact with this instance.
+        sched = self.sched
         while True:
-            out = self.sched.schedule(now)
+            if self.fleet.horizon > now:
+                k = sched.steady_decode_steps()
+                if k:
+                    now = self._fast_decode(now, k)
+            out = sched.schedule(now)
             if out is None:
                 self.busy = False
                 return
@@ -80,6 +95,53 @@ class Instance:
                 continue
             self.env.schedule(t_end, PRIO_STEP_END, self._end, out)
             return
+
+    def _fast_decode(self, now: float, k: int) -> float:
+        """Run up to ``k`` plain decode steps that end by the fleet's horizon; return the new time.
+
+        Does exactly what :meth:`Scheduler.advance_decode` and :meth:`_finish` would do for
+        each step (same float operations, same order), with the state in local variables.
+        """
+        sched = self.sched
+        horizon = self.fleet.horizon
+        step_time = self._step_time
+        n = len(sched.decoding)
+        timeline = self.timeline
+        gk, gv, hist = sched._gap_k, sched._gap_v, sched.tbt_hist
+        dstep, ctx, last = sched.dstep, sched.ctx_sum, sched.last_decode_end
+        log = math.log
+        j = 0
+        start = now
+        for _ in range(k):
+            dt = step_time(StepShape(0, 0, 0, 0, n, ctx))
+            t_end = now + dt
+            if t_end > horizon:
+                self._spare = (StepShape(0, 0, 0, 0, n, ctx), dt)
+                break
+            gap = t_end - last
+            b = int(log(gap / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if gap > TBT_BIN_BASE else 0
+            hist[b] = hist.get(b, 0) + n
+            while gv and gv[-1] <= gap:
+                gv.pop()
+                gk.pop()
+            gk.append(dstep)
+            gv.append(gap)
+            dstep += 1
+            ctx += n
+            last = t_end
+            self.busy_s += t_end - now  # as _finish computes it, so sums match bit for bit
+            if timeline is not None:
+                timeline.append(("step", self.index, now, t_end, 0, n))
+            start = now
+            now = t_end
+            j += 1
+        if j:
+            sched.dstep, sched.ctx_sum, sched.last_decode_end = dstep, ctx, last
+            sched.outstanding -= n * j
+            self.steps += j
+            self.seqs_sum += n * j
+            self.step_start = start
+        return now
 
     def _begin(self, out: SchedulerOutput, now: float) -> float:
         if out.admitted or out.preempted:
@@ -96,7 +158,9 @@ class Instance:
                 r.decode_instance = idx
                 if r.decode_start_s != r.decode_start_s:  # NaN: first decode step ever
                     r.decode_start_s = now
-        dt = self._step_time(out.shape)
+        spare = self._spare
+        dt = spare[1] if spare is not None and spare[0] == out.shape else self._step_time(out.shape)
+        self._spare = None
         if not dt > 0.0:
             raise ValueError(f"step-cost model returned a non-positive step time {dt!r} for {out.shape}")
         self.busy = True

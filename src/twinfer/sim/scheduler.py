@@ -474,6 +474,45 @@ class Scheduler:
         h = self.tbt_hist
         h[b] = h.get(b, 0) + weight
 
+    def steady_decode_steps(self) -> int:
+        """How many next steps are plain decode steps in which nobody joins, leaves or needs a block.
+
+        0 unless the batch is decoding with nothing queued, prefilling or arriving;
+        otherwise the steps before the next finish (and, for the preempt policy,
+        before the next block boundary). The instance may run those steps in a
+        tight loop (:meth:`advance_decode`) with the same result as scheduling each.
+        """
+        if self.waiting or self.prefilling or self.ready or self._fresh or not self.decoding:
+            return 0
+        fh = self._finish_heap
+        while fh and fh[0][3] != fh[0][2].epoch:
+            heapq.heappop(fh)
+        k = fh[0][0] - self.dstep - 1
+        if not self.reserve:
+            bh = self._block_heap
+            while bh and bh[0][3] != bh[0][2].epoch:
+                heapq.heappop(bh)
+            if bh:
+                k = min(k, bh[0][0] - self.dstep)
+        return max(0, k)
+
+    def advance_decode(self, t_end: float, n: int) -> None:
+        """Apply one plain decode step of ``n`` members ending at ``t_end`` (see steady_decode_steps)."""
+        gap = t_end - self.last_decode_end
+        b = int(math.log(gap / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if gap > TBT_BIN_BASE else 0
+        h = self.tbt_hist
+        h[b] = h.get(b, 0) + n
+        gk, gv = self._gap_k, self._gap_v
+        while gv and gv[-1] <= gap:
+            gv.pop()
+            gk.pop()
+        gk.append(self.dstep)
+        gv.append(gap)
+        self.dstep += 1
+        self.ctx_sum += n
+        self.outstanding -= n
+        self.last_decode_end = t_end
+
     def tokens_of(self, r: Request) -> int:
         """Output tokens ``r`` has emitted so far (resolves the lazy decode count)."""
         return self._generated_now(r) if r.where == 3 else r.generated
