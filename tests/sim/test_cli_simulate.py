@@ -1,0 +1,54 @@
+"""``twinfer simulate`` end to end on a tiny scenario with the real GPU backend."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+
+from twinfer.cli import main
+
+SCENARIO = """
+model: llama-3-8b
+workload:
+  num_requests: 60
+  arrivals: {kind: poisson, rate_per_s: 10}
+  prompt_tokens: {kind: uniform, low: 100, high: 800}
+  output_tokens: {kind: uniform, low: 1, high: 50}
+slo: {ttft_s: 0.5, tpot_s: 0.05}
+fleets:
+  - name: colo
+    pools: {mixed: {hardware: h100, count: 2}}
+  - name: pd
+    pools:
+      prefill: {hardware: h100, count: 1}
+      decode: {hardware: h200, count: 1, batching: {policy: continuous}}
+    kv_link: {name: ib-ndr, count: 2, layerwise: true}
+"""
+
+
+def test_simulate_writes_parquet_summary_and_trace(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text(SCENARIO)
+    out = tmp_path / "out"
+    rc = main(["simulate", str(f), "--seed", "3", "--out", str(out), "--trace", str(out / "tl.json")])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "colo" in text and "pd" in text
+    table = pq.read_table(out / "requests.parquet")
+    assert table.num_rows == 120 and table.column_names[0] == "fleet"
+    summary = json.loads((out / "summary.json").read_text())
+    assert [s["fleet"] for s in summary["fleets"]] == ["colo", "pd"]
+    assert all(s["completed"] == 60 for s in summary["fleets"])
+    assert summary["fleets"][1]["kv_bytes_transferred"] > 0
+    trace = json.loads((out / "tl.json").read_text())
+    kinds = {e["name"].split()[0] for e in trace["traceEvents"] if e["ph"] == "X"}
+    assert {"prefill", "decode", "KV"} <= kinds
+
+
+def test_bad_scenario_is_one_clear_error(tmp_path, capsys):
+    f = tmp_path / "bad.yaml"
+    f.write_text(SCENARIO.replace("count: 2}", "count: 2, batching: {policy: fifo}}"))
+    assert main(["simulate", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "fifo" in err and "Traceback" not in err
