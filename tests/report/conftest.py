@@ -24,3 +24,14 @@ def sweep_dir(tmp_path: Path) -> Path:
 def plan_path(tmp_path: Path) -> Path:
     """A plan JSON with its sweep beside it."""
     return write_plan(tmp_path / "plan")
+
+
+@pytest.fixture(scope="session")
+def real_sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``twinfer simulate tests/data/report/tiny-scenario.yaml --out DIR`` run by the real simulator."""
+    from twinfer.cli import main
+
+    out = tmp_path_factory.mktemp("real") / "sim"
+    scenario = Path(__file__).resolve().parents[1] / "data" / "report" / "tiny-scenario.yaml"
+    assert main(["simulate", str(scenario), "--out", str(out)]) == 0
+    return out

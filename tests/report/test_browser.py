@@ -155,3 +155,13 @@ def test_png_decoder_against_known_colours(tmp_path: Path, browser: Chromium) ->
     for i, c in enumerate(colours):
         assert tuple(px[25 + 50 * i, 150, :3]) == c
     assert distinct_colours(px) == 4
+
+
+def test_report_of_the_real_simulator_in_browser(real_sim_dir: Path, tmp_path: Path, browser: Chromium) -> None:
+    """The same checks on files written by `twinfer simulate --out` (tiny scenario, three fleets)."""
+    loaded = _load(browser, write_report(real_sim_dir, tmp_path / "real.html"))
+    assert browser.errors() == []
+    assert {u.split(":", 1)[0] for u in browser.requested_urls()} <= {"file", "data"}
+    assert len(loaded["charts"]) >= 8 and all(ch["rendered"] and ch["traces"] >= 1 for ch in loaded["charts"])
+    summary = json.loads((real_sim_dir / "summary.json").read_text())
+    assert _check_cells(loaded["cells"], {"summary.json": summary}) > 100

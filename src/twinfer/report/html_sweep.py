@@ -58,14 +58,21 @@ def _ok_rows(sweep: SweepResults) -> list[tuple[int, dict[str, Any]]]:
     return [(i, r) for i, r in enumerate(sweep.rows) if r.get("status", "ok") == "ok"]
 
 
-def _config_label(row: Mapping[str, Any], rate_col: str | None) -> str:
-    """A configuration's label: its overrides except the request rate (from ``params_json``)."""
+def _config_label(row: Mapping[str, Any], rate_col: str | None, *, short: bool = True) -> str:
+    """A configuration's label: its overrides except the request rate (from ``params_json``).
+
+    When the row names its fleet (the simulator's ``fleet`` metric), overrides of
+    the fleet's definition (``fleets.*``) are replaced by that name, which is
+    shorter (``short=False`` keeps them: the key that tells configurations apart).
+    """
     try:
         params = json.loads(row.get("params_json") or "{}")
     except (TypeError, json.JSONDecodeError):
         params = {}
-    items = [f"{k}={v}" for k, v in sorted(params.items()) if k != rate_col]
-    return ", ".join(items) or "all"
+    fleet = row.get("fleet") if short else None
+    items = [f"{k}={v}" for k, v in sorted(params.items())
+             if k != rate_col and not (isinstance(fleet, str) and k.startswith("fleets."))]
+    return ", ".join(([fleet] if isinstance(fleet, str) else []) + items) or "all"
 
 
 def _metric_columns(sweep: SweepResults) -> list[str]:
@@ -84,9 +91,14 @@ def _rate_section(cols: list[str], ok: list[tuple[int, dict[str, Any]]], rate_co
     figs = []
     if rate_col:
         groups: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+        names: dict[str, str] = {}
         for _, r in ok:
             if is_number(r.get(rate_col)):
-                groups.setdefault(_config_label(r, rate_col), []).append((float(r[rate_col]), r))
+                key = _config_label(r, rate_col, short=False)
+                groups.setdefault(key, []).append((float(r[rate_col]), r))
+                names[key] = _config_label(r, rate_col)
+        if len(set(names.values())) < len(names):  # short labels collide: keep the full ones
+            names = {k: k for k in names}
         for metric in THROUGHPUT_COLS:
             if metric not in cols:
                 continue
@@ -94,7 +106,7 @@ def _rate_section(cols: list[str], ok: list[tuple[int, dict[str, Any]]], rate_co
             for label, pts in groups.items():
                 pts = sorted((p for p in pts if is_number(p[1].get(metric))), key=lambda p: p[0])
                 if pts:
-                    series.append((label, [p[0] for p in pts], [p[1][metric] for p in pts]))
+                    series.append((names[label], [p[0] for p in pts], [p[1][metric] for p in pts]))
             series = sorted(series, key=lambda s: -max(s[2]))[:max_lines]
             if series:
                 figs.append(Figure(f"sweep-rate-{metric}", charts.line_figure(
