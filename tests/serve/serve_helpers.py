@@ -79,3 +79,51 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def write_tiny_llama(
+    folder, *, vocab: int = 128, hidden: int = 64, layers: int = 2, seed: int = 0
+) -> None:
+    """A random 2-layer Llama checkpoint (config.json + model.safetensors) written with numpy only.
+
+    Weights are N(0, 0.3) (std 0.3 keeps greedy decoding of a random model from collapsing onto one
+    token, shared/reference/tooling-notes.md) and bf16-representable, stored as float32.
+    """
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    heads, kv_heads, head_dim, inter = 4, 2, hidden // 4, 2 * hidden
+
+    def w(*shape):
+        x = (rng.standard_normal(shape) * 0.3).astype(np.float32)
+        return (x.view(np.uint32) & np.uint32(0xFFFF0000)).view(
+            np.float32
+        )  # truncate to bf16 values
+
+    tensors = {
+        "model.embed_tokens.weight": w(vocab, hidden),
+        "lm_head.weight": w(vocab, hidden),
+        "model.norm.weight": 1 + w(hidden),
+    }
+    for i in range(layers):
+        p = f"model.layers.{i}"
+        tensors |= {
+            f"{p}.input_layernorm.weight": 1 + w(hidden), f"{p}.post_attention_layernorm.weight": 1 + w(hidden),
+            f"{p}.self_attn.q_proj.weight": w(heads * head_dim, hidden),
+            f"{p}.self_attn.k_proj.weight": w(kv_heads * head_dim, hidden),
+            f"{p}.self_attn.v_proj.weight": w(kv_heads * head_dim, hidden),
+            f"{p}.self_attn.o_proj.weight": w(hidden, heads * head_dim),
+            f"{p}.mlp.gate_proj.weight": w(inter, hidden), f"{p}.mlp.up_proj.weight": w(inter, hidden),
+            f"{p}.mlp.down_proj.weight": w(hidden, inter),
+        }  # fmt: skip
+    save_file(tensors, str(folder / "model.safetensors"))
+    config = {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden,
+        "intermediate_size": inter, "num_hidden_layers": layers, "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads, "vocab_size": vocab, "max_position_embeddings": 256,
+        "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "tie_word_embeddings": False, "torch_dtype": "float32",
+    }  # fmt: skip
+    (folder / "config.json").write_text(json.dumps(config))

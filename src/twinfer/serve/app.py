@@ -15,7 +15,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -51,17 +51,50 @@ class ServeConfig:
     fleet_label: str = "fixed-latency"  # what paces the tokens (sent in x-twinfer-fleet)
 
 
-class TextSource:
-    """Token text for one request; the default is deterministic synthetic words."""
+class TokenTexts(Protocol):
+    """The text of one request's tokens, by index (awaited: a model may still be computing it)."""
 
-    def start(self, req: GenerationRequest) -> Callable[[int], str]:
-        """A function from token index to token text for ``req``."""
-        text = SyntheticText(
+    async def get(self, index: int) -> str:
+        """Text of token ``index``."""
+        ...
+
+    def close(self) -> None:
+        """The request is over; stop producing text."""
+        ...
+
+
+class SyntheticTokens:
+    """Deterministic synthetic words (twinfer.serve.text.SyntheticText), available at once."""
+
+    def __init__(self, req: GenerationRequest) -> None:
+        self._text = SyntheticText(
             request_seed(req.kind, req.prompt_text, str(req.max_tokens)),
             req.max_tokens,
             leading_space=req.kind != "chat",
         )
-        return text.token
+
+    async def get(self, index: int) -> str:
+        """Word ``index`` of the answer."""
+        return self._text.token(index)
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
+class TextSource(Protocol):
+    """Where token text comes from (synthetic words, or a model: twinfer.serve.model_text)."""
+
+    def start(self, req: GenerationRequest) -> TokenTexts:
+        """The token texts of ``req``."""
+        ...
+
+
+class SyntheticTextSource:
+    """The default: deterministic synthetic words."""
+
+    def start(self, req: GenerationRequest) -> TokenTexts:
+        """The token texts of ``req``."""
+        return SyntheticTokens(req)
 
 
 @dataclass
@@ -133,7 +166,7 @@ def create_app(
 ) -> FastAPI:
     """The FastAPI app; ``make_sim`` builds the fleet when the server's loop starts."""
     counter_: TokenCounter = counter or ApproxTokenCounter()
-    source: TextSource = text_source or TextSource()
+    source: TextSource = text_source or SyntheticTextSource()
     models = {config.model_name: config.context_tokens}
     traces: collections.OrderedDict[str, _Trace] = collections.OrderedDict()
     state: dict[str, Any] = {"fleet": None, "next_id": 0, "created": int(time.time())}
@@ -158,6 +191,10 @@ def create_app(
             "twinfer_simulated_time_seconds": (
                 "The simulated fleet's clock.",
                 lambda: fleet().sim_now(),
+            ),
+            "twinfer_asyncio_tasks": (
+                "Tasks alive on the server's event loop (a leak shows as growth while idle).",
+                lambda: len(asyncio.all_tasks()),
             ),
         }
     )
@@ -293,7 +330,7 @@ def create_app(
 async def _token_pieces(
     req: GenerationRequest,
     paced: PacedRequest,
-    token_text: Callable[[int], str],
+    token_text: TokenTexts,
     started: float,
     metrics: ServerMetrics,
     trace: _Trace,
@@ -313,7 +350,7 @@ async def _token_pieces(
                 trace.first_token_late_s = late
             trace.max_token_late_s = max(trace.max_token_late_s, late)
             metrics.completion_tokens += 1
-            piece, stopped = scanner.feed(token_text(event.index))
+            piece, stopped = scanner.feed(await token_text.get(event.index))
             if stopped:
                 trace.finish_reason = "stop"
                 yield piece, True
@@ -323,6 +360,7 @@ async def _token_pieces(
                 piece += scanner.flush()
             yield piece, False
     finally:
+        token_text.close()
         if not paced.done:  # stop sequence hit, client gone, or server shutting down
             paced.cancel()
             metrics.cancelled += 1

@@ -113,7 +113,9 @@ class SimulatedFleet:
                 sched.outstanding -= r.prefill_target - r.computed + r.output_tokens - r.generated
                 sched.free_blocks += r.blocks
                 r.blocks = 0
-                inst.pool.change(at_s, -1, -1)
+                # queue counters live on the instance (newer simulator) or on its pool
+                counters = inst if hasattr(inst, "change") else inst.pool
+                counters.change(at_s, -1, -1)
                 r.where = DONE
                 return True
         return False
