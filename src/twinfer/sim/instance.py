@@ -110,6 +110,9 @@ class Instance:
         gk, gv, hist = sched._gap_k, sched._gap_v, sched.tbt_hist
         dstep, ctx, last = sched.dstep, sched.ctx_sum, sched.last_decode_end
         log = math.log
+        exp = math.exp
+        busy = self.busy_s
+        cur_b, cur_w, lo, hi = -1, 0, 0.0, 0.0  # histogram bin being filled, and its safe interior
         j = 0
         start = now
         for _ in range(k):
@@ -119,8 +122,18 @@ class Instance:
                 self._spare = (StepShape(0, 0, 0, 0, n, ctx), dt)
                 break
             gap = t_end - last
-            b = int(log(gap / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if gap > TBT_BIN_BASE else 0
-            hist[b] = hist.get(b, 0) + n
+            if lo < gap < hi:  # strictly inside the current bin: the log formula would give cur_b
+                cur_w += n
+            else:
+                if cur_w:
+                    hist[cur_b] = hist.get(cur_b, 0) + cur_w
+                cur_b = int(log(gap / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if gap > TBT_BIN_BASE else 0
+                cur_w = n
+                if cur_b > 0:  # margins of 1e-9 dwarf float error in the formula (~1e-15)
+                    lo = TBT_BIN_BASE * exp((cur_b - 1) * TBT_BIN_LOG_STEP) * (1 + 1e-9)
+                    hi = TBT_BIN_BASE * exp(cur_b * TBT_BIN_LOG_STEP) * (1 - 1e-9)
+                else:
+                    lo = hi = 0.0
             while gv and gv[-1] <= gap:
                 gv.pop()
                 gk.pop()
@@ -129,15 +142,18 @@ class Instance:
             dstep += 1
             ctx += n
             last = t_end
-            self.busy_s += t_end - now  # as _finish computes it, so sums match bit for bit
+            busy += t_end - now  # the same additions as _finish makes, so sums match bit for bit
             if timeline is not None:
                 timeline.append(("step", self.index, now, t_end, 0, n))
             start = now
             now = t_end
             j += 1
+        if cur_w:
+            hist[cur_b] = hist.get(cur_b, 0) + cur_w
         if j:
             sched.dstep, sched.ctx_sum, sched.last_decode_end = dstep, ctx, last
             sched.outstanding -= n * j
+            self.busy_s = busy
             self.steps += j
             self.seqs_sum += n * j
             self.step_start = start
