@@ -70,3 +70,35 @@ def test_corrupt_results_file_is_a_one_line_error(real_sim_dir: Path, tmp_path: 
     assert main(["report", str(copy), "-o", str(tmp_path / "r.html")]) == 2
     err = capsys.readouterr().err
     assert bad in err and "Traceback" not in err
+
+
+def test_recorded_inputs_make_the_report_stand_alone(real_sim_dir: Path, tmp_path: Path) -> None:
+    """With the ``inputs`` block (as `twinfer simulate` should write it), nothing is filled in from presets."""
+    import shutil
+
+    from twinfer.hardware import get_hardware
+    from twinfer.report.html_inputs_doc import inputs_document
+    from twinfer.sim import load_scenario
+    from twinfer.sim.run import build_scenario_workload, load_scenario_model
+
+    scen = load_scenario(DATA / "tiny-scenario.yaml")
+    inputs = inputs_document(scen, load_scenario_model(scen), build_scenario_workload(scen, 0))
+    copy = tmp_path / "copy"
+    shutil.copytree(real_sim_dir, copy)
+    summary = json.loads((copy / "summary.json").read_text())
+    summary["inputs"] = inputs
+    (copy / "summary.json").write_text(json.dumps(summary))
+    html = write_report(copy, tmp_path / "r.html").read_text()
+    data = _data_block(html)
+    assert "installed preset" not in html and "do not record the LPU partition" not in html
+    cited = {n["path"]: n["value"] for n in data["numbers"]}
+    assert {n["src"] for n in data["numbers"]} == {"summary.json"}
+    # The H100's memory bandwidth is shown as recorded, next to its source.
+    h100 = get_hardware("h100")
+    assert cited[f"/inputs/hardware/{h100.name}/mem_bw_bytes_per_s"] == h100.mem_bw_bytes_per_s
+    assert h100.sources["mem_bw_bytes_per_s"] in html.replace("&#x27;", "'")
+    # The LPU fleet's partition: used chips = tensor split x stages, each chip within its SRAM.
+    part = inputs["fleets"]["lpu"]["pools"]["mixed"]["lpu_partition"]
+    assert cited["/inputs/fleets/lpu/pools/mixed/lpu_partition/chips_used"] == part["tp"] * len(part["stages"])
+    assert all(st["bytes_per_chip"] <= part["capacity_bytes"] for st in part["stages"])
+    assert any(f.startswith("lpu-sram-") for f in data["figures"])

@@ -89,14 +89,26 @@ def inputs_section(summary: Mapping[str, Any], src: str, fleets: Fleets | None =
             parts.append(f"<h3>{esc(key)}</h3>" + kv_table(value, src, (*base, key)))
         elif value is not None:
             parts.append(f"<h3>{esc(key)}</h3>" + table(("field", "value"), [(Cell(key), Cell(value, src, pointer((*base, key))))]))
-    hardware = root.get("hardware")
     recorded: set[str] = set()
-    if isinstance(hardware, Mapping):
-        parts.append("<h3>hardware</h3>")
-        for name, spec in hardware.items():
-            if isinstance(spec, Mapping):
-                recorded.add(str(name))
-                parts.append(_hardware_table(str(name), spec, src, (*base, "hardware", name)))
+    for group in ("hardware", "links"):
+        specs = root.get(group)
+        if isinstance(specs, Mapping) and specs:
+            parts.append(f"<h3>{group}</h3>")
+            for name, spec in specs.items():
+                if isinstance(spec, Mapping):
+                    recorded.add(str(name))
+                    parts.append(_hardware_table(str(name), spec, src, (*base, group, name)))
+    configs = root.get("fleets")
+    if isinstance(configs, Mapping) and configs:
+        parts.append("<h3>fleets</h3>")
+        for name, cfg in configs.items():
+            if not isinstance(cfg, Mapping):
+                continue
+            shown = {k: v for k, v in cfg.items() if k != "pools"}
+            shown["pools"] = {r: {k: v for k, v in p.items() if k != "lpu_partition"}
+                              for r, p in (cfg.get("pools") or {}).items() if isinstance(p, Mapping)}
+            parts.append(f"<details><summary>{esc(name)}</summary>"
+                         f"{kv_table(shown, src, (*base, 'fleets', name))}</details>")
     missing = [n for n in _hardware_names(fleets or []) if n not in recorded]
     if missing:
         parts.append(note("The results name hardware they do not describe; shown below from this twinfer "
@@ -208,12 +220,23 @@ def lpu_section(fleets: Fleets, summary: Mapping[str, Any] | None = None) -> Sec
         return Section("lpu", "LPU partition", note("No LPU pool in these results."))
     parts, figs, done = [], [], {}
     model = _model_name(summary or {})
+    root, root_path = _inputs_root(summary or {})
+    configs = root.get("fleets")
+    configs = configs if isinstance(configs, Mapping) else {}
     for i, (fname, path, pool) in enumerate(pools):
         part = pool.get("lpu_partition")
-        label = f"{fname}: {pool.get('role', 'pool')} on {pool.get('hardware', 'LPU')}"
+        role = str(pool.get("role", "pool"))
+        label = f"{fname}: {role} on {pool.get('hardware', 'LPU')}"
         src, base = "summary.json", (*path, "lpu_partition")
+        fleet_cfg = configs.get(fname)
+        pools_cfg = fleet_cfg.get("pools") if isinstance(fleet_cfg, Mapping) else None
+        config = pools_cfg.get(role) if isinstance(pools_cfg, Mapping) else None
+        config = config if isinstance(config, Mapping) else {}
+        if not isinstance(part, Mapping) and isinstance(config.get("lpu_partition"), Mapping):
+            part = config["lpu_partition"]
+            base = (*root_path, "fleets", fname, "pools", role, "lpu_partition")
         if not isinstance(part, Mapping):
-            chips = pool.get("chips", pool.get("devices_per_instance"))
+            chips = config.get("chips", pool.get("chips", pool.get("devices_per_instance")))
             key = (model, pool.get("hardware"), chips)
             try:
                 if model is None:
