@@ -145,3 +145,15 @@ def test_sweep_frontier_compares_scenarios_at_the_same_rate(tmp_path: Path) -> N
     spec = json.loads(re.search(r'data-target="pareto-sweep-fig">(.*?)</script>', html, re.S).group(1))
     (front,) = [t for t in spec["data"] if t["name"] == "Pareto set"]
     assert front["x"] == [1.0, 3.0]
+
+
+def test_sampled_utilisation_gets_its_own_chart(sim_dir: Path, tmp_path: Path) -> None:
+    series = json.loads((sim_dir / "series.json").read_text())
+    pool = series["colocated-h100"]["mixed"]
+    pool["busy"] = [0.5] * len(pool["t_s"])
+    (sim_dir / "series.json").write_text(json.dumps(series))
+    html = write_report(sim_dir, tmp_path / "r.html").read_text()
+    spec = json.loads(re.search(r'data-target="pool-util-0">(.*?)</script>', html, re.S).group(1))
+    assert [t["name"] for t in spec["data"]] == ["mixed (h100) busy"]
+    counts = json.loads(re.search(r'data-target="pool-series-0">(.*?)</script>', html, re.S).group(1))
+    assert [t["name"] for t in counts["data"]] == ["mixed (h100) waiting", "mixed (h100) running"]

@@ -54,6 +54,8 @@ KEY_METRICS: tuple[tuple[str, str], ...] = (
     ("tokens_per_s_per_mw", "output tokens/s per MW"),
 )
 LATENCY_PREFIXES = ("ttft_", "tpot_", "tbt_", "e2e_", "queue_")
+#: series.json keys holding fractions of time (plotted on their own axis), not request counts.
+FRACTION_SERIES = ("busy", "util")
 KV_KEYS = ("kv_bytes_transferred", "kv_link_utilisation")
 COST_KEYS = ("price_per_hour_usd", "cost_per_m_output_tok_usd", "energy_j", "avg_power_w",
              "energy_per_output_tok_j", "tokens_per_s_per_mw")
@@ -161,9 +163,15 @@ def _pools_section(res: SimResults, fleets: list[tuple[str, str | int, dict[str,
     figs = []
     for i, (name, _fk, f) in enumerate(fleets):
         series = _pool_series(res, name, f)
-        if series:
+        # Fractions (busy / utilisation samples, when the simulator writes them) get their own 0-1 axis.
+        frac = [x for x in series if x[0].rsplit(" ", 1)[-1].startswith(FRACTION_SERIES)]
+        counts = [x for x in series if x not in frac]
+        if counts:
             figs.append(Figure(f"pool-series-{i}", charts.line_figure(
-                f"{name}: requests per pool over time", "simulated time (s)", "requests", series, step=True)))
+                f"{name}: requests per pool over time", "simulated time (s)", "requests", counts, step=True)))
+        if frac:
+            figs.append(Figure(f"pool-util-{i}", charts.line_figure(
+                f"{name}: utilisation per pool over time", "simulated time (s)", "busy fraction", frac, step=True)))
     html = note("Running = sequences in a batch; waiting = queued at the pool, as sampled by the simulator "
                 "(series.json). In the table, utilisation is the mean busy fraction of the pool's instances; "
                 "kv_blocked_frac and batch_full_frac the time a request waited only for KV space or a batch slot.")
