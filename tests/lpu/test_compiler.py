@@ -108,3 +108,29 @@ def test_too_few_chips_names_the_minimum(tiny_model):
         tiny_model, System(chip, need), phase="decode", batch=1, seq_len=8, precision=INT8
     )
     assert ok.plan.chips_used == need
+
+
+def test_chunked_prefill_pipelines_across_stages(tiny_model):
+    chip = make_tiny_chip(sram_bytes=1 << 20)
+    system = System(chip, 8)
+    whole = compile_step(tiny_model, system, phase="prefill", batch=1, seq_len=1000, precision=INT8)
+    chunked = compile_step(tiny_model, system, phase="prefill", batch=1, seq_len=1000, precision=INT8,
+                           plan=whole.plan, prefill_chunk=400).program
+    att = [i for i in chunked.instrs if i.op == "attention" and i.attr("layer") == 0 and i.chip == 2]
+    assert [(i.attr("pos_offset"), i.attr("shape")[0]) for i in att] == [(0, 400), (400, 400), (800, 200)]
+    rows = next(i for i in chunked.instrs if i.op == "last_rows")
+    assert (rows.attr("batch"), rows.attr("seq_len")) == (1, 200)
+    # Pipelining: the layer-1 stage (chips 4-5) starts on chunk 0 before the layer-0 stage (chips 2-3)
+    # has finished all chunks.
+    assert [s.first_block for s in whole.plan.stages] == [0, 1, 2, 3]
+    layer1_start = min(i.start_cycle for i in chunked.instrs if i.chip in (4, 5) and i.op == "rmsnorm")
+    layer0_end = max(i.end_cycle for i in chunked.instrs if i.chip in (2, 3))
+    assert layer1_start < layer0_end
+    assert chunked.schedule_cycles < whole.program.schedule_cycles
+    assert chunked.get_meta("prefill_chunk") == 400
+
+
+def test_chunking_applies_to_batch_one_prefill_only(tsp, tiny_model):
+    prog = compile_step(tiny_model, System(tsp, 1), phase="prefill", batch=2, seq_len=8, precision=INT8,
+                        prefill_chunk=4).program
+    assert not any(i.attr("role") == "chunk" for i in prog.instrs)

@@ -19,6 +19,7 @@ def compile_command(
     trace: Annotated[str | None, typer.Option("--trace", help="Write the decode schedule as Chrome trace JSON (Perfetto).")] = None,
     trace_chips: Annotated[int, typer.Option("--trace-chips", help="Chips to include in the trace (the first N).")] = 16,
     trace_phase: Annotated[str, typer.Option("--trace-phase", help="Which program to trace: decode or prefill.")] = "decode",
+    prefill_chunk: Annotated[int | None, typer.Option("--prefill-chunk", help="Cut a batch-1 prompt into chunks of N tokens pipelined across stages (multiplies instructions and compile time by ~prompt/N).")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", help="Override a chip micro-architecture parameter, NAME=VALUE (repeatable; see twinfer.lpu.chip.PARAM_SOURCES).")] = None,
 ) -> None:
     """Compile prefill and decode of MODEL onto an LPU system: partition plan, SRAM per chip, latencies."""
@@ -47,7 +48,7 @@ def compile_command(
     chip = with_params(make_chip(hardware), **overrides) if overrides else None
     spec = load_model(model)
     cm = compile_model(spec, hardware, chips=chips, batch=batch, context=context, prompt=prompt, weights=dtype,
-                       chip=chip)
+                       chip=chip, prefill_chunk=prefill_chunk)
     d = cm.to_dict()
     if trace:
         from twinfer.lpu.trace import trace_events
@@ -87,7 +88,9 @@ def _print(d: dict) -> None:
     con.print(f"decode (batch {d['batch']}, context {d['context']}): {d['per_token_latency_s'] * 1e3:.3f} ms per token "
               f"({d['decode_step_cycles']:,} cycles + {d['host_overhead_s'] * 1e6:.0f} us host I/O) -> "
               f"{d['tokens_per_s_per_user']:.1f} tokens/s per user, {d['tokens_per_s_system']:.1f} tokens/s system")
-    con.print(f"prefill ({d['batch']} x {d['prompt']} tokens): {d['prefill_s'] * 1e3:.2f} ms")
+    how = (f"chunks of {d['prefill_chunk']} pipelined across stages" if d["prefill_chunk"]
+           else "whole prompt stage after stage; --prefill-chunk N pipelines it")
+    con.print(f"prefill ({d['batch']} x {d['prompt']} tokens, {how}): {d['prefill_s'] * 1e3:.2f} ms")
     con.print(f"MXM utilisation: decode {d['mxm_utilisation_decode']:.2%}, prefill {d['mxm_utilisation_prefill']:.2%}")
     a = Table(title="where one decode step's time goes (critical path)")
     a.add_column("category")

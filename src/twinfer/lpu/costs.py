@@ -26,6 +26,18 @@ class StepInfo:
     act_dtype: str  # activations and KV cache
 
 
+def attention_geometry(ins: Instr, step: StepInfo) -> tuple[int, int]:
+    """(query rows per sequence, keys attended per sequence) of an attention instruction.
+
+    Prefill rows are ``batch`` x chunk length and attend over ``pos_offset`` earlier
+    positions plus themselves; decode has one row per sequence over its context.
+    """
+    if step.phase == "decode":
+        return 1, step.seq_len
+    q_rows = ins.attr("shape")[0] // step.batch
+    return q_rows, ins.attr("pos_offset", 0) + q_rows
+
+
 def instr_cycles(ins: Instr, chip: Chip, step: StepInfo) -> int:
     """Cycles ``ins`` occupies its unit (for send/recv: its link direction)."""
     rows, width = ins.attr("shape", (0, 0))
@@ -36,8 +48,8 @@ def instr_cycles(ins: Instr, chip: Chip, step: StepInfo) -> int:
         c0, c1 = ins.attr("cols")
         return chip.matmul_cycles(rows, c1 - c0, r1 - r0, ins.attr("dtype"))
     if op == "attention":
-        q_rows = step.seq_len if step.phase == "prefill" else 1
-        return chip.attention_cycles(batch=step.batch, q_rows=q_rows, ctx=step.seq_len,
+        q_rows, ctx = attention_geometry(ins, step)
+        return chip.attention_cycles(batch=step.batch, q_rows=q_rows, ctx=ctx,
                                      heads=ins.attr("heads"), kv_heads=ins.attr("kv_heads"),
                                      head_dim=ins.attr("head_dim"), act_dtype=step.act_dtype)
     if op == "rmsnorm":

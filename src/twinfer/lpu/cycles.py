@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from twinfer.lpu.chip import Chip
+from twinfer.lpu.costs import StepInfo, attention_geometry
 from twinfer.lpu.ir import Instr, Program
 
 
@@ -119,8 +120,8 @@ def mxm_macs(prog: Program) -> int:
             c0, c1 = ins.attr("cols")
             total += rows * (r1 - r0) * (c1 - c0)
         elif ins.op == "attention":
-            q_rows = prog.seq_len if prog.phase == "prefill" else 1
-            total += 2 * prog.batch * q_rows * ins.attr("heads") * prog.seq_len * ins.attr("head_dim")
+            q_rows, ctx = attention_geometry(ins, StepInfo(prog.phase, prog.batch, prog.seq_len, ""))
+            total += 2 * prog.batch * q_rows * ins.attr("heads") * ctx * ins.attr("head_dim")
     return total
 
 

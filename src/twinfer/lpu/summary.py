@@ -70,6 +70,7 @@ class CompiledModel:
             "tokens_per_s_system": self.decode.batch / per_token,
             "prefill_s": p.latency_s + self.host_overhead_s,
             "prefill_cycles": p.cycles,
+            "prefill_chunk": self.prefill.get_meta("prefill_chunk", 0),
             "host_overhead_s": self.host_overhead_s,
             "mxm_utilisation_decode": d.mxm_utilisation,
             "mxm_utilisation_prefill": p.mxm_utilisation,
@@ -91,8 +92,11 @@ class CompiledModel:
 
 def compile_model(model: ModelSpec, hardware: str | Any, *, chips: int | None, batch: int = 1,
                   context: int | None = None, prompt: int | None = None, weights: str = "int8",
-                  chip: Chip | None = None) -> CompiledModel:
-    """Compile prefill (``batch`` prompts of ``prompt`` tokens) and decode (``batch`` at ``context``) onto one system."""
+                  chip: Chip | None = None, prefill_chunk: int | None = None) -> CompiledModel:
+    """Compile prefill (``batch`` prompts of ``prompt`` tokens) and decode (``batch`` at ``context``) onto one system.
+
+    ``prefill_chunk`` cuts a batch-1 prompt into chunks pipelined across the stages.
+    """
     import time
 
     t0 = time.perf_counter()
@@ -103,7 +107,8 @@ def compile_model(model: ModelSpec, hardware: str | Any, *, chips: int | None, b
     plan = make_plan(model, ch, prec, chips=chips, batch=batch, ctx=ctx, tokens=batch)
     system = System(ch, plan.num_chips)
     dec = compile_step(model, system, phase="decode", batch=batch, seq_len=ctx, precision=prec, plan=plan).program
-    pre = compile_step(model, system, phase="prefill", batch=batch, seq_len=pr, precision=prec, plan=plan).program
+    pre = compile_step(model, system, phase="prefill", batch=batch, seq_len=pr, precision=prec, plan=plan,
+                       prefill_chunk=prefill_chunk).program
     secs = time.perf_counter() - t0
     return CompiledModel(model=model, chip=ch, plan=plan, prefill=pre, decode=dec, prefill_report=report(pre, ch),
                          decode_report=report(dec, ch), compile_seconds=secs)

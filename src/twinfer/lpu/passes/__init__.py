@@ -37,12 +37,13 @@ class CompileResult:
 
 def compile_step(model: ModelSpec, system: System, *, phase: str, batch: int, seq_len: int,
                  precision: Precision | None = None, plan: Plan | None = None,
-                 capacity_ctx: int | None = None) -> CompileResult:
+                 capacity_ctx: int | None = None, prefill_chunk: int | None = None) -> CompileResult:
     """Compile one prefill or decode step of ``model`` onto ``system``.
 
     ``plan`` reuses a partition (e.g. the decode plan for the prefill program);
     otherwise one is made for ``batch`` sequences of ``capacity_ctx`` tokens
     of KV cache (default ``seq_len``) over ``system.num_chips`` chips.
+    ``prefill_chunk`` cuts a batch-1 prompt into chunks that pipeline across stages.
     """
     prec = precision or Precision(weights="int8", activations="fp16", kv_cache="fp16")
     chip = system.chip
@@ -56,13 +57,16 @@ def compile_step(model: ModelSpec, system: System, *, phase: str, batch: int, se
         times.append((name, time.perf_counter() - t0))
         return out
 
-    prog = run("lower", lambda: lower(model, phase=phase, batch=batch, seq_len=seq_len, precision=prec))
+    prog = run("lower", lambda: lower(model, phase=phase, batch=batch, seq_len=seq_len, precision=prec,
+                                          prefill_chunk=prefill_chunk))
     verify_structure(prog)
     if plan is None:
         plan = make_plan(model, chip, prec, chips=system.num_chips, batch=batch,
                          ctx=capacity_ctx or seq_len, tokens=tokens)
     prog = run("partition", lambda: partition(prog, model, plan, system))
     verify_structure(prog)
+    if prefill_chunk and phase == "prefill" and batch == 1 and seq_len > prefill_chunk:
+        prog = prog.with_meta(prefill_chunk=prefill_chunk)
     prog = run("place", lambda: place(prog, chip))
     verify_placement(prog, chip)
     prog = run("schedule", lambda: schedule(prog, hop))

@@ -45,8 +45,23 @@ def rope_scaling_attr(model: ModelSpec) -> tuple | None:
     return tuple(model.rope_scaling) if model.rope_scaling else None
 
 
-def lower(model: ModelSpec, *, phase: str, batch: int, seq_len: int, precision: Precision) -> Program:
-    """The unpartitioned program of one prefill or decode step of ``model``."""
+def chunk_bounds(phase: str, batch: int, seq_len: int, prefill_chunk: int | None) -> list[tuple[int, int]]:
+    """Position ranges the prompt is cut into (one range: no chunking; only batch-1 prefill is chunked)."""
+    if phase == "prefill" and prefill_chunk and batch == 1 and seq_len > prefill_chunk:
+        return [(a, min(a + prefill_chunk, seq_len)) for a in range(0, seq_len, prefill_chunk)]
+    return [(0, seq_len if phase == "prefill" else 1)]
+
+
+def lower(model: ModelSpec, *, phase: str, batch: int, seq_len: int, precision: Precision,
+          prefill_chunk: int | None = None) -> Program:
+    """The unpartitioned program of one prefill or decode step of ``model``.
+
+    With ``prefill_chunk`` (batch-1 prefill only) the prompt is cut into
+    chunks of that many positions that flow through the layers one after
+    another, so the schedule pipelines them across stages; ``rope`` and
+    ``attention`` of a chunk carry ``pos_offset`` (its first position
+    within the step).
+    """
     from twinfer.errors import ConfigError
 
     if phase not in ("prefill", "decode"):
@@ -56,47 +71,29 @@ def lower(model: ModelSpec, *, phase: str, batch: int, seq_len: int, precision: 
     if model.moe is not None or model.mla is not None:
         raise ConfigError(f"{model.name}: the LPU compiler supports dense GQA models (Llama, Mistral, Qwen2) only")
     tokens = batch * seq_len if phase == "prefill" else batch
-    h, hd, inter = model.hidden_size, model.head_dim, model.intermediate_size
-    nh, nkv = model.num_attention_heads, model.num_kv_heads
-    wd = precision.weights
+    h, wd = model.hidden_size, precision.weights
+    bounds = chunk_bounds(phase, batch, seq_len, prefill_chunk)
+    chunked = len(bounds) > 1
     e = Emitter()
     e.emit("embed", 0, "MEM", ("token_ids",), ("x0",), weight="model.embed_tokens.weight", dtype=wd,
            cols=(0, h), vocab=model.vocab_size, role="embed", block=0, shape=(tokens, h))
-    for li in range(model.num_layers):
-        p, b, x = f"model.layers.{li}.", li + 1, f"x{li}"
-        t = f"L{li}."
-        bias = model.qkv_bias
-
-        def mm(role: str, src: str, dst: str, name: str, out_f: int, in_f: int, with_bias: bool = False,
-               _p: str = p, _b: int = b) -> None:
-            e.emit("matmul", 0, "MXM", (src,), (dst,), weight=_p + name + ".weight", rows=(0, out_f),
-                   cols=(0, in_f), dtype=wd, bias=(_p + name + ".bias") if with_bias else None,
-                   role=role, block=_b, shape=(tokens, out_f))
-
-        e.emit("rmsnorm", 0, "VXM", (x,), (t + "n1",), weight=p + "input_layernorm.weight",
-               eps=model.rms_norm_eps, role="attn_norm", block=b, shape=(tokens, h))
-        mm("q", t + "n1", t + "q", "self_attn.q_proj", nh * hd, h, bias)
-        mm("k", t + "n1", t + "k", "self_attn.k_proj", nkv * hd, h, bias)
-        mm("v", t + "n1", t + "v", "self_attn.v_proj", nkv * hd, h, bias)
-        for src, heads in (("q", nh), ("k", nkv)):
-            e.emit("rope", 0, "VXM", (t + src,), (t + src + "r",), heads=heads, head_dim=hd,
-                   theta=model.rope_theta, rope_scaling=rope_scaling_attr(model), role="rope_" + src,
-                   block=b, shape=(tokens, heads * hd))
-        e.emit("attention", 0, "MXM", (t + "qr", t + "kr", t + "v"), (t + "a",), layer=li, heads=nh,
-               kv_heads=nkv, head_dim=hd, kv_head_offset=0, role="attention", block=b, shape=(tokens, nh * hd))
-        mm("o", t + "a", t + "o", "self_attn.o_proj", h, nh * hd)
-        e.emit("add", 0, "VXM", (x, t + "o"), (t + "r",), role="residual", block=b, shape=(tokens, h))
-        e.emit("rmsnorm", 0, "VXM", (t + "r",), (t + "n2",), weight=p + "post_attention_layernorm.weight",
-               eps=model.rms_norm_eps, role="mlp_norm", block=b, shape=(tokens, h))
-        mm("gate", t + "n2", t + "g", "mlp.gate_proj", inter, h)
-        mm("up", t + "n2", t + "u", "mlp.up_proj", inter, h)
-        e.emit("silu_mul", 0, "VXM", (t + "g", t + "u"), (t + "s",), role="silu_mul", block=b,
-               shape=(tokens, inter))
-        mm("down", t + "s", t + "d", "mlp.down_proj", h, inter)
-        e.emit("add", 0, "VXM", (t + "r", t + "d"), (f"x{li + 1}",), role="residual", block=b, shape=(tokens, h))
-    hb, x = model.num_layers + 1, f"x{model.num_layers}"
-    if phase == "prefill" and seq_len > 1:
-        e.emit("last_rows", 0, "SXM_W", (x,), ("xl",), batch=batch, seq_len=seq_len, role="last_rows",
+    sfx = [f".c{k}" if chunked else "" for k in range(len(bounds))]
+    if chunked:
+        for k, (a, b) in enumerate(bounds):
+            e.emit("split", 0, "SXM_W", ("x0",), ("x0" + sfx[k],), axis=0, start=a, stop=b, role="chunk",
+                   block=0, shape=(b - a, h))
+    # Chunk-major: a chunk runs through every layer before the next one starts, so a stage holds
+    # one chunk's activations at a time, and chunk k's attention (program order) follows chunk k-1's,
+    # whose keys and values it reads from the KV cache.
+    for k, (a, z) in enumerate(bounds):
+        rows = (z - a) * batch if phase == "prefill" else batch
+        for li in range(model.num_layers):
+            _lower_layer(e, model, li, sfx[k], rows, a, wd)
+    hb = model.num_layers + 1
+    x = f"x{model.num_layers}{sfx[-1]}"
+    last = bounds[-1][1] - bounds[-1][0]
+    if phase == "prefill" and last > 1:
+        e.emit("last_rows", 0, "SXM_W", (x,), ("xl",), batch=batch, seq_len=last, role="last_rows",
                block=hb, shape=(batch, h))
         x = "xl"
     e.emit("rmsnorm", 0, "VXM", (x,), ("xn",), weight="model.norm.weight", eps=model.rms_norm_eps,
@@ -106,3 +103,42 @@ def lower(model: ModelSpec, *, phase: str, batch: int, seq_len: int, precision: 
            dtype=wd, bias=None, role="lm_head", block=hb, shape=(batch, model.vocab_size))
     return Program(model=model.name, phase=phase, batch=batch, seq_len=seq_len, chips=1, instrs=tuple(e.instrs),
                    weight_dtype=wd, activation_dtype=precision.activations)
+
+
+def _lower_layer(e: Emitter, model: ModelSpec, li: int, sfx: str, tokens: int, pos: int, wd: str) -> None:
+    """One decoder layer over ``tokens`` rows whose first position is ``pos``; names end in ``sfx``."""
+    h, hd, inter = model.hidden_size, model.head_dim, model.intermediate_size
+    nh, nkv = model.num_attention_heads, model.num_kv_heads
+    p, b, x = f"model.layers.{li}.", li + 1, f"x{li}{sfx}"
+    bias = model.qkv_bias
+
+    def t(name: str) -> str:
+        return f"L{li}.{name}{sfx}"
+
+    def mm(role: str, src: str, dst: str, name: str, out_f: int, in_f: int, with_bias: bool = False) -> None:
+        e.emit("matmul", 0, "MXM", (src,), (dst,), weight=p + name + ".weight", rows=(0, out_f),
+               cols=(0, in_f), dtype=wd, bias=(p + name + ".bias") if with_bias else None,
+               role=role, block=b, shape=(tokens, out_f))
+
+    e.emit("rmsnorm", 0, "VXM", (x,), (t("n1"),), weight=p + "input_layernorm.weight",
+           eps=model.rms_norm_eps, role="attn_norm", block=b, shape=(tokens, h))
+    mm("q", t("n1"), t("q"), "self_attn.q_proj", nh * hd, h, bias)
+    mm("k", t("n1"), t("k"), "self_attn.k_proj", nkv * hd, h, bias)
+    mm("v", t("n1"), t("v"), "self_attn.v_proj", nkv * hd, h, bias)
+    for src, heads in (("q", nh), ("k", nkv)):
+        e.emit("rope", 0, "VXM", (t(src),), (t(src + "r"),), heads=heads, head_dim=hd,
+               theta=model.rope_theta, rope_scaling=rope_scaling_attr(model), pos_offset=pos,
+               role="rope_" + src, block=b, shape=(tokens, heads * hd))
+    e.emit("attention", 0, "MXM", (t("qr"), t("kr"), t("v")), (t("a"),), layer=li, heads=nh,
+           kv_heads=nkv, head_dim=hd, kv_head_offset=0, pos_offset=pos, role="attention", block=b,
+           shape=(tokens, nh * hd))
+    mm("o", t("a"), t("o"), "self_attn.o_proj", h, nh * hd)
+    e.emit("add", 0, "VXM", (x, t("o")), (t("r"),), role="residual", block=b, shape=(tokens, h))
+    e.emit("rmsnorm", 0, "VXM", (t("r"),), (t("n2"),), weight=p + "post_attention_layernorm.weight",
+           eps=model.rms_norm_eps, role="mlp_norm", block=b, shape=(tokens, h))
+    mm("gate", t("n2"), t("g"), "mlp.gate_proj", inter, h)
+    mm("up", t("n2"), t("u"), "mlp.up_proj", inter, h)
+    e.emit("silu_mul", 0, "VXM", (t("g"), t("u")), (t("s"),), role="silu_mul", block=b, shape=(tokens, inter))
+    mm("down", t("s"), t("d"), "mlp.down_proj", h, inter)
+    e.emit("add", 0, "VXM", (t("r"), t("d")), (f"x{li + 1}{sfx}",), role="residual", block=b,
+           shape=(tokens, h))

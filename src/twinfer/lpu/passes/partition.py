@@ -22,7 +22,7 @@ from twinfer.lpu.system import System
 from twinfer.models.spec import ModelSpec
 
 _ROW_SPLIT = ("q", "k", "v", "gate", "up")
-_REPLICATED = ("attn_norm", "mlp_norm", "residual", "final_norm", "last_rows")
+_REPLICATED = ("attn_norm", "mlp_norm", "residual", "final_norm", "last_rows", "chunk")
 
 
 class _Partitioner:
