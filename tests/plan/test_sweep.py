@@ -81,9 +81,9 @@ def _cli(*args: str) -> list[str]:
 
 def test_killed_sweep_resumes_without_recomputing(make_sweep_file, tmp_path) -> None:
     """Kill a real CLI sweep (SIGKILL, whole process group) after some parts exist; rerun finishes it."""
-    n = 24
+    n = 16
     path = make_sweep_file(grid={"workload.rate": list(range(1, n + 1))}, base={
-        "workload": {"rate": 1}, "fleet": {"pools": [{"hardware": "h100", "count": 2}]}, "sleep_s": 0.25})
+        "workload": {"rate": 1}, "fleet": {"pools": [{"hardware": "h100", "count": 2}]}, "sleep_s": 0.2})
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     args = _cli("sweep", str(path), "--out", str(out), "--workers", "2", "--batch-size", "2", "--runner", FAKE_RUNNER)
@@ -112,6 +112,31 @@ def test_killed_sweep_resumes_without_recomputing(make_sweep_file, tmp_path) -> 
     assert rows == [(2 * n * (n + 1) / 2,)]  # rate x count summed by hand
     kept = query(out, f"SELECT * FROM results WHERE scenario_id IN {tuple(done_before)} ORDER BY scenario_id")[1]
     assert kept == rows_before  # the first run's rows are untouched
+
+
+def test_sigterm_stops_cleanly_and_writes_what_finished(make_sweep_file, tmp_path) -> None:
+    """SIGTERM (like Ctrl-C) stops the workers, writes the finished rows even mid-batch, and exits 130."""
+    n = 16
+    path = make_sweep_file(grid={"workload.rate": list(range(1, n + 1))}, base={
+        "workload": {"rate": 1}, "fleet": {"pools": [{"hardware": "h100", "count": 1}]}, "sleep_s": 0.3})
+    out, marker = tmp_path / "out", tmp_path / "started.txt"
+    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "TWINFER_TEST_MARKER": str(marker)}
+    args = _cli("sweep", str(path), "--out", str(out), "--workers", "2", "--batch-size", "1000", "--runner", FAKE_RUNNER)
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while (not marker.exists() or len(marker.read_text().split()) < 5) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    done = ResultStore(out).done()
+    assert 1 <= len(done) < n  # the batch of 1000 was never full: these rows were written on the way out
+    rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    assert rerun.returncode == 0, rerun.stderr
+    _, rows = query(out, "SELECT count(*), count(DISTINCT scenario_id) FROM results")
+    assert rows == [(n, n)]
 
 
 def test_cli_sweep_then_results_query(make_sweep_file, tmp_path, capsys) -> None:

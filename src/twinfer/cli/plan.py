@@ -85,15 +85,8 @@ def plan_command(
     import json
 
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
 
-    from twinfer.plan.planner import prune, run_plan
+    from twinfer.plan.planner import prune
     from twinfer.plan.space import load_plan
 
     spec = load_plan(plan_file)
@@ -107,19 +100,54 @@ def plan_command(
                    f"{'all of them' if spec.strategy == 'exhaustive' else 'about log2(counts) + 1 per group of fleets'})")
         return
     err = Console(stderr=True)
-    with Progress(TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
-                  TimeRemainingColumn(), console=err) as bar:
-        task = bar.add_task("plan", total=None)
-        plan = run_plan(
-            spec, out / "results", runner=runner, workers=workers or os.cpu_count() or 1,
-            backend="ray" if (ray or ray_address) else "local", ray_address=ray_address,
-            progress=lambda done, total, failed: bar.update(task, completed=done, total=total),
-        )
+    started_ray = False
+    if ray or ray_address:  # one Ray session for every search round (the sweep engine reuses it)
+        try:
+            import ray as ray_mod
+        except ImportError as exc:
+            from twinfer.errors import ConfigError
+            from twinfer.plan.sweep import RAY_HINT
+
+            raise ConfigError(f"--ray needs the optional Ray extra: {RAY_HINT}") from exc
+        if not ray_mod.is_initialized():
+            if ray_address:
+                ray_mod.init(address=ray_address, logging_level="warning")
+            else:
+                ray_mod.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, logging_level="warning")
+            started_ray = True
+    try:
+        plan = _run(spec, out, runner, workers, ray or bool(ray_address), ray_address, err)
+    finally:
+        if started_ray:
+            ray_mod.shutdown()
     out.mkdir(parents=True, exist_ok=True)
     (out / "plan.json").write_text(json.dumps(plan, indent=1, sort_keys=False) + "\n", encoding="utf-8")
     print_plan(plan, top=top)
     err.print(f"wrote {out}/plan.json and {out}/results/part-*.parquet "
               f'(query: twinfer results query "SELECT * FROM results" --dir {out}/results)')
+
+
+def _run(spec: Any, out: Path, runner: str | None, workers: int | None, use_ray: bool, ray_address: str | None,
+         err: Any) -> dict[str, Any]:
+    """run_plan with a progress bar on stderr."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from twinfer.plan.planner import run_plan
+
+    with Progress(TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), console=err) as bar:
+        task = bar.add_task("plan", total=None)
+        return run_plan(
+            spec, out / "results", runner=runner, workers=workers or os.cpu_count() or 1,
+            backend="ray" if use_ray else "local", ray_address=ray_address,
+            progress=lambda done, total, failed: bar.update(task, completed=done, total=total),
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -67,10 +67,15 @@ def sweep_command(
                 "seeds": spec.seeds, "base": spec.base}
     (out / "sweep.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-    def on_term(signum: int, frame: object) -> None:  # SIGTERM: stop like Ctrl-C, keep what is finished
-        raise KeyboardInterrupt
+    stop_requested: list[int] = []
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    def on_signal(signum: int, frame: object) -> None:
+        """First Ctrl-C/SIGTERM: finish cleanly (stop workers, write what is done); a second one: abort now."""
+        if stop_requested:
+            raise KeyboardInterrupt
+        stop_requested.append(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn())
@@ -84,10 +89,11 @@ def sweep_command(
             outcome = run_sweep(
                 jobs, store, runner=runner, workers=n_workers, backend="ray" if (ray or ray_address) else "local",
                 ray_address=ray_address, batch_size=batch_size, flush_s=flush_s, retry_failed=retry_failed,
-                extend=extend, progress=progress,
+                extend=extend, progress=progress, stop=lambda: bool(stop_requested),
             )
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     err.print(
         f"{outcome.ran} run ({outcome.failed} failed), {outcome.skipped} already done, "
         f"{outcome.total} in the sweep; results in {out}/part-*.parquet"
@@ -97,7 +103,7 @@ def sweep_command(
                   f"WHERE status = 'error'\" --dir {out}")
     if outcome.interrupted:
         err.print("interrupted: rerun the same command to finish the sweep")
-        raise typer.Exit(130)
+        raise typer.Abort()  # twinfer.cli.main turns it into exit status 130
 
 
 def register(app: typer.Typer) -> None:

@@ -32,6 +32,8 @@ DEFAULT_RUNNER = "twinfer.plan.runner:run_scenario"
 RAY_HINT = "pip install 'twinfer[ray]'"
 
 ProgressFn = Callable[[int, int, int], None]  # (finished now, to run in total, failed so far)
+StopFn = Callable[[], bool]  # polled between results: True asks the sweep to stop and keep what is done
+POLL_S = 0.25  # how often a waiting sweep checks its stop flag
 
 
 @dataclass(frozen=True)
@@ -103,18 +105,27 @@ def make_row(job: Job, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ignore_sigint() -> None:
-    """Worker initializer: Ctrl-C is handled by the parent, which stops the pool."""
+    """Worker initializer: Ctrl-C is handled by the parent, which stops the pool; SIGTERM ends the worker."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's graceful handler, inherited by fork
 
 
-def _iter_serial(jobs: Sequence[Job], runner: str) -> Iterator[tuple[Job, dict[str, Any]]]:
+def _never() -> bool:
+    return False
+
+
+def _iter_serial(jobs: Sequence[Job], runner: str, stop: StopFn = _never) -> Iterator[tuple[Job, dict[str, Any]]]:
     for job in jobs:
+        if stop():
+            return
         yield job, execute_job(runner, job.scenario, job.seed, job.base_dir)
 
 
-def _iter_local(jobs: Sequence[Job], runner: str, workers: int) -> Iterator[tuple[Job, dict[str, Any]]]:
+def _iter_local(
+    jobs: Sequence[Job], runner: str, workers: int, stop: StopFn = _never
+) -> Iterator[tuple[Job, dict[str, Any]]]:
     """Results in completion order from a process pool, at most 2 x workers jobs in flight."""
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
@@ -128,20 +139,23 @@ def _iter_local(jobs: Sequence[Job], runner: str, workers: int) -> Iterator[tupl
                 pending[pool.submit(execute_job, runner, job.scenario, job.seed, job.base_dir)] = job
             if not pending:
                 break
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            done, _ = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
+            if stop():
+                return
             for fut in sorted(done, key=lambda f: pending[f].index):
                 job = pending.pop(fut)
                 yield job, fut.result()  # a dead worker raises BrokenProcessPool: stop, flush, rerun resumes
         finished = True
     finally:
+        procs = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=finished, cancel_futures=True)
         if not finished:  # interrupted: do not wait for scenarios still running
-            for proc in list(getattr(pool, "_processes", {}).values()):
+            for proc in procs:
                 proc.terminate()
 
 
 def _iter_ray(
-    jobs: Sequence[Job], runner: str, workers: int | None, address: str | None
+    jobs: Sequence[Job], runner: str, workers: int | None, address: str | None, stop: StopFn = _never
 ) -> Iterator[tuple[Job, dict[str, Any]]]:
     """Results in completion order from Ray tasks (a local Ray, the one already started, or ``address``)."""
     try:
@@ -165,7 +179,11 @@ def _iter_ray(
                 pending[task.remote(runner, job.scenario, job.seed, job.base_dir)] = job
             if not pending:
                 break
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+            if stop():
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                return
             for ref in ready:
                 job = pending.pop(ref)
                 try:
@@ -191,14 +209,19 @@ def run_sweep(
     retry_failed: bool = False,
     extend: bool = False,
     progress: ProgressFn | None = None,
+    stop: StopFn | None = None,
 ) -> SweepOutcome:
     """Run the jobs not yet in ``store`` and append their rows to it, batch by batch.
 
     ``backend`` is ``"local"`` (a process pool of ``workers``; 1 runs in this
     process) or ``"ray"``. ``retry_failed`` reruns scenarios recorded with an
     error. A store holding ids that are not in ``jobs`` is refused unless
-    ``extend`` (it would mix two sweeps in one ``results`` view).
+    ``extend`` (it would mix two sweeps in one ``results`` view). ``stop`` is
+    polled while waiting (every ``POLL_S``): when it turns True the sweep stops
+    its workers, writes what finished and returns with ``interrupted`` set.
     """
+    import pyarrow.parquet  # noqa: F401  (imported now, not during the last flush of an interrupted run)
+
     if backend not in ("local", "ray"):
         raise ConfigError(f"unknown sweep backend {backend!r}; use 'local' or 'ray'")
     if workers < 1 or batch_size < 1:
@@ -216,12 +239,13 @@ def run_sweep(
         )
     todo = [job for job in jobs if job.scenario_id not in done]
     skipped = len(jobs) - len(todo)
+    stop = stop or _never
     if backend == "ray":
-        results = _iter_ray(todo, runner, workers, ray_address)
+        results = _iter_ray(todo, runner, workers, ray_address, stop)
     elif workers == 1 or len(todo) <= 1:
-        results = _iter_serial(todo, runner)
+        results = _iter_serial(todo, runner, stop)
     else:
-        results = _iter_local(todo, runner, min(workers, len(todo)))
+        results = _iter_local(todo, runner, min(workers, len(todo)), stop)
 
     buffer: list[dict[str, Any]] = []
     ran = failed = parts = 0
@@ -254,6 +278,5 @@ def run_sweep(
         if close is not None:
             close()
         flush()
-    return SweepOutcome(
-        total=len(jobs), skipped=skipped, ran=ran, failed=failed, parts_written=parts, interrupted=interrupted
-    )
+    return SweepOutcome(total=len(jobs), skipped=skipped, ran=ran, failed=failed, parts_written=parts,
+                        interrupted=interrupted or ran < len(todo))
