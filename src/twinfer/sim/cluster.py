@@ -167,6 +167,7 @@ class FleetSim:
         #: (routing reads instance state) and sampling, which bound it. Otherwise -inf.
         self.horizon = -INF
         self.inline_ok = self.mode == "aggregated"
+        self.lazy = False  # steps wait in Instance.pending_end instead of the heap (see _run_lazy)
 
     # ---- feeding requests ---------------------------------------------------------
     def load_workload(self, arrival_s: Sequence[float], prompt_tokens: Sequence[int], output_tokens: Sequence[int]) -> None:
@@ -208,7 +209,7 @@ class FleetSim:
             pool.series_t.append(now)
             pool.series_waiting.append(waiting)
             pool.series_running.append(held - waiting)
-        if len(self.env) or self._arr_i < len(self._arr_t):
+        if len(self.env) or self._arr_i < len(self._arr_t) or any(i.busy for i in self.instances):
             self._next_sample = now + self._sample_dt  # type: ignore[operator]
             self.env.schedule(self._next_sample, PRIO_SAMPLE, self._sample, None)
         else:
@@ -216,21 +217,23 @@ class FleetSim:
             self._next_sample = INF
 
     # ---- the loop -------------------------------------------------------------------
+    def _lazy_ok(self) -> bool:
+        return (self.inline_ok and self.on_token is None and self.on_first_token is None
+                and self.on_finish is None)
+
     def run_until(self, t_stop: float = INF) -> None:
         """Process every arrival and event up to ``t_stop`` (inf: until all work is done)."""
+        if self._lazy_ok():
+            self._run_lazy(t_stop)
+            return
         env = self.env
         heap = env._heap
         arr_t = self._arr_t
         n = len(arr_t)
-        inline = self.inline_ok and self.on_token is None and self.on_first_token is None and self.on_finish is None
+        self.lazy = False
         while True:
             i = self._arr_i
             ta = arr_t[i] if i < n else INF
-            if inline:
-                # Steps may end inline up to the next arrival, sample or the stop time (ties: a
-                # step ending exactly then would also run before it in heap order).
-                h = ta if ta < self._next_sample else self._next_sample
-                self.horizon = h if h < t_stop else t_stop
             if heap:
                 top = heap[0]
                 th = top[0]
@@ -246,16 +249,61 @@ class FleetSim:
             r = Request(len(self.requests), ta, self._arr_p[i], self._arr_o[i])
             self.requests.append(r)
             self._arrive(r)
+        if t_stop != INF and t_stop > env.now:
+            env.now = t_stop
+
+    def _catch_up_all(self, t: float) -> None:
+        self.horizon = t
+        for inst in self.instances:
+            if inst.pending_end <= t:
+                inst.catch_up(t)
+
+    def _run_lazy(self, t_stop: float) -> None:
+        """Aggregated batch runs: instances keep their next step end to themselves (no heap event)
+        and catch up to an arrival or sample time only when it needs their state -- every
+        instance for a state-reading router, only the chosen one for round robin. Each
+        instance still runs exactly the steps the event loop would, in the same order."""
+        env = self.env
+        heap = env._heap  # holds only sampling events in this mode
+        arr_t = self._arr_t
+        n = len(arr_t)
+        self.lazy = True
+        entry = self.entry
+        stateless = getattr(entry.pick, "stateless", False)
+        while True:
+            i = self._arr_i
+            ta = arr_t[i] if i < n else INF
+            ts = heap[0][0] if heap else INF
+            if ts < ta:  # samples at an arrival's time come after it (PRIO_SAMPLE > PRIO_ARRIVAL)
+                if ts > t_stop:
+                    break
+                self._catch_up_all(ts)
+                env.step()
+                continue
+            if ta > t_stop or ta == INF:
+                break
+            self._arr_i = i + 1
+            env.now = ta
+            r = Request(len(self.requests), ta, self._arr_p[i], self._arr_o[i])
+            self.requests.append(r)
+            if stateless:
+                self.horizon = ta
+                self._arrive(r, catch_up=True)
+            else:
+                self._catch_up_all(ta)
+                self._arrive(r)
+        self._catch_up_all(t_stop)
         self.horizon = -INF
         if t_stop != INF and t_stop > env.now:
             env.now = t_stop
 
     def done(self) -> bool:
         """Whether every request fed so far has completed or been rejected."""
-        return not len(self.env) and self._arr_i >= len(self._arr_t)
+        return (not len(self.env) and self._arr_i >= len(self._arr_t)
+                and all(i.pending_end == INF for i in self.instances))
 
     # ---- request flow ---------------------------------------------------------------
-    def _arrive(self, r: Request) -> None:
+    def _arrive(self, r: Request, catch_up: bool = False) -> None:
         now = self.env.now
         entry = self.entry
         first = entry.instances[0].sched
@@ -271,6 +319,8 @@ class FleetSim:
                 self.on_finish(r, now)
             return
         inst = entry.pick(entry.instances, r)
+        if catch_up and inst.pending_end <= now:
+            inst.catch_up(now)
         inst.sched.enqueue(r)
         inst.change(now, 1, 1)
         inst.wake()

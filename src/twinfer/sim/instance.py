@@ -32,7 +32,7 @@ class Instance:
 
     __slots__ = ("env", "index", "local_index", "pool", "cost", "sched", "fleet", "busy", "step_start",
                  "busy_s", "steps", "seqs_sum", "kv_blocked_s", "batch_full_s", "timeline", "_step_time",
-                 "waiting", "held", "_last", "queue_area", "in_system_area", "_spare")
+                 "waiting", "held", "_last", "queue_area", "in_system_area", "_spare", "_pending", "pending_end")
 
     def __init__(self, env: Environment, index: int, local_index: int, pool: Pool, cost: StepCostModel,
                  sched: Scheduler, fleet: FleetSim, timeline: list | None = None) -> None:
@@ -58,6 +58,8 @@ class Instance:
         self.queue_area = 0.0  # integral of waiting over this instance's time
         self.in_system_area = 0.0
         self._spare: tuple[StepShape, float] | None = None  # a step costed by _fast_decode but not run
+        self._pending: SchedulerOutput | None = None  # lazy runs: the step in flight ...
+        self.pending_end = math.inf  # ... and when it ends
 
     def change(self, now: float, d_waiting: int, d_held: int) -> None:
         """Integrate this instance's queue counters up to ``now`` and apply a change."""
@@ -93,8 +95,22 @@ class Instance:
                 self._finish(out, t_end)
                 now = t_end
                 continue
-            self.env.schedule(t_end, PRIO_STEP_END, self._end, out)
+            if self.fleet.lazy:
+                self._pending = out
+                self.pending_end = t_end
+            else:
+                self.env.schedule(t_end, PRIO_STEP_END, self._end, out)
             return
+
+    def catch_up(self, t: float) -> None:
+        """Lazy runs: finish the step in flight if it ends by ``t`` and run on up to ``t``."""
+        out, end = self._pending, self.pending_end
+        if out is None or end > t:
+            return
+        self._pending = None
+        self.pending_end = math.inf
+        self._finish(out, end)
+        self._start(end)
 
     def _fast_decode(self, now: float, k: int) -> float:
         """Run up to ``k`` plain decode steps that end by the fleet's horizon; return the new time.

@@ -115,7 +115,6 @@ def summarize(name: str, sim: FleetSim, cols: dict[str, np.ndarray], pricing: di
     s["completed"] = int(done.sum())
     s["rejected"] = int((cols["status"] == 1).sum())
     duration = float(np.nanmax(cols["finish_s"])) if done.any() else 0.0
-    duration = max(duration, sim.env.now if math.isfinite(sim.env.now) else 0.0)
     s["duration_s"] = duration
     _stats("ttft", cols["ttft_s"][done], s)
     _stats("tpot", cols["tpot_s"][done], s)

@@ -24,6 +24,7 @@ def round_robin() -> Pick:
         state[0] = i + 1
         return instances[i]
 
+    pick.stateless = True  # type: ignore[attr-defined]  # reads no instance state: lazy runs may skip catch-up
     return pick
 
 
