@@ -27,6 +27,8 @@ from twinfer.errors import DataError
 
 #: Names the simulator gives its summary file.
 SUMMARY_NAMES = ("summary.json",)
+#: Per-request columns the report plots (the rest of the Parquet file is not read: it can be large).
+REQUEST_COLUMNS = ("fleet", "ttft_s", "tpot_s", "e2e_s", "kv_transfer_start_s", "kv_transfer_end_s")
 #: The simulator's sampled queue lengths per fleet and pool (optional).
 SERIES_NAME = "series.json"
 #: Top-level keys that mark a JSON file as a plan (``twinfer plan``'s plan.json, schema twinfer.plan/1).
@@ -48,7 +50,7 @@ class SimResults:
 
     folder: Path
     summary: dict[str, Any]
-    requests: dict[str, np.ndarray]  # column -> values, all parts concatenated; {} when absent
+    requests: dict[str, np.ndarray]  # REQUEST_COLUMNS -> values, all parts concatenated; {} when absent
     files: tuple[SourceFile, ...]
     series: dict[str, Any] = field(default_factory=dict)  # series.json: {fleet: {role: {t_s, waiting, running}}}
     kind: str = "simulation"
@@ -100,15 +102,19 @@ def _parquet_files(folder: Path) -> list[Path]:
     return sorted(folder.rglob("*.parquet"), key=lambda p: p.relative_to(folder).as_posix())
 
 
-def _read_parquet(files: list[Path]) -> Any:
-    """Concatenate Parquet files into one pyarrow Table (schemas are unified; missing columns -> null)."""
+def _read_parquet(files: list[Path], columns: tuple[str, ...] | None = None) -> Any:
+    """Concatenate Parquet files into one pyarrow Table (schemas are unified; missing columns -> null).
+
+    ``columns`` limits what is read to those names (the ones present in each file).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     tables = []
     for path in files:
         try:
-            tables.append(pq.read_table(path))
+            names = None if columns is None else [c for c in columns if c in pq.read_schema(path).names]
+            tables.append(pq.read_table(path, columns=names))
         except (OSError, pa.ArrowInvalid) as exc:
             raise DataError(f"{path}: cannot read it as Parquet ({exc})") from exc
     if not tables:
@@ -142,7 +148,7 @@ def load_sim(folder: Path) -> SimResults:
     parts = _parquet_files(folder)
     requests: dict[str, np.ndarray] = {}
     if parts:
-        tab = _read_parquet(parts)
+        tab = _read_parquet(parts, REQUEST_COLUMNS)
         for name in tab.column_names:
             requests[name] = tab.column(name).to_numpy(zero_copy_only=False)
         files += [SourceFile(p.relative_to(folder).as_posix(), str(p), _sha256(p)) for p in parts]
