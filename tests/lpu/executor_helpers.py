@@ -39,8 +39,13 @@ def make_tiny_llama(
     rope_scaling: dict[str, Any] | None = None,
     save_dtype: str = "float32",
     attention_bias: bool = False,
+    family: str = "llama",
+    sliding_window: int | None = None,
 ) -> Any:
     """Build a random ``LlamaForCausalLM``, round its weights to bf16 values, save it, return it.
+
+    ``family`` "qwen2" or "mistral" builds that architecture instead (Qwen2
+    always has q/k/v biases; Mistral takes ``sliding_window``).
 
     ``initializer_range=0.3`` keeps greedy decoding from collapsing onto one
     token (see shared/reference/tooling-notes.md). Weights are rounded to
@@ -53,7 +58,17 @@ def make_tiny_llama(
     params = {"rope_type": "default", "rope_theta": rope_theta}
     if rope_scaling:
         params = {**rope_scaling, "rope_theta": rope_theta}
-    cfg = transformers.LlamaConfig(
+    extra: dict[str, Any] = {}
+    if family == "llama":
+        extra["attention_bias"] = attention_bias
+    if family == "mistral":
+        extra["sliding_window"] = sliding_window
+    config_cls, model_cls = {
+        "llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
+        "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM),
+        "mistral": (transformers.MistralConfig, transformers.MistralForCausalLM),
+    }[family]
+    cfg = config_cls(
         hidden_size=hidden,
         intermediate_size=intermediate,
         num_hidden_layers=layers,
@@ -64,10 +79,10 @@ def make_tiny_llama(
         initializer_range=0.3,
         rms_norm_eps=1e-6,
         tie_word_embeddings=tie,
-        attention_bias=attention_bias,
         rope_parameters=params,
+        **extra,
     )
-    model = transformers.LlamaForCausalLM(cfg).eval()
+    model = model_cls(cfg).eval()
     with torch.no_grad():
         for p in model.parameters():
             if p.ndim == 1 and p.shape[0] == hidden:

@@ -210,3 +210,16 @@ def test_round_activations_holds_tensors_in_the_program_activation_dtype(tmp_pat
             assert np.array_equal(gen.tokens, hf_tokens)
     # bf16 keeps 8 mantissa bits to fp16's 11: its error must be clearly larger.
     assert errors["bf16"] > 3 * errors["fp16"]
+
+
+@pytest.mark.parametrize(
+    ("family", "kwargs"),
+    [("qwen2", {"tie": True}), ("mistral", {"sliding_window": 4096})],
+)
+def test_executor_on_other_families_matches_transformers(tmp_path, family, kwargs):
+    model = make_tiny_llama(tmp_path, layers=2, family=family, **kwargs)
+    compiled, store = _compile(tmp_path, 300_000, 2, "bf16")
+    assert compiled.plan.chips_used == 2
+    if family == "qwen2":  # q/k/v biases really reach the program
+        assert any(i.attr("bias") for i in compiled.prefill.instrs if i.op == "matmul")
+    _check_against_hf(model, execute_generation(compiled, store, np.array(PROMPT)), LOGIT_ATOL)

@@ -92,6 +92,7 @@ def test_run_text_output(tmp_path, capsys):
         ("model", ["--token-ids", "1", "--dtype", "int4"], "--dtype"),
         ("model", ["--token-ids", "1", "--hardware", "h100"], "not an LPU"),
         ("o_bias", ["--token-ids", "1"], "not supported by the LPU compiler"),
+        ("window8", ["--token-ids", "1,2,3,4,5", "--max-new-tokens", "5"], "sliding window of 8"),
     ],
 )
 def test_run_user_errors_exit_2(tmp_path, capsys, setup, args, message):
@@ -102,6 +103,8 @@ def test_run_user_errors_exit_2(tmp_path, capsys, setup, args, message):
         make_tiny_llama(folder, layers=1)
     elif setup == "o_bias":  # Llama attention_bias=True also gives o_proj a bias
         make_tiny_llama(folder, layers=1, attention_bias=True)
+    elif setup == "window8":  # Mistral attending within 8 tokens; 5 + 5 - 1 = 9 > 8
+        make_tiny_llama(folder, layers=1, family="mistral", sliding_window=8)
     elif setup == "config_only":
         make_tiny_llama(folder, layers=1)
         (folder / "model.safetensors").unlink()

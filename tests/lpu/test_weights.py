@@ -9,7 +9,13 @@ import pytest
 from executor_helpers import LLAMA3_ROPE, make_tiny_llama
 
 from twinfer.errors import ConfigError
-from twinfer.lpu.weights import Checkpoint, WeightStore, checkpoint_spec, rope_from_config
+from twinfer.lpu.weights import (
+    Checkpoint,
+    WeightStore,
+    attention_window,
+    checkpoint_spec,
+    rope_from_config,
+)
 
 
 def test_reads_fp32_checkpoint_exactly(tmp_path):
@@ -119,3 +125,10 @@ def test_checkpoint_spec_rejects_moe(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ConfigError, match="not supported by the executor"):
         checkpoint_spec(tmp_path)
+
+
+def test_attention_window_by_family():
+    assert attention_window({"sliding_window": 4096}) == 4096  # Mistral
+    assert attention_window({"sliding_window": None}) is None
+    assert attention_window({"sliding_window": 4096, "use_sliding_window": False}) is None  # Qwen2
+    assert attention_window({"sliding_window": 32, "use_sliding_window": True}) == 32

@@ -58,7 +58,8 @@ def run_generation(
     from twinfer.errors import ConfigError
     from twinfer.lpu.chip import make_chip
     from twinfer.lpu.executor import compile_generation, execute_generation, unused_weights
-    from twinfer.lpu.weights import WeightStore, checkpoint_spec
+    from twinfer.lpu.weights import WeightStore, attention_window, checkpoint_spec
+    from twinfer.models.hf_config import read_config_file
     from twinfer.models.ops import Precision
 
     if dtype not in _DTYPES:
@@ -85,6 +86,13 @@ def run_generation(
     if bad:
         raise ConfigError(
             f"token ids {bad[:5]} are outside the model's vocabulary (0..{spec.vocab_size - 1})"
+        )
+    window = attention_window(read_config_file(folder))
+    final_ctx = len(ids) + max_new_tokens - 1
+    if window is not None and final_ctx > window:
+        raise ConfigError(
+            f"{folder}: the model attends within a sliding window of {window} tokens, but this run "
+            f"reaches {final_ctx}; the LPU program attends globally, so keep prompt + new tokens <= {window + 1}"
         )
     chip = make_chip(hardware)
     precision = Precision(weights=dtype, activations="fp16", kv_cache="fp16")

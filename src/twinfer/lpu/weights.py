@@ -137,6 +137,21 @@ def rope_from_config(cfg: dict[str, Any]) -> tuple[float, dict[str, Any] | None]
     return theta, (None if kind == "default" else scaling)
 
 
+def attention_window(cfg: dict[str, Any]) -> int | None:
+    """Sliding-window length of a config's attention, None when attention is global.
+
+    Mistral uses ``sliding_window`` when it is set; Qwen2 only when
+    ``use_sliding_window`` is true. The executor attends globally, which
+    equals windowed attention while the context is within the window.
+    """
+    window = cfg.get("sliding_window")
+    if not window:
+        return None
+    if "use_sliding_window" in cfg and not cfg["use_sliding_window"]:
+        return None
+    return int(window)
+
+
 def checkpoint_spec(folder: str | Path) -> ModelSpec:
     """The ModelSpec of a model folder, with rope settings read in both HF config layouts."""
     from twinfer.models import load_model
