@@ -66,3 +66,22 @@ def test_human_output_and_parameter_override(tmp_path, capsys):
     n_mxm = 7 * 2 + 1 + 2  # matmuls per layer x layers + LM head + attentions
     assert slower["decode_step_cycles"] == slow["decode_step_cycles"] + 100 * n_mxm
     assert main([*base, "--param", "bogus"]) == 2
+
+
+def test_groq3_preset_compiles(tmp_path, capsys):
+    from twinfer.lpu.chip import make_chip
+    from twinfer.lpu.plan import min_chips
+    from twinfer.models import load_model
+    from twinfer.models.ops import Precision
+
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(TINY_CONFIG))
+    assert main(["compile", "--model", str(cfg), "--hardware", "groq3-lp30", "--context", "64", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["hardware"] == "groq3-lp30" and d["kv_capacity_tokens"] > 0
+    # LP30's geometry is a TSP v1 placeholder, but its ~500 MB SRAM needs fewer chips for a 7B model.
+    prec = Precision(weights="int8", activations="fp16", kv_cache="fp16")
+    m = load_model("llama-2-7b")
+    lp30 = min_chips(m, make_chip("groq3-lp30"), prec, batch=1, ctx=4096, tokens=1).chips_used
+    v1 = min_chips(m, make_chip("groq-tsp-v1"), prec, batch=1, ctx=4096, tokens=1).chips_used
+    assert lp30 < v1

@@ -51,3 +51,15 @@ def test_576_chips_hold_8_bit_weights_but_not_16_bit(llama70, tsp):
     # 576 x 220 MiB < 140 GB of fp16 weights (lpu.md).
     with pytest.raises(CapacityError, match="at least"):
         make_plan(llama70, tsp, FP16, chips=576, batch=1, ctx=4096, tokens=1)
+
+
+def test_kv_room_is_what_the_planner_can_actually_hold(llama70, tsp):
+    from twinfer.lpu.plan import kv_capacity_tokens
+
+    weights_only = make_plan(llama70, tsp, INT8, chips=576, batch=1, ctx=1, tokens=1)
+    room = kv_capacity_tokens(llama70, tsp, weights_only, INT8)
+    # Independent scale: a 2-layer stage keeps (usable - 2 x layer shard) for 2 x 512 B per token.
+    assert 1_000 < room < 20_000
+    make_plan(llama70, tsp, INT8, chips=576, batch=1, ctx=room, tokens=1)
+    with pytest.raises(CapacityError):
+        make_plan(llama70, tsp, INT8, chips=576, batch=1, ctx=int(room * 1.1), tokens=1)

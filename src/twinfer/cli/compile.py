@@ -85,6 +85,7 @@ def _print(d: dict) -> None:
     s = d["sram_bytes_per_chip"]
     con.print(f"SRAM per chip: min {s['min'] / mib:.1f} / mean {s['mean'] / mib:.1f} / max {s['max'] / mib:.1f} MiB "
               f"of {s['usable'] / mib:.1f} MiB usable")
+    con.print(f"KV cache room: {d['kv_capacity_tokens']:,} tokens in all (sequences x context) on the tightest stage")
     con.print(f"decode (batch {d['batch']}, context {d['context']}): {d['per_token_latency_s'] * 1e3:.3f} ms per token "
               f"({d['decode_step_cycles']:,} cycles + {d['host_overhead_s'] * 1e6:.0f} us host I/O) -> "
               f"{d['tokens_per_s_per_user']:.1f} tokens/s per user, {d['tokens_per_s_system']:.1f} tokens/s system")

@@ -214,3 +214,24 @@ def make_plan(model: ModelSpec, chip: Chip, precision: Precision, *, chips: int 
         f"{chip.spec.name} chips; it needs at least {need.chips_used} chips "
         f"({need.tp}-way tensor split x {len(need.stages)} pipeline stages); pass --chips {need.chips_used} or more"
     )
+
+
+def kv_capacity_tokens(model: ModelSpec, chip: Chip, plan: Plan, precision: Precision) -> int:
+    """KV-cache tokens (summed over sequences) the plan's tightest stage has room for.
+
+    SRAM left on each chip after its weights and activation workspace, divided
+    by the KV bytes one token costs that chip (its KV heads, its layers): on an
+    SRAM-only system this, not compute, often binds concurrency and context.
+    """
+    cap = chip.usable_sram_bytes
+    loads = block_bytes(model, chip, plan.tp, precision, batch=0, ctx=0, tokens=1)
+    per_tok_layer = 2 * kv_heads_local(model, plan.tp) * model.head_dim * dtype_bytes(precision.kv_cache)
+    best: int | None = None
+    for st in plan.stages:
+        blocks = loads[st.first_block:st.last_block + 1]
+        used = sum(x for x, _ in blocks) + max(w for _, w in blocks)
+        layers = sum(1 for b in range(st.first_block, st.last_block + 1) if 1 <= b <= model.num_layers)
+        if layers:
+            tokens = int((cap - used) // (per_tok_layer * layers))
+            best = tokens if best is None else min(best, tokens)
+    return max(0, best or 0)

@@ -17,7 +17,7 @@ import math
 
 from twinfer.hardware.specs import LpuSpec
 from twinfer.lpu.chip import Chip, make_chip
-from twinfer.lpu.plan import Plan, block_bytes, kv_heads_local, make_plan
+from twinfer.lpu.plan import Plan, kv_capacity_tokens, kv_heads_local, make_plan
 from twinfer.lpu.system import System
 from twinfer.models.ops import Precision
 from twinfer.models.spec import ModelSpec
@@ -164,21 +164,7 @@ class LpuStepCost:
 
     def kv_capacity_tokens(self) -> int:
         """KV tokens that fit on the tightest stage after its weights and workspace."""
-        cap = self.chip.usable_sram_bytes
-        loads = block_bytes(self.model, self.chip, self.plan.tp, self.precision, batch=0, ctx=0,
-                            tokens=self._batch)
-        per_tok_layer = 2 * kv_heads_local(self.model, self.plan.tp) * self.model.head_dim * dtype_bytes(
-            self.precision.kv_cache)
-        best = None
-        for st in self.plan.stages:
-            blocks = loads[st.first_block:st.last_block + 1]
-            used = sum(x for x, _ in blocks) + max(w for _, w in blocks)
-            layers = sum(1 for b in range(st.first_block, st.last_block + 1) if 1 <= b <= self.model.num_layers)
-            if layers == 0:
-                continue
-            tokens = int((cap - used) // (per_tok_layer * layers))
-            best = tokens if best is None else min(best, tokens)
-        return max(0, best or 0)
+        return kv_capacity_tokens(self.model, self.chip, self.plan, self.precision)
 
     def step_time_s(self, shape: StepShape) -> float:
         """Wall time of one forward step of ``shape`` (cycles / clock + host I/O overhead)."""

@@ -16,7 +16,7 @@ from twinfer.lpu.chip import Chip, make_chip
 from twinfer.lpu.cycles import CycleReport, report
 from twinfer.lpu.ir import Program
 from twinfer.lpu.passes import compile_step
-from twinfer.lpu.plan import Plan, make_plan
+from twinfer.lpu.plan import Plan, kv_capacity_tokens, make_plan
 from twinfer.lpu.system import System
 from twinfer.models.ops import Precision
 from twinfer.models.spec import ModelSpec
@@ -60,6 +60,10 @@ class CompiledModel:
             ],
             "sram_bytes_per_chip": {"min": min(used), "mean": sum(used) / len(used), "max": max(used),
                                     "usable": self.chip.usable_sram_bytes},
+            "kv_capacity_tokens": kv_capacity_tokens(
+                self.model, self.chip, self.plan,
+                Precision(weights=self.decode.weight_dtype, activations=self.decode.activation_dtype,
+                          kv_cache=self.decode.activation_dtype)),
             "batch": self.decode.batch,
             "context": self.decode.seq_len,
             "prompt": self.prefill.seq_len,
