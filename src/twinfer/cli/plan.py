@@ -103,6 +103,8 @@ def plan_command(
     started_ray = False
     if ray or ray_address:  # one Ray session for every search round (the sweep engine reuses it)
         try:
+            import logging
+
             import ray as ray_mod
         except ImportError as exc:
             from twinfer.errors import ConfigError
@@ -111,9 +113,9 @@ def plan_command(
             raise ConfigError(f"--ray needs the optional Ray extra: {RAY_HINT}") from exc
         if not ray_mod.is_initialized():
             if ray_address:
-                ray_mod.init(address=ray_address, logging_level="warning")
+                ray_mod.init(address=ray_address, logging_level=logging.WARNING)
             else:
-                ray_mod.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, logging_level="warning")
+                ray_mod.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
             started_ray = True
     try:
         plan = _run(spec, out, runner, workers, ray or bool(ray_address), ray_address, err)

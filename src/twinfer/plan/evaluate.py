@@ -113,6 +113,10 @@ def _why(spec: PlanSpec, best: dict[str, Any], others: list[dict[str, Any]], rat
         return head + f", the only feasible fleet of {simulated} simulated."
     nxt = others[0]
     nval = nxt["goodput_rps"] / (nxt[per] * scale)
+    if math.isclose(val, nval):
+        return head + (f"; {nxt['key']} ties on that ratio and loses the tie-break (price, then "
+                       f"{pct} TTFT). Goodput is capped by the highest grid rate ({max(spec.rates_per_s):g} req/s): "
+                       "add higher rates to separate them.")
     gain = (val / nval - 1) * 100 if nval else math.inf
     return head + f", {gain:+.0f} % over the runner-up {nxt['key']} ({nval:.3g} req/s per {unit})."
 
@@ -135,14 +139,15 @@ def evaluate(spec: PlanSpec, report: PruneReport, rows: list[dict[str, Any]]) ->
             "by_rate": {},
         }
         for rate in spec.rates_per_s:
-            row = by_pair.get((cand.key, float(rate)))
+            found = by_pair.get((cand.key, float(rate)))
+            row: dict[str, Any] = found or {}
             pruned = report.reasons.get((cand.key, rate))
-            ok = row is not None and row.get("status") == "ok"
+            ok = row.get("status") == "ok"
             att = _num(row.get("slo_attainment")) if ok else None
             entry["by_rate"][f"{rate:g}"] = {
                 "feasible": bool(ok and att is not None and att >= spec.attainment - 1e-12),
                 "pruned": pruned,
-                "error": row.get("error") if row is not None and not ok else None,
+                "error": row.get("error") if found is not None and not ok else None,
                 "slo_attainment": att,
                 "ttft_s": _num(row.get(f"ttft_{pct}_s")) if ok else None,
                 "tpot_s": _num(row.get(f"tpot_{pct}_s")) if ok else None,

@@ -158,6 +158,8 @@ def _iter_ray(
     jobs: Sequence[Job], runner: str, workers: int | None, address: str | None, stop: StopFn = _never
 ) -> Iterator[tuple[Job, dict[str, Any]]]:
     """Results in completion order from Ray tasks (a local Ray, the one already started, or ``address``)."""
+    import logging
+
     try:
         import ray
     except ImportError as exc:
@@ -165,9 +167,9 @@ def _iter_ray(
     started = False
     if not ray.is_initialized():
         if address:
-            ray.init(address=address, logging_level="warning")
+            ray.init(address=address, logging_level=logging.WARNING)
         else:
-            ray.init(num_cpus=workers, include_dashboard=False, logging_level="warning")
+            ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.WARNING)
         started = True
     try:
         task = ray.remote(num_cpus=1)(execute_job)
