@@ -41,11 +41,13 @@ def make_tiny_llama(
     attention_bias: bool = False,
     family: str = "llama",
     sliding_window: int | None = None,
+    max_shard_size: str | None = None,
 ) -> Any:
     """Build a random ``LlamaForCausalLM``, round its weights to bf16 values, save it, return it.
 
     ``family`` "qwen2" or "mistral" builds that architecture instead (Qwen2
-    always has q/k/v biases; Mistral takes ``sliding_window``).
+    always has q/k/v biases; Mistral takes ``sliding_window``). ``max_shard_size``
+    (e.g. "40KB") saves sharded files with a ``model.safetensors.index.json``.
 
     ``initializer_range=0.3`` keeps greedy decoding from collapsing onto one
     token (see shared/reference/tooling-notes.md). Weights are rounded to
@@ -88,11 +90,10 @@ def make_tiny_llama(
             if p.ndim == 1 and p.shape[0] == hidden:
                 p.add_(torch.randn_like(p) * 0.2)  # norm gains: not all ones, so they are tested
             p.copy_(p.to(torch.bfloat16).float())
-    if save_dtype == "bfloat16":
-        # A copy: .to() would also round the in-memory rotary buffers of the returned model.
-        copy.deepcopy(model).to(torch.bfloat16).save_pretrained(folder, safe_serialization=True)
-    else:
-        model.save_pretrained(folder, safe_serialization=True)
+    # A copy for bf16: .to() would also round the in-memory rotary buffers of the returned model.
+    saved = copy.deepcopy(model).to(torch.bfloat16) if save_dtype == "bfloat16" else model
+    shard = {"max_shard_size": max_shard_size} if max_shard_size else {}
+    saved.save_pretrained(folder, safe_serialization=True, **shard)
     return model
 
 

@@ -54,7 +54,10 @@ def test_run_prompt_with_tokenizer_matches_transformers(tmp_path, capsys):
 
 
 def test_run_token_ids_on_two_chips_without_tokenizer(tmp_path, capsys):
-    model = make_tiny_llama(tmp_path, layers=1)
+    # A bf16 checkpoint in several shards, as large published models come.
+    model = make_tiny_llama(tmp_path, layers=1, save_dtype="bfloat16", max_shard_size="20KB")
+    assert len(list(tmp_path.glob("*.safetensors"))) > 1
+    assert (tmp_path / "model.safetensors.index.json").exists()
     r = _run_json(
         capsys, "--model-dir", str(tmp_path), "--token-ids", "5,9,77,3", "--max-new-tokens", "4",
         "--chips", "2", "--dtype", "bf16",
