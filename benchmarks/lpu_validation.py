@@ -87,6 +87,8 @@ def main() -> None:
               f"{_err(OUTPUT / e2e_c, MEASURED['tok_s']):>8s}")
 
     batch, itl, _, _, _, rep, cm = rows[0]
+    base_chip_for_depth = cm.chip
+    prec_depth = Precision(weights="int8", activations="fp16", kv_cache="fp16")
     total = sum(c for _, c in rep.attribution_cycles)
     print(f"\nwhere one decode step goes (batch 1, {rep.cycles:,} cycles = {rep.latency_s * 1e3:.3f} ms, critical path):")
     for name, cyc in rep.attribution_cycles:
@@ -97,6 +99,19 @@ def main() -> None:
     print(f"per layer: {rep.cycles / model.num_layers:,.0f} cycles = {rep.latency_s / model.num_layers * 1e6:.1f} us; "
           f"weights stream through the MXM at {cm.chip.mxm_planes} x 320x320 tiles per "
           f"{cm.chip.params.mxm_install_cycles} cycles per chip")
+
+    print("\npipeline depth vs chips (batch-1 decode at context 625; analytic = schedule):")
+    from twinfer.lpu.plan import make_plan
+
+    for n in (336, 448, 576, 640):
+        try:
+            pl = make_plan(model, base_chip_for_depth, prec_depth, chips=n, batch=1, ctx=PROMPT + OUTPUT, tokens=1)
+        except Exception as exc:  # a count too small to hold the model
+            print(f"  {n:4d} chips: {exc}")
+            continue
+        est = AnalyticLpu(model, System(base_chip_for_depth, n), pl, prec_depth)
+        ms = est.step_cycles(StepShape.decode([mid_ctx])) / base_chip_for_depth.spec.clock_hz * 1e3
+        print(f"  {n:4d} chips: {pl.tp}-way x {len(pl.stages):3d} stages -> {ms:.3f} ms per token")
 
     print("\nsensitivity of the batch-1 decode step to uncertain parameters (not fitted; analytic = schedule):")
     base_chip = make_chip("groq-tsp-v1")
