@@ -170,6 +170,17 @@ def test_decode_compiled_with_another_plan_is_refused(tmp_path):
         ex.run(one.decodes[0], np.array(PROMPT)[:, :1])
 
 
+def test_program_run_at_another_context_is_refused(tmp_path):
+    make_tiny_llama(tmp_path, layers=1)
+    compiled, store = _compile(tmp_path, 1_000_000, 1, "bf16")
+    ex = ProgramExecutor(store)
+    with pytest.raises(ProgramError, match="needs 7 cached tokens"):
+        ex.run(compiled.decodes[0], np.array(PROMPT)[:, :1])  # decode before any prefill
+    ex.run(compiled.prefill, np.array(PROMPT))
+    with pytest.raises(ProgramError, match="needs 8 cached tokens"):
+        ex.run(compiled.decodes[1], np.array(PROMPT)[:, :1])  # skipped decodes[0]
+
+
 def test_program_reading_a_tensor_its_chip_lacks_is_refused(tmp_path):
     make_tiny_llama(tmp_path, layers=1)
     compiled, store = _compile(tmp_path, 300_000, 2, "bf16")

@@ -247,6 +247,13 @@ class ProgramExecutor:
         if len(lengths) > 1:
             raise ProgramError(f"KV cache shards disagree on length: {sorted(lengths)}")
         past = lengths.pop() if lengths else 0
+        # The schedule (so the latency) was compiled for one context: hold the run to it.
+        expected = 0 if program.phase == "prefill" else program.seq_len - 1
+        if past != expected:
+            raise ProgramError(
+                f"{program.phase} program compiled for seq_len {program.seq_len} needs {expected} "
+                f"cached tokens, but the KV cache holds {past}"
+            )
         ctx = _StepContext(
             program=program, ids=ids, mailbox=mailbox, appended=appended, past_len=past
         )
