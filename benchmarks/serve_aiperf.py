@@ -1,6 +1,7 @@
 """A real load generator (NVIDIA aiperf) against `twinfer serve`, next to what the simulator predicts.
 
 Run:  .venv/bin/python benchmarks/serve_aiperf.py                    # aiperf on PATH or beside python
+      .venv/bin/python benchmarks/serve_aiperf.py default --fleet "a) colocated H100"   # a scenario's fleet
       .venv/bin/python benchmarks/serve_aiperf.py --aiperf /path/to/venv/bin/aiperf --concurrency 16
 
 What it does, all on 127.0.0.1:
@@ -31,10 +32,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from serve_common import ServerProcess, pct_diff, train_tokenizer  # noqa: E402
-from twinfer.serve.build import quick_plan  # noqa: E402
+from twinfer.serve.build import quick_plan, scenario_plan  # noqa: E402
 from twinfer.serve.replay import latency_stats, replay_closed, replay_open  # noqa: E402
 
 
@@ -53,7 +56,7 @@ def run_aiperf(
     cmd = [
         aiperf, "profile", "--model", model, "--url", url, "--endpoint-type", "chat", "--streaming",
         "--tokenizer", str(tokenizer), "--request-count", str(args.requests),
-        "--concurrency", str(args.concurrency),
+        "--concurrency", str(args.concurrency), "--warmup-request-count", str(args.warmup),
         "--prompt-input-tokens-mean", str(args.isl), "--prompt-input-tokens-stddev", "0",
         "--prompt-output-tokens-mean", str(args.osl), "--prompt-output-tokens-stddev", "0",
         "--use-server-token-count", "--random-seed", str(args.seed),
@@ -84,11 +87,21 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--aiperf", help="aiperf executable (default: PATH, then beside python)")
-    parser.add_argument("--model", default="llama-3-8b")
+    parser.add_argument("scenario", nargs="?", help="scenario YAML; 'default' for the built-in one")
+    parser.add_argument("--fleet", help="fleet of the scenario (default: its first)")
+    parser.add_argument(
+        "--model", default="llama-3-8b", help="without a scenario: one-pool fleet of this model"
+    )
     parser.add_argument("--hardware", default="h100")
     parser.add_argument("--tp", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--requests", type=int, default=128)
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="aiperf warm-up requests, excluded from both sides (default: the concurrency)",
+    )
     parser.add_argument(
         "--isl", type=int, default=1024, help="input tokens (aiperf synthetic prompts)"
     )
@@ -106,6 +119,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    args.warmup = args.concurrency if args.warmup is None else args.warmup
     aiperf = find_aiperf(args.aiperf)
     if aiperf is None:
         print(
@@ -115,37 +129,38 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="twinfer-serve-aiperf-"))
     work.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer(work / "tokenizer")
-    serve_args = [
-        "--model",
-        args.model,
-        "--hardware",
-        args.hardware,
-        "--tp",
-        str(args.tp),
-        "--tokenizer",
-        str(tokenizer),
-        "--speed",
-        str(args.speed),
-    ]
+    if args.scenario:
+        plan = scenario_plan(
+            None if args.scenario == "default" else Path(args.scenario), args.fleet
+        )
+        serve_args = [] if args.scenario == "default" else [args.scenario]
+        serve_args += ["--fleet", args.fleet] if args.fleet else []
+    else:
+        plan = quick_plan(model=args.model, hardware=args.hardware, tp=args.tp)
+        serve_args = ["--model", args.model, "--hardware", args.hardware, "--tp", str(args.tp)]
+    serve_args += ["--tokenizer", str(tokenizer), "--speed", str(args.speed)]
     print(f"twinfer serve {' '.join(serve_args)}  (127.0.0.1)")
     print(
         f"aiperf: chat, streaming, concurrency {args.concurrency}, {args.requests} requests, "
         f"ISL {args.isl}, OSL {args.osl}"
     )
     with ServerProcess(serve_args, work / "server.log") as server:
-        summary = run_aiperf(aiperf, server.url, args.model, tokenizer, work / "aiperf", args)
+        summary = run_aiperf(aiperf, server.url, plan.model_name, tokenizer, work / "aiperf", args)
         traces = [t for t in server.traces() if t["finish_reason"] is not None]
+    (work / "server_traces.json").write_text(json.dumps(traces))
     # aiperf measures wall seconds; x speed puts them on the simulator's clock
     measured = {
         name: {k: v * args.speed for k, v in aiperf_metric(summary, tag).items()}
         for name, tag in (("TTFT", "time_to_first_token"), ("ITL", "inter_token_latency"))
     }
 
-    plan = quick_plan(model=args.model, hardware=args.hardware, tp=args.tp)
     prompts = [t["prompt_tokens"] for t in traces]
     outputs = [t["max_tokens"] for t in traces]
     open_loop = replay_open(plan.make_sim(), [t["arrival_s"] for t in traces], prompts, outputs)
     closed = replay_closed(plan.make_sim(), prompts, outputs, args.concurrency)
+    # aiperf's warm-up requests (cold connections) load the fleet but are not in its statistics:
+    # they are the first ``warmup`` requests the server admitted, so skip them here too
+    open_loop, closed = open_loop[args.warmup :], closed[args.warmup :]
     predicted = {
         "replay": {
             "TTFT": latency_stats([r.ttft_s for r in open_loop]),
@@ -179,6 +194,12 @@ def main() -> None:
     print(f"* aiperf's wall-clock numbers x speed {args.speed:g} (simulated ms)")
     verdict = "within" if worst <= 10 else "OUTSIDE"
     print(f"\nworst |aiperf - sim replay| on avg/p50: {worst:.1f} % ({verdict} the 10 % target)")
+    admit = np.mean([t["admit_wall_s"] for t in traces])
+    late = np.mean([t["first_token_late_s"] for t in traces])
+    print(
+        f"server side, wall ms: admission (body read, parse, count) {admit * 1e3:.1f} avg; first token handed "
+        f"to its stream {late * 1e3:.1f} after its simulated time (the rest of a TTFT gap is transport and client)"
+    )
     print(f"artifacts: {work}")
 
 

@@ -116,3 +116,24 @@ def test_concurrent_requests_each_keep_their_schedule():
         fleet.close()
 
     run(main())
+
+
+def test_arrival_is_backdated_to_when_the_request_reached_the_server():
+    async def main():
+        loop = asyncio.get_running_loop()
+        fleet = RealtimeFleet(FixedLatencySim(ttft_s=0.05, itl_s=0.01))
+        reached = loop.time()
+        await asyncio.sleep(0.03)  # body read and prompt counted meanwhile; the fleet was idle
+        request = fleet.submit(4, 2, arrived_wall=reached)
+        assert fleet.wall_at(request.arrival_s) == pytest.approx(reached, abs=1e-6)
+        async for _ in request.tokens():
+            break
+        assert loop.time() >= reached + 0.05 - 1e-6  # TTFT counts from when it reached the server
+        # the simulation already ran past an older time: the arrival is clamped, never in the past
+        older = loop.time() - 0.02
+        fleet.submit(4, 2)  # runs the fleet up to now
+        late = fleet.submit(4, 2, arrived_wall=older)
+        assert fleet.wall_at(late.arrival_s) > older + 0.015
+        fleet.close()
+
+    run(main())

@@ -148,19 +148,31 @@ class RealtimeFleet:
         return len(self._requests)
 
     # ---- requests ------------------------------------------------------
-    def submit(self, prompt_tokens: int, max_tokens: int) -> PacedRequest:
-        """Admit a request now; raises QueueFullError when the waiting queue is full."""
-        self._advance()
+    def submit(
+        self, prompt_tokens: int, max_tokens: int, *, arrived_wall: float | None = None
+    ) -> PacedRequest:
+        """Admit a request; raises QueueFullError when the waiting queue is full.
+
+        ``arrived_wall`` (loop time) backdates the arrival to when the request
+        reached the server, before its body was read and its prompt counted, as
+        far as causality allows: never before the simulated time already run.
+        """
+        if arrived_wall is None:
+            self._advance()
+        else:
+            self._advance(to_s=(arrived_wall - self._t0) * self.speed)
         if self.max_queue is not None and len(self._waiting) >= self.max_queue:
             raise QueueFullError(
                 f"the simulated fleet has {len(self._waiting)} requests waiting "
                 f"(limit {self.max_queue})"
             )
-        now = self._sim_clock_s  # _advance just ran the simulation to now
-        key = self._sim.submit(prompt_tokens, max_tokens, now)
-        request = PacedRequest(self, key, now)
+        arrival = self._sim_clock_s
+        key = self._sim.submit(prompt_tokens, max_tokens, arrival)
+        request = PacedRequest(self, key, arrival)
         self._requests[key] = request
         self._waiting.add(key)
+        if arrived_wall is not None:
+            self._advance()  # catch up with the wall clock
         self._arm()
         return request
 
@@ -184,14 +196,16 @@ class RealtimeFleet:
         self._waiting.clear()
 
     # ---- event loop plumbing --------------------------------------------
-    def _advance(self, at_least_s: float = 0.0) -> None:
-        """Run the simulation up to now and hand each produced token to its request.
+    def _advance(self, at_least_s: float = 0.0, *, to_s: float | None = None) -> None:
+        """Run the simulation up to now (or ``to_s``) and hand each produced token to its request.
 
         ``at_least_s`` is the simulated time a timer was armed for: float
         rounding of the wall/sim mapping must not leave its event unprocessed.
+        The clock never goes back.
         """
         now_wall = self._loop.time()
-        self._sim_clock_s = max(self._sim_clock_s, (now_wall - self._t0) * self.speed, at_least_s)
+        target = (now_wall - self._t0) * self.speed if to_s is None else to_s
+        self._sim_clock_s = max(self._sim_clock_s, target, at_least_s)
         for event in self._sim.run_until(self._sim_clock_s):
             request = self._requests.get(event.key)
             if request is None:  # cancelled; the simulator may still report a token in flight
