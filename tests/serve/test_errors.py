@@ -179,7 +179,15 @@ async def _leave_before_answer(url: str) -> None:
             await http.post(url + "/v1/completions", json=body)
 
 
+def asyncio_tasks(server) -> float:
+    """The server's asyncio task count, from /metrics."""
+    text = httpx.get(server.url + "/metrics").text
+    return float(next(line.split()[1] for line in text.splitlines() if line.startswith("twinfer_asyncio_tasks ")))
+
+
 def test_disconnects_cancel_in_the_fleet_while_others_are_served(fixed_server):
+    tasks_before = asyncio_tasks(fixed_server)
+
     async def main():
         leavers = [_leave_mid_stream(fixed_server.url) for _ in range(4)]
         leavers += [_leave_before_answer(fixed_server.url) for _ in range(2)]
@@ -194,6 +202,7 @@ def test_disconnects_cancel_in_the_fleet_while_others_are_served(fixed_server):
         time.sleep(0.02)
     assert fleet.in_flight == 0  # 3000-token answers would run 30 s: they were cancelled
     assert fixed_server.app.state.metrics.cancelled == 6
+    assert asyncio_tasks(fixed_server) <= tasks_before  # nothing leaked on the server's loop
     # and the server still answers
     ok = post(
         fixed_server, "/v1/completions", {"model": "fake-model", "prompt": "after", "max_tokens": 2}
