@@ -197,7 +197,9 @@ def rmsnorm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     """Root-mean-square norm over the last axis, times a learned gain (Llama's RMSNorm)."""
     x = np.asarray(x, dtype=np.float32)
     var = np.mean(x * x, axis=-1, keepdims=True)
-    return (x / np.sqrt(var + np.float32(eps))).astype(np.float32) * weight.astype(np.float32)
+    return (x / np.sqrt(var + np.float32(eps))).astype(np.float32, copy=False) * weight.astype(
+        np.float32, copy=False
+    )
 
 
 def matmul(x: np.ndarray, w: QuantWeight, bias: np.ndarray | None = None) -> np.ndarray:
@@ -206,13 +208,13 @@ def matmul(x: np.ndarray, w: QuantWeight, bias: np.ndarray | None = None) -> np.
     if w.scale_per_row is not None:
         y = y * w.scale_per_row
     if bias is not None:
-        y = y + bias.astype(np.float32)
-    return y.astype(np.float32)
+        y = y + bias.astype(np.float32, copy=False)
+    return y.astype(np.float32, copy=False)
 
 
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Elementwise sum (residuals; partial products of a split matmul)."""
-    return (np.asarray(a, np.float32) + np.asarray(b, np.float32)).astype(np.float32)
+    return (np.asarray(a, np.float32) + np.asarray(b, np.float32)).astype(np.float32, copy=False)
 
 
 def concat(parts: list[np.ndarray], axis: int) -> np.ndarray:
@@ -231,7 +233,7 @@ def silu_mul(gate: np.ndarray, up: np.ndarray) -> np.ndarray:
     """silu(gate) * up, the SwiGLU activation; sigmoid written with tanh so it never overflows."""
     g = np.asarray(gate, dtype=np.float32)
     sigmoid = np.float32(0.5) * (np.float32(1.0) + np.tanh(np.float32(0.5) * g))
-    return (g * sigmoid * up).astype(np.float32)
+    return (g * sigmoid * up).astype(np.float32, copy=False)
 
 
 def argmax(logits: np.ndarray) -> np.ndarray:
@@ -286,7 +288,7 @@ def rope(
     half = head_dim // 2
     x1, x2 = xh[..., :half], xh[..., half:]
     out = np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
-    return out.reshape(t, heads * head_dim).astype(np.float32)
+    return out.reshape(t, heads * head_dim).astype(np.float32, copy=False)
 
 
 # ---- attention ----------------------------------------------------------------------
@@ -320,4 +322,6 @@ def attention(
     p = np.exp(scores)
     p /= p.sum(axis=-1, keepdims=True)
     out = p.astype(np.float32) @ v_all[:, :, None]  # [B, K, G, T, D]
-    return out.transpose(0, 3, 1, 2, 4).reshape(b, t, heads * head_dim).astype(np.float32)
+    return (
+        out.transpose(0, 3, 1, 2, 4).reshape(b, t, heads * head_dim).astype(np.float32, copy=False)
+    )
