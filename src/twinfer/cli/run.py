@@ -28,14 +28,19 @@ def _parse_ids(text: str) -> list[int]:
     return ids
 
 
-def _tokenizer(folder: Any) -> Any:
-    """The folder's ``tokenizer.json`` loaded with the tokenizers library, or None when absent."""
+def _tokenizer(folder: Any) -> tuple[Any, str | None]:
+    """The folder's ``tokenizer.json`` loaded with the tokenizers library, or (None, why not)."""
     path = folder / "tokenizer.json"
     if not path.exists():
-        return None
-    from tokenizers import Tokenizer
-
-    return Tokenizer.from_file(str(path))
+        return None, f"no tokenizer.json in {folder}: token ids only"
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        return (
+            None,
+            "the 'tokenizers' package is not installed (pip install tokenizers): token ids only",
+        )
+    return Tokenizer.from_file(str(path)), None
 
 
 def run_generation(
@@ -71,12 +76,10 @@ def run_generation(
     folder = Path(model_dir).expanduser()
     spec = checkpoint_spec(folder)  # clear errors: missing folder, config, unsupported architecture
     store = WeightStore.open(folder, spec)  # clear error: no safetensors weights
-    tok = _tokenizer(folder)
+    tok, no_tok = _tokenizer(folder)
     if prompt is not None:
         if tok is None:
-            raise ConfigError(
-                f"{folder}: no tokenizer.json, so --prompt cannot be tokenised; give --token-ids instead"
-            )
+            raise ConfigError(f"--prompt cannot be tokenised ({no_tok}); give --token-ids instead")
         ids = tok.encode(prompt).ids
         if not ids:
             raise ConfigError("--prompt tokenised to no tokens; give a non-empty prompt")
@@ -126,7 +129,7 @@ def run_generation(
         "prompt_token_ids": [int(i) for i in ids],
         "generated_token_ids": new,
         "generated_text": tok.decode(new, skip_special_tokens=False) if tok is not None else None,
-        "text_note": None if tok is not None else f"no tokenizer.json in {folder}: token ids only",
+        "text_note": no_tok,
         "lpu_prefill_s": compiled.prefill_latency_s,
         "lpu_decode_s_per_token_mean": (sum(decode) / len(decode)) if decode else None,
         "lpu_total_s": compiled.total_latency_s,
