@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import sys
 import tempfile
 import time
@@ -46,48 +48,77 @@ def scrape(url: str) -> dict[str, float]:
     return out
 
 
+async def sse_chat(host: str, port: int, body: bytes, hang_up: bool) -> dict:
+    """One streaming chat over a raw asyncio connection: (id, receive time of each content token, ...).
+
+    A bare HTTP/1.1 client (no httpx) so that the client process, which shares
+    the machine with the server, stamps each token as soon as it can read it.
+    """
+    rec: dict = {"id": None, "times": [], "error": None, "hung_up": hang_up, "done": False}
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: " + host.encode() + b"\r\nContent-Type: "
+            b"application/json\r\nConnection: close\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if status != 200:
+            rec["error"] = f"HTTP {status}: {(head + await reader.read(400))[:400]!r}"
+            return rec
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"x-twinfer-request-id:"):
+                rec["id"] = line.split(b":", 1)[1].strip().decode()
+        pending = b""
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            now = time.perf_counter()
+            events = (pending + data).split(b"\n\n")
+            pending = events.pop()  # an incomplete event, if any
+            for ev in events:
+                if b'"content":"' in ev and b'"content":""' not in ev:
+                    rec["times"].append(now)
+                elif b"data: [DONE]" in ev:
+                    rec["done"] = True
+            if rec["done"] or (hang_up and len(rec["times"]) >= 3):
+                break
+        if not hang_up and not rec["done"]:
+            rec["error"] = "stream ended without [DONE]"
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return rec
+
+
 async def client(
-    http: httpx.AsyncClient,
-    url: str,
-    model: str,
-    rng: np.random.Generator,
-    deadline: float,
-    results: list,
+    host: str, port: int, model: str, rng: np.random.Generator, deadline: float, results: list
 ) -> None:
     """Send streaming chats back to back until ``deadline``; append one record per request."""
     while time.monotonic() < deadline:
         n_words = int(rng.integers(10, 400))
         prompt = " ".join(WORDS[i] for i in rng.integers(0, len(WORDS), n_words))
-        max_tokens = int(rng.integers(16, 257))
-        hang_up = rng.random() < 1 / 16
         body = {
             "model": model,
             "messages": [{"role": "user", "content": prompt}],
-            "max_tokens": max_tokens,
+            "max_tokens": int(rng.integers(16, 257)),
             "stream": True,
         }
-        rec = {"id": None, "times": [], "error": None, "hung_up": hang_up, "done": False}
+        hang_up = bool(rng.random() < 1 / 16)
         try:
-            async with http.stream("POST", url + "/v1/chat/completions", json=body) as resp:
-                if resp.status_code != 200:
-                    rec["error"] = f"HTTP {resp.status_code}: {(await resp.aread())[:200]!r}"
-                else:
-                    rec["id"] = resp.headers["x-twinfer-request-id"]
-                    async for line in resp.aiter_lines():
-                        if (
-                            line.startswith("data: {")
-                            and '"content":"' in line
-                            and '"content":""' not in line
-                        ):
-                            rec["times"].append(time.perf_counter())
-                            if hang_up and len(rec["times"]) >= 3:
-                                break
-                        elif line == "data: [DONE]":
-                            rec["done"] = True
-            if not hang_up and not rec["done"] and rec["error"] is None:
-                rec["error"] = "stream ended without [DONE]"
-        except (httpx.HTTPError, OSError) as exc:
-            rec["error"] = f"{type(exc).__name__}: {exc}"
+            rec = await sse_chat(host, port, json.dumps(body).encode(), hang_up)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            rec = {
+                "id": None,
+                "times": [],
+                "error": f"{type(exc).__name__}: {exc}",
+                "hung_up": hang_up,
+            }
         results.append(rec)
 
 
@@ -96,28 +127,37 @@ async def drive(
 ) -> list:
     results: list = []
     deadline = time.monotonic() + duration_s
-    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0), limits=limits) as http:
-        tasks = [
-            asyncio.create_task(
-                client(http, url, model, np.random.default_rng([seed, i]), deadline, results)
-            )
-            for i in range(clients)
-        ]
-        done, pending = await asyncio.wait(tasks, timeout=duration_s + drain_s)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        if pending:
-            results.append(
-                {
-                    "error": f"{len(pending)} clients still busy after the drain window",
-                    "times": [],
-                    "id": None,
-                    "hung_up": False,
-                }
-            )
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    tasks = [
+        asyncio.create_task(
+            client(host, int(port), model, np.random.default_rng([seed, i]), deadline, results)
+        )
+        for i in range(clients)
+    ]
+    _done, pending = await asyncio.wait(tasks, timeout=duration_s + drain_s)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    if pending:
+        results.append(
+            {
+                "error": f"{len(pending)} clients still busy after the drain window",
+                "times": [],
+                "id": None,
+                "hung_up": False,
+            }
+        )
     return results
+
+
+def run_async(coro):  # type: ignore[no-untyped-def]
+    """Run ``coro`` on uvloop when installed (lighter client), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
 
 
 def main() -> None:
@@ -157,7 +197,7 @@ def main() -> None:
         model = httpx.get(server.url + "/v1/models").json()["data"][0]["id"]
         before = scrape(server.url)
         t0 = time.monotonic()
-        results = asyncio.run(
+        results = run_async(
             drive(server.url, model, args.clients, args.duration_s, args.drain_s, args.seed)
         )
         wall = time.monotonic() - t0

@@ -16,26 +16,29 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from twinfer.errors import CapacityError
+from twinfer.serve.delivery import (
+    PacedStream,
+    RequestTrace,
+    SyntheticTextSource,
+    TextSource,
+    full_body,
+    sse_body,
+    token_pieces,
+)
 from twinfer.serve.metrics import CONTENT_TYPE, ServerMetrics
-from twinfer.serve.pacing import FleetSim, PacedRequest, QueueFullError, RealtimeFleet
+from twinfer.serve.pacing import FleetSim, QueueFullError, RealtimeFleet
 from twinfer.serve.protocol import ApiError, GenerationRequest, parse_generation, parse_json_object
 from twinfer.serve.responses import (
-    DONE,
-    DeltaChunks,
     Envelope,
-    StopScanner,
-    chunk,
-    full_response,
-    usage_chunk,
 )
-from twinfer.serve.text import ApproxTokenCounter, SyntheticText, TokenCounter, request_seed
+from twinfer.serve.text import ApproxTokenCounter, TokenCounter
 
 #: Bodies larger than this are parsed and token-counted in a worker thread when a tokenizer counts.
 OFFLOAD_BODY_BYTES = 2048
@@ -55,112 +58,6 @@ class ServeConfig:
     fleet_label: str = "fixed-latency"  # what paces the tokens (sent in x-twinfer-fleet)
 
 
-class TokenTexts(Protocol):
-    """The text of one request's tokens, by index (awaited: a model may still be computing it)."""
-
-    async def get(self, index: int) -> str:
-        """Text of token ``index``."""
-        ...
-
-    def close(self) -> None:
-        """The request is over; stop producing text."""
-        ...
-
-
-class SyntheticTokens:
-    """Deterministic synthetic words (twinfer.serve.text.SyntheticText), available at once."""
-
-    def __init__(self, req: GenerationRequest) -> None:
-        self._text = SyntheticText(
-            request_seed(req.kind, req.prompt_text, str(req.max_tokens)),
-            req.max_tokens,
-            leading_space=req.kind != "chat",
-        )
-
-    async def get(self, index: int) -> str:
-        """Word ``index`` of the answer."""
-        return self._text.token(index)
-
-    def close(self) -> None:
-        """Nothing to stop."""
-
-
-class TextSource(Protocol):
-    """Where token text comes from (synthetic words, or a model: twinfer.serve.model_text)."""
-
-    def start(self, req: GenerationRequest) -> TokenTexts:
-        """The token texts of ``req``."""
-        ...
-
-
-class SyntheticTextSource:
-    """The default: deterministic synthetic words."""
-
-    def start(self, req: GenerationRequest) -> TokenTexts:
-        """The token texts of ``req``."""
-        return SyntheticTokens(req)
-
-
-@dataclass
-class _Trace:
-    """What the server recorded about one request (for tests and the soak benchmark)."""
-
-    arrival_s: float
-    prompt_tokens: int
-    max_tokens: int
-    token_times_s: list[float]
-    finish_reason: str | None = None
-    cancelled: bool = False
-    admit_wall_s: float = 0.0  # wall time from the handler's start to admission into the fleet
-    first_token_late_s: float | None = None  # wall delay of the first token past its simulated time
-    max_token_late_s: float = 0.0  # worst such delay over the request's tokens
-
-
-class _PacedStream(StreamingResponse):
-    """Server-sent events that stop, and cancel the request, the moment the client goes away.
-
-    Unlike Starlette's StreamingResponse under ASGI 2.4 (which notices a gone
-    client only at its next write), this watches for ``http.disconnect`` while
-    waiting for the next token, so the simulated fleet frees the slot at once.
-    """
-
-    def __init__(self, body: AsyncIterator[bytes], headers: dict[str, str]) -> None:
-        super().__init__(body, status_code=200, headers=headers, media_type="text/event-stream")
-        self._body = body
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        async def stream() -> None:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": self.status_code,
-                    "headers": self.raw_headers,
-                }
-            )
-            async for data in self.body_iterator:
-                await send({"type": "http.response.body", "body": data, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-        async def disconnected() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-
-        streamer = asyncio.ensure_future(stream())
-        watcher = asyncio.ensure_future(disconnected())
-        try:
-            await asyncio.wait({streamer, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (streamer, watcher):
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await streamer
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await watcher
-            await self._body.aclose()  # type: ignore[attr-defined]
-        if streamer.done() and not streamer.cancelled() and streamer.exception() is not None:
-            raise streamer.exception()  # type: ignore[misc]
-
-
 def create_app(
     config: ServeConfig,
     make_sim: Callable[[], FleetSim],
@@ -172,7 +69,7 @@ def create_app(
     counter_: TokenCounter = counter or ApproxTokenCounter()
     source: TextSource = text_source or SyntheticTextSource()
     models = {config.model_name: config.context_tokens}
-    traces: collections.OrderedDict[str, _Trace] = collections.OrderedDict()
+    traces: collections.OrderedDict[str, RequestTrace] = collections.OrderedDict()
     state: dict[str, Any] = {"fleet": None, "next_id": 0, "created": int(time.time())}
 
     def fleet() -> RealtimeFleet:
@@ -312,7 +209,9 @@ def create_app(
         env = Envelope(
             id=f"{prefix}-twinfer{state['next_id']:08x}", created=int(time.time()), model=req.model
         )
-        trace = _Trace(paced.arrival_s, req.prompt_tokens, req.max_tokens, paced.token_times_s)
+        trace = RequestTrace(
+            paced.arrival_s, req.prompt_tokens, req.max_tokens, paced.token_times_s
+        )
         trace.admit_wall_s = asyncio.get_running_loop().time() - started
         traces[env.id] = trace
         while len(traces) > config.trace_requests:
@@ -324,11 +223,11 @@ def create_app(
             "x-twinfer-prompt-tokens": str(req.prompt_tokens),
             "x-twinfer-arrival-s": repr(paced.arrival_s),
         }
-        tokens = _token_pieces(req, paced, source.start(req), started, metrics, trace)
+        tokens = token_pieces(req, paced, source.start(req), started, metrics, trace)
         metrics.count_request(endpoint, 200)
         if req.stream:
-            return _PacedStream(_sse_body(req, env, tokens, trace), headers=headers)
-        return await _full_body(request, req, env, tokens, trace, headers)
+            return PacedStream(sse_body(req, env, tokens, trace), headers=headers)
+        return await full_body(request, req, env, tokens, trace, headers)
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
@@ -339,115 +238,3 @@ def create_app(
         return await generate(request, "chat")
 
     return app
-
-
-async def _token_pieces(
-    req: GenerationRequest,
-    paced: PacedRequest,
-    token_text: TokenTexts,
-    started: float,
-    metrics: ServerMetrics,
-    trace: _Trace,
-) -> AsyncIterator[tuple[str, bool]]:
-    """(text to send, stop hit) per paced token; cancels the fleet request on stop or exit."""
-    loop = asyncio.get_running_loop()
-    scanner = StopScanner(req.stop)
-    last_wall = started
-    try:
-        async for event in paced.tokens():
-            now = loop.time()
-            (metrics.itl if event.index else metrics.ttft).observe(now - last_wall)
-            last_wall = now
-            late = now - paced.wall_at(event.time_s)
-            metrics.lateness.observe(late)
-            if event.index == 0:
-                trace.first_token_late_s = late
-            trace.max_token_late_s = max(trace.max_token_late_s, late)
-            metrics.completion_tokens += 1
-            piece, stopped = scanner.feed(await token_text.get(event.index))
-            if stopped:
-                trace.finish_reason = "stop"
-                yield piece, True
-                return
-            if event.last:
-                trace.finish_reason = "length"
-                piece += scanner.flush()
-            yield piece, False
-    finally:
-        token_text.close()
-        if not paced.done:  # stop sequence hit, client gone, or server shutting down
-            paced.cancel()
-            metrics.cancelled += 1
-        trace.cancelled = trace.finish_reason is None
-
-
-async def _sse_body(
-    req: GenerationRequest,
-    env: Envelope,
-    tokens: AsyncIterator[tuple[str, bool]],
-    trace: _Trace,
-) -> AsyncIterator[bytes]:
-    """The event stream: role opener with the first token, deltas, finish, usage, [DONE]."""
-    count = 0
-    delta = DeltaChunks(req, env)
-    try:
-        async for piece, _stopped in tokens:
-            out = b""
-            if count == 0 and req.kind == "chat":
-                out += chunk(req, env, role=True)
-            count += 1
-            if piece:
-                out += delta(piece)
-            if out:
-                yield out
-        # the finish chunk: empty delta (chat) or empty text (completions)
-        tail = chunk(req, env, finish=trace.finish_reason or "length")
-        if req.include_usage:
-            tail += usage_chunk(req, env, count)
-        yield tail + DONE
-    finally:
-        await tokens.aclose()  # type: ignore[attr-defined]
-
-
-async def _full_body(
-    request: Request,
-    req: GenerationRequest,
-    env: Envelope,
-    tokens: AsyncIterator[tuple[str, bool]],
-    trace: _Trace,
-    headers: dict[str, str],
-) -> Response:
-    """Collect the whole answer, cancelling it in the fleet if the client disconnects first."""
-
-    async def collect() -> tuple[str, int]:
-        pieces, count = [], 0
-        async for piece, _stopped in tokens:
-            pieces.append(piece)
-            count += 1
-        return "".join(pieces), count
-
-    async def disconnected() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    collector = asyncio.ensure_future(collect())
-    watcher = asyncio.ensure_future(disconnected())
-    try:
-        await asyncio.wait({collector, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-        if not collector.done():
-            collector.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-        with contextlib.suppress(asyncio.CancelledError):
-            await collector
-        await tokens.aclose()  # type: ignore[attr-defined]
-    if collector.cancelled():
-        return Response(
-            status_code=499
-        )  # client closed request (nginx's convention); nobody reads it
-    text, count = collector.result()
-    return JSONResponse(
-        full_response(req, env, text, trace.finish_reason or "length", count), headers=headers
-    )
