@@ -101,3 +101,15 @@ def test_cli_plan_writes_json_and_parquet(tmp_path, capsys) -> None:
     first = (tmp_path / "out" / "plan.json").read_bytes()
     assert main(["plan", str(path), "--out", str(tmp_path / "out"), "--workers", "1"]) == 0
     assert (tmp_path / "out" / "plan.json").read_bytes() == first
+
+
+def test_trace_arrival_pattern_scales_the_trace_to_each_rate() -> None:
+    from twinfer.plan.planner import workload_stats
+
+    spec = parse_plan({**TINY, "workload": {"trace": "builtin:azure-conv-sample", "max_requests": 50},
+                       "arrival_pattern": "trace", "rates_per_s": [2, 8]})
+    for rate in (2.0, 8.0):
+        stats = workload_stats(spec, rate)
+        # the kept requests arrive at the asked mean rate: (n - 1) / (last - first) with the first at t=0
+        assert stats.num_requests == 50
+        assert (stats.num_requests - 1) / stats.last_arrival_s == pytest.approx(rate, rel=1e-9)

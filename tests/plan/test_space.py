@@ -38,6 +38,8 @@ def test_rates_include_the_target_sorted() -> None:
     ({"search": {"modes": ["split"]}}, "modes"),
     ({"hardwre": ["h100"]}, "unknown keys"),
     ({"target_rate_per_s": 0}, "> 0"),
+    ({"arrival_pattern": "bursty"}, "arrival_pattern"),
+    ({"arrival_pattern": "trace"}, "needs a workload with a trace"),
 ])
 def test_bad_plans_say_what_is_wrong(patch, needle) -> None:
     with pytest.raises(ConfigError, match=needle):

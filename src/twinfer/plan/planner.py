@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -51,12 +52,18 @@ class PruneReport:
 
 
 def workload_section(spec: PlanSpec, rate_per_s: float) -> dict[str, Any]:
-    """The scenario workload at ``rate_per_s``: the plan's workload with its arrival rate replaced.
+    """The scenario workload at ``rate_per_s``: the plan's workload with its arrival rate set.
 
-    A trace keeps its lengths and gets Poisson arrivals at the rate (or the plan's
-    own arrival kind, e.g. gamma with its cv, at the rate).
+    ``arrival_pattern: poisson`` (default): Poisson arrivals at the rate (or the
+    plan's own arrival kind, e.g. gamma with its cv), lengths kept from the trace.
+    ``arrival_pattern: trace``: the trace's own timestamps, with ``rate_scale``
+    chosen so the requests kept arrive at ``rate_per_s`` on average (burstiness kept).
     """
     section = dict(spec.workload)
+    if spec.arrival_pattern == "trace":
+        section.pop("arrivals", None)
+        section["rate_scale"] = float(rate_per_s) / trace_rate_per_s(spec)
+        return section
     arrivals = dict(section.get("arrivals") or {"kind": "poisson"})
     if arrivals.get("kind") == "replay":
         arrivals = {"kind": "poisson"}
@@ -64,6 +71,29 @@ def workload_section(spec: PlanSpec, rate_per_s: float) -> dict[str, Any]:
     section["arrivals"] = arrivals
     section.pop("rate_scale", None)
     return section
+
+
+@lru_cache(maxsize=16)
+def _trace_rate(workload_json: str, base_dir: str | None, seed: int) -> float:
+    import json
+
+    from twinfer.plan.runner import workload_rng
+    from twinfer.workload.build import build_workload
+    from twinfer.workload.config import WorkloadConfig
+
+    section = {k: v for k, v in json.loads(workload_json).items() if k not in ("arrivals", "rate_scale")}
+    w = build_workload(WorkloadConfig.from_dict(section, base_dir=base_dir), workload_rng(seed))
+    span = float(w.arrival_s[-1] - w.arrival_s[0]) if len(w.arrival_s) > 1 else 0.0
+    if span <= 0:
+        raise ConfigError("arrival_pattern: trace needs a trace with at least two distinct arrival times")
+    return (len(w.arrival_s) - 1) / span
+
+
+def trace_rate_per_s(spec: PlanSpec) -> float:
+    """Mean arrival rate of the plan's trace as recorded (the requests the workload keeps)."""
+    from twinfer.plan.grid import canonical_json
+
+    return _trace_rate(canonical_json(spec.workload), spec.base_dir, spec.seed)
 
 
 def workload_stats(spec: PlanSpec, rate_per_s: float) -> WorkloadStats:

@@ -6,6 +6,7 @@ A plan YAML file (see ``examples/plans/``)::
     model: llama-3-70b
     workload: {trace: builtin:azure-conv-sample, max_requests: 400}   # a scenario workload section
     target_rate_per_s: 4          # arrivals become Poisson at this rate (lengths kept from the trace)
+    arrival_pattern: poisson      # or trace: keep the trace's own (bursty) timestamps, scaled to each rate
     rates_per_s: [1, 2, 4, 8]     # also plan at these rates (the "as traffic grows" table)
     slo: {ttft_s: 2.0, tpot_s: 0.1, percentile: 90}   # >= 90 % of requests meet both
     objective: min_cost           # min_cost | max_goodput_per_usd | max_goodput_per_watt
@@ -42,7 +43,8 @@ MODES = ("aggregated", "disaggregated")
 #: Devices per rack by kind (see the module doc for sources; the GPU value is a guess).
 DEVICES_PER_RACK = {"gpu": 32, "lpu": 64}
 PLAN_KEYS = frozenset({"name", "model", "workload", "target_rate_per_s", "rates_per_s", "slo", "objective",
-                       "hardware", "limits", "search", "seed", "description"})
+                       "hardware", "limits", "search", "seed", "description", "arrival_pattern"})
+ARRIVAL_PATTERNS = ("poisson", "trace")
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class PlanSpec:
     racks: int | None = None
     devices_per_rack: int | None = None
     strategy: str = "staircase"  # staircase | exhaustive (see twinfer.plan.search)
+    arrival_pattern: str = "poisson"  # poisson at each rate | trace (its timestamps, rescaled to each rate)
     seed: int = 0
     base_dir: str | None = None
 
@@ -160,6 +163,11 @@ def parse_plan(raw: Any, *, where: str = "plan", base_dir: Path | None = None) -
     modes = _tuple(search.get("modes", list(MODES)), f"{where}.search.modes", str)
     if not set(modes) <= set(MODES):
         raise ConfigError(f"{where}: search.modes must be among {', '.join(MODES)}")
+    pattern = str(raw.get("arrival_pattern", "poisson"))
+    if pattern not in ARRIVAL_PATTERNS:
+        raise ConfigError(f"{where}: arrival_pattern {pattern!r} is not one of {', '.join(ARRIVAL_PATTERNS)}")
+    if pattern == "trace" and "trace" not in raw["workload"]:
+        raise ConfigError(f"{where}: arrival_pattern: trace needs a workload with a trace (timestamps to replay)")
     known_limits = {"budget_per_hour_usd", "power_w", "racks", "devices_per_rack"}
     if set(limits) - known_limits:
         raise ConfigError(f"{where}: unknown limits {sorted(set(limits) - known_limits)}; allowed: {sorted(known_limits)}")
@@ -186,6 +194,7 @@ def parse_plan(raw: Any, *, where: str = "plan", base_dir: Path | None = None) -
         racks=limits.get("racks"),
         devices_per_rack=limits.get("devices_per_rack"),
         strategy=str(search.get("strategy", "staircase")),
+        arrival_pattern=pattern,
         seed=int(raw.get("seed", 0)),
         base_dir=str(base_dir) if base_dir is not None else None,
     )
