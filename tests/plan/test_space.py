@@ -44,3 +44,18 @@ def test_rates_include_the_target_sorted() -> None:
 def test_bad_plans_say_what_is_wrong(patch, needle) -> None:
     with pytest.raises(ConfigError, match=needle):
         parse_plan({**BASE, **patch})
+
+
+def test_batching_variants_multiply_pool_types_and_reach_the_scenario() -> None:
+    from twinfer.plan.planner import fleet_section
+
+    spec = parse_plan({**BASE, "hardware": ["h100"], "search": {
+        "tp": [1], "modes": ["aggregated"], "max_instances_per_pool": 2,
+        "batching": [{"policy": "chunked", "token_budget": 512}, {"policy": "continuous"}]}})
+    cands = enumerate_candidates(spec, instance_shapes(spec, {"h100": "gpu"}), {"h100": "gpu"})
+    assert [c.key for c in cands] == ["agg[1x h100 tp1 chunked/512]", "agg[2x h100 tp1 chunked/512]",
+                                      "agg[1x h100 tp1 continuous]", "agg[2x h100 tp1 continuous]"]
+    assert fleet_section(spec, cands[0])["pools"]["mixed"]["batching"] == {"policy": "chunked", "token_budget": 512}
+    assert fleet_section(spec, cands[3])["pools"]["mixed"]["batching"] == {"policy": "continuous"}
+    with pytest.raises(ConfigError, match="max_batch_seqs"):
+        parse_plan({**BASE, "search": {"batching": {"max_batch_seqs": 8}}})

@@ -29,7 +29,7 @@ The plan JSON (``plan.json``, schema ``twinfer.plan/1``) read by ``twinfer repor
                                "prefill_throughput"|"decode_throughput": int}},
       "candidates": [{                            # those simulated at one rate or more
           "key": str, "mode": "aggregated"|"disaggregated",
-          "pools": [{"role", "hardware", "count", "tp", "chips", "max_batch_seqs"}],
+          "pools": [{"role", "hardware", "count", "tp", "chips", "max_batch_seqs", "batching": {...}}],
           "devices": int|null, "price_per_hour_usd": float|null, "power_max_w": float|null, "racks": int|null,
           "goodput_rps": float, "pareto": bool,
           "by_rate": {"<rate>": {"feasible": bool, "pruned": str|null, "error": str|null,
@@ -131,7 +131,7 @@ def evaluate(spec: PlanSpec, report: PruneReport, rows: list[dict[str, Any]]) ->
         entry: dict[str, Any] = {
             "key": cand.key, "mode": cand.mode,
             "pools": [{"role": p.role, "hardware": p.hardware, "count": p.count, "tp": p.tp, "chips": p.chips,
-                       "max_batch_seqs": p.max_batch_seqs} for p in cand.pools],
+                       "max_batch_seqs": p.max_batch_seqs, "batching": dict(p.batching)} for p in cand.pools],
             "devices": cost.devices if cost else None,
             "price_per_hour_usd": cost.price_per_hour_usd if cost else None,
             "power_max_w": cost.power_max_w if cost else None,

@@ -216,7 +216,7 @@ def fleet_section(spec: PlanSpec, cand: Candidate) -> dict[str, Any]:
                 pool["chips"] = p.chips
         elif p.tp != 1:
             pool["tp"] = p.tp
-        batching = dict(spec.batching)
+        batching = dict(p.batching)
         if p.max_batch_seqs is not None:
             batching["max_batch_seqs"] = p.max_batch_seqs
         if batching:

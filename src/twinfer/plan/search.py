@@ -51,7 +51,8 @@ class _Search:
 
 def _group_key(cand: Candidate) -> tuple:
     last = cand.pools[-1]
-    return (cand.mode, cand.pools[:-1], last.role, last.hardware, last.tp, last.chips, last.max_batch_seqs)
+    return (cand.mode, cand.pools[:-1], last.role, last.hardware, last.tp, last.chips, last.max_batch_seqs,
+            last.batching)
 
 
 def search(survivors: list[Pair], simulate: Simulate, strategy: str = "staircase") -> int:

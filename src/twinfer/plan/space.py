@@ -19,7 +19,7 @@ A plan YAML file (see ``examples/plans/``)::
       max_batch_seqs: [null]      # batch caps (null: the backend's limit)
       max_instances_per_pool: 8
       link: ib-ndr                # prefill -> decode KV link, or {name: ib-ndr, count: 8, layerwise: true}
-      batching: {policy: chunked, token_budget: 2048}
+      batching: {policy: chunked, token_budget: 2048}   # or a list of variants to search over
       strategy: staircase         # or exhaustive (see twinfer.plan.search)
     seed: 0
 
@@ -58,12 +58,15 @@ class PoolChoice:
     chips: int | None = None  # LPU chips per replica (None: the smallest that fits)
     max_batch_seqs: int | None = None
     kind: str = "gpu"  # gpu | lpu
+    batching: tuple[tuple[str, Any], ...] = ()  # scenario batching settings (sorted items), cap aside
+    batching_tag: str = ""  # shown in labels when the plan searches several batching variants
 
     def label(self) -> str:
         """Short text such as ``3x h100 tp4``, ``1x groq-tsp-v1 c576`` (``c*``: smallest chip count that fits)."""
         par = (f"c{self.chips}" if self.chips else "c*") if self.kind == "lpu" else f"tp{self.tp}"
         cap = f" b{self.max_batch_seqs}" if self.max_batch_seqs else ""
-        return f"{self.count}x {self.hardware} {par}{cap}"
+        tag = f" {self.batching_tag}" if self.batching_tag else ""
+        return f"{self.count}x {self.hardware} {par}{cap}{tag}"
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ class PlanSpec:
     max_batch_seqs: tuple[int | None, ...] = (None,)
     max_instances_per_pool: int = 8
     link: dict[str, Any] = field(default_factory=lambda: {"name": "ib-ndr"})  # scenario kv_link section
-    batching: dict[str, Any] = field(default_factory=dict)
+    batchings: tuple[dict[str, Any], ...] = ({},)  # batching variants searched (scenario batching mappings)
     budget_per_hour_usd: float | None = None
     power_w: float | None = None
     racks: int | None = None
@@ -122,6 +125,23 @@ def _tuple(value: Any, where: str, kind: type | tuple[type, ...]) -> tuple[Any, 
         if item is not None and (isinstance(item, bool) or not isinstance(item, kind)):
             raise ConfigError(f"{where}: {item!r} is not a {getattr(kind, '__name__', kind)}")
     return tuple(items)
+
+
+def _batchings(value: Any, where: str) -> tuple[dict[str, Any], ...]:
+    """``{policy: chunked}`` or a list of such mappings -> the batching variants to search."""
+    items = value if isinstance(value, list) else [value or {}]
+    if not items or not all(isinstance(b, dict) for b in items):
+        raise ConfigError(f"{where}: give a batching mapping (policy, token_budget, ...) or a list of them")
+    if any("max_batch_seqs" in b for b in items):
+        raise ConfigError(f"{where}: set batch caps with search.max_batch_seqs, not inside batching")
+    return tuple(dict(b) for b in items)
+
+
+def batching_tag(batching: dict[str, Any]) -> str:
+    """Short label of a batching variant, e.g. ``chunked/2048`` or ``continuous``."""
+    policy = str(batching.get("policy", "chunked"))
+    budget = batching.get("token_budget")
+    return f"{policy}/{budget}" if budget is not None else policy
 
 
 def _link(value: Any, where: str) -> dict[str, Any]:
@@ -188,7 +208,7 @@ def parse_plan(raw: Any, *, where: str = "plan", base_dir: Path | None = None) -
         max_batch_seqs=_tuple(search.get("max_batch_seqs", [None]), f"{where}.search.max_batch_seqs", int),
         max_instances_per_pool=int(search.get("max_instances_per_pool", 8)),
         link=_link(search.get("link", "ib-ndr"), f"{where}.search.link"),
-        batching=dict(search.get("batching") or {}),
+        batchings=_batchings(search.get("batching"), f"{where}.search.batching"),
         budget_per_hour_usd=limits.get("budget_per_hour_usd"),
         power_w=limits.get("power_w"),
         racks=limits.get("racks"),
@@ -227,21 +247,28 @@ def instance_shapes(spec: PlanSpec, kind_of: dict[str, str]) -> list[tuple[str, 
 def enumerate_candidates(
     spec: PlanSpec, shapes: list[tuple[str, int, int | None, int | None]], kinds: dict[str, str] | None = None
 ) -> list[Candidate]:
-    """Every fleet of the search space built from the given instance types, in a fixed order."""
+    """Every fleet of the search space built from the given instance types, in a fixed order.
+
+    Each instance type is crossed with the plan's batching variants (one pool
+    type = hardware, parallelism, batch cap, batching policy).
+    """
     kinds = kinds or {}
+    several = len(spec.batchings) > 1
+    types = [(hw, tp, chips, cap, tuple(sorted(b.items())), batching_tag(b) if several else "")
+             for (hw, tp, chips, cap), b in itertools.product(shapes, spec.batchings)]
+
+    def pool(role: str, t: tuple, n: int) -> PoolChoice:
+        hw, tp, chips, cap, batching, tag = t
+        return PoolChoice(role=role, hardware=hw, count=n, tp=tp, chips=chips, max_batch_seqs=cap,
+                          kind=kinds.get(hw, "gpu"), batching=batching, batching_tag=tag)
+
     counts = range(1, spec.max_instances_per_pool + 1)
     out: list[Candidate] = []
     if "aggregated" in spec.modes:
-        for (hw, tp, chips, cap), n in itertools.product(shapes, counts):
-            out.append(Candidate("aggregated", (PoolChoice(role="mixed", hardware=hw, count=n, tp=tp, chips=chips,
-                                                           max_batch_seqs=cap, kind=kinds.get(hw, "gpu")),)))
+        for t, n in itertools.product(types, counts):
+            out.append(Candidate("aggregated", (pool("mixed", t, n),)))
     if "disaggregated" in spec.modes:
-        for (p, d) in itertools.product(shapes, shapes):
+        for p, d in itertools.product(types, types):
             for n_p, n_d in itertools.product(counts, counts):
-                out.append(Candidate("disaggregated", (
-                    PoolChoice(role="prefill", hardware=p[0], count=n_p, tp=p[1], chips=p[2], max_batch_seqs=p[3],
-                               kind=kinds.get(p[0], "gpu")),
-                    PoolChoice(role="decode", hardware=d[0], count=n_d, tp=d[1], chips=d[2], max_batch_seqs=d[3],
-                               kind=kinds.get(d[0], "gpu")),
-                )))
+                out.append(Candidate("disaggregated", (pool("prefill", p, n_p), pool("decode", d, n_d))))
     return out
