@@ -79,3 +79,13 @@ def test_failed_runs_are_infeasible_and_no_choice_is_reported(setup) -> None:
 
 def test_latency_percentile_rounds_up() -> None:
     assert [latency_percentile(p) for p in (50, 80, 90, 95, 99, 100)] == ["p50", "p90", "p90", "p99", "p99", "p99"]
+
+
+def test_goodput_skips_rates_that_were_not_simulated(setup) -> None:
+    report, rows, (a, b, c) = setup
+    # the staircase search simulated c only at rate 4 (a cheaper fleet was the smallest feasible at 1 and 2)
+    rows = [r for r in rows if r["candidate"] != c.key] + [_row(c, 4.0, 0.95, 0.4)]
+    plan = evaluate(_spec(), report, rows)
+    by_key = {x["key"]: x for x in plan["candidates"]}
+    assert by_key[c.key]["goodput_rps"] == 4.0
+    assert by_key[a.key]["goodput_rps"] == 1.0  # infeasible at 2 ends it, whatever comes after

@@ -7,8 +7,10 @@ Definitions:
   TPOT (rejected requests count as missed).
 * **goodput** of a fleet: DistServe's definition (the highest request rate it
   serves within the SLO attainment) on the plan's rate grid: the largest grid
-  rate ``r`` such that the fleet is feasible at every grid rate ``<= r``; 0 if
-  none.
+  rate at which the fleet was found feasible, below the first rate at which it
+  was shown infeasible (simulated or pruned); rates the staircase search did not
+  simulate count as neither (feasibility is assumed to fall as the rate grows).
+  0 if none. It is capped by the grid's highest rate.
 * **objectives**: ``min_cost`` (lowest $/h among fleets feasible at the target
   rate), ``max_goodput_per_usd`` (goodput / $/h), ``max_goodput_per_watt``
   (goodput / provisioned peak power, the figure a power limit constrains).
@@ -159,10 +161,13 @@ def evaluate(spec: PlanSpec, report: PruneReport, rows: list[dict[str, Any]]) ->
                 "goodput_rps_run": _num(row.get("goodput_rps")) if ok else None,
             }
         goodput = 0.0
-        for rate in spec.rates_per_s:
-            if not entry["by_rate"][f"{rate:g}"]["feasible"]:
-                break
-            goodput = float(rate)
+        for rate in spec.rates_per_s:  # ascending
+            r = entry["by_rate"][f"{rate:g}"]
+            if r["feasible"]:
+                goodput = float(rate)
+            elif r["pruned"] or (cand.key, float(rate)) in by_pair:
+                break  # shown infeasible (simulated or proved): higher rates do not count
+            # not simulated at this rate (the staircase search skipped it): no evidence either way
         entry["goodput_rps"] = goodput
         entry["pareto"] = False
         cands.append(entry)
