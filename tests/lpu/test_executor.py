@@ -24,6 +24,7 @@ from twinfer.lpu.executor import (
     execute_generation,
     greedy_generate,
 )
+from twinfer.lpu.ir import weight_key
 from twinfer.lpu.weights import WeightStore, checkpoint_spec
 from twinfer.models.ops import Precision
 
@@ -234,3 +235,15 @@ def test_executor_on_other_families_matches_transformers(tmp_path, family, kwarg
     if family == "qwen2":  # q/k/v biases really reach the program
         assert any(i.attr("bias") for i in compiled.prefill.instrs if i.op == "matmul")
     _check_against_hf(model, execute_generation(compiled, store, np.array(PROMPT)), LOGIT_ATOL)
+
+
+def test_program_reading_a_weight_shard_placed_elsewhere_is_refused(tmp_path):
+    make_tiny_llama(tmp_path, layers=1)
+    compiled, store = _compile(tmp_path, 300_000, 2, "bf16")
+    prog = compiled.prefill
+    mm = next(i for i in prog.instrs if i.op == "matmul" and i.chip == 1)
+    key = weight_key(mm.attr("weight"), mm.attr("rows"), mm.attr("cols"))
+    kept = tuple(p for p in prog.placements if not (p.tensor == key and p.chip == 1))
+    assert len(kept) == len(prog.placements) - 1
+    with pytest.raises(ProgramError, match="not placed in that chip's SRAM"):
+        ProgramExecutor(store).run(dataclasses.replace(prog, placements=kept), np.array(PROMPT))

@@ -216,11 +216,15 @@ class ProgramExecutor:
         if cached is not None and cached[0] is program:
             return cached[1]
         steps = []
+        placed = {(p.tensor, p.chip) for p in program.placements if p.kind == "weight"}
         for instr in sorted(program.instrs, key=lambda i: (i.start_cycle, i.index)):
             handler = _HANDLERS.get(instr.op)
             if handler is None:
                 raise ProgramError(f"instr {instr.index}: unknown op {instr.op!r}")
-            steps.append((instr, handler, dict(instr.attrs)))
+            attrs = dict(instr.attrs)
+            if placed and instr.op in ("matmul", "embed"):
+                _check_placed(instr, attrs, placed)
+            steps.append((instr, handler, attrs))
         self._prepared[id(program)] = (program, steps)
         return steps
 
@@ -283,6 +287,19 @@ class ProgramExecutor:
             )
         logits = spaces[holders[0]]["logits"]
         return StepOutput(logits=logits, tokens=K.argmax(logits))
+
+
+def _check_placed(instr: Any, attrs: dict[str, Any], placed: set[tuple[str, int]]) -> None:
+    """A chip reads only weight shards placed in its own SRAM (names from ``ir.weight_key``)."""
+    from twinfer.lpu.ir import weight_key
+
+    rows = attrs.get("rows") or (0, attrs.get("vocab"))
+    key = weight_key(attrs.get("weight"), tuple(rows), tuple(attrs.get("cols")))
+    if (key, instr.chip) not in placed:
+        raise ProgramError(
+            f"instr {instr.index} ({instr.op} on chip {instr.chip}) reads weight shard {key}, "
+            "which is not placed in that chip's SRAM"
+        )
 
 
 def _store_as(value: np.ndarray, dtype: str) -> np.ndarray:
