@@ -294,7 +294,7 @@ def _check_placed(instr: Any, attrs: dict[str, Any], placed: set[tuple[str, int]
     from twinfer.lpu.ir import weight_key
 
     rows = attrs.get("rows") or (0, attrs.get("vocab"))
-    key = weight_key(attrs.get("weight"), tuple(rows), tuple(attrs.get("cols")))
+    key = weight_key(str(attrs["weight"]), tuple(rows), tuple(attrs["cols"]))
     if (key, instr.chip) not in placed:
         raise ProgramError(
             f"instr {instr.index} ({instr.op} on chip {instr.chip}) reads weight shard {key}, "
