@@ -32,7 +32,7 @@ class Instance:
 
     __slots__ = ("env", "index", "local_index", "pool", "cost", "sched", "fleet", "busy", "step_start",
                  "busy_s", "steps", "seqs_sum", "kv_blocked_s", "batch_full_s", "timeline", "_step_time",
-                 "waiting", "held", "_last", "queue_area", "in_system_area", "_spare", "_pending", "pending_end")
+                 "waiting", "held", "_last", "queue_area", "in_system_area", "_spare", "_pending", "pending_end", "_pending_fast")
 
     def __init__(self, env: Environment, index: int, local_index: int, pool: Pool, cost: StepCostModel,
                  sched: Scheduler, fleet: FleetSim, timeline: list | None = None) -> None:
@@ -60,6 +60,7 @@ class Instance:
         self._spare: tuple[StepShape, float] | None = None  # a step costed by _fast_decode but not run
         self._pending: SchedulerOutput | None = None  # lazy runs: the step in flight ...
         self.pending_end = math.inf  # ... and when it ends
+        self._pending_fast = 0  # lazy runs: members of a plain decode step in flight (no SchedulerOutput)
 
     def change(self, now: float, d_waiting: int, d_held: int) -> None:
         """Integrate this instance's queue counters up to ``now`` and apply a change."""
@@ -86,6 +87,8 @@ class Instance:
                 k = sched.steady_decode_steps()
                 if k:
                     now = self._fast_decode(now, k)
+                    if self._pending_fast:
+                        return
             out = sched.schedule(now)
             if out is None:
                 self.busy = False
@@ -104,8 +107,23 @@ class Instance:
 
     def catch_up(self, t: float) -> None:
         """Lazy runs: finish the step in flight if it ends by ``t`` and run on up to ``t``."""
-        out, end = self._pending, self.pending_end
-        if out is None or end > t:
+        end = self.pending_end
+        if end > t:
+            return
+        if self._pending_fast:
+            n = self._pending_fast
+            self._pending_fast = 0
+            self.pending_end = math.inf
+            self.sched.advance_decode(end, n)
+            self.busy_s += end - self.step_start
+            self.steps += 1
+            self.seqs_sum += n
+            if self.timeline is not None:
+                self.timeline.append(("step", self.index, self.step_start, end, 0, n))
+            self._start(end)
+            return
+        out = self._pending
+        if out is None:
             return
         self._pending = None
         self.pending_end = math.inf
@@ -129,13 +147,20 @@ class Instance:
         exp = math.exp
         busy = self.busy_s
         cur_b, cur_w, lo, hi = -1, 0, 0.0, 0.0  # histogram bin being filled, and its safe interior
+        pend_start = -1.0
         j = 0
         start = now
         for _ in range(k):
             dt = step_time(StepShape(0, 0, 0, 0, n, ctx))
             t_end = now + dt
             if t_end > horizon:
-                self._spare = (StepShape(0, 0, 0, 0, n, ctx), dt)
+                if self.fleet.lazy:  # keep it in flight as a plain decode step; catch_up applies it
+                    self._pending_fast = n
+                    self.pending_end = t_end
+                    self.busy = True
+                    pend_start = now
+                else:
+                    self._spare = (StepShape(0, 0, 0, 0, n, ctx), dt)
                 break
             gap = t_end - last
             if lo < gap < hi:  # strictly inside the current bin: the log formula would give cur_b
@@ -173,6 +198,8 @@ class Instance:
             self.steps += j
             self.seqs_sum += n * j
             self.step_start = start
+        if pend_start >= 0.0:
+            self.step_start = pend_start
         return now
 
     def _begin(self, out: SchedulerOutput, now: float) -> float:
