@@ -293,6 +293,8 @@ def _check_placed(instr: Any, attrs: dict[str, Any], placed: set[tuple[str, int]
     """A chip reads only weight shards placed in its own SRAM (names from ``ir.weight_key``)."""
     from twinfer.lpu.ir import weight_key
 
+    if "cols" not in attrs or not (attrs.get("rows") or attrs.get("vocab")):
+        return  # shard bounds not stated: nothing to check against
     rows = attrs.get("rows") or (0, attrs.get("vocab"))
     key = weight_key(str(attrs["weight"]), tuple(rows), tuple(attrs["cols"]))
     if (key, instr.chip) not in placed:
