@@ -157,22 +157,21 @@ class RealtimeFleet:
         reached the server, before its body was read and its prompt counted, as
         far as causality allows: never before the simulated time already run.
         """
-        if arrived_wall is None:
-            self._advance()
-        else:
-            self._advance(to_s=(arrived_wall - self._t0) * self.speed)
+        now = (self._loop.time() - self._t0) * self.speed
+        target = now if arrived_wall is None else min(now, (arrived_wall - self._t0) * self.speed)
+        self._advance(to_s=target)
         if self.max_queue is not None and len(self._waiting) >= self.max_queue:
             raise QueueFullError(
                 f"the simulated fleet has {len(self._waiting)} requests waiting "
                 f"(limit {self.max_queue})"
             )
-        arrival = self._sim_clock_s
+        arrival = max(self._sim_clock_s, target)  # never before what the simulation already ran
         key = self._sim.submit(prompt_tokens, max_tokens, arrival)
         request = PacedRequest(self, key, arrival)
         self._requests[key] = request
         self._waiting.add(key)
-        if arrived_wall is not None:
-            self._advance()  # catch up with the wall clock
+        self._sim_clock_s = arrival  # later arrivals cannot be backdated before this one
+        self._advance()  # catch up with the wall clock
         self._arm()
         return request
 
@@ -204,8 +203,13 @@ class RealtimeFleet:
         The clock never goes back.
         """
         now_wall = self._loop.time()
-        target = (now_wall - self._t0) * self.speed if to_s is None else to_s
-        self._sim_clock_s = max(self._sim_clock_s, target, at_least_s)
+        target = max((now_wall - self._t0) * self.speed if to_s is None else to_s, at_least_s)
+        nxt = self._sim.next_event_s()
+        if nxt is None or nxt > target:
+            # Nothing is due: leave the simulated clock where it is, so that a request whose
+            # arrival is backdated (see submit) can still land before ``target`` causally.
+            return
+        self._sim_clock_s = max(self._sim_clock_s, target)
         for event in self._sim.run_until(self._sim_clock_s):
             request = self._requests.get(event.key)
             if request is None:  # cancelled; the simulator may still report a token in flight
