@@ -12,6 +12,8 @@ from typing import Annotated, Any
 import typer
 
 _DTYPES = ("fp16", "bf16", "int8", "fp8")
+#: Largest fp32 copy of the weights the executor keeps for speed (a choice for 24 GiB machines).
+WIDEN_LIMIT_BYTES = 4 * 1024**3
 
 
 def _parse_ids(text: str) -> list[int]:
@@ -62,7 +64,12 @@ def run_generation(
 
     from twinfer.errors import ConfigError
     from twinfer.lpu.chip import make_chip
-    from twinfer.lpu.executor import compile_generation, execute_generation, unused_weights
+    from twinfer.lpu.executor import (
+        ProgramExecutor,
+        compile_generation,
+        execute_generation,
+        unused_weights,
+    )
     from twinfer.lpu.weights import WeightStore, attention_window, checkpoint_spec
     from twinfer.models.hf_config import read_config_file
     from twinfer.models.ops import Precision
@@ -110,7 +117,10 @@ def run_generation(
             f"{', '.join(unused[:3])}; this variant of {spec.architecture} is not supported by the LPU compiler"
         )
     t0 = time.perf_counter()
-    gen = execute_generation(compiled, store, np.array([ids]), round_activations=round_activations)
+    # Widened fp32 copies of the weights speed up matmuls; skip them when they would not fit easily.
+    widen = spec.param_count() * 4 <= WIDEN_LIMIT_BYTES
+    executor = ProgramExecutor(store, keep_widened=widen, round_activations=round_activations)
+    gen = execute_generation(compiled, store, np.array([ids]), executor=executor)
     run_s = time.perf_counter() - t0
     new = [int(t) for t in gen.tokens[0]]
     decode = compiled.decode_latencies_s
