@@ -213,6 +213,7 @@ def create_app(
             paced.arrival_s, req.prompt_tokens, req.max_tokens, paced.token_times_s
         )
         trace.admit_wall_s = asyncio.get_running_loop().time() - started
+        trace.arrival_lag_wall_s = paced.wall_at(paced.arrival_s) - started
         traces[env.id] = trace
         while len(traces) > config.trace_requests:
             traces.popitem(last=False)

@@ -90,6 +90,7 @@ class RequestTrace:
     finish_reason: str | None = None
     cancelled: bool = False
     admit_wall_s: float = 0.0  # wall time from the handler's start to admission into the fleet
+    arrival_lag_wall_s: float = 0.0  # simulated arrival after the handler's start (0: fully backdated)
     first_token_late_s: float | None = None  # wall delay of the first token past its simulated time
     max_token_late_s: float = 0.0  # worst such delay over the request's tokens
 
