@@ -72,12 +72,15 @@ def main() -> int:
           f"({'all' if not args.max_requests else args.max_requests} requests each)")
 
     summary = run_scenario(jobs[0].scenario, jobs[0].seed)  # warm-up: imports, step-cost models, trace cache
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for job in jobs[1 : 1 + args.baseline]:
         summary = run_scenario(job.scenario, job.seed)
-    serial_s = (time.perf_counter() - t0) / max(1, min(args.baseline, len(jobs) - 1))
-    print(f"baseline: {serial_s:.3f} s per scenario serially in-process "
-          f"({summary.get('requests')} requests, {summary.get('completed')} completed)")
+    n_base = max(1, min(args.baseline, len(jobs) - 1))
+    serial_s = (time.perf_counter() - t0) / n_base
+    cpu_s = (time.process_time() - c0) / n_base
+    print(f"baseline: {serial_s:.3f} s wall, {cpu_s:.3f} s CPU per scenario serially in-process "
+          f"({summary.get('requests')} requests, {summary.get('completed')} completed); "
+          f"CPU-bound projection for 1,000 on {args.workers} cores: {1000 * cpu_s / args.workers:.0f} s")
 
     with tempfile.TemporaryDirectory() as tmp:
         done = [0]
