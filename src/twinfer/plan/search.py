@@ -3,15 +3,18 @@
 ``exhaustive`` simulates every pair the bounds left. ``staircase`` (the
 default) groups fleets that differ only in the *last* pool's instance count (the
 decode pool of a disaggregated fleet, the only pool of an aggregated one) and,
-per group and rate, binary-searches the smallest count that meets the SLOs. It
-assumes feasibility does not fall when instances are added, so the fleets it
-skips are either infeasible (fewer instances than the smallest feasible) or
-feasible but dearer than one it found (more instances). For every objective
-the winner is one of the found fleets: the cheapest fleet feasible at rate r
-is the smallest feasible count of some group at r, and the best goodput per $
-or per W is r / cost of the cheapest feasible fleet at some grid rate r.
-It costs about ``log2(counts) + 1`` simulations per group and rate instead of
-``counts``, run in rounds of parallel simulations.
+per group, binary-searches the smallest count that meets the SLOs at each rate,
+rates in ascending order, the count found at one rate being the lower end of
+the search at the next; a rate where nothing is feasible ends the group. It
+assumes feasibility does not fall when instances are added nor rise when the
+rate grows, so the fleets it skips are infeasible (fewer instances than the
+smallest feasible, or a higher rate than one that already failed) or feasible
+but dearer than one it found. For every objective the winner is among the
+found fleets: the cheapest fleet feasible at rate r is the smallest feasible
+count of some group at r, and the best goodput per $ or per W is r / cost of
+the cheapest feasible fleet at some grid rate r. It costs at most
+``log2(counts) + 1`` simulations per group and rate, in rounds of parallel
+simulations (one round per probe depth and rate).
 """
 
 from __future__ import annotations
@@ -29,19 +32,45 @@ Simulate = Callable[[list[Pair]], dict[tuple[str, float], bool]]
 
 
 @dataclass
-class _Search:
-    """Binary search for the first feasible index of ``options`` (counts ascending)."""
+class _GroupSearch:
+    """Binary searches for the smallest feasible count of one group, one rate after another (ascending).
 
-    options: list[Candidate]
-    rate: float
-    lo: int
-    hi: int
+    The smallest feasible count at a rate is a lower bound at every higher rate,
+    and a rate where nothing is feasible ends the group.
+    """
+
+    rates: list[tuple[float, list[Candidate]]]  # ascending rates, each with its options by count
+    i: int = 0
+    lo: int = 0
+    hi: int = -1
     found: int | None = None
+    min_count: int = 0
 
-    def probe(self) -> Candidate | None:
-        return self.options[(self.lo + self.hi) // 2] if self.lo <= self.hi else None
+    def __post_init__(self) -> None:
+        self._start()
+
+    def _start(self) -> None:
+        options = self.rates[self.i][1]
+        self.lo = next((k for k, c in enumerate(options) if c.pools[-1].count >= self.min_count), len(options))
+        self.hi, self.found = len(options) - 1, None
+
+    def probe(self) -> Pair | None:
+        """The next (candidate, rate) to simulate, or None when the group is settled."""
+        while self.i < len(self.rates):
+            rate, options = self.rates[self.i]
+            if self.lo <= self.hi:
+                return options[(self.lo + self.hi) // 2], rate
+            if self.found is None:  # nothing feasible at this rate: nor at any higher one
+                self.i = len(self.rates)
+                return None
+            self.min_count = options[self.found].pools[-1].count
+            self.i += 1
+            if self.i < len(self.rates):
+                self._start()
+        return None
 
     def update(self, feasible: bool) -> None:
+        """Record the outcome of the last probe."""
         mid = (self.lo + self.hi) // 2
         if feasible:
             self.found, self.hi = mid, mid - 1
@@ -63,19 +92,19 @@ def search(survivors: list[Pair], simulate: Simulate, strategy: str = "staircase
         if survivors:
             simulate(list(survivors))
         return 1 if survivors else 0
-    groups: dict[tuple, list[Candidate]] = {}
+    groups: dict[tuple, dict[float, list[Candidate]]] = {}
     for cand, rate in survivors:
-        groups.setdefault((_group_key(cand), rate), []).append(cand)
+        groups.setdefault(_group_key(cand), {}).setdefault(rate, []).append(cand)
     searches = []
-    for (_, rate), cands in groups.items():
-        cands.sort(key=lambda c: c.pools[-1].count)
-        searches.append(_Search(options=cands, rate=rate, lo=0, hi=len(cands) - 1))
+    for by_rate in groups.values():
+        ordered = [(r, sorted(cs, key=lambda c: c.pools[-1].count)) for r, cs in sorted(by_rate.items())]
+        searches.append(_GroupSearch(rates=ordered))
     rounds = 0
     while True:
         batch = [(s, p) for s in searches if (p := s.probe()) is not None]
         if not batch:
             return rounds
         rounds += 1
-        feasible = simulate([(p, s.rate) for s, p in batch])
-        for s, p in batch:
-            s.update(feasible.get((p.key, s.rate), False))
+        feasible = simulate([p for _, p in batch])
+        for s, (cand, rate) in batch:
+            s.update(feasible.get((cand.key, rate), False))
