@@ -210,8 +210,8 @@ class ProgramExecutor:
         return w
 
     # -- one program --
-    def _prepare(self, program: Any) -> list[tuple[Any, Callable[..., Any], dict[str, Any]]]:
-        """Instrs in schedule order with their handler and attrs as a dict, once per program."""
+    def _prepare(self, program: Any) -> list[tuple[Any, ...]]:
+        """Instrs in schedule order with handler, attrs dict, chip, inputs, output; once per program."""
         cached = self._prepared.get(id(program))
         if cached is not None and cached[0] is program:
             return cached[1]
@@ -224,7 +224,12 @@ class ProgramExecutor:
             attrs = dict(instr.attrs)
             if placed and instr.op in ("matmul", "embed"):
                 _check_placed(instr, attrs, placed)
-            steps.append((instr, handler, attrs))
+            if len(instr.outputs) != (0 if instr.op == "send" else 1):
+                raise ProgramError(
+                    f"instr {instr.index} ({instr.op}) names {len(instr.outputs)} outputs"
+                )
+            out = instr.outputs[0] if instr.outputs else None
+            steps.append((instr, handler, attrs, instr.chip, instr.inputs, out))
         self._prepared[id(program)] = (program, steps)
         return steps
 
@@ -261,25 +266,19 @@ class ProgramExecutor:
         ctx = _StepContext(
             program=program, ids=ids, mailbox=mailbox, appended=appended, past_len=past
         )
-        for instr, handler, attrs in self._prepare(program):
-            space = spaces[instr.chip]
+        rounding = program.activation_dtype if self.round_activations else None
+        for instr, handler, attrs, chip, inputs, out in self._prepare(program):
+            space = spaces[chip]
             try:
-                args = [space[name] for name in instr.inputs]
+                args = [space[name] for name in inputs]
             except KeyError as exc:
                 raise ProgramError(
-                    f"instr {instr.index} ({instr.op} on chip {instr.chip}) reads {exc.args[0]!r}, "
+                    f"instr {instr.index} ({instr.op} on chip {chip}) reads {exc.args[0]!r}, "
                     "which that chip does not hold"
                 ) from None
             result = handler(self, ctx, instr, attrs, args)
-            outputs = result if isinstance(result, tuple) else (result,)
-            if len(outputs) != len(instr.outputs):
-                raise ProgramError(
-                    f"instr {instr.index} ({instr.op}) names {len(instr.outputs)} outputs"
-                )
-            if self.round_activations:
-                outputs = tuple(_store_as(v, program.activation_dtype) for v in outputs)
-            for name, value in zip(instr.outputs, outputs, strict=True):
-                space[name] = value
+            if out is not None:
+                space[out] = result if rounding is None else _store_as(result, rounding)
         holders = [c for c, sp in spaces.items() if "logits" in sp]
         if len(holders) != 1:
             raise ProgramError(
@@ -388,7 +387,7 @@ def _op_attention(ex, ctx, instr, a, args):
 
 def _op_send(ex, ctx, instr, a, args):
     ctx.mailbox[(instr.chip, int(a.get("peer")), a.get("tensor", instr.inputs[0]))] = args[0]
-    return ()
+    return None
 
 
 def _op_recv(ex, ctx, instr, a, args):
