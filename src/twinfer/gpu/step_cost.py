@@ -255,6 +255,7 @@ class GpuStepCost:
             price_per_hour_usd=n * self.gpu.price_per_hour_usd,
             power_idle_w=n * self.gpu.power_idle_w,
             power_max_w=n * self.gpu.power_max_w,
+            pipeline_lanes=self.pp,
         )
 
     # ---- explanation ------------------------------------------------------------------------

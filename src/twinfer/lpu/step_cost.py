@@ -189,4 +189,5 @@ class LpuStepCost:
             hardware=s.name, num_devices=n, kv_capacity_tokens=self.kv_capacity_tokens(),
             max_batch_seqs=self._batch, price_per_hour_usd=s.price_per_hour_usd * n,
             power_idle_w=s.power_idle_w * n, power_max_w=s.power_max_w * n,
+            pipeline_lanes=len(self.plan.stages),
         )

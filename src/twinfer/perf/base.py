@@ -25,6 +25,9 @@ class InstanceResources:
     price_per_hour_usd: float  # for the whole instance
     power_idle_w: float  # for the whole instance
     power_max_w: float  # for the whole instance
+    #: Micro-batches the instance can have in flight at once: its pipeline stages
+    #: (LPU systems, GPU pipeline parallelism). Each takes the full step time.
+    pipeline_lanes: int = 1
 
 
 @runtime_checkable
