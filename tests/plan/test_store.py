@@ -68,3 +68,11 @@ def test_query_errors_are_user_errors(tmp_path) -> None:
     store.write_part([_row("a")])
     with pytest.raises(ConfigError, match="query failed"):
         query(tmp_path, "SELECT no_such_column FROM results")
+
+
+def test_bookkeeping_columns_keep_their_types_when_all_null(tmp_path) -> None:
+    store = ResultStore(tmp_path)
+    store.prepare()
+    store.write_part([_row("a", x=1)])  # error is None in every row of this part
+    _, rows = query(tmp_path, "SELECT column_name, column_type FROM (DESCRIBE results) WHERE column_name = 'error'")
+    assert rows == [("error", "VARCHAR")]

@@ -83,7 +83,13 @@ def rows_to_table(rows: list[dict[str, Any]]) -> Any:
         for key in row:
             if key not in names:
                 names.append(key)
-    return pa.table({name: _column([row.get(name) for row in rows]) for name in names})
+    fixed = {"scenario_id": pa.string(), "sweep_index": pa.int64(), "seed": pa.int64(), "status": pa.string(),
+             "error": pa.string(), "wall_s": pa.float64(), "params_json": pa.string(), "scenario_json": pa.string()}
+    return pa.table({
+        name: pa.array([row.get(name) for row in rows], type=fixed[name]) if name in fixed
+        else _column([row.get(name) for row in rows])
+        for name in names
+    })
 
 
 class ResultStore:
