@@ -93,3 +93,15 @@ def test_unknown_architecture_is_clear(tmp_path) -> None:
 def test_unknown_preset_lists_presets() -> None:
     with pytest.raises(UnknownNameError, match="llama-3-70b"):
         load_model("llama-9-1t")
+
+
+def test_transformers5_rope_parameters_layout(tmp_path) -> None:
+    # transformers 5 writes rope settings as one `rope_parameters` object.
+    base = {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
+            "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 100, "max_position_embeddings": 128}
+    scaling = {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 64, "rope_type": "llama3"}
+    (tmp_path / "config.json").write_text(json.dumps({**base, "rope_parameters": {"rope_theta": 5e5, **scaling}}))
+    spec = load_model(str(tmp_path))
+    assert spec.rope_theta == 5e5
+    assert dict(spec.rope_scaling) == scaling

@@ -21,6 +21,7 @@ import numpy as np
 
 from twinfer.errors import ConfigError
 from twinfer.lpu.kernels import QuantWeight, bf16_to_fp32, fp8_e4m3_to_fp32, quantize
+from twinfer.models.hf_config import rope_from_config  # noqa: F401  (re-exported for callers)
 from twinfer.models.spec import ModelSpec
 
 #: Files holding the weights, in the order they are looked for (HF conventions).
@@ -117,24 +118,6 @@ class Checkpoint:
         if dtype == "F8_E4M3":
             return fp8_e4m3_to_fp32(raw).reshape(shape)
         raise ConfigError(f"{path}: tensor {name!r} has dtype {dtype}, which twinfer cannot read")
-
-
-def rope_from_config(cfg: dict[str, Any]) -> tuple[float, dict[str, Any] | None]:
-    """(rope theta, rope scaling) from a config.json, in either HF layout.
-
-    transformers < 5 writes ``rope_theta`` and ``rope_scaling``; transformers 5
-    writes one ``rope_parameters`` object holding ``rope_theta`` and the scaling
-    keys (``rope_type`` "default" meaning none).
-    """
-    params = cfg.get("rope_parameters")
-    if isinstance(params, dict):
-        theta = float(params.get("rope_theta", cfg.get("rope_theta", 10000.0)))
-        scaling = {k: v for k, v in params.items() if k != "rope_theta"}
-    else:
-        theta = float(cfg.get("rope_theta", 10000.0))
-        scaling = dict(cfg.get("rope_scaling") or {})
-    kind = scaling.get("rope_type") or scaling.get("type") or "default"
-    return theta, (None if kind == "default" else scaling)
 
 
 def attention_window(cfg: dict[str, Any]) -> int | None:

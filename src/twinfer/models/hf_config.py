@@ -53,6 +53,24 @@ def _positive_int(cfg: dict[str, Any], key: str, where: str) -> int:
     return value
 
 
+def rope_from_config(cfg: dict[str, Any]) -> tuple[float, dict[str, Any] | None]:
+    """(rope theta, rope scaling or None) from a config.json, in either HF layout.
+
+    transformers < 5 writes ``rope_theta`` and ``rope_scaling``; transformers 5
+    writes one ``rope_parameters`` object holding ``rope_theta`` and the scaling
+    keys (``rope_type`` "default" meaning none).
+    """
+    params = cfg.get("rope_parameters")
+    if isinstance(params, dict):
+        theta = float(params.get("rope_theta", cfg.get("rope_theta", 10000.0)))
+        scaling = {k: v for k, v in params.items() if k != "rope_theta"}
+    else:
+        theta = float(cfg.get("rope_theta", 10000.0))
+        scaling = dict(cfg.get("rope_scaling") or {})
+    kind = scaling.get("rope_type") or scaling.get("type") or "default"
+    return theta, (None if kind == "default" else scaling)
+
+
 def spec_from_config(cfg: dict[str, Any], name: str, where: str = "config.json") -> ModelSpec:
     """Turn a parsed HF config dict into a ModelSpec; errors name the missing or bad field."""
     if not isinstance(cfg, dict):
@@ -68,7 +86,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, where: str = "config.json")
     if heads % kv_heads:
         raise ConfigError(f"{where}: num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}")
     dtype = _DTYPES.get(str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16"), "bf16")
-    rope_scaling = cfg.get("rope_scaling") or {}
+    rope_theta, rope_scaling = rope_from_config(cfg)
     common: dict[str, Any] = dict(
         name=name,
         architecture=family,
@@ -81,11 +99,11 @@ def spec_from_config(cfg: dict[str, Any], name: str, where: str = "config.json")
         vocab_size=_positive_int(cfg, "vocab_size", where),
         max_position_embeddings=_positive_int(cfg, "max_position_embeddings", where),
         rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-5)),
-        rope_theta=float(cfg.get("rope_theta", 10000.0)),
+        rope_theta=rope_theta,
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         qkv_bias=family == "qwen2" or bool(cfg.get("attention_bias", False)),
         native_dtype=dtype,
-        rope_scaling=tuple(sorted((str(k), v) for k, v in rope_scaling.items())),
+        rope_scaling=tuple(sorted((str(k), _hashable(v)) for k, v in (rope_scaling or {}).items())),
     )
     if family == "mixtral":
         common["moe"] = MoeShape(
@@ -114,6 +132,11 @@ def spec_from_config(cfg: dict[str, Any], name: str, where: str = "config.json")
             first_dense_layers=int(cfg.get("first_k_dense_replace") or 0),
         )
     return ModelSpec(**common)
+
+
+def _hashable(value: Any) -> Any:
+    """Lists in configs (e.g. long_factor) become tuples so the frozen spec stays hashable."""
+    return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
