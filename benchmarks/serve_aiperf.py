@@ -108,6 +108,11 @@ def main() -> None:
     parser.add_argument("--osl", type=int, default=128, help="output tokens")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--approx-count",
+        action="store_true",
+        help="server counts prompt tokens as chars/4 instead of with the tokenizer (cheaper admission)",
+    )
+    parser.add_argument(
         "--speed",
         type=float,
         default=1.0,
@@ -138,7 +143,9 @@ def main() -> None:
     else:
         plan = quick_plan(model=args.model, hardware=args.hardware, tp=args.tp)
         serve_args = ["--model", args.model, "--hardware", args.hardware, "--tp", str(args.tp)]
-    serve_args += ["--tokenizer", str(tokenizer), "--speed", str(args.speed)]
+    serve_args += ["--speed", str(args.speed)]
+    if not args.approx_count:
+        serve_args += ["--tokenizer", str(tokenizer)]
     print(f"twinfer serve {' '.join(serve_args)}  (127.0.0.1)")
     print(
         f"aiperf: chat, streaming, concurrency {args.concurrency}, {args.requests} requests, "

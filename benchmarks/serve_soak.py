@@ -55,6 +55,7 @@ async def sse_chat(host: str, port: int, body: bytes, hang_up: bool) -> dict:
     the machine with the server, stamps each token as soon as it can read it.
     """
     rec: dict = {"id": None, "times": [], "error": None, "hung_up": hang_up, "done": False}
+    rec["t_send"] = time.perf_counter()
     reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(
@@ -208,6 +209,7 @@ def main() -> None:
     errors = [r["error"] for r in results if r["error"]]
     completed = [r for r in results if r["id"] and not r["error"] and not r["hung_up"]]
     gaps_served, gaps_sim, lost = [], [], 0
+    ttft_served, ttft_sim = [], []
     for r in completed:
         trace = traces.get(r["id"])
         if trace is None:
@@ -215,6 +217,9 @@ def main() -> None:
             continue
         sim = np.asarray(trace["token_times_s"][: len(r["times"])]) / args.speed
         served = np.asarray(r["times"])
+        if len(served):
+            ttft_served.append(served[0] - r["t_send"])
+            ttft_sim.append(sim[0] - trace["arrival_s"] / args.speed)
         if len(sim) == len(served) and len(sim) > 1:
             gaps_served.append(np.diff(served))
             gaps_sim.append(np.diff(sim))
@@ -246,6 +251,14 @@ def main() -> None:
         print(
             f"mean ITL served {served_gaps.mean() * 1e3:.2f} ms vs simulated {sim_gaps.mean() * 1e3:.2f} ms "
             f"({100 * (served_gaps.mean() / sim_gaps.mean() - 1):+.1f} %)"
+        )
+    if ttft_served:
+        ts, tm = np.asarray(ttft_served), np.asarray(ttft_sim)
+        print(
+            f"TTFT served (client send -> first token) vs simulated/speed: mean {ts.mean() * 1e3:.1f} vs "
+            f"{tm.mean() * 1e3:.1f} ms ({100 * (ts.mean() / tm.mean() - 1):+.1f} %), p50 "
+            f"{np.percentile(ts, 50) * 1e3:.1f} vs {np.percentile(tm, 50) * 1e3:.1f} ms, p99 "
+            f"{np.percentile(ts, 99) * 1e3:.1f} vs {np.percentile(tm, 99) * 1e3:.1f} ms"
         )
     late_n = after.get("twinfer_pacing_lateness_seconds_count", 0) - before.get(
         "twinfer_pacing_lateness_seconds_count", 0
