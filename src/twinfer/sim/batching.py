@@ -1,0 +1,82 @@
+"""Batching vocabulary shared by the scheduler, instances and the emulation server.
+
+``BatchingConfig`` is a pool's batching policy; ``SchedulerOutput`` is one
+scheduled step and ``StepResult`` what its end changed (vLLM v1's
+``SchedulerOutput`` / ``update_from_output`` contract, as plain classes).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from twinfer.errors import ConfigError
+from twinfer.models.step import StepShape
+from twinfer.sim.request import Request
+
+POLICIES = ("continuous", "chunked", "static")
+KV_POLICIES = ("reserve", "preempt")
+ROLES = ("mixed", "prefill", "decode")
+
+#: Blocked reasons reported in SchedulerOutput.blocked.
+BLOCKED_NONE, BLOCKED_KV, BLOCKED_BATCH = 0, 1, 2
+
+#: TBT histogram: log bins of 1 % width from 1 microsecond to ~1e4 s.
+TBT_BIN_BASE = 1e-6
+TBT_BIN_LOG_STEP = math.log(1.01)
+TBT_NUM_BINS = int(math.log(1e10) / TBT_BIN_LOG_STEP) + 2
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """How one instance batches: policy, caps, and what to do when KV is full."""
+
+    policy: str = "chunked"  # continuous | chunked | static
+    max_batch_seqs: int | None = None  # cap on sequences per step; None: the backend's limit
+    token_budget: int = 2048  # tokens per step (chunked) / prompt tokens per step (continuous, static)
+    kv_policy: str = "reserve"  # reserve | preempt
+    block_tokens: int = 16  # KV block size (vLLM default: 16 tokens)
+
+    def check(self, where: str) -> None:
+        """Raise ConfigError naming ``where`` when a field is out of range."""
+        if self.policy not in POLICIES:
+            raise ConfigError(f"{where}: unknown batching policy {self.policy!r}; choose one of {', '.join(POLICIES)}")
+        if self.kv_policy not in KV_POLICIES:
+            raise ConfigError(f"{where}: unknown kv_policy {self.kv_policy!r}; choose one of {', '.join(KV_POLICIES)}")
+        if self.token_budget < 1 or self.block_tokens < 1:
+            raise ConfigError(f"{where}: token_budget and block_tokens must be >= 1")
+        if self.max_batch_seqs is not None and self.max_batch_seqs < 1:
+            raise ConfigError(f"{where}: max_batch_seqs must be >= 1")
+
+
+class SchedulerOutput:
+    """One scheduled step: the prefill chunks, the decode batch, and its StepShape."""
+
+    __slots__ = ("chunks", "n_decode", "shape", "joined", "admitted", "preempted", "blocked", "members")
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[Request, int]] = []  # (request, new prompt tokens this step)
+        self.n_decode = 0  # sequences producing one token each this step
+        self.shape: StepShape | None = None
+        self.joined: list[Request] = []  # decode members in their first decode step
+        self.admitted = 0  # requests taken from the waiting queue this step
+        self.preempted = 0  # requests sent back to the waiting queue this step
+        self.blocked = BLOCKED_NONE  # why the head of the waiting queue was held back
+        self.members: list[Request] | None = None  # decode members (only when tracking tokens)
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens processed by the step (prompt chunk tokens + one per decode)."""
+        return sum(n for _, n in self.chunks) + self.n_decode
+
+
+class StepResult:
+    """What a finished step changed: first tokens, finished requests, hand-offs."""
+
+    __slots__ = ("first", "finished", "handoff", "resumed")
+
+    def __init__(self) -> None:
+        self.first: list[Request] = []  # emitted their first token at this step's end
+        self.finished: list[Request] = []  # emitted their last token
+        self.handoff: list[Request] = []  # prefill role: ready for KV transfer
+        self.resumed: list[Request] = []  # recomputed after preemption: emitted a token
