@@ -34,6 +34,7 @@ class SimulatedFleet:
         self.sim = sim
         self._live: dict[int, Request] = {}  # rid -> request, until its last token or cancel
         self._events: list[TokenEvent] = []
+        self.unfreed_cancels = 0  # cancels the adapter could not apply (see cancel)
         sim.on_first_token = self._on_first
         sim.on_token = self._on_token
         sim.on_finish = self._on_finish
@@ -100,9 +101,14 @@ class SimulatedFleet:
         if callable(native):
             native(r)
             return
-        if r.where == WAITING and self._drop_waiting(r, at_s):
-            return
-        self._truncate(r)
+        try:
+            if r.where == WAITING and self._drop_waiting(r, at_s):
+                return
+            self._truncate(r)
+        except AttributeError:
+            # The simulator's internals changed under this adapter: the request then runs to its
+            # end in the simulation (its tokens are dropped) instead of freeing its slot early.
+            self.unfreed_cancels += 1
 
     # ---- cancellation on the simulator's data structures ------------------------
     def _drop_waiting(self, r: Request, at_s: float) -> bool:
