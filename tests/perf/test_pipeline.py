@@ -1,4 +1,4 @@
-"""Pipelined instances as micro-batch lanes: shares of resources, and throughput in closed form."""
+"""Pipelined instances: a lane's share of a batch, and saturated throughput in closed form."""
 
 from __future__ import annotations
 
@@ -8,64 +8,71 @@ import pytest
 
 from twinfer.models.step import StepShape
 from twinfer.perf.base import InstanceResources
-from twinfer.perf.pipeline import PipelineLane, as_lanes
+from twinfer.perf.pipeline import PipelinedInstance, lane_share, pipelined
 
 
 @dataclass
-class FixedPipelined:
-    """A pipelined instance whose every step takes ``step_s`` regardless of the batch."""
+class PerSeqCost:
+    """A pipelined instance whose step takes ``per_seq_s`` per sequence in one lane's micro-batch."""
 
-    step_s: float
+    per_seq_s: float
     lanes: int
+    batch: int = 4
 
     def step_time_s(self, shape: StepShape) -> float:
-        return self.step_s
+        return self.per_seq_s * shape.num_seqs
 
     def resources(self) -> InstanceResources:
-        return InstanceResources(hardware="fake", num_devices=8 * self.lanes, kv_capacity_tokens=1000 * self.lanes,
-                                 max_batch_seqs=4, price_per_hour_usd=10.0 * self.lanes, power_idle_w=100.0 * self.lanes,
-                                 power_max_w=300.0 * self.lanes, pipeline_lanes=self.lanes)
+        return InstanceResources(hardware="fake", num_devices=8 * self.lanes, kv_capacity_tokens=10_000,
+                                 max_batch_seqs=self.batch, price_per_hour_usd=10.0, power_idle_w=100.0,
+                                 power_max_w=300.0, pipeline_lanes=self.lanes)
 
 
-def test_lane_gets_an_equal_share_and_the_same_step_time() -> None:
-    lane = PipelineLane(FixedPipelined(0.002, lanes=72))
-    res = lane.resources()
-    assert (res.num_devices, res.kv_capacity_tokens, res.pipeline_lanes) == (8, 1000, 1)
-    assert res.price_per_hour_usd == pytest.approx(10.0)
-    assert (res.power_idle_w, res.power_max_w) == (pytest.approx(100.0), pytest.approx(300.0))
-    assert lane.step_time_s(StepShape.decode([10])) == 0.002
+def test_lane_share_splits_decodes_and_keeps_prefills_whole() -> None:
+    shape = StepShape.decode([100] * 10) + StepShape.prefill([512])
+    share = lane_share(shape, 4)
+    assert share.decode_seqs == 3  # ceil(10 / 4)
+    assert share.decode_context_tokens == 300
+    assert (share.prefill_seqs, share.prefill_tokens) == (1, 512)  # one whole prompt
+    assert share.prefill_attn_pairs == shape.prefill_attn_pairs
+    assert lane_share(shape, 1) is shape
+
+
+def test_pipelined_instance_keeps_kv_and_multiplies_the_batch_cap() -> None:
+    cost = PipelinedInstance(PerSeqCost(0.001, lanes=72))
+    res = cost.resources()
+    assert (res.max_batch_seqs, res.kv_capacity_tokens, res.pipeline_lanes) == (4 * 72, 10_000, 1)
+    assert res.price_per_hour_usd == 10.0
+    # 144 decoding sequences: each lane carries 2, so the step costs two sequences' time.
+    assert cost.step_time_s(StepShape.decode([50] * 144)) == pytest.approx(0.002)
 
 
 def test_unpipelined_instance_is_left_alone() -> None:
-    cost = FixedPipelined(0.002, lanes=1)
-    same, lanes = as_lanes(cost)
-    assert same is cost and lanes == 1
+    cost = PerSeqCost(0.001, lanes=1)
+    assert pipelined(cost) is cost
 
 
-def _makespan(lanes: int, n: int, gen: int, step_s: float) -> float:
+def test_pipelining_multiplies_saturated_throughput_in_the_simulator() -> None:
+    # Closed form: S*B one-token prompts wanting G tokens, all at t=0, on one instance of
+    # S lanes x batch B whose lane step takes B*c. Every step carries all S*B sequences
+    # (B per lane), the first step prefills and yields token 1, so all finish by G*B*c
+    # (plus one step if a step starts before every simultaneous arrival is routed).
     from twinfer.sim.batching import BatchingConfig
     from twinfer.sim.cluster import FleetSim, PoolSetup
 
-    lane_cost, count = as_lanes(FixedPipelined(step_s, lanes))
-    sim = FleetSim([PoolSetup(role="mixed", cost=lane_cost, count=count, batching=BatchingConfig())],
-                   kv_bytes_per_token=1.0, num_layers=1)
+    per_seq, lanes, batch, gen = 0.001, 4, 4, 10
+    sim = FleetSim([PoolSetup(role="mixed", cost=pipelined(PerSeqCost(per_seq, lanes, batch)), count=1,
+                              batching=BatchingConfig())], kv_bytes_per_token=1.0, num_layers=1)
+    n = lanes * batch
     sim.load_workload([0.0] * n, [1] * n, [gen] * n)
     sim.run_until()
     assert sim.completed == n
-    return max(r.finish_s for r in sim.requests)
-
-
-def test_lanes_hold_one_batch_each_in_flight() -> None:
-    # Closed form: S*B one-token prompts wanting G tokens each, all at t=0, on S lanes of
-    # batch cap B with a fixed step time T: every lane runs one full batch, whose first
-    # step (the prefill) yields token 1 and G-1 decode steps the rest, so all finish at G*T.
-    # The simulator may start a lane's first step on the first of several simultaneous
-    # arrivals, so the rest join one step later: allow that one step.
-    step_s, lanes, batch, gen = 0.002, 4, 4, 10
-    assert gen * step_s - 1e-12 <= _makespan(lanes, lanes * batch, gen, step_s) <= (gen + 1) * step_s + 1e-12
-
-
-def test_without_lanes_the_same_work_queues() -> None:
-    # One lane of cap B serves the S*B requests B at a time: at least S batches back to back.
-    step_s, batch, gen, stages = 0.002, 4, 10, 4
-    assert _makespan(1, stages * batch, gen, step_s) >= stages * gen * step_s - 1e-12
+    makespan = max(r.finish_s for r in sim.requests)
+    step = batch * per_seq
+    assert gen * step - 1e-12 <= makespan <= (gen + 1) * step + 1e-12
+    # Unpipelined with the same per-lane cap, the same work needs S batches back to back.
+    sim1 = FleetSim([PoolSetup(role="mixed", cost=PerSeqCost(per_seq, 1, batch), count=1,
+                               batching=BatchingConfig())], kv_bytes_per_token=1.0, num_layers=1)
+    sim1.load_workload([0.0] * n, [1] * n, [gen] * n)
+    sim1.run_until()
+    assert max(r.finish_s for r in sim1.requests) >= lanes * gen * step - 1e-12

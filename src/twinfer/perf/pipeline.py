@@ -1,54 +1,75 @@
-"""One micro-batch lane of a pipelined instance.
+"""Pipelined instances: one micro-batch per pipeline stage in flight.
 
 An instance split into S pipeline stages (an LPU system's chip groups, or
-GPU pipeline parallelism) can hold S micro-batches in flight: while stage 2
-works on one batch, stage 1 starts the next. Each batch still needs the full
-pipeline latency per step, so the instance behaves like S lanes that each
-run one batch at a time with the instance's step time, and that share its
-KV memory, price and power equally. With equal stages this is exact in
-throughput and latency; it is conservative where a step's time includes
-link flight time that does not occupy a stage.
+GPU pipeline parallelism) holds S micro-batches at once: while stage 2 works
+on one, stage 1 starts the next. Each micro-batch still needs the full
+pipeline latency per step. So a step of N sequences on the instance is S
+lanes each carrying about N/S of them, all finishing after the latency of
+one lane's share:
+
+    step_time(batch) = step_time_one_lane(batch / S)
+
+Decode sequences split evenly over the lanes; a prefill sequence is never
+split (a lane carries whole prompts), so a lane's share holds at least one
+whole prefill chunk when any is present. The instance keeps one KV cache
+(every stage's SRAM or HBM holds its layers' KV for all micro-batches), and
+its batch cap is S x the per-lane cap.
+
+Exact for decode-only steps with equal stages. Two approximations, both
+conservative: a step that mixes a prefill with decodes makes every
+decode wait for the lane carrying the prefill (in reality only that lane's
+decodes wait), and link flight time inside the step latency is counted as
+if it occupied the stages.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from twinfer.models.step import StepShape
 from twinfer.perf.base import InstanceResources, StepCostModel
 
 
-class PipelineLane:
-    """A StepCostModel for one of the ``pipeline_lanes`` lanes of a pipelined instance."""
+def lane_share(shape: StepShape, lanes: int) -> StepShape:
+    """The share of ``shape`` that the busiest of ``lanes`` lanes carries."""
+    if lanes <= 1:
+        return shape
+    dec = -(-shape.decode_seqs // lanes)  # ceil
+    pre = -(-shape.prefill_seqs // lanes)
+    f_dec = dec / shape.decode_seqs if shape.decode_seqs else 0.0
+    f_pre = pre / shape.prefill_seqs if shape.prefill_seqs else 0.0
+    return StepShape(
+        prefill_tokens=round(shape.prefill_tokens * f_pre),
+        prefill_seqs=pre,
+        prefill_attn_pairs=round(shape.prefill_attn_pairs * f_pre),
+        prefill_kv_tokens=round(shape.prefill_kv_tokens * f_pre),
+        decode_seqs=dec,
+        decode_context_tokens=round(shape.decode_context_tokens * f_dec),
+    )
 
-    def __init__(self, instance: StepCostModel) -> None:
-        self.instance = instance
-        res = instance.resources()
+
+class PipelinedInstance:
+    """A StepCostModel of a pipelined instance that keeps all its stages busy (see module doc)."""
+
+    def __init__(self, lane: StepCostModel) -> None:
+        self.lane = lane
+        res = lane.resources()
         self.lanes = max(1, res.pipeline_lanes)
-        self.step_time_s = instance.step_time_s  # bound once: the simulator calls it millions of times
-        self._resources = replace(
-            res,
-            num_devices=max(1, res.num_devices // self.lanes),
-            kv_capacity_tokens=res.kv_capacity_tokens // self.lanes,
-            price_per_hour_usd=res.price_per_hour_usd / self.lanes,
-            power_idle_w=res.power_idle_w / self.lanes,
-            power_max_w=res.power_max_w / self.lanes,
-            pipeline_lanes=1,
-        )
+        self._lane_time = lane.step_time_s
+        self._resources = replace(res, max_batch_seqs=res.max_batch_seqs * self.lanes, pipeline_lanes=1)
+
+    def step_time_s(self, shape: StepShape) -> float:
+        """Latency of a step whose sequences spread over the lanes."""
+        return self._lane_time(lane_share(shape, self.lanes))
 
     def resources(self) -> InstanceResources:
-        """The lane's share of the instance: KV, price and power divided by the lane count."""
+        """The instance's resources, with the batch cap of all lanes together."""
         return self._resources
 
-    def __getattr__(self, name: str):  # explanations, plans etc. of the wrapped backend
-        return getattr(self.instance, name)
+    def __getattr__(self, name: str):  # plans, explanations etc. of the wrapped backend
+        return getattr(self.lane, name)
 
 
-def as_lanes(cost: StepCostModel) -> tuple[StepCostModel, int]:
-    """``(lane cost model, lanes)`` for a pipelined instance, or ``(cost, 1)`` when it is not pipelined."""
-    lanes = cost.resources().pipeline_lanes
-    if lanes <= 1:
-        return cost, 1
-    return PipelineLane(cost), lanes
-
-
-__all__ = ["PipelineLane", "as_lanes"]
+def pipelined(cost: StepCostModel) -> StepCostModel:
+    """``cost`` with its pipeline stages kept busy, or ``cost`` itself when it is not pipelined."""
+    return PipelinedInstance(cost) if cost.resources().pipeline_lanes > 1 else cost

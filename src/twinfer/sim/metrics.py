@@ -142,7 +142,14 @@ def summarize(name: str, sim: FleetSim, cols: dict[str, np.ndarray], pricing: di
     met = int(cols["slo_met"].sum())
     s["slo_ttft_s"], s["slo_tpot_s"] = slo_ttft_s, slo_tpot_s
     s["slo_attainment"] = met / n if n else math.nan
-    s["goodput_rps"] = met * per_s
+    # Goodput is a rate of requests served within SLO: the offered rate (requests over
+    # the arrival window) times the fraction that met both SLOs. Dividing by the run's
+    # makespan instead would charge a fleet for draining its slowest request after the
+    # last arrival, which says nothing about the rate it sustains.
+    arrivals = cols["arrival_s"]
+    window = float(arrivals.max() - arrivals.min()) if n > 1 else 0.0
+    s["offered_rps"] = (n - 1) / window if window > 0 else math.nan
+    s["goodput_rps"] = s["offered_rps"] * s["slo_attainment"] if window > 0 else met * per_s
     price = energy = 0.0
     instances = devices = 0
     pools: list[PoolStats] = []

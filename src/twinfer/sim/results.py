@@ -22,7 +22,10 @@ of the workload's clock):
   requests only need TTFT). DistServe's *goodput* is the highest request rate at
   which at least ``slo.attainment`` of requests meet both: a sweep over rates (the
   planner's job). One run reports ``slo_attainment`` (fraction of requests that met
-  both) and ``goodput_rps`` (requests meeting both per second of the run).
+  both) and ``goodput_rps`` = ``offered_rps`` x ``slo_attainment`` (requests
+  meeting both per second of offered load; ``offered_rps`` = (requests - 1) /
+  arrival window). Throughput, cost per token and energy are per second of the
+  whole run (to the last finish), so a run's drain after its last arrival counts.
 """
 
 from __future__ import annotations
@@ -79,7 +82,8 @@ SUMMARY_KEYS: dict[str, str] = {
     "throughput_rps": "completed requests / duration_s",
     "tokens_per_s_per_user_mean": "mean over requests of 1/TPOT (decode speed a user sees)",
     "slo_attainment": "fraction of all requests meeting TTFT and TPOT SLOs (rejected count as missed)",
-    "goodput_rps": "requests meeting both SLOs / duration_s",
+    "goodput_rps": "offered_rps x slo_attainment: requests per second of offered load that met both SLOs",
+    "offered_rps": "(requests - 1) / (last arrival - first arrival)",
     "slo_ttft_s, slo_tpot_s": "the thresholds used",
     "instances": "instances in the fleet",
     "devices": "GPUs or LPU chips in the fleet",

@@ -19,7 +19,7 @@ import numpy as np
 
 from twinfer.models.spec import ModelSpec
 from twinfer.perf.base import StepCostModel
-from twinfer.perf.pipeline import as_lanes
+from twinfer.perf.pipeline import pipelined
 from twinfer.sim.cluster import FleetSim, LinkSetup, PoolSetup
 from twinfer.sim.metrics import PoolPricing, fleet_result
 from twinfer.sim.results import FleetResult, ScenarioResult
@@ -62,15 +62,6 @@ def pool_pricing(pool: PoolConfig, cost: StepCostModel) -> PoolPricing:
     )
 
 
-def lane_pricing(instance: PoolPricing, lanes: int) -> PoolPricing:
-    """The price and power of one pipeline lane: an equal share of its instance's."""
-    if lanes <= 1:
-        return instance
-    return replace(instance, devices=max(1, instance.devices // lanes),
-                   price_per_hour_usd=instance.price_per_hour_usd / lanes,
-                   power_idle_w=instance.power_idle_w / lanes, power_max_w=instance.power_max_w / lanes)
-
-
 def build_fleet_sim(
     scenario: Scenario,
     fleet: FleetConfig,
@@ -94,13 +85,11 @@ def build_fleet_sim(
     setups, pricing = [], {}
     for role, pool in fleet.pools.items():
         cost = costs[role] if costs and role in costs else make_pool_cost(model, pool, cost_cache)
-        # A pipelined instance (LPU stages, GPU pp) holds one micro-batch per stage in
-        # flight: simulate each stage slot as a lane with the instance's step time and
-        # an equal share of its KV, price and power (twinfer.perf.pipeline).
-        lane_cost, lanes = as_lanes(cost)
-        setups.append(PoolSetup(role=role, cost=lane_cost, count=pool.count * lanes, batching=pool.batching,
-                                router=fleet.router))
-        pricing[role] = lane_pricing(pool_pricing(pool, cost), lanes)
+        # A pipelined instance (LPU stages, GPU pp) keeps one micro-batch per stage in
+        # flight: its batch cap is stages x the compiled batch (twinfer.perf.pipeline).
+        cost = pipelined(cost)
+        setups.append(PoolSetup(role=role, cost=cost, count=pool.count, batching=pool.batching, router=fleet.router))
+        pricing[role] = pool_pricing(pool, cost)
     link = None
     kv_dtype = (fleet.pools.get("prefill") or fleet.pools["mixed"]).precision.kv_cache
     if fleet.kv_link is not None:
