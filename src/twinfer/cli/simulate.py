@@ -140,7 +140,13 @@ def simulate_command(
 
         out.mkdir(parents=True, exist_ok=True)
         pq.write_table(requests_table(results), out / "requests.parquet")
-        (out / "summary.json").write_text(json.dumps(summary_document(scen.name, seed, results, notes), indent=2) + "\n")
+        from twinfer.report.html_inputs_doc import inputs_document
+
+        doc = summary_document(scen.name, seed, results, notes)
+        # The inputs (model, workload, hardware with the source of each number, LPU partitions)
+        # make the results folder, and the report built from it, stand alone.
+        doc["inputs"] = inputs_document(scen, model, workload, cache)
+        (out / "summary.json").write_text(json.dumps(doc, indent=2) + "\n")
         (out / "series.json").write_text(json.dumps(series_document(results)) + "\n")
     if trace is not None:
         from twinfer.sim.timeline import chrome_trace
