@@ -150,6 +150,10 @@ class Instance:
         pend_start = -1.0
         j = 0
         start = now
+        # The gap stack gets one entry for the whole run (first index, largest gap): max-TBT
+        # queries always start at a run's first step, because joins, finishes and
+        # preemptions happen only in steps outside fast runs.
+        run_k, run_max = dstep, -1.0
         for _ in range(k):
             dt = step_time(StepShape(0, 0, 0, 0, n, ctx))
             t_end = now + dt
@@ -175,11 +179,8 @@ class Instance:
                     hi = TBT_BIN_BASE * exp(cur_b * TBT_BIN_LOG_STEP) * (1 - 1e-9)
                 else:
                     lo = hi = 0.0
-            while gv and gv[-1] <= gap:
-                gv.pop()
-                gk.pop()
-            gk.append(dstep)
-            gv.append(gap)
+            if gap > run_max:
+                run_max = gap
             dstep += 1
             ctx += n
             last = t_end
@@ -192,6 +193,11 @@ class Instance:
         if cur_w:
             hist[cur_b] = hist.get(cur_b, 0) + cur_w
         if j:
+            while gv and gv[-1] <= run_max:
+                gv.pop()
+                gk.pop()
+            gk.append(run_k)
+            gv.append(run_max)
             sched.dstep, sched.ctx_sum, sched.last_decode_end = dstep, ctx, last
             sched.outstanding -= n * j
             self.busy_s = busy
