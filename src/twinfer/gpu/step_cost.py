@@ -132,6 +132,7 @@ class GpuStepCost:
         # Two small caches instead of one keyed on (tokens, sequences): bounded by max tokens + max sequences.
         self._per_token = lru_cache(maxsize=1 << 16)(self._token_time_s)
         self._per_seq = lru_cache(maxsize=1 << 12)(self._seq_time_s)
+        self._decode_terms: dict[int, tuple[float, ...]] = {}
         bw, act = gpu.mem_bw_bytes_per_s, self.precision.activations
         self._decode_s_per_byte = 1.0 / (bw * self.efficiency.attn_decode_mem_eff)
         self._attn_s_per_flop = 1.0 / (gpu.peak_flops(act) * self.efficiency.attn_prefill_peak_eff)
@@ -243,6 +244,26 @@ class GpuStepCost:
             t_c = (f0 + f1 * ds + f2 * ctx) * self._attn_s_per_flop
             total += (k.eff.kernel_overhead_s + (t_m if t_m > t_c else t_c)) * self._layers
         return total + self.efficiency.step_overhead_s
+
+    def decode_step_terms(self, decode_seqs: int) -> tuple[float, ...]:
+        """Constants of a plain decode step of ``decode_seqs`` sequences, for the simulator's hot loop.
+
+        Returns (base, mem_const, mem_per_ctx, s_per_byte, flop_const, flop_per_ctx,
+        s_per_flop, kernel_overhead_s, layers, step_overhead_s) such that, with
+        ``ctx`` the step's context sum, ``t_m = (mem_const + mem_per_ctx*ctx) * s_per_byte``,
+        ``t_c = (flop_const + flop_per_ctx*ctx) * s_per_flop`` and
+        ``(base + (kernel_overhead_s + max(t_m, t_c)) * layers) + step_overhead_s``
+        equals :meth:`step_time_s` of ``StepShape.decode`` bit for bit (same operations, same order).
+        """
+        terms = self._decode_terms.get(decode_seqs)
+        if terms is None:
+            ds = decode_seqs
+            (f0, f1, f2), (b0, b1, b2) = self._decode_coef
+            terms = (self._per_token(ds, 0) + self._per_seq(0 + ds), b0 + b1 * ds, b2, self._decode_s_per_byte,
+                     f0 + f1 * ds, f2, self._attn_s_per_flop, self.kernels.eff.kernel_overhead_s, self._layers,
+                     self.efficiency.step_overhead_s)
+            self._decode_terms[decode_seqs] = terms
+        return terms
 
     def resources(self) -> InstanceResources:
         """Devices, KV capacity (after weights and workspace), batch limit, price and power of the instance."""

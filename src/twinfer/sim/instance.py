@@ -154,8 +154,19 @@ class Instance:
         # queries always start at a run's first step, because joins, finishes and
         # preemptions happen only in steps outside fast runs.
         run_k, run_max = dstep, -1.0
+        # A backend that exposes its decode-step constants (GpuStepCost) is evaluated inline,
+        # in the same operations and order as its step_time_s, so results are bit-identical.
+        terms_of = getattr(self.cost, "decode_step_terms", None)
+        terms = terms_of(n) if terms_of is not None else None
+        if terms is not None:
+            base, m_c, m_x, spb, f_c, f_x, spf, k_o, layers, s_o = terms
         for _ in range(k):
-            dt = step_time(StepShape(0, 0, 0, 0, n, ctx))
+            if terms is None:
+                dt = step_time(StepShape(0, 0, 0, 0, n, ctx))
+            else:
+                t_m = (m_c + m_x * ctx) * spb
+                t_c = (f_c + f_x * ctx) * spf
+                dt = (base + (k_o + (t_m if t_m > t_c else t_c)) * layers) + s_o
             t_end = now + dt
             if t_end > horizon:
                 if self.fleet.lazy:  # keep it in flight as a plain decode step; catch_up applies it
