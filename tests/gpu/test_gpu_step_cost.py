@@ -125,3 +125,24 @@ def test_moe_and_mla_models_run():
     ds = GpuStepCost(load_model("deepseek-v3"), "h200", tp=8, precision=Precision(weights="fp8"))
     shape = StepShape.prefill([512]) + StepShape.decode([4096] * 4)
     assert ds.step_time_s(shape) == pytest.approx(sum(o.total_s for o in ds.op_times(shape)), rel=1e-9)
+
+
+def test_decode_step_terms_reproduce_step_time_bit_for_bit() -> None:
+    # The simulator's hot loop evaluates decode steps from these constants; any drift
+    # from step_time_s would make fast and plain simulation paths disagree.
+    import random
+
+    from twinfer.gpu.step_cost import GpuStepCost
+    from twinfer.hardware import get_hardware
+    from twinfer.models import StepShape, load_model
+
+    cost = GpuStepCost(load_model("llama-3-70b"), get_hardware("h100"), tp=4)
+    rng = random.Random(0)
+    for _ in range(2000):
+        n = rng.randint(1, 256)
+        ctx = rng.randint(n, n * 8000)
+        base, m_c, m_x, spb, f_c, f_x, spf, k_o, layers, s_o = cost.decode_step_terms(n)
+        t_m = (m_c + m_x * ctx) * spb
+        t_c = (f_c + f_x * ctx) * spf
+        inline = (base + (k_o + (t_m if t_m > t_c else t_c)) * layers) + s_o
+        assert inline == cost.step_time_s(StepShape.decode([ctx // n] * (n - 1) + [ctx - (ctx // n) * (n - 1)]))
