@@ -18,12 +18,11 @@ def models_command(
 
     from twinfer.models import load_model, preset_names
 
-    rows = []
-    for name in preset_names():
-        spec = load_model(name)
-        rows.append(
+    specs = [load_model(name) for name in preset_names()]
+    if as_json:
+        rows = [
             {
-                "name": name,
+                "name": spec.name,
                 "architecture": spec.architecture,
                 "params": spec.param_count(),
                 "active_params": spec.active_param_count(),
@@ -31,17 +30,17 @@ def models_command(
                 "layers": spec.num_layers,
                 "attention": spec.attention,
             }
-        )
-    if as_json:
+            for spec in specs
+        ]
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title="Model presets (published Hugging Face configs)")
     for col in ("model", "arch", "layers", "params", "active/token", "KV bytes/token (bf16)"):
         table.add_column(col, justify="right" if col not in ("model", "arch") else "left")
-    for r in rows:
+    for spec in specs:
         table.add_row(
-            r["name"], r["architecture"], str(r["layers"]), f"{r['params'] / 1e9:.2f} B",
-            f"{r['active_params'] / 1e9:.2f} B", f"{r['kv_bytes_per_token_bf16']:,.0f}",
+            spec.name, spec.architecture, str(spec.num_layers), f"{spec.param_count() / 1e9:.2f} B",
+            f"{spec.active_param_count() / 1e9:.2f} B", f"{spec.kv_bytes_per_token('bf16'):,.0f}",
         )
     Console().print(table)
 

@@ -36,9 +36,10 @@ def make_step_cost(
     and links (``twinfer.hardware.load_hardware_file``).
     """
     from twinfer.hardware import get_hardware
+    from twinfer.hardware.specs import GpuSpec, LpuSpec
 
     spec = get_hardware(hardware, extra_hardware)
-    if spec.kind == "gpu":
+    if isinstance(spec, GpuSpec):
         from twinfer.gpu.efficiency import default_efficiency, load_calibration
         from twinfer.gpu.step_cost import GpuStepCost
 
@@ -55,4 +56,5 @@ def make_step_cost(
         raise ConfigError(f"a GPU calibration file was given for {hardware!r}, which is an LPU; drop it for LPU pools")
     from twinfer.lpu.step_cost import LpuStepCost
 
+    assert isinstance(spec, LpuSpec)
     return LpuStepCost(model, spec, chips=chips, precision=precision, max_batch_seqs=max_batch_seqs)

@@ -235,7 +235,9 @@ class Instance:
                 if r.decode_start_s != r.decode_start_s:  # NaN: first decode step ever
                     r.decode_start_s = now
         spare = self._spare
-        dt = spare[1] if spare is not None and spare[0] == out.shape else self._step_time(out.shape)
+        shape = out.shape
+        assert shape is not None  # a scheduled step always has a shape
+        dt = spare[1] if spare is not None and spare[0] == shape else self._step_time(shape)
         self._spare = None
         if not dt > 0.0:
             raise ValueError(f"step-cost model returned a non-positive step time {dt!r} for {out.shape}")

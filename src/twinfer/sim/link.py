@@ -10,6 +10,7 @@ together both take ``latency + 2B / bw``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from twinfer.sim.env import PRIO_TRANSFER, Environment
 
@@ -34,7 +35,7 @@ class KvLink:
         self.transfers = 0
         self.timeline = timeline  # list to append (link, start_s, end_s, bytes) spans to, or None
 
-    def start(self, key: int, num_bytes: float, done: Callable[[object], None], arg: object) -> None:
+    def start(self, key: int, num_bytes: float, done: Callable[[Any], None], arg: object) -> None:
         """Begin moving ``num_bytes``; ``done(arg)`` runs when the last byte lands."""
         self.transfers += 1
         self.bytes_total += num_bytes

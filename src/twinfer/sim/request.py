@@ -49,7 +49,7 @@ class Request:
         self.gen_at_join = 0  # tokens generated when it joined
         self.epoch = 0  # bumps on every leave, to invalidate stale heap entries
         self.where = 0  # 0 new, 1 waiting, 2 prefilling, 3 decoding, 4 in transfer, 5 done
-        self.user = None  # free slot for the emulation server (e.g. a client handle)
+        self.user: object = None  # free slot for the emulation server (e.g. a client handle)
 
     @property
     def prefill_target(self) -> int:
