@@ -65,14 +65,15 @@ def main() -> None:
             table[(f.name, scale)] = s
     print(f"\nrate x = multiple of the trace's recorded rate ({args.requests} requests); "
           "SLO tight: TTFT <= 0.4 s & TPOT <= 40 ms; loose: TTFT <= 10 s & TPOT <= 1 s")
-    print(f"{'fleet':<32}" + "".join(f"{'x' + format(x, 'g'):>22}" for x in RATES))
-    print(f"{'':<32}" + "".join(f"{'tight/loose out tok/s':>22}" for _ in RATES))
+    print(f"{'fleet':<32}" + "".join(f"{'x' + format(x, 'g'):>26}" for x in RATES))
+    print(f"{'':<32}" + "".join(f"{'tight/loose out tok/s':>26}" for _ in RATES))
     for f in FLEETS:
         cells = []
         for x in RATES:
             s = table[(f["name"], x)]
-            cells.append(f"{s['att_tight'] * 100:3.0f}%/{s['att_loose'] * 100:3.0f}% {s['throughput_output_tok_s']:7,.0f}")
-        print(f"{f['name']:<32}" + "".join(f"{c:>22}" for c in cells))
+            # One decimal: 89.7 % must not print as "90 %" next to a >= 90 % test.
+            cells.append(f"{s['att_tight'] * 100:5.1f}%/{s['att_loose'] * 100:5.1f}% {s['throughput_output_tok_s']:7,.0f}")
+        print(f"{f['name']:<32}" + "".join(f"{c:>26}" for c in cells))
     print("\nDistServe goodput: highest rate x with >= 90 % within SLO; cost at the highest rate")
     for f in FLEETS:
         good = {n: max([x for x in RATES if table[(f["name"], x)][f"att_{n}"] >= 0.9], default=0.0) for n in SLOS}
