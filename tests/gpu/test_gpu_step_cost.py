@@ -72,7 +72,9 @@ def test_cached_step_time_equals_breakdown_sum(llama70b_tp8):
     shape = StepShape.prefill([700, 300], cached_lens=[0, 1000]) + StepShape.decode([100, 5000, 20000])
     by_ops = sum(o.total_s for o in llama70b_tp8.op_times(shape))
     assert llama70b_tp8.step_time_s(shape) == pytest.approx(by_ops, rel=1e-9)
-    assert llama70b_tp8.step_time_s(shape) == llama70b_tp8.step_time_s(shape)  # cached, same value
+    # A fresh, uncached instance gives the same value as the one whose caches are now warm.
+    fresh = GpuStepCost(load_model("llama-3-70b"), "h100", tp=8)
+    assert fresh.step_time_s(shape) == llama70b_tp8.step_time_s(shape)
 
 
 def test_memory_arithmetic_by_hand(llama70b_tp8):
@@ -90,10 +92,11 @@ def test_memory_arithmetic_by_hand(llama70b_tp8):
 
 
 def test_kv_heads_replicated_beyond_their_count():
-    """Llama-3-8B has 8 KV heads: at TP=16 each GPU still holds one head, so per-GPU KV is 1/8, not 1/16."""
+    """Llama-3-8B has 8 KV heads: at TP=16 or 32 each GPU still holds one head, so per-GPU KV is 1/8, not 1/tp."""
     spec = load_model("llama-3-8b")
-    tp8 = GpuStepCost(spec, "h100", tp=8)
-    assert tp8.memory.kv_bytes_per_token == pytest.approx(spec.kv_bytes_per_token() / 8)
+    one_head = 1 * 128 * 2 * 32 * 2  # heads x head_dim x (K, V) x layers x bf16 bytes = 16,384 B per token
+    for tp in (8, 16, 32):
+        assert GpuStepCost(spec, "h100", tp=tp).memory.kv_bytes_per_token == one_head
 
 
 def test_does_not_fit_raises_capacity_error_with_gb():
@@ -120,8 +123,13 @@ def test_lpu_and_bad_tp_are_config_errors():
 
 def test_moe_and_mla_models_run():
     """Mixtral (MoE) and DeepSeek-V3 (MLA + MoE) produce positive, finite step times."""
-    mix = GpuStepCost(load_model("mixtral-8x7b"), "h100", tp=2)
-    assert 0 < mix.step_time_s(StepShape.prefill([1024]) + StepShape.decode([512] * 8)) < 10
+    spec = load_model("mixtral-8x7b")
+    mix = GpuStepCost(spec, "h100", tp=2)
+    # Roofline floor per GPU of 1,032 tokens: 2 x active params x tokens / tp at 989 TF, or all
+    # weights (every expert is touched by 1,032 tokens) / tp at 3.35 TB/s. Expert GEMMs of ~258
+    # rows each run far from peak and their weight loads do not overlap, so allow up to 3x.
+    floor = max(2 * spec.active_param_count() * 1032 / 2 / 989e12, spec.param_count() * 2 / 2 / 3.35e12)
+    assert floor < mix.step_time_s(StepShape.prefill([1024]) + StepShape.decode([512] * 8)) < 3 * floor
     ds = GpuStepCost(load_model("deepseek-v3"), "h200", tp=8, precision=Precision(weights="fp8"))
     shape = StepShape.prefill([512]) + StepShape.decode([4096] * 4)
     assert ds.step_time_s(shape) == pytest.approx(sum(o.total_s for o in ds.op_times(shape)), rel=1e-9)

@@ -21,7 +21,7 @@ def test_matmul_rounds_overlap_install_with_streaming(tsp):
     # k=640, n=1280: 2 x 4 = 8 tiles over 4 planes = 2 rounds; 100 vectors per round.
     # First install exposed (40), round 1 max(install 40, stream 100) = 100, last round streams 100.
     assert tsp.matmul_cycles(100, 640, 1280, "int8") == 40 + 100 + 100 + N + D_MXM + TRANSIT
-    # Batch-1 decode is install-bound: 8 rounds of 40 cycles + 1 vector.
+    # Batch-1 decode is install-bound: 4 x 6 = 24 tiles over 4 planes = 6 rounds of 40 cycles + 1 vector.
     assert tsp.matmul_cycles(1, 1280, 1920, "int8") == 40 + 5 * 40 + 1 + N + D_MXM + TRANSIT
 
 

@@ -17,7 +17,11 @@ from twinfer.models import load_model
 from twinfer.models.step import StepShape
 from twinfer.perf.base import StepCostModel
 
-TOL = 0.01
+#: The analytic estimate reproduces the schedule's critical path: exactly for decode (the
+#: chain is the same closed form) and within 0.1% for prefill (measured up to 0.08%: the
+#: schedule overlaps a few prefill ops the estimate serialises).
+TOL_DECODE = 1e-9
+TOL_PREFILL = 1e-3
 
 
 def _check(model, system, cases, plan_kw):
@@ -39,7 +43,8 @@ def _check(model, system, cases, plan_kw):
             if phase == "decode"
             else StepShape.prefill([seq] * batch)
         )
-        assert est.step_cycles(shape) == pytest.approx(prog.schedule_cycles, rel=TOL), (
+        tol = TOL_DECODE if phase == "decode" else TOL_PREFILL
+        assert est.step_cycles(shape) == pytest.approx(prog.schedule_cycles, rel=tol), (
             phase,
             batch,
             seq,

@@ -10,8 +10,6 @@ from twinfer.plan.planner import make_jobs, prune, run_plan, scenario_for
 from twinfer.plan.runner import run_scenario
 from twinfer.plan.space import parse_plan
 
-pytest.importorskip("twinfer.sim.scenario")
-
 #: Llama-3.1-8B on H100s at 15 and 30 req/s of 2,000-4,000-token prompts with a 6.5 ms TPOT SLO: a TP1
 #: GPU cannot decode that fast at those contexts even when idle (16 GB of bf16 weights / 3.35 TB/s is
 #: already 4.8 ms a step), and one TP1 instance cannot prefill ~50k tokens/s, so both kinds of bound

@@ -45,7 +45,7 @@ def test_sweep_report_cites_the_parquet_rows(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     out = tmp_path / "sweep"
-    assert main(["sweep", str(DATA / "tiny-sweep.yaml"), "--out", str(out), "--workers", "1"]) in (0, 1)
+    assert main(["sweep", str(DATA / "tiny-sweep.yaml"), "--out", str(out), "--workers", "1"]) == 0  # failed scenarios are recorded as rows; the sweep itself succeeds
     page = write_report(out, tmp_path / "s.html")
     html = page.read_text()
     data = _data_block(html)

@@ -21,10 +21,10 @@ SCENARIO = {
 
 
 def test_scenario_plan_picks_the_named_fleet():
-    sim_pkg = pytest.importorskip("twinfer.sim")
     from twinfer.serve.build import plan_from_scenario
+    from twinfer.sim import Scenario
 
-    scenario = sim_pkg.Scenario.from_dict(SCENARIO)
+    scenario = Scenario.from_dict(SCENARIO)
     first = plan_from_scenario(scenario, None)
     second = plan_from_scenario(scenario, "two-h100")
     assert (

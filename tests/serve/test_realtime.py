@@ -7,9 +7,6 @@ import time
 
 import httpx
 import pytest
-
-pytest.importorskip("twinfer.sim.cluster")  # the simulator lands in parallel with the server
-
 from serve_helpers import LinearCost, make_cluster  # noqa: E402
 
 SPEED = 20.0

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-pytest.importorskip("twinfer.sim.cluster")  # the simulator lands in parallel with the server
-
 from serve_helpers import make_cluster  # noqa: E402
 
 from twinfer.errors import CapacityError  # noqa: E402
