@@ -18,14 +18,14 @@ def _run(sim, t, p, o):
 def test_kv_capacity_binds_hand_counted():
     # KV of 160 tokens = 10 blocks of 16; each request needs 50 + 30 = 80 tokens = 5 blocks,
     # so at most two run together. Steps take 1 s; continuous batching (prefill first).
-    # r0 prefills 0->1; r1 prefills 1->2 (r2 blocked by KV); r0, r1 decode 29 steps 2->31;
-    # r2, r3 prefill together 31->32 and decode 32->61. r0 waits 2 s for its 2nd token.
+    # All four arrive at 0: r0, r1 are admitted together (r2, r3 blocked by KV), prefill 0->1
+    # (first token each) and decode 29 steps 1->30; r2, r3 then prefill 30->31 and decode to 60.
     sim = _run(make_fleet(FixedCost(fixed_s=1.0, kv_tokens=160), policy="continuous"),
                np.zeros(4), np.full(4, 50), np.full(4, 30))
     reqs = sim.requests
-    assert [r.first_token_s for r in reqs] == [1.0, 2.0, 32.0, 32.0]
-    assert [r.finish_s for r in reqs] == [31.0, 31.0, 61.0, 61.0]
-    assert reqs[0].max_tbt_s == 2.0 and reqs[1].max_tbt_s == 1.0
+    assert [r.first_token_s for r in reqs] == [1.0, 1.0, 31.0, 31.0]
+    assert [r.finish_s for r in reqs] == [30.0, 30.0, 60.0, 60.0]
+    assert reqs[0].max_tbt_s == 1.0 and reqs[2].max_tbt_s == 1.0
     inst = sim.instances[0]
     assert inst.kv_blocked_s > 0
     assert inst.sched.free_blocks == inst.sched.total_blocks == 10
@@ -113,7 +113,8 @@ def test_static_batch_admits_only_when_empty():
     sim.submit(10, 2, at_s=0.5)
     sim.run_until()
     r0, r1, r2 = sim.requests
-    # r0 arrives first and runs alone (the instance was idle), finishing at 3; then r1 + r2 together.
-    assert r0.finish_s == 3.0
-    assert r1.prefill_start_s == 3.0 and r2.prefill_start_s == 3.0
-    assert r2.finish_s == 5.0 and r1.finish_s == 9.0
+    # r0 and r1 form one batch 0->1 (prefill, first token) and decode to 3 and 6; r2 (0.5) may
+    # join only when the batch is empty: it prefills 6->7 and finishes its 2 tokens at 8.
+    assert r0.prefill_start_s == r1.prefill_start_s == 0.0
+    assert r0.finish_s == 3.0 and r1.finish_s == 6.0
+    assert r2.prefill_start_s == 6.0 and r2.finish_s == 8.0

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from twinfer.errors import ConfigError
 from twinfer.perf.base import StepCostModel
-from twinfer.sim.env import PRIO_ARRIVAL, PRIO_SAMPLE, Environment
+from twinfer.sim.env import PRIO_ARRIVAL, PRIO_SAMPLE, PRIO_START, Environment
 from twinfer.sim.instance import Instance
 from twinfer.sim.link import KvLink
 from twinfer.sim.request import Request
@@ -168,6 +168,9 @@ class FleetSim:
         self.horizon = -INF
         self.inline_ok = self.mode == "aggregated"
         self.lazy = False  # steps wait in Instance.pending_end instead of the heap (see _run_lazy)
+        #: Instances that received a request and wait to be woken once every arrival at this
+        #: time is routed (a PRIO_START event), so simultaneous arrivals share one first step.
+        self._to_wake: list[Instance] = []
 
     # ---- feeding requests ---------------------------------------------------------
     def load_workload(self, arrival_s: Sequence[float], prompt_tokens: Sequence[int], output_tokens: Sequence[int]) -> None:
@@ -323,7 +326,17 @@ class FleetSim:
             inst.catch_up(now)
         inst.sched.enqueue(r)
         inst.change(now, 1, 1)
-        inst.wake()
+        if not inst.busy:
+            if not self._to_wake:
+                self.env.schedule(now, PRIO_START, self._wake_arrived, None)
+            if inst not in self._to_wake:
+                self._to_wake.append(inst)
+
+    def _wake_arrived(self, _: object) -> None:
+        """Start the instances that received requests, after every arrival at this time."""
+        waking, self._to_wake = self._to_wake, []
+        for inst in waking:
+            inst.wake()
 
     def step_result(self, inst: Instance, res: StepResult, now: float) -> None:
         """Apply what one instance's step, ended at ``now``, produced."""
