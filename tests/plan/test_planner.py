@@ -66,9 +66,15 @@ def test_recommendation_meets_the_slos_and_staircase_agrees(spec, tmp_path) -> N
     assert summary["slo_attainment"] >= spec.attainment
     entry = next(c for c in plan["candidates"] if c["key"] == key)
     assert entry["by_rate"]["30"]["slo_attainment"] == pytest.approx(summary["slo_attainment"])
-    # no cheaper fleet was found feasible
-    cheaper = [c for c in plan["candidates"] if c["price_per_hour_usd"] < entry["price_per_hour_usd"]]
-    assert not any(c["by_rate"]["30"]["feasible"] for c in cheaper)
+    # Brute force, independent of the plan's bookkeeping: simulate every candidate cheaper than
+    # the recommendation (pruned or not) at the target rate; none may meet the SLOs.
+    ruled_out = 0
+    for c in prune(spec).candidates:
+        other = run_scenario(scenario_for(spec, c, spec.target_rate_per_s), spec.seed)
+        if other["price_per_hour_usd"] < entry["price_per_hour_usd"]:
+            ruled_out += 1
+            assert not _feasible(other, spec.attainment), f"{c.key} is cheaper and feasible"
+    assert ruled_out, "the tiny case must have cheaper candidates to rule out"
     stair = run_plan(parse_plan({**TINY, "search": {**TINY["search"], "strategy": "staircase"}}), tmp_path / "st")
     assert stair["recommended"]["key"] == key
     assert stair["search"]["simulated"] <= plan["search"]["simulated"]
