@@ -60,7 +60,7 @@ def test_single_request_latency_closed_form():
     sim = make_fleet(FixedCost(fixed_s=0.010, per_token_s=0.001), policy="continuous")
     res = _run(sim, np.array([0.0]), np.array([100]), np.array([5]))
     r = res.requests
-    assert r["ttft_s"][0] == np.float64(0.110)
+    np.testing.assert_allclose(r["ttft_s"][0], 0.110, rtol=1e-12)
     np.testing.assert_allclose(r["e2e_s"][0], 0.110 + 4 * 0.011, rtol=1e-12)
     np.testing.assert_allclose(r["tpot_s"][0], 0.011, rtol=1e-9)
     np.testing.assert_allclose(r["max_tbt_s"][0], 0.011, rtol=1e-9)
