@@ -36,6 +36,9 @@ def calibrate_command(
         if not isinstance(found, GpuSpec):
             raise ConfigError(f"{found.name} is not a GPU; calibrate fits the GPU model")
         spec = found
+    typer.echo(f"calibrating ({size}): GEMM, attention and memory-copy microbenchmarks with torch; "
+               + ("this takes minutes (use --size tiny for a quick check)" if size == "full" else "a few seconds"),
+               err=True)
     doc = calibrate(plans[size](), dtype=dtype, spec=spec)
     out.write_text(json.dumps(doc, indent=2) + "\n")
     typer.echo(f"device: {doc['device_name']} ({doc['device']}), torch {doc['torch_version']}, {doc['date']}")

@@ -57,7 +57,7 @@ def serve_command(
         str,
         typer.Option(help="Address to bind; beyond loopback anyone on the network can call it."),
     ] = ("127.0.0.1"),
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
     model_dir: Annotated[
         Path | None,
         typer.Option(
@@ -137,6 +137,22 @@ def serve_command(
     )
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with one clear message (exit 2) when ``host:port`` cannot be bound, before printing that we serve."""
+    import socket
+
+    from twinfer.errors import ConfigError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                              "choose another --port or stop what uses it") from None
+
+
 def _run(
     plan,
     *,
@@ -170,6 +186,7 @@ def _run(
         chat_default_max_tokens=chat_default_max_tokens,
         fleet_label=plan.label,
     )
+    _check_port_free(host, port)
     app = create_app(config, plan.make_sim, counter=counter, text_source=text_source)
     typer.echo(
         f"twinfer serve: model {config.model_name!r} on {plan.label}, speed x{speed}, prompt tokens by "
