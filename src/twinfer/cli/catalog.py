@@ -42,7 +42,10 @@ def models_command(
             spec.name, spec.architecture, str(spec.num_layers), f"{spec.param_count() / 1e9:.2f} B",
             f"{spec.active_param_count() / 1e9:.2f} B", f"{spec.kv_bytes_per_token('bf16'):,.0f}",
         )
-    Console().print(table)
+    import sys
+
+    # Off a terminal (pipes, files) rich would wrap to 80 columns and cut model names.
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 def register(app: typer.Typer) -> None:
