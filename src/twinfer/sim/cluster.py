@@ -247,13 +247,18 @@ class FleetSim:
                     continue
             if ta > t_stop or ta == INF:
                 break
-            self._arr_i = i + 1
-            env.now = ta
-            r = Request(len(self.requests), ta, self._arr_p[i], self._arr_o[i])
-            self.requests.append(r)
+            r = self._take_arrival(i, ta)
             self._arrive(r)
         if t_stop != INF and t_stop > env.now:
             env.now = t_stop
+
+    def _take_arrival(self, i: int, t: float) -> Request:
+        """Create the workload's ``i``-th request, arriving now at ``t``."""
+        self._arr_i = i + 1
+        self.env.now = t
+        r = Request(len(self.requests), t, self._arr_p[i], self._arr_o[i])
+        self.requests.append(r)
+        return r
 
     def _catch_up_all(self, t: float) -> None:
         self.horizon = t
@@ -285,10 +290,7 @@ class FleetSim:
                 continue
             if ta > t_stop or ta == INF:
                 break
-            self._arr_i = i + 1
-            env.now = ta
-            r = Request(len(self.requests), ta, self._arr_p[i], self._arr_o[i])
-            self.requests.append(r)
+            r = self._take_arrival(i, ta)
             if stateless:
                 self.horizon = ta
                 self._arrive(r, catch_up=True)

@@ -278,17 +278,9 @@ class Scheduler:
             if seats <= 0:
                 out.blocked = BLOCKED_BATCH
                 break
-            r = self.waiting[0]
-            n = min(r.prefill_target, budget)
-            if self._admit_cost(r) > self.free_blocks:
-                out.blocked = BLOCKED_KV
+            n = min(self.waiting[0].prefill_target, budget)
+            if not self._admit_head(out, n):
                 break
-            self.waiting.popleft()
-            self._take(r)
-            r.where = 2
-            self.prefilling.append(r)
-            out.chunks.append((r, n))
-            out.admitted += 1
             budget -= n
             seats -= 1
 
@@ -298,21 +290,27 @@ class Scheduler:
             if seats <= 0:
                 out.blocked = BLOCKED_BATCH
                 return
-            r = self.waiting[0]
-            n = r.prefill_target
+            n = self.waiting[0].prefill_target
             if out.chunks and n > budget:
                 return
-            if self._admit_cost(r) > self.free_blocks:
-                out.blocked = BLOCKED_KV
+            if not self._admit_head(out, n):
                 return
-            self.waiting.popleft()
-            self._take(r)
-            r.where = 2
-            self.prefilling.append(r)
-            out.chunks.append((r, n))
-            out.admitted += 1
             budget -= n
             seats -= 1
+
+    def _admit_head(self, out: SchedulerOutput, n: int) -> bool:
+        """Admit the head of the queue with a first chunk of ``n`` tokens; False (KV-blocked) if its KV does not fit."""
+        r = self.waiting[0]
+        if self._admit_cost(r) > self.free_blocks:
+            out.blocked = BLOCKED_KV
+            return False
+        self.waiting.popleft()
+        self._take(r)
+        r.where = 2
+        self.prefilling.append(r)
+        out.chunks.append((r, n))
+        out.admitted += 1
+        return True
 
     def _schedule_continuous(self, out: SchedulerOutput) -> None:
         seats = self.max_seqs - len(self.decoding) - self.reserved_remote
