@@ -135,22 +135,35 @@ def test_moe_and_mla_models_run():
     assert ds.step_time_s(shape) == pytest.approx(sum(o.total_s for o in ds.op_times(shape)), rel=1e-9)
 
 
-def test_decode_step_terms_reproduce_step_time_bit_for_bit() -> None:
-    # The simulator's hot loop evaluates decode steps from these constants; any drift
-    # from step_time_s would make fast and plain simulation paths disagree.
+def test_decode_run_affine_reproduces_step_time_along_the_ramp() -> None:
+    # The simulator applies decode runs in closed form from this ramp; any drift from
+    # step_time_s would make fast and plain simulation paths disagree.
     import random
 
     from twinfer.gpu.step_cost import GpuStepCost
     from twinfer.hardware import get_hardware
     from twinfer.models import StepShape, load_model
 
-    cost = GpuStepCost(load_model("llama-3-70b"), get_hardware("h100"), tp=4)
-    rng = random.Random(0)
-    for _ in range(2000):
-        n = rng.randint(1, 256)
-        ctx = rng.randint(n, n * 8000)
-        base, m_c, m_x, spb, f_c, f_x, spf, k_o, layers, s_o = cost.decode_step_terms(n)
-        t_m = (m_c + m_x * ctx) * spb
-        t_c = (f_c + f_x * ctx) * spf
-        inline = (base + (k_o + (t_m if t_m > t_c else t_c)) * layers) + s_o
-        assert inline == cost.step_time_s(StepShape.decode([ctx // n] * (n - 1) + [ctx - (ctx // n) * (n - 1)]))
+    def decode(n: int, ctx: int) -> StepShape:
+        return StepShape.decode([ctx // n] * (n - 1) + [ctx - (ctx // n) * (n - 1)])
+
+    from twinfer.models.ops import Precision
+
+    crossings = 0
+    for model, gpu, tp in (("llama-3-70b", "h100", 4), ("mixtral-8x7b", "h200", 2), ("deepseek-v3", "h200", 8)):
+        # GQA decode attention is memory-bound throughout; MLA's absorbed attention starts
+        # compute-bound at short contexts and turns memory-bound: ramps that end.
+        cost = GpuStepCost(load_model(model), get_hardware(gpu), tp=tp, precision=Precision(weights="fp8"))
+        rng = random.Random(0)
+        for _ in range(300):
+            n = rng.randint(1, 256)
+            ctx = n * int(2 ** rng.uniform(0, 13))
+            dt0, slope, valid = cost.decode_run_affine(n, ctx)
+            assert dt0 == cost.step_time_s(decode(n, ctx))  # the first step bit for bit
+            assert slope >= 0.0
+            for j in sorted({1, 7, 100, valid - 1} & set(range(1, min(valid, 2000)))):
+                assert dt0 + slope * j == pytest.approx(cost.step_time_s(decode(n, ctx + j * n)), rel=1e-12)
+            if valid < 2000:  # the other roofline term takes over: the next step leaves the ramp
+                crossings += 1
+                assert dt0 + slope * valid < cost.step_time_s(decode(n, ctx + valid * n)) * (1 - 1e-12)
+    assert 10 < crossings < 900

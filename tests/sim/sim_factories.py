@@ -62,3 +62,27 @@ def make_fleet(cost=None, count: int = 1, policy: str = "chunked", kv_policy: st
         pools = [PoolSetup("mixed", cost, count, batching, router)]
     return FleetSim(pools, kv_bytes_per_token=kw.pop("kv_bytes_per_token", 1000.0),
                     num_layers=kw.pop("num_layers", 10), link=link, **kw)
+
+
+@dataclass(frozen=True)
+class AffineCost(FixedCost):
+    """FixedCost plus a context term, with the closed-form decode ramp the simulator's fast path uses.
+
+    Decode step time = fixed + per_token x tokens + per_seq x seqs + per_ctx x context sum,
+    the max of that and ``floor_s`` (so a ramp can start flat and then climb, like a roofline).
+    """
+
+    per_ctx_s: float = 0.0
+    floor_s: float = 0.0
+
+    def step_time_s(self, shape: StepShape) -> float:
+        return max(self.floor_s, super().step_time_s(shape) + self.per_ctx_s * shape.decode_context_tokens)
+
+    def decode_run_affine(self, decode_seqs: int, context_tokens: int) -> tuple[float, float, int]:
+        """(dt0, slope, valid_steps) of plain decode steps from ``context_tokens`` on."""
+        linear = self.fixed_s + (self.per_token_s + self.per_seq_s) * decode_seqs + self.per_ctx_s * context_tokens
+        grow = self.per_ctx_s * decode_seqs
+        if linear >= self.floor_s:
+            return linear, grow, 1 << 62
+        valid = int((self.floor_s - linear) / grow) + 1 if grow > 0 else 1 << 62
+        return self.floor_s, 0.0, valid

@@ -38,7 +38,7 @@ from twinfer.hardware.specs import GpuSpec
 from twinfer.models.ops import Op, Precision, StepGraph, lower_step, weight_bytes_per_rank
 from twinfer.models.spec import ModelSpec
 from twinfer.models.step import StepShape
-from twinfer.perf.base import InstanceResources
+from twinfer.perf.base import UNBOUNDED_STEPS, InstanceResources
 from twinfer.units import GIB, dtype_bytes
 
 #: Fraction of GPU memory the serving engine may use (vLLM's gpu_memory_utilization default, 0.9).
@@ -245,16 +245,7 @@ class GpuStepCost:
             total += (k.eff.kernel_overhead_s + (t_m if t_m > t_c else t_c)) * self._layers
         return total + self.efficiency.step_overhead_s
 
-    def decode_step_terms(self, decode_seqs: int) -> tuple[float, ...]:
-        """Constants of a plain decode step of ``decode_seqs`` sequences, for the simulator's hot loop.
-
-        Returns (base, mem_const, mem_per_ctx, s_per_byte, flop_const, flop_per_ctx,
-        s_per_flop, kernel_overhead_s, layers, step_overhead_s) such that, with
-        ``ctx`` the step's context sum, ``t_m = (mem_const + mem_per_ctx*ctx) * s_per_byte``,
-        ``t_c = (flop_const + flop_per_ctx*ctx) * s_per_flop`` and
-        ``(base + (kernel_overhead_s + max(t_m, t_c)) * layers) + step_overhead_s``
-        equals :meth:`step_time_s` of ``StepShape.decode`` bit for bit (same operations, same order).
-        """
+    def _decode_terms_of(self, decode_seqs: int) -> tuple[float, ...]:
         terms = self._decode_terms.get(decode_seqs)
         if terms is None:
             ds = decode_seqs
@@ -264,6 +255,30 @@ class GpuStepCost:
                      self.efficiency.step_overhead_s)
             self._decode_terms[decode_seqs] = terms
         return terms
+
+    def decode_run_affine(self, decode_seqs: int, context_tokens: int) -> tuple[float, float, int]:
+        """Plain decode steps as an affine ramp, for the simulator's closed-form decode runs.
+
+        A batch of ``decode_seqs`` sequences whose context sum starts at
+        ``context_tokens`` and grows by ``decode_seqs`` per step: step ``j`` takes
+        ``dt0 + slope * j`` seconds for ``j < valid_steps``. Decode attention is
+        the max of a memory term and a compute term, both affine in the context
+        sum, so the ramp holds until the other term overtakes (``valid_steps``;
+        the next ramp starts there). ``dt0`` equals :meth:`step_time_s` of that
+        decode step bit for bit (same operations, same order).
+        """
+        base, m_c, m_x, spb, f_c, f_x, spf, k_o, layers, s_o = self._decode_terms_of(decode_seqs)
+        ctx = context_tokens
+        t_m = (m_c + m_x * ctx) * spb
+        t_c = (f_c + f_x * ctx) * spf
+        grow_m, grow_c = m_x * decode_seqs * spb, f_x * decode_seqs * spf
+        if t_m > t_c:
+            lead, grow, lead_by, closing = t_m, grow_m, t_m - t_c, grow_c - grow_m
+        else:
+            lead, grow, lead_by, closing = t_c, grow_c, t_c - t_m, grow_m - grow_c
+        dt0 = (base + (k_o + lead) * layers) + s_o
+        valid = UNBOUNDED_STEPS if closing <= 0.0 else int(lead_by / closing) + 1
+        return dt0, grow * layers, max(1, min(valid, UNBOUNDED_STEPS))
 
     def resources(self) -> InstanceResources:
         """Devices, KV capacity (after weights and workspace), batch limit, price and power of the instance."""

@@ -4,6 +4,12 @@ The simulator asks an instance two things: how long one forward step of a
 batch takes, and how much KV cache it can hold. Both GPU and LPU backends
 answer through :class:`StepCostModel`, so a pool's hardware is a swap of
 one object.
+
+A backend may also offer ``decode_run_affine(decode_seqs, context_tokens) ->
+(dt0_s, slope_s, valid_steps)``: plain decode steps of a batch whose context
+sum grows by ``decode_seqs`` per step take ``dt0_s + slope_s * j`` for step
+``j < valid_steps``. The simulator then applies long decode runs in closed
+form (:mod:`twinfer.sim.decode_run`); without it, it prices every step.
 """
 
 from __future__ import annotations
@@ -12,6 +18,9 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from twinfer.models.step import StepShape
+
+#: ``valid_steps`` of a ``decode_run_affine`` ramp that holds for ever.
+UNBOUNDED_STEPS = 1 << 62
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,10 @@ def lane_share(shape: StepShape, lanes: int) -> StepShape:
 class PipelinedInstance:
     """A StepCostModel of a pipelined instance that keeps all its stages busy (see module doc)."""
 
+    #: Not forwarded to the lane: a lane's share of a decode step is not the whole step,
+    #: and its rounding is not affine, so the simulator prices these steps one by one.
+    decode_run_affine = None
+
     def __init__(self, lane: StepCostModel) -> None:
         self.lane = lane
         res = lane.resources()

@@ -27,6 +27,11 @@ TBT_BIN_LOG_STEP = math.log(1.01)
 TBT_NUM_BINS = int(math.log(1e10) / TBT_BIN_LOG_STEP) + 2
 
 
+def tbt_bin(gap_s: float) -> int:
+    """The TBT histogram bin of a token gap: 0 up to 1 us, then bin b covers [base*1.01**(b-1), base*1.01**b)."""
+    return int(math.log(gap_s / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if gap_s > TBT_BIN_BASE else 0
+
+
 @dataclass(frozen=True)
 class BatchingConfig:
     """How one instance batches: policy, caps, and what to do when KV is full."""

@@ -326,6 +326,7 @@ class FleetSim:
         inst = entry.pick(entry.instances, r)
         if catch_up and inst.pending_end <= now:
             inst.catch_up(now)
+        inst.interrupt_run(now)
         inst.sched.enqueue(r)
         inst.change(now, 1, 1)
         if not inst.busy:

@@ -4,6 +4,13 @@ The instance asks its scheduler for a step, asks the step-cost model how long
 it takes, and schedules the step's end; at the end it applies the step and
 reports first tokens, finishes and hand-offs to its fleet. Nothing runs per
 token unless the fleet asked for per-token callbacks.
+
+In lazy runs (aggregated fleets without callbacks) an instance whose batch is
+only decoding commits to the whole stretch of plain decode steps up to the
+next finish or block boundary: with an affine step-cost backend as one
+:class:`~twinfer.sim.decode_run.DecodeRun` in closed form, otherwise step by
+step up to the fleet's horizon. A committed run is settled when it ends, or
+cut when a request is routed to the instance.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from typing import TYPE_CHECKING
 
 from twinfer.models.step import StepShape
 from twinfer.perf.base import StepCostModel
+from twinfer.sim.batching import tbt_bin
+from twinfer.sim.decode_run import DecodeRun, add_ramp_to_hist
 from twinfer.sim.env import PRIO_STEP_END, Environment
 from twinfer.sim.scheduler import (
     BLOCKED_BATCH,
@@ -32,7 +41,8 @@ class Instance:
 
     __slots__ = ("env", "index", "local_index", "pool", "cost", "sched", "fleet", "busy", "step_start",
                  "busy_s", "steps", "seqs_sum", "kv_blocked_s", "batch_full_s", "timeline", "_step_time",
-                 "waiting", "held", "_last", "queue_area", "in_system_area", "_spare", "_pending", "pending_end", "_pending_fast")
+                 "waiting", "held", "_last", "queue_area", "in_system_area", "_pending", "pending_end", "_pending_fast",
+                 "_affine", "_run")
 
     def __init__(self, env: Environment, index: int, local_index: int, pool: Pool, cost: StepCostModel,
                  sched: Scheduler, fleet: FleetSim, timeline: list | None = None) -> None:
@@ -57,10 +67,11 @@ class Instance:
         self._last = 0.0
         self.queue_area = 0.0  # integral of waiting over this instance's time
         self.in_system_area = 0.0
-        self._spare: tuple[StepShape, float] | None = None  # a step costed by _fast_decode but not run
         self._pending: SchedulerOutput | None = None  # lazy runs: the step in flight ...
         self.pending_end = math.inf  # ... and when it ends
         self._pending_fast = 0  # lazy runs: members of a plain decode step in flight (no SchedulerOutput)
+        self._affine = getattr(cost, "decode_run_affine", None)  # closed-form decode runs, if the backend has them
+        self._run: DecodeRun | None = None  # lazy runs: the committed decode run in flight
 
     def change(self, now: float, d_waiting: int, d_held: int) -> None:
         """Integrate this instance's queue counters up to ``now`` and apply a change."""
@@ -78,14 +89,27 @@ class Instance:
             self._start(self.env.now)
 
     def _start(self, now: float) -> None:
-        # Steps that end by the fleet's horizon (the next event that could touch this
-        # instance: an arrival, a sample, the run's stop time) run inline, without the heap;
-        # the fleet only sets a horizon when nothing else can interact with this instance.
+        # Lazy runs only (the fleet sets a horizon): steps that end by the horizon (the next
+        # arrival or sample) run inline, without the heap; stretches of plain decode steps
+        # are committed as a whole (see the module docstring).
         sched = self.sched
+        fleet = self.fleet
         while True:
-            if self.fleet.horizon > now:
+            if fleet.horizon > now:
                 k = sched.steady_decode_steps()
                 if k:
+                    if self._affine is not None and self.timeline is None:
+                        run = self._open_run(now, k)
+                        end = run.end_s(run.steps)
+                        if end > fleet.horizon:
+                            self._run = run
+                            self.pending_end = end
+                            self.busy = True
+                            return
+                        self._settle_run(run, run.steps)
+                        self._finish_members(end)
+                        now = end
+                        continue
                     now = self._fast_decode(now, k)
                     if self._pending_fast:
                         return
@@ -94,11 +118,11 @@ class Instance:
                 self.busy = False
                 return
             t_end = self._begin(out, now)
-            if t_end <= self.fleet.horizon:
+            if t_end <= fleet.horizon:
                 self._finish(out, t_end)
                 now = t_end
                 continue
-            if self.fleet.lazy:
+            if fleet.lazy:
                 self._pending = out
                 self.pending_end = t_end
             else:
@@ -106,76 +130,129 @@ class Instance:
             return
 
     def catch_up(self, t: float) -> None:
-        """Lazy runs: finish the step in flight if it ends by ``t`` and run on up to ``t``."""
+        """Lazy runs: finish the step or run in flight if it ends by ``t`` and run on up to ``t``."""
         end = self.pending_end
         if end > t:
+            return
+        self.pending_end = math.inf
+        run = self._run
+        if run is not None:
+            self._run = None
+            self._settle_run(run, run.steps)
+            self._finish_members(end)
+            self._start(end)
             return
         if self._pending_fast:
             n = self._pending_fast
             self._pending_fast = 0
-            self.pending_end = math.inf
             self.sched.advance_decode(end, n)
             self.busy_s += end - self.step_start
             self.steps += 1
             self.seqs_sum += n
             if self.timeline is not None:
                 self.timeline.append(("step", self.index, self.step_start, end, 0, n))
+            self._finish_members(end)
             self._start(end)
             return
         out = self._pending
         if out is None:
             return
         self._pending = None
-        self.pending_end = math.inf
         self._finish(out, end)
         self._start(end)
 
-    def _fast_decode(self, now: float, k: int) -> float:
-        """Run up to ``k`` plain decode steps that end by the fleet's horizon; return the new time.
+    def outstanding_now(self) -> int:
+        """Tokens of work left at the fleet's current time (counts a committed run's steps ended by now)."""
+        run = self._run
+        if run is None:
+            return self.sched.outstanding
+        return self.sched.outstanding - run.n * (run.steps_by(self.env.now) - run.done)
 
-        Does exactly what :meth:`Scheduler.advance_decode` and :meth:`_finish` would do for
-        each step (same float operations, same order), with the state in local variables.
+    def interrupt_run(self, now: float) -> None:
+        """Settle the committed run up to ``now``, before a request is queued here.
+
+        The step in flight at ``now`` stays in flight as a plain decode step; the
+        run's later steps are dropped, to be rescheduled with the new request in view.
+        """
+        run = self._run
+        if run is None:
+            return
+        self._run = None
+        s = run.steps_by(now)  # < run.steps: a run that ended by now was settled by catch_up
+        self._settle_run(run, s)
+        self._pending_fast = run.n
+        self.step_start = run.end_s(s)
+        self.pending_end = run.end_s(s + 1)
+
+    def _open_run(self, now: float, k: int) -> DecodeRun:
+        """The closed-form run of at most ``k`` plain decode steps starting at ``now``."""
+        sched = self.sched
+        n = len(sched.decoding)
+        assert self._affine is not None
+        dt0, slope, valid = self._affine(n, sched.ctx_sum)
+        if not dt0 > 0.0 or slope < 0.0:
+            raise ValueError(f"step-cost model returned a decode ramp ({dt0!r} s, {slope!r} s/step) "
+                             f"for {n} sequences; step times must be positive and non-decreasing")
+        self.busy = True
+        self.step_start = now
+        return DecodeRun(now, n, dt0, slope, min(k, valid), sched.last_decode_end)
+
+    def _settle_run(self, run: DecodeRun, s: int) -> None:
+        """Apply the run's steps ``run.done`` .. ``s - 1`` to the scheduler and this instance's counters."""
+        d = run.done
+        if s <= d:
+            return
+        n = run.n
+        hist = self.sched.tbt_hist
+        max_gap = -1.0
+        j0 = d
+        if d == 0:
+            max_gap = run.gap_s(0)
+            b = tbt_bin(max_gap)
+            hist[b] = hist.get(b, 0) + n
+            j0 = 1
+        if s > j0:
+            last = add_ramp_to_hist(hist, run, j0, s, n)
+            if last > max_gap:
+                max_gap = last
+        t_from, t_end = run.end_s(d), run.end_s(s)
+        self.sched.advance_decode_run(n, s - d, t_end, max_gap)
+        self.busy_s += t_end - t_from
+        self.steps += s - d
+        self.seqs_sum += n * (s - d)
+        self.step_start = run.end_s(s - 1)
+        run.done = s
+
+    def _fast_decode(self, now: float, k: int) -> float:
+        """Run up to ``k`` plain decode steps that end by the fleet's horizon, one by one; return the new time.
+
+        For backends without closed-form decode runs. Does exactly what
+        :meth:`Scheduler.advance_decode` and :meth:`_finish` would do for each step
+        (same float operations, same order), with the state in local variables; the
+        step that crosses the horizon stays in flight as a plain decode step.
         """
         sched = self.sched
         horizon = self.fleet.horizon
         step_time = self._step_time
         n = len(sched.decoding)
         timeline = self.timeline
-        gk, gv, hist = sched._gap_k, sched._gap_v, sched.tbt_hist
-        dstep, ctx, last = sched.dstep, sched.ctx_sum, sched.last_decode_end
+        hist = sched.tbt_hist
+        ctx, last = sched.ctx_sum, sched.last_decode_end
         log = math.log
         exp = math.exp
         busy = self.busy_s
         cur_b, cur_w, lo, hi = -1, 0, 0.0, 0.0  # histogram bin being filled, and its safe interior
-        pend_start = -1.0
+        run_max = -1.0  # one gap-stack entry for the whole run (see Scheduler.advance_decode_run)
         j = 0
         start = now
-        # The gap stack gets one entry for the whole run (first index, largest gap): max-TBT
-        # queries always start at a run's first step, because joins, finishes and
-        # preemptions happen only in steps outside fast runs.
-        run_k, run_max = dstep, -1.0
-        # A backend that exposes its decode-step constants (GpuStepCost) is evaluated inline,
-        # in the same operations and order as its step_time_s, so results are bit-identical.
-        terms_of = getattr(self.cost, "decode_step_terms", None)
-        terms = terms_of(n) if terms_of is not None else None
-        if terms is not None:
-            base, m_c, m_x, spb, f_c, f_x, spf, k_o, layers, s_o = terms
         for _ in range(k):
-            if terms is None:
-                dt = step_time(StepShape(0, 0, 0, 0, n, ctx))
-            else:
-                t_m = (m_c + m_x * ctx) * spb
-                t_c = (f_c + f_x * ctx) * spf
-                dt = (base + (k_o + (t_m if t_m > t_c else t_c)) * layers) + s_o
+            dt = step_time(StepShape(0, 0, 0, 0, n, ctx))
             t_end = now + dt
-            if t_end > horizon:
-                if self.fleet.lazy:  # keep it in flight as a plain decode step; catch_up applies it
-                    self._pending_fast = n
-                    self.pending_end = t_end
-                    self.busy = True
-                    pend_start = now
-                else:
-                    self._spare = (StepShape(0, 0, 0, 0, n, ctx), dt)
+            if t_end > horizon:  # keep it in flight as a plain decode step; catch_up applies it
+                self._pending_fast = n
+                self.pending_end = t_end
+                self.busy = True
+                self.step_start = now
                 break
             gap = t_end - last
             if lo < gap < hi:  # strictly inside the current bin: the log formula would give cur_b
@@ -192,7 +269,6 @@ class Instance:
                     lo = hi = 0.0
             if gap > run_max:
                 run_max = gap
-            dstep += 1
             ctx += n
             last = t_end
             busy += t_end - now  # the same additions as _finish makes, so sums match bit for bit
@@ -204,20 +280,20 @@ class Instance:
         if cur_w:
             hist[cur_b] = hist.get(cur_b, 0) + cur_w
         if j:
-            while gv and gv[-1] <= run_max:
-                gv.pop()
-                gk.pop()
-            gk.append(run_k)
-            gv.append(run_max)
-            sched.dstep, sched.ctx_sum, sched.last_decode_end = dstep, ctx, last
-            sched.outstanding -= n * j
+            sched.advance_decode_run(n, j, last, run_max)
             self.busy_s = busy
             self.steps += j
             self.seqs_sum += n * j
-            self.step_start = start
-        if pend_start >= 0.0:
-            self.step_start = pend_start
+            if not self._pending_fast:
+                self.step_start = start
+                self._finish_members(last)
         return now
+
+    def _finish_members(self, t_end: float) -> None:
+        """After plain decode steps ending at ``t_end``: report the members that finished with the last one."""
+        res = self.sched.finish_due(t_end)
+        if res is not None:
+            self.fleet.step_result(self, res, t_end)
 
     def _begin(self, out: SchedulerOutput, now: float) -> float:
         if out.admitted or out.preempted:
@@ -234,11 +310,9 @@ class Instance:
                 r.decode_instance = idx
                 if r.decode_start_s != r.decode_start_s:  # NaN: first decode step ever
                     r.decode_start_s = now
-        spare = self._spare
         shape = out.shape
         assert shape is not None  # a scheduled step always has a shape
-        dt = spare[1] if spare is not None and spare[0] == shape else self._step_time(shape)
-        self._spare = None
+        dt = self._step_time(shape)
         if not dt > 0.0:
             raise ValueError(f"step-cost model returned a non-positive step time {dt!r} for {out.shape}")
         self.busy = True

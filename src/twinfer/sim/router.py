@@ -47,12 +47,11 @@ def least_kv() -> Pick:
 
 
 def _outstanding(inst: Any) -> int:
-    return inst.sched.outstanding
+    return inst.outstanding_now()
 
 
 def _kv_then_work(inst: Any) -> tuple[float, int]:
-    s = inst.sched
-    return (s.kv_used_frac(), s.outstanding)
+    return (inst.sched.kv_used_frac(), inst.outstanding_now())
 
 
 ROUTERS: dict[str, Callable[[], Pick]] = {

@@ -26,7 +26,6 @@ joins, leaves or crosses a block boundary; a request's token count is
 from __future__ import annotations
 
 import heapq
-import math
 from bisect import bisect_left
 from collections import deque
 
@@ -45,6 +44,7 @@ from twinfer.sim.batching import (  # noqa: F401  (re-exported: twinfer.sim.sche
     BatchingConfig,
     SchedulerOutput,
     StepResult,
+    tbt_bin,
 )
 from twinfer.sim.request import Request
 
@@ -349,26 +349,34 @@ class Scheduler:
             self.ctx_sum += n
             self.outstanding -= n
             self.last_decode_end = t_end
-            fh = self._finish_heap
-            while fh and fh[0][0] <= self.dstep:
-                _, _, r, ep = heapq.heappop(fh)
-                if ep != r.epoch:
-                    continue
-                self.ctx_sum -= r.prompt_tokens + r.output_tokens
-                self._leave(r)
-                r.last_token_s = t_end
-                r.finish_s = t_end
-                r.where = 5
-                if res is None:
-                    res = StepResult()
-                res.finished.append(r)
-            if not self.decoding:
-                self._gap_k.clear()
-                self._gap_v.clear()
+            res = self.finish_due(t_end)
         if out.chunks:
             if res is None:
                 res = StepResult()
             self._update_chunks(out, t_end, res)
+        return res
+
+    def finish_due(self, t_end: float) -> StepResult | None:
+        """Members whose last token came with the decode step that ended at ``t_end`` leave; None if none."""
+        fh = self._finish_heap
+        if not fh or fh[0][0] > self.dstep:
+            return None
+        res = None
+        while fh and fh[0][0] <= self.dstep:
+            _, _, r, ep = heapq.heappop(fh)
+            if ep != r.epoch:
+                continue
+            self.ctx_sum -= r.prompt_tokens + r.output_tokens
+            self._leave(r)
+            r.last_token_s = t_end
+            r.finish_s = t_end
+            r.where = 5
+            if res is None:
+                res = StepResult()
+            res.finished.append(r)
+        if not self.decoding:
+            self._gap_k.clear()
+            self._gap_v.clear()
         return res
 
     def _update_chunks(self, out: SchedulerOutput, t_end: float, res: StepResult) -> None:
@@ -414,24 +422,25 @@ class Scheduler:
         self.prefilling = keep
 
     def _record_gap(self, gap: float, weight: int) -> None:
-        b = int(math.log(gap / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if gap > TBT_BIN_BASE else 0
+        b = tbt_bin(gap)
         h = self.tbt_hist
         h[b] = h.get(b, 0) + weight
 
     def steady_decode_steps(self) -> int:
-        """How many next steps are plain decode steps in which nobody joins, leaves or needs a block.
+        """How many next steps are plain decode steps in which nobody joins or needs a block.
 
         0 unless the batch is decoding with nothing queued, prefilling or arriving;
-        otherwise the steps before the next finish (and, for the preempt policy,
-        before the next block boundary). The instance may run those steps in a
-        tight loop (:meth:`advance_decode`) with the same result as scheduling each.
+        otherwise the steps up to and including the next one that finishes a member
+        (and, for the preempt policy, before the next block boundary). The instance
+        may run those steps in a tight loop (:meth:`advance_decode`, then
+        :meth:`finish_due` after each) with the same result as scheduling each.
         """
         if self.waiting or self.prefilling or self.ready or self._fresh or not self.decoding:
             return 0
         fh = self._finish_heap
         while fh and fh[0][3] != fh[0][2].epoch:
             heapq.heappop(fh)
-        k = fh[0][0] - self.dstep - 1
+        k = fh[0][0] - self.dstep
         if not self.reserve:
             bh = self._block_heap
             while bh and bh[0][3] != bh[0][2].epoch:
@@ -443,18 +452,26 @@ class Scheduler:
     def advance_decode(self, t_end: float, n: int) -> None:
         """Apply one plain decode step of ``n`` members ending at ``t_end`` (see steady_decode_steps)."""
         gap = t_end - self.last_decode_end
-        b = int(math.log(gap / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if gap > TBT_BIN_BASE else 0
-        h = self.tbt_hist
-        h[b] = h.get(b, 0) + n
+        self._record_gap(gap, n)
+        self.advance_decode_run(n, 1, t_end, gap)
+
+    def advance_decode_run(self, n: int, steps: int, t_end: float, max_gap: float) -> None:
+        """Apply ``steps`` plain decode steps of ``n`` members, the last ending at ``t_end``.
+
+        ``max_gap`` is the largest token gap among them; the caller has put their
+        gaps in :attr:`tbt_hist`. Max-TBT queries always start at a run's first
+        step (joins, finishes and preemptions happen only outside runs), so one
+        gap-stack entry stands for the whole run.
+        """
         gk, gv = self._gap_k, self._gap_v
-        while gv and gv[-1] <= gap:
+        while gv and gv[-1] <= max_gap:
             gv.pop()
             gk.pop()
         gk.append(self.dstep)
-        gv.append(gap)
-        self.dstep += 1
-        self.ctx_sum += n
-        self.outstanding -= n
+        gv.append(max_gap)
+        self.dstep += steps
+        self.ctx_sum += n * steps
+        self.outstanding -= n * steps
         self.last_decode_end = t_end
 
     def tokens_of(self, r: Request) -> int:

@@ -1,0 +1,86 @@
+"""Runs of plain decode steps in closed form: the simulator's fast path for affine step costs.
+
+Between joins, finishes and KV block boundaries a decode batch of ``n``
+sequences repeats the same step, its context sum growing by ``n`` tokens per
+step. When the step-cost model says the step time is affine in the step index
+over a stretch (``decode_run_affine(n, ctx) -> (dt0, slope, valid_steps)``:
+GPU decode is a roofline max of two affine terms in the context sum), step
+``j`` of the run takes ``dt0 + slope*j`` and ends at
+
+    end(s) = t0 + s*dt0 + slope*s*(s-1)/2      (the end of step s-1, 0-indexed)
+
+so applying or querying a run of any length costs O(1) instead of O(steps).
+The result equals stepping one by one up to float rounding of the sums
+(relative 1e-15), not bit for bit; it is deterministic all the same.
+"""
+
+from __future__ import annotations
+
+import math
+
+from twinfer.sim.batching import tbt_bin
+
+
+class DecodeRun:
+    """A committed run of ``steps`` plain decode steps of ``n`` sequences starting at ``t0_s``."""
+
+    __slots__ = ("t0_s", "n", "dt0_s", "slope_s", "steps", "done", "last_end_before_s")
+
+    def __init__(self, t0_s: float, n: int, dt0_s: float, slope_s: float, steps: int,
+                 last_end_before_s: float) -> None:
+        self.t0_s = t0_s
+        self.n = n  # sequences in every step of the run
+        self.dt0_s = dt0_s  # duration of the first step
+        self.slope_s = slope_s  # growth of the step duration per step (>= 0)
+        self.steps = steps  # steps in the run
+        self.done = 0  # steps already applied to the instance
+        self.last_end_before_s = last_end_before_s  # end of the decode step before the run (first gap)
+
+    def end_s(self, s: int) -> float:
+        """When the run's first ``s`` steps have ended."""
+        return self.t0_s + s * self.dt0_s + self.slope_s * (s * (s - 1) // 2)
+
+    def gap_s(self, j: int) -> float:
+        """The token gap step ``j`` (0-indexed) closes: its duration, or for j = 0 the gap since the last decode."""
+        return self.end_s(1) - self.last_end_before_s if j == 0 else self.dt0_s + self.slope_s * j
+
+    def steps_by(self, t: float) -> int:
+        """Steps of the run that have ended at or before ``t``."""
+        x = t - self.t0_s
+        if x < self.dt0_s:
+            return 0 if self.end_s(1) > t else 1
+        half = 0.5 * self.slope_s
+        b = self.dt0_s - half  # > 0: a step lasts far longer than its growth
+        s = int(2.0 * x / (b + math.sqrt(b * b + 4.0 * half * x)))  # root of half*s^2 + b*s = x, stably
+        s = min(max(s, 0), self.steps)
+        while s < self.steps and self.end_s(s + 1) <= t:
+            s += 1
+        while s > 0 and self.end_s(s) > t:
+            s -= 1
+        return s
+
+
+def add_ramp_to_hist(hist: dict[int, int], run: DecodeRun, j0: int, j1: int, weight: int) -> float:
+    """Add the gaps of steps ``j0 <= j < j1`` (j0 >= 1) to a TBT histogram, ``weight`` each; the largest gap.
+
+    Gaps grow with ``j``, so their bins do too: each bin's share is found by
+    bisection, O(log steps) per bin crossed (runs rarely cross one 1 % bin).
+    """
+    dt0, slope = run.dt0_s, run.slope_s
+    last = dt0 + slope * (j1 - 1)
+    b_last = tbt_bin(last)
+    while j0 < j1:
+        b = tbt_bin(dt0 + slope * j0)
+        if b == b_last:
+            hist[b] = hist.get(b, 0) + weight * (j1 - j0)
+            break
+        lo, hi = j0, j1 - 1  # bin(lo) == b < bin(hi)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if tbt_bin(dt0 + slope * mid) == b:
+                lo = mid
+            else:
+                hi = mid
+        hist[b] = hist.get(b, 0) + weight * (hi - j0)
+        j0 = hi
+    return last
