@@ -210,11 +210,11 @@ class GpuStepCost:
 
     def _prefill_attention_s(self, shape: StepShape) -> float:
         """Prefill attention of one layer: a closed form in the shape's prefill sums."""
-        (f0, *fc), (b0, *bc) = self._prefill_coef
-        vals = (shape.prefill_tokens, shape.prefill_attn_pairs, shape.prefill_kv_tokens, shape.prefill_seqs)
-        flops = f0 + sum(c * v for c, v in zip(fc, vals, strict=True))
-        moved = b0 + sum(c * v for c, v in zip(bc, vals, strict=True))
-        per_seq = shape.prefill_tokens / max(1, shape.prefill_seqs)
+        (f0, f1, f2, f3, f4), (b0, b1, b2, b3, b4) = self._prefill_coef  # _ATTN_FIELDS_PREFILL order
+        pt, pairs, kv, seqs = shape.prefill_tokens, shape.prefill_attn_pairs, shape.prefill_kv_tokens, shape.prefill_seqs
+        flops = f0 + (f1 * pt + f2 * pairs + f3 * kv + f4 * seqs)
+        moved = b0 + (b1 * pt + b2 * pairs + b3 * kv + b4 * seqs)
+        per_seq = pt / max(1, seqs)
         return self.kernels.prefill_attention_time_s(flops, moved, per_seq, self.precision.activations)
 
     def _decode_attention_s(self, shape: StepShape) -> float:

@@ -297,6 +297,8 @@ class FleetSim:
             else:
                 self._catch_up_all(ta)
                 self._arrive(r)
+            if self._to_wake and (i + 1 >= n or arr_t[i + 1] > ta):
+                self._wake_arrived(None)
         self._catch_up_all(t_stop)
         self.horizon = -INF
         if t_stop != INF and t_stop > env.now:
@@ -330,7 +332,7 @@ class FleetSim:
         inst.sched.enqueue(r)
         inst.change(now, 1, 1)
         if not inst.busy:
-            if not self._to_wake:
+            if not self._to_wake and not self.lazy:  # lazy runs wake them after the last arrival at this time
                 self.env.schedule(now, PRIO_START, self._wake_arrived, None)
             if inst not in self._to_wake:
                 self._to_wake.append(inst)

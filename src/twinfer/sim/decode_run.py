@@ -19,15 +19,20 @@ from __future__ import annotations
 import math
 
 from twinfer.sim.batching import tbt_bin
+from twinfer.sim.request import Request
 
 
 class DecodeRun:
-    """A committed run of ``steps`` plain decode steps of ``n`` sequences starting at ``t0_s``."""
+    """A committed run of ``steps`` plain decode steps of ``n`` sequences starting at ``t0_s``.
 
-    __slots__ = ("t0_s", "n", "dt0_s", "slope_s", "steps", "done", "last_end_before_s")
+    ``joiners`` are members whose first decode step is the run's first step
+    (their gap is measured from their own last token, not the batch's).
+    """
+
+    __slots__ = ("t0_s", "n", "dt0_s", "slope_s", "steps", "done", "last_end_before_s", "joiners")
 
     def __init__(self, t0_s: float, n: int, dt0_s: float, slope_s: float, steps: int,
-                 last_end_before_s: float) -> None:
+                 last_end_before_s: float, joiners: list[Request] | None = None) -> None:
         self.t0_s = t0_s
         self.n = n  # sequences in every step of the run
         self.dt0_s = dt0_s  # duration of the first step
@@ -35,27 +40,30 @@ class DecodeRun:
         self.steps = steps  # steps in the run
         self.done = 0  # steps already applied to the instance
         self.last_end_before_s = last_end_before_s  # end of the decode step before the run (first gap)
+        self.joiners = joiners or []
 
     def end_s(self, s: int) -> float:
         """When the run's first ``s`` steps have ended."""
         return self.t0_s + s * self.dt0_s + self.slope_s * (s * (s - 1) // 2)
 
-    def gap_s(self, j: int) -> float:
-        """The token gap step ``j`` (0-indexed) closes: its duration, or for j = 0 the gap since the last decode."""
-        return self.end_s(1) - self.last_end_before_s if j == 0 else self.dt0_s + self.slope_s * j
-
     def steps_by(self, t: float) -> int:
         """Steps of the run that have ended at or before ``t``."""
-        x = t - self.t0_s
-        if x < self.dt0_s:
-            return 0 if self.end_s(1) > t else 1
-        half = 0.5 * self.slope_s
-        b = self.dt0_s - half  # > 0: a step lasts far longer than its growth
-        s = int(2.0 * x / (b + math.sqrt(b * b + 4.0 * half * x)))  # root of half*s^2 + b*s = x, stably
-        s = min(max(s, 0), self.steps)
-        while s < self.steps and self.end_s(s + 1) <= t:
+        t0, dt0, slope, steps = self.t0_s, self.dt0_s, self.slope_s, self.steps
+        x = t - t0
+        if x < dt0 + dt0:
+            s = 0 if x < dt0 else 1
+        elif slope == 0.0:
+            s = int(x / dt0)
+        else:
+            half = 0.5 * slope
+            b = dt0 - half  # > 0: a step lasts far longer than its growth
+            s = int(2.0 * x / (b + math.sqrt(b * b + 4.0 * half * x)))  # root of half*s^2 + b*s = x, stably
+        if s > steps:
+            s = steps
+        # the estimate is within one step of the answer; settle it against end_s exactly
+        while s < steps and t0 + (s + 1) * dt0 + slope * ((s + 1) * s // 2) <= t:
             s += 1
-        while s > 0 and self.end_s(s) > t:
+        while s > 0 and t0 + s * dt0 + slope * (s * (s - 1) // 2) > t:
             s -= 1
         return s
 

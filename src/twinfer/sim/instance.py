@@ -96,9 +96,10 @@ class Instance:
         fleet = self.fleet
         while True:
             if fleet.horizon > now:
-                k = sched.steady_decode_steps()
+                closed_form = self._affine is not None and self.timeline is None
+                k = sched.join_and_run_steps() if closed_form else sched.steady_decode_steps()
                 if k:
-                    if self._affine is not None and self.timeline is None:
+                    if closed_form:
                         run = self._open_run(now, k)
                         end = run.end_s(run.steps)
                         if end > fleet.horizon:
@@ -171,17 +172,15 @@ class Instance:
     def interrupt_run(self, now: float) -> None:
         """Settle the committed run up to ``now``, before a request is queued here.
 
-        The step in flight at ``now`` stays in flight as a plain decode step; the
-        run's later steps are dropped, to be rescheduled with the new request in view.
+        The step in flight at ``now`` becomes the run's last; the steps after it
+        are dropped, to be rescheduled with the new request in view.
         """
         run = self._run
         if run is None:
             return
-        self._run = None
         s = run.steps_by(now)  # < run.steps: a run that ended by now was settled by catch_up
         self._settle_run(run, s)
-        self._pending_fast = run.n
-        self.step_start = run.end_s(s)
+        run.steps = s + 1
         self.pending_end = run.end_s(s + 1)
 
     def _open_run(self, now: float, k: int) -> DecodeRun:
@@ -193,34 +192,61 @@ class Instance:
         if not dt0 > 0.0 or slope < 0.0:
             raise ValueError(f"step-cost model returned a decode ramp ({dt0!r} s, {slope!r} s/step) "
                              f"for {n} sequences; step times must be positive and non-decreasing")
+        joiners = sched.take_joiners()
+        for r in joiners:
+            r.decode_instance = self.index
+            if r.decode_start_s != r.decode_start_s:  # NaN: first decode step ever
+                r.decode_start_s = now
         self.busy = True
         self.step_start = now
-        return DecodeRun(now, n, dt0, slope, min(k, valid), sched.last_decode_end)
+        return DecodeRun(now, n, dt0, slope, min(k, valid), sched.last_decode_end, joiners)
 
     def _settle_run(self, run: DecodeRun, s: int) -> None:
         """Apply the run's steps ``run.done`` .. ``s - 1`` to the scheduler and this instance's counters."""
-        d = run.done
+        d0 = d = run.done
         if s <= d:
             return
+        sched = self.sched
         n = run.n
-        hist = self.sched.tbt_hist
+        hist = sched.tbt_hist
         max_gap = -1.0
         j0 = d
         if d == 0:
-            max_gap = run.gap_s(0)
-            b = tbt_bin(max_gap)
-            hist[b] = hist.get(b, 0) + n
+            t1 = run.end_s(1)
+            max_gap = t1 - run.last_end_before_s
+            joiners = run.joiners
+            cont = n - len(joiners)
+            if cont:
+                b = tbt_bin(max_gap)
+                hist[b] = hist.get(b, 0) + cont
+            if joiners:
+                for r in joiners:
+                    gap = t1 - r.last_token_s
+                    if gap > r.max_tbt_s:
+                        r.max_tbt_s = gap
+                    b = tbt_bin(gap)
+                    hist[b] = hist.get(b, 0) + 1
+                # the joiners' max-TBT queries start after this step: it gets a gap-stack entry of its own
+                sched.advance_decode_run(n, 1, t1, max_gap if cont else None)
+                d = 1
+                max_gap = -1.0
             j0 = 1
         if s > j0:
-            last = add_ramp_to_hist(hist, run, j0, s, n)
+            dt0, slope = run.dt0_s, run.slope_s
+            last = dt0 + slope * (s - 1)
+            b = tbt_bin(last)
+            if slope == 0.0 or b == tbt_bin(dt0 + slope * j0):  # the usual case: one 1 % bin
+                hist[b] = hist.get(b, 0) + n * (s - j0)
+            else:
+                add_ramp_to_hist(hist, run, j0, s, n)
             if last > max_gap:
                 max_gap = last
-        t_from, t_end = run.end_s(d), run.end_s(s)
-        self.sched.advance_decode_run(n, s - d, t_end, max_gap)
-        self.busy_s += t_end - t_from
-        self.steps += s - d
-        self.seqs_sum += n * (s - d)
-        self.step_start = run.end_s(s - 1)
+        t_end = run.end_s(s)
+        if s > d:
+            sched.advance_decode_run(n, s - d, t_end, max_gap)
+        self.busy_s += t_end - run.end_s(d0)
+        self.steps += s - d0
+        self.seqs_sum += n * (s - d0)
         run.done = s
 
     def _fast_decode(self, now: float, k: int) -> float:

@@ -8,6 +8,7 @@ instance index, so runs are deterministic.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import methodcaller
 from typing import Any
 
 from twinfer.errors import UnknownNameError
@@ -46,8 +47,7 @@ def least_kv() -> Pick:
     return pick
 
 
-def _outstanding(inst: Any) -> int:
-    return inst.outstanding_now()
+_outstanding = methodcaller("outstanding_now")  # the instance's tokens of work left now (a C-level call)
 
 
 def _kv_then_work(inst: Any) -> tuple[float, int]:

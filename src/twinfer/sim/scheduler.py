@@ -138,7 +138,7 @@ class Scheduler:
         return bool(self.decoding or self.prefilling or self.ready or self.waiting)
 
     # ---- decode batch membership ---------------------------------------------
-    def _join(self, r: Request, out: SchedulerOutput, now: float) -> None:
+    def _join(self, r: Request) -> None:
         r.where = 3
         r.join_step = self.dstep
         r.gen_at_join = r.generated
@@ -235,7 +235,7 @@ class Scheduler:
         """Choose the next step's work at time ``now``; None when there is nothing to run."""
         out = SchedulerOutput()
         for r in self.ready:
-            self._join(r, out, now)
+            self._join(r)
         self.ready.clear()
         if self.policy == "chunked":
             self._schedule_chunked(out)
@@ -437,6 +437,30 @@ class Scheduler:
         """
         if self.waiting or self.prefilling or self.ready or self._fresh or not self.decoding:
             return 0
+        return self._steps_to_event()
+
+    def join_and_run_steps(self) -> int:
+        """Like :meth:`steady_decode_steps`, but members ready to join do so now, in the run's first step.
+
+        Returns 0 (nothing joined) unless no prompt waits to be prefilled; the
+        joiners are then handed over by :meth:`take_joiners`. With the preempt
+        policy a joiner that needs a block at once makes it 0 (after joining):
+        :meth:`schedule` then runs that step.
+        """
+        if self.waiting or self.prefilling or not (self.decoding or self.ready):
+            return 0
+        if self.ready:
+            for r in self.ready:
+                self._join(r)
+            self.ready.clear()
+        return self._steps_to_event()
+
+    def take_joiners(self) -> list[Request]:
+        """Members whose first decode step is the next step (handed to a decode run)."""
+        fresh, self._fresh = self._fresh, []
+        return fresh
+
+    def _steps_to_event(self) -> int:
         fh = self._finish_heap
         while fh and fh[0][3] != fh[0][2].epoch:
             heapq.heappop(fh)
@@ -455,20 +479,22 @@ class Scheduler:
         self._record_gap(gap, n)
         self.advance_decode_run(n, 1, t_end, gap)
 
-    def advance_decode_run(self, n: int, steps: int, t_end: float, max_gap: float) -> None:
+    def advance_decode_run(self, n: int, steps: int, t_end: float, max_gap: float | None) -> None:
         """Apply ``steps`` plain decode steps of ``n`` members, the last ending at ``t_end``.
 
         ``max_gap`` is the largest token gap among them; the caller has put their
         gaps in :attr:`tbt_hist`. Max-TBT queries always start at a run's first
-        step (joins, finishes and preemptions happen only outside runs), so one
-        gap-stack entry stands for the whole run.
+        step (joins happen only at a run's first step, which then is a run of its
+        own; finishes only at a run's last), so one gap-stack entry stands for the
+        whole run. ``max_gap`` None: no member continued into these steps (all joined).
         """
-        gk, gv = self._gap_k, self._gap_v
-        while gv and gv[-1] <= max_gap:
-            gv.pop()
-            gk.pop()
-        gk.append(self.dstep)
-        gv.append(max_gap)
+        if max_gap is not None:
+            gk, gv = self._gap_k, self._gap_v
+            while gv and gv[-1] <= max_gap:
+                gv.pop()
+                gk.pop()
+            gk.append(self.dstep)
+            gv.append(max_gap)
         self.dstep += steps
         self.ctx_sum += n * steps
         self.outstanding -= n * steps
