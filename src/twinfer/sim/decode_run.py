@@ -50,21 +50,20 @@ class DecodeRun:
         """Steps of the run that have ended at or before ``t``."""
         t0, dt0, slope, steps = self.t0_s, self.dt0_s, self.slope_s, self.steps
         x = t - t0
-        if x < dt0 + dt0:
-            s = 0 if x < dt0 else 1
-        elif slope == 0.0:
-            s = int(x / dt0)
-        else:
+        if x < dt0:  # (x is rounded: the first step may still have ended)
+            return 1 if steps and t0 + dt0 <= t else 0
+        s = int(x / dt0)  # exact for a flat run; the ramp makes it at most slope*s*s/(2*dt0) too many
+        if slope * s * s > dt0:
             half = 0.5 * slope
             b = dt0 - half  # > 0: a step lasts far longer than its growth
             s = int(2.0 * x / (b + math.sqrt(b * b + 4.0 * half * x)))  # root of half*s^2 + b*s = x, stably
         if s > steps:
             s = steps
-        # the estimate is within one step of the answer; settle it against end_s exactly
-        while s < steps and t0 + (s + 1) * dt0 + slope * ((s + 1) * s // 2) <= t:
-            s += 1
+        # the estimate is within a step of the answer; settle it against end_s exactly
         while s > 0 and t0 + s * dt0 + slope * (s * (s - 1) // 2) > t:
             s -= 1
+        while s < steps and t0 + (s + 1) * dt0 + slope * ((s + 1) * s // 2) <= t:
+            s += 1
         return s
 
 

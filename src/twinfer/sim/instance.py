@@ -170,16 +170,16 @@ class Instance:
         return self.sched.outstanding - run.n * (run.steps_by(self.env.now) - run.done)
 
     def interrupt_run(self, now: float) -> None:
-        """Settle the committed run up to ``now``, before a request is queued here.
+        """Cut the committed run after the step in flight at ``now``, before a request is queued here.
 
-        The step in flight at ``now`` becomes the run's last; the steps after it
-        are dropped, to be rescheduled with the new request in view.
+        The steps after it are dropped, to be rescheduled with the new request in
+        view; the run is settled when the step in flight ends (queueing a request
+        changes nothing a decode step depends on).
         """
         run = self._run
         if run is None:
             return
         s = run.steps_by(now)  # < run.steps: a run that ended by now was settled by catch_up
-        self._settle_run(run, s)
         run.steps = s + 1
         self.pending_end = run.end_s(s + 1)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ def request_columns(sim: FleetSim, slo_ttft_s: float, slo_tpot_s: float) -> dict
     f8 = np.float64
 
     def col(attr: str, dtype: Any = f8) -> np.ndarray:
-        return np.fromiter((getattr(r, attr) for r in reqs), dtype=dtype, count=n)
+        return np.fromiter(map(attrgetter(attr), reqs), dtype=dtype, count=n)
 
     cols: dict[str, np.ndarray] = {
         "request_id": col("rid", np.int64),
