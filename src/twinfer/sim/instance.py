@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from twinfer.models.step import StepShape
 from twinfer.perf.base import StepCostModel
-from twinfer.sim.batching import tbt_bin
 from twinfer.sim.decode_run import DecodeRun, add_ramp_to_hist
 from twinfer.sim.env import PRIO_STEP_END, Environment
 from twinfer.sim.scheduler import (
@@ -209,6 +208,7 @@ class Instance:
         sched = self.sched
         n = run.n
         hist = sched.tbt_hist
+        log = math.log  # bins as tbt_bin computes them, inlined: this is the simulator's hottest path
         max_gap = -1.0
         j0 = d
         if d == 0:
@@ -217,14 +217,14 @@ class Instance:
             joiners = run.joiners
             cont = n - len(joiners)
             if cont:
-                b = tbt_bin(max_gap)
+                b = int(log(max_gap / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if max_gap > TBT_BIN_BASE else 0
                 hist[b] = hist.get(b, 0) + cont
             if joiners:
                 for r in joiners:
                     gap = t1 - r.last_token_s
                     if gap > r.max_tbt_s:
                         r.max_tbt_s = gap
-                    b = tbt_bin(gap)
+                    b = int(log(gap / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if gap > TBT_BIN_BASE else 0
                     hist[b] = hist.get(b, 0) + 1
                 # the joiners' max-TBT queries start after this step: it gets a gap-stack entry of its own
                 sched.advance_decode_run(n, 1, t1, max_gap if cont else None)
@@ -234,8 +234,10 @@ class Instance:
         if s > j0:
             dt0, slope = run.dt0_s, run.slope_s
             last = dt0 + slope * (s - 1)
-            b = tbt_bin(last)
-            if slope == 0.0 or b == tbt_bin(dt0 + slope * j0):  # the usual case: one 1 % bin
+            b = int(log(last / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if last > TBT_BIN_BASE else 0
+            first = dt0 + slope * j0
+            if slope == 0.0 or b == (int(log(first / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1
+                                     if first > TBT_BIN_BASE else 0):  # the usual case: one 1 % bin
                 hist[b] = hist.get(b, 0) + n * (s - j0)
             else:
                 add_ramp_to_hist(hist, run, j0, s, n)
