@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from twinfer.errors import ConfigError
+
 KIB = 1024
 MIB = 1024**2
 GIB = 1024**3
@@ -31,8 +33,6 @@ DTYPE_BYTES: dict[str, float] = {
 
 def dtype_bytes(dtype: str) -> float:
     """Bytes per element of ``dtype`` (e.g. ``"bf16"`` -> 2.0)."""
-    from twinfer.errors import ConfigError
-
     try:
         return DTYPE_BYTES[dtype]
     except KeyError:

@@ -27,17 +27,41 @@ def workload_rng(seed: int) -> np.random.Generator:
 #: pure (same settings -> same answers), so reusing them across scenarios only saves building them.
 _COST_CACHE: dict[Any, Any] = {}
 
+#: The last few workloads by (workload config, seed), for the life of a worker process: sweep grids
+#: mostly vary the fleet, so consecutive scenarios replay the same workload and the trace is read once.
+#: (A trace file edited while a sweep runs is not re-read by a worker that has it.)
+_WORKLOAD_CACHE: dict[Any, Any] = {}
+_WORKLOAD_CACHE_SIZE = 4
+
+
+def _scenario_workload(sc: Any, seed: int) -> Any:
+    from twinfer.sim.run import build_scenario_workload
+
+    key = (sc.workload, seed)
+    try:
+        workload = _WORKLOAD_CACHE.get(key)
+    except TypeError:  # an unhashable config: build it every time
+        return build_scenario_workload(sc, seed)
+    if workload is None:
+        workload = build_scenario_workload(sc, seed)
+        for arr in (workload.arrival_s, workload.prompt_tokens, workload.output_tokens):
+            arr.flags.writeable = False  # shared by later scenarios: nothing may change it
+        if len(_WORKLOAD_CACHE) >= _WORKLOAD_CACHE_SIZE:
+            del _WORKLOAD_CACHE[next(iter(_WORKLOAD_CACHE))]
+        _WORKLOAD_CACHE[key] = workload
+    return workload
+
 
 def run_scenario(scenario: dict[str, Any], seed: int, base_dir: str | None = None) -> dict[str, Any]:
     """Simulate every fleet of ``scenario`` with ``seed``; the summary (or summaries by fleet name)."""
     from pathlib import Path
 
-    from twinfer.sim.run import build_scenario_workload, load_scenario_model, simulate_fleet
+    from twinfer.sim.run import load_scenario_model, simulate_fleet
     from twinfer.sim.scenario import Scenario
 
     sc = Scenario.from_dict(scenario, where=str(scenario.get("name", "scenario")),
                             base_dir=Path(base_dir) if base_dir else None)
-    workload = build_scenario_workload(sc, seed)
+    workload = _scenario_workload(sc, seed)
     model = load_scenario_model(sc)
     summaries = [simulate_fleet(sc, fleet, seed, workload=workload, model=model, cost_cache=_COST_CACHE).summary
                  for fleet in sc.fleets]

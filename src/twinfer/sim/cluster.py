@@ -151,6 +151,8 @@ class FleetSim:
             assert link is not None
             self.links = [KvLink(self.env, i, link.bw_bytes_per_s, link.latency_s, self.timeline)
                           for i in range(len(self.entry.instances))]
+        first = self.entry.instances[0].sched
+        self._fit_tokens = first.total_blocks * first.bt  # the longest context an empty instance holds
         self.requests: list[Request] = []
         self.kv_bytes = 0.0
         self.rejected = 0
@@ -313,11 +315,10 @@ class FleetSim:
     def _arrive(self, r: Request, catch_up: bool = False) -> None:
         now = self.env.now
         entry = self.entry
-        first = entry.instances[0].sched
         if self.mode == "aggregated":
-            fits = first.fits_ever(r.prompt_tokens + r.output_tokens)
+            fits = r.prompt_tokens + r.output_tokens <= self._fit_tokens
         else:
-            fits = first.fits_ever(r.prompt_tokens) and self.last_pool.instances[0].sched.fits_ever(
+            fits = entry.instances[0].sched.fits_ever(r.prompt_tokens) and self.last_pool.instances[0].sched.fits_ever(
                 r.prompt_tokens + r.output_tokens)
         if not fits:
             r.where = 6  # rejected
