@@ -168,6 +168,20 @@ class Instance:
             return self.sched.outstanding
         return self.sched.outstanding - run.n * (run.steps_by(self.env.now) - run.done)
 
+    def outstanding_floor(self) -> int:
+        """A lower bound of :meth:`outstanding_now`, cheaper: it counts every step as its run's first.
+
+        Steps last at least ``dt0`` (a run's steps never shorten), so at most
+        ``x / dt0`` of them have ended ``x`` seconds into the run; one more covers rounding.
+        """
+        run = self._run
+        if run is None:
+            return self.sched.outstanding
+        most = int((self.env.now - run.t0_s) / run.dt0_s) + 1
+        if most > run.steps:
+            most = run.steps
+        return self.sched.outstanding - run.n * (most - run.done)
+
     def interrupt_run(self, now: float) -> None:
         """Cut the committed run after the step in flight at ``now``, before a request is queued here.
 
