@@ -225,11 +225,6 @@ class Scheduler:
             return self.blocks_for(life) - r.blocks
         return self.blocks_for(r.prefill_target) - r.blocks
 
-    def _take(self, r: Request) -> None:
-        cost = self._admit_cost(r)
-        self.free_blocks -= cost
-        r.blocks += cost
-
     # ---- the step -------------------------------------------------------------
     def schedule(self, now: float) -> SchedulerOutput | None:
         """Choose the next step's work at time ``now``; None when there is nothing to run."""
@@ -301,11 +296,13 @@ class Scheduler:
     def _admit_head(self, out: SchedulerOutput, n: int) -> bool:
         """Admit the head of the queue with a first chunk of ``n`` tokens; False (KV-blocked) if its KV does not fit."""
         r = self.waiting[0]
-        if self._admit_cost(r) > self.free_blocks:
+        cost = self._admit_cost(r)
+        if cost > self.free_blocks:
             out.blocked = BLOCKED_KV
             return False
         self.waiting.popleft()
-        self._take(r)
+        self.free_blocks -= cost
+        r.blocks += cost
         r.where = 2
         self.prefilling.append(r)
         out.chunks.append((r, n))
@@ -333,7 +330,9 @@ class Scheduler:
             cont = n - len(joined)
             if cont > 0:
                 gap = t_end - self.last_decode_end
-                self._record_gap(gap, cont)
+                b = tbt_bin(gap)
+                hist = self.tbt_hist
+                hist[b] = hist.get(b, 0) + cont
                 gk, gv = self._gap_k, self._gap_v
                 while gv and gv[-1] <= gap:
                     gv.pop()
