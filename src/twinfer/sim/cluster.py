@@ -14,6 +14,7 @@ incremental (``submit`` requests and ``run_until`` a wall-clock-paced time, with
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -227,7 +228,21 @@ class FleetSim:
                 and self.on_finish is None)
 
     def run_until(self, t_stop: float = INF) -> None:
-        """Process every arrival and event up to ``t_stop`` (inf: until all work is done)."""
+        """Process every arrival and event up to ``t_stop`` (inf: until all work is done).
+
+        Python's cyclic garbage collector is paused meanwhile: the loop makes no
+        reference cycles, and the collector's repeated scans of the requests a
+        long run keeps alive would cost ~7% of its time.
+        """
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._run_until(t_stop)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _run_until(self, t_stop: float) -> None:
         if self._lazy_ok():
             self._run_lazy(t_stop)
             return
