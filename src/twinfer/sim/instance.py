@@ -16,6 +16,7 @@ cut when a request is routed to the instance.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from twinfer.models.step import StepShape
@@ -167,20 +168,6 @@ class Instance:
         if run is None:
             return self.sched.outstanding
         return self.sched.outstanding - run.n * (run.steps_by(self.env.now) - run.done)
-
-    def outstanding_floor(self) -> int:
-        """A lower bound of :meth:`outstanding_now`, cheaper: it counts every step as its run's first.
-
-        Steps last at least ``dt0`` (a run's steps never shorten), so at most
-        ``x / dt0`` of them have ended ``x`` seconds into the run; one more covers rounding.
-        """
-        run = self._run
-        if run is None:
-            return self.sched.outstanding
-        most = int((self.env.now - run.t0_s) / run.dt0_s) + 1
-        if most > run.steps:
-            most = run.steps
-        return self.sched.outstanding - run.n * (most - run.done)
 
     def interrupt_run(self, now: float) -> None:
         """Cut the committed run after the step in flight at ``now``, before a request is queued here.
@@ -384,3 +371,29 @@ class Instance:
             fleet.emit_tokens(self, out, now)
         if res is not None:
             fleet.step_result(self, res, now)
+
+
+def least_outstanding_of(instances: Sequence[Instance]) -> Instance:
+    """The instance with the fewest tokens of work left now (:meth:`Instance.outstanding_now`); ties to the first.
+
+    The least-outstanding router's hot path: one pass, and a committed run's
+    exact progress is computed only when a cheap floor could still win (steps
+    never shorten in a run, so at most ``x / dt0`` of them ended ``x`` seconds in).
+    """
+    best = instances[0]
+    best_v = 0
+    first = True
+    for inst in instances:
+        run = inst._run
+        v = inst.sched.outstanding
+        if run is not None:
+            now = inst.env.now
+            most = int((now - run.t0_s) / run.dt0_s) + 1  # one more than x / dt0 covers rounding
+            if most > run.steps:
+                most = run.steps
+            if not first and v - run.n * (most - run.done) >= best_v:
+                continue  # even its floor cannot beat the best so far
+            v -= run.n * (run.steps_by(now) - run.done)
+        if first or v < best_v:
+            best, best_v, first = inst, v, False
+    return best

@@ -12,6 +12,7 @@ from operator import methodcaller
 from typing import Any
 
 from twinfer.errors import UnknownNameError
+from twinfer.sim.instance import least_outstanding_of
 
 Pick = Callable[[Sequence[Any], Any], Any]
 
@@ -30,23 +31,10 @@ def round_robin() -> Pick:
 
 
 def least_outstanding() -> Pick:
-    """The instance with the fewest tokens of work left (prompt tokens to prefill + outputs to generate).
-
-    Exact, and cheap: every instance gives a floor of its work left in O(1)
-    (``outstanding_floor``); only those whose floor could still win are asked
-    the exact figure, lowest floor first. Ties go to the lowest index, as ``min`` would.
-    """
+    """The instance with the fewest tokens of work left (prompt tokens to prefill + outputs to generate)."""
 
     def pick(instances: Sequence[Any], request: Any) -> Any:
-        floors = list(map(_floor, instances))
-        best_i, best_v = -1, 0
-        for i in sorted(range(len(floors)), key=floors.__getitem__):
-            if best_i >= 0 and floors[i] > best_v:
-                break  # this floor and every later one exceed the best exact figure
-            v = _outstanding(instances[i])
-            if best_i < 0 or v < best_v or (v == best_v and i < best_i):
-                best_i, best_v = i, v
-        return instances[best_i]
+        return least_outstanding_of(instances)
 
     return pick
 
@@ -61,7 +49,6 @@ def least_kv() -> Pick:
 
 
 _outstanding = methodcaller("outstanding_now")  # the instance's tokens of work left now (a C-level call)
-_floor = methodcaller("outstanding_floor")  # a lower bound of it, in O(1)
 
 
 def _kv_then_work(inst: Any) -> tuple[float, int]:
