@@ -210,10 +210,11 @@ class Instance:
         n = run.n
         hist = sched.tbt_hist
         log = math.log  # bins as tbt_bin computes them, inlined: this is the simulator's hottest path
+        t0, dt0, slope = run.t0_s, run.dt0_s, run.slope_s  # end_s(x) = t0 + x*dt0 + slope*(x*(x-1)//2), inlined
         max_gap = -1.0
         j0 = d
         if d == 0:
-            t1 = run.end_s(1)
+            t1 = t0 + dt0
             max_gap = t1 - run.last_end_before_s
             joiners = run.joiners
             cont = n - len(joiners)
@@ -233,7 +234,6 @@ class Instance:
                 max_gap = -1.0
             j0 = 1
         if s > j0:
-            dt0, slope = run.dt0_s, run.slope_s
             last = dt0 + slope * (s - 1)
             b = int(log(last / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if last > TBT_BIN_BASE else 0
             first = dt0 + slope * j0
@@ -244,10 +244,10 @@ class Instance:
                 add_ramp_to_hist(hist, run, j0, s, n)
             if last > max_gap:
                 max_gap = last
-        t_end = run.end_s(s)
+        t_end = t0 + s * dt0 + slope * (s * (s - 1) // 2)
         if s > d:
             sched.advance_decode_run(n, s - d, t_end, max_gap)
-        self.busy_s += t_end - run.end_s(d0)
+        self.busy_s += t_end - (t0 + d0 * dt0 + slope * (d0 * (d0 - 1) // 2))
         self.steps += s - d0
         self.seqs_sum += n * (s - d0)
         run.done = s
@@ -376,24 +376,30 @@ class Instance:
 def least_outstanding_of(instances: Sequence[Instance]) -> Instance:
     """The instance with the fewest tokens of work left now (:meth:`Instance.outstanding_now`); ties to the first.
 
-    The least-outstanding router's hot path: one pass, and a committed run's
-    exact progress is computed only when a cheap floor could still win (steps
-    never shorten in a run, so at most ``x / dt0`` of them ended ``x`` seconds in).
+    The least-outstanding router's hot path. A committed run's exact progress
+    needs ``steps_by``; a floor needs one division (steps never shorten in a
+    run, so at most ``x / dt0`` of them ended ``x`` seconds in). Floors first,
+    then exact figures only where a floor could still win.
     """
-    best = instances[0]
-    best_v = 0
-    first = True
+    floors = []
     for inst in instances:
         run = inst._run
         v = inst.sched.outstanding
         if run is not None:
-            now = inst.env.now
-            most = int((now - run.t0_s) / run.dt0_s) + 1  # one more than x / dt0 covers rounding
-            if most > run.steps:
-                most = run.steps
-            if not first and v - run.n * (most - run.done) >= best_v:
-                continue  # even its floor cannot beat the best so far
-            v -= run.n * (run.steps_by(now) - run.done)
-        if first or v < best_v:
-            best, best_v, first = inst, v, False
-    return best
+            most = int((inst.env.now - run.t0_s) / run.dt0_s + 1e-9)  # the margin covers rounding
+            v -= run.n * ((most if most < run.steps else run.steps) - run.done)
+        floors.append(v)
+    best_i = floors.index(min(floors))
+    best_v = _exact_outstanding(instances[best_i], floors[best_i])
+    first = best_i
+    for i, floor in enumerate(floors):
+        if i != first and (floor < best_v or (floor == best_v and i < best_i)):
+            v = _exact_outstanding(instances[i], floor)
+            if v < best_v or (v == best_v and i < best_i):
+                best_i, best_v = i, v
+    return instances[best_i]
+
+
+def _exact_outstanding(inst: Instance, floor: int) -> int:
+    run = inst._run
+    return floor if run is None else inst.sched.outstanding - run.n * (run.steps_by(inst.env.now) - run.done)
