@@ -27,6 +27,14 @@ TBT_BIN_LOG_STEP = math.log(1.01)
 TBT_NUM_BINS = int(math.log(1e10) / TBT_BIN_LOG_STEP) + 2
 
 
+#: Safe interiors of the bins: a gap strictly between TBT_BIN_INNER[b] is in bin b by
+#: :func:`tbt_bin`'s formula (margins of 1e-9 dwarf its float error, ~1e-15), so a
+#: hot loop may test membership without a logarithm. Bin 0's interior is empty.
+TBT_BIN_INNER: list[tuple[float, float]] = [(0.0, 0.0)] + [
+    (TBT_BIN_BASE * math.exp((b - 1) * TBT_BIN_LOG_STEP) * (1 + 1e-9),
+     TBT_BIN_BASE * math.exp(b * TBT_BIN_LOG_STEP) * (1 - 1e-9)) for b in range(1, TBT_NUM_BINS + 1)]
+
+
 def tbt_bin(gap_s: float) -> int:
     """The TBT histogram bin of a token gap: 0 up to 1 us, then bin b covers [base*1.01**(b-1), base*1.01**b)."""
     return int(math.log(gap_s / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if gap_s > TBT_BIN_BASE else 0

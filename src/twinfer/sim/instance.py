@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from twinfer.models.step import StepShape
 from twinfer.perf.base import StepCostModel
+from twinfer.sim.batching import TBT_BIN_INNER
 from twinfer.sim.decode_run import DecodeRun, add_ramp_to_hist
 from twinfer.sim.env import PRIO_STEP_END, Environment
 from twinfer.sim.scheduler import (
@@ -211,39 +212,43 @@ class Instance:
         hist = sched.tbt_hist
         log = math.log  # bins as tbt_bin computes them, inlined: this is the simulator's hottest path
         t0, dt0, slope = run.t0_s, run.dt0_s, run.slope_s  # end_s(x) = t0 + x*dt0 + slope*(x*(x-1)//2), inlined
+        # The ramp's gaps (steps j0..s-1) first: the other gaps usually share its last bin.
+        j0 = 1 if d == 0 else d
+        b = -1
+        lo = hi = 0.0
+        if s > j0:
+            last = dt0 + slope * (s - 1)
+            b = int(log(last / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if last > TBT_BIN_BASE else 0
+            lo, hi = TBT_BIN_INNER[b] if b < len(TBT_BIN_INNER) else (0.0, 0.0)
+            first = dt0 + slope * j0
+            if slope == 0.0 or lo < first < hi:  # the usual case: the whole ramp in one 1 % bin
+                hist[b] = hist.get(b, 0) + n * (s - j0)
+            else:
+                add_ramp_to_hist(hist, run, j0, s, n)
         max_gap = -1.0
-        j0 = d
         if d == 0:
             t1 = t0 + dt0
             max_gap = t1 - run.last_end_before_s
             joiners = run.joiners
             cont = n - len(joiners)
             if cont:
-                b = int(log(max_gap / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if max_gap > TBT_BIN_BASE else 0
-                hist[b] = hist.get(b, 0) + cont
+                g = max_gap
+                gb = b if lo < g < hi else (int(log(g / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if g > TBT_BIN_BASE else 0)
+                hist[gb] = hist.get(gb, 0) + cont
             if joiners:
                 for r in joiners:
-                    gap = t1 - r.last_token_s
-                    if gap > r.max_tbt_s:
-                        r.max_tbt_s = gap
-                    b = int(log(gap / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if gap > TBT_BIN_BASE else 0
-                    hist[b] = hist.get(b, 0) + 1
+                    g = t1 - r.last_token_s
+                    if g > r.max_tbt_s:
+                        r.max_tbt_s = g
+                    gb = b if lo < g < hi else (int(log(g / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1
+                                                if g > TBT_BIN_BASE else 0)
+                    hist[gb] = hist.get(gb, 0) + 1
                 # the joiners' max-TBT queries start after this step: it gets a gap-stack entry of its own
                 sched.advance_decode_run(n, 1, t1, max_gap if cont else None)
                 d = 1
                 max_gap = -1.0
-            j0 = 1
-        if s > j0:
-            last = dt0 + slope * (s - 1)
-            b = int(log(last / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if last > TBT_BIN_BASE else 0
-            first = dt0 + slope * j0
-            if slope == 0.0 or b == (int(log(first / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1
-                                     if first > TBT_BIN_BASE else 0):  # the usual case: one 1 % bin
-                hist[b] = hist.get(b, 0) + n * (s - j0)
-            else:
-                add_ramp_to_hist(hist, run, j0, s, n)
-            if last > max_gap:
-                max_gap = last
+        if s > j0 and last > max_gap:
+            max_gap = last
         t_end = t0 + s * dt0 + slope * (s * (s - 1) // 2)
         if s > d:
             sched.advance_decode_run(n, s - d, t_end, max_gap)
