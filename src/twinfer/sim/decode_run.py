@@ -29,7 +29,7 @@ class DecodeRun:
     (their gap is measured from their own last token, not the batch's).
     """
 
-    __slots__ = ("t0_s", "n", "dt0_s", "slope_s", "steps", "done", "last_end_before_s", "joiners")
+    __slots__ = ("t0_s", "n", "dt0_s", "slope_s", "steps", "done", "last_end_before_s", "joiners", "_asked")
 
     def __init__(self, t0_s: float, n: int, dt0_s: float, slope_s: float, steps: int,
                  last_end_before_s: float, joiners: list[Request] | None = None) -> None:
@@ -41,6 +41,7 @@ class DecodeRun:
         self.done = 0  # steps already applied to the instance
         self.last_end_before_s = last_end_before_s  # end of the decode step before the run (first gap)
         self.joiners = joiners or []
+        self._asked = (-1.0, 0)  # the last steps_by question and answer (the router and a cut ask at one time)
 
     def end_s(self, s: int) -> float:
         """When the run's first ``s`` steps have ended."""
@@ -48,6 +49,9 @@ class DecodeRun:
 
     def steps_by(self, t: float) -> int:
         """Steps of the run that have ended at or before ``t``."""
+        asked_t, answer = self._asked
+        if t == asked_t and answer <= self.steps:
+            return answer
         t0, dt0, slope, steps = self.t0_s, self.dt0_s, self.slope_s, self.steps
         x = t - t0
         if x < dt0:  # (x is rounded: the first step may still have ended)
@@ -64,6 +68,7 @@ class DecodeRun:
             s -= 1
         while s < steps and t0 + (s + 1) * dt0 + slope * ((s + 1) * s // 2) <= t:
             s += 1
+        self._asked = (t, s)
         return s
 
 
