@@ -8,8 +8,9 @@ one object.
 A backend may also offer ``decode_run_affine(decode_seqs, context_tokens) ->
 (dt0_s, slope_s, valid_steps)``: plain decode steps of a batch whose context
 sum grows by ``decode_seqs`` per step take ``dt0_s + slope_s * j`` for step
-``j < valid_steps``. The simulator then applies long decode runs in closed
-form (:mod:`twinfer.sim.decode_run`); without it, it prices every step.
+``j < valid_steps`` (``dt0_s`` > 0, ``slope_s`` >= 0, ``valid_steps`` an int >= 1).
+The simulator then applies long decode runs in closed form
+(:mod:`twinfer.sim.decode_run`); without it, it prices every step.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from twinfer.errors import ConfigError
 from twinfer.perf.base import StepCostModel
-from twinfer.sim.env import PRIO_ARRIVAL, PRIO_SAMPLE, PRIO_START, Environment
+from twinfer.sim.env import PRIO_ARRIVAL, PRIO_SAMPLE, PRIO_START, PRIO_STEP_END, Environment
 from twinfer.sim.instance import Instance
 from twinfer.sim.link import KvLink
 from twinfer.sim.request import Request
@@ -196,10 +196,20 @@ class FleetSim:
         r = Request(len(self.requests), t, int(prompt_tokens), int(output_tokens))
         r.user = user
         self.requests.append(r)
-        self.inline_ok = False  # live arrivals sit in the heap: every step must go through it
+        if self.inline_ok:
+            self.inline_ok = False  # live arrivals sit in the heap: every step must go through it
+            self._leave_lazy()
         self.env.schedule(t, PRIO_ARRIVAL, self._arrive, r)
         self._start_sampling()
         return r
+
+    def _leave_lazy(self) -> None:
+        """Put every step or decode run that a batch run left in flight on the heap, as the plain loop needs."""
+        now = self.env.now
+        for inst in self.instances:
+            inst.interrupt_run(now)  # a committed run ends with the step in flight now
+            if inst.pending_end != INF:
+                self.env.schedule(inst.pending_end, PRIO_STEP_END, inst.catch_up, inst.pending_end)
 
     def _start_sampling(self) -> None:
         if self._sample_dt and not self._sampling:

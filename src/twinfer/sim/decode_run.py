@@ -11,7 +11,10 @@ GPU decode is a roofline max of two affine terms in the context sum), step
 
 so applying or querying a run of any length costs O(1) instead of O(steps).
 The result equals stepping one by one up to float rounding of the sums
-(relative 1e-15), not bit for bit; it is deterministic all the same.
+(~1e-12 of the clock; exactly when times are binary fractions), not bit for
+bit; it is deterministic all the same. A tie between a step end and an
+arrival that coincide to the last bit may round the other way than stepping
+would, shifting later events by a step.
 """
 
 from __future__ import annotations

@@ -190,9 +190,10 @@ class Instance:
         n = len(sched.decoding)
         assert self._affine is not None
         dt0, slope, valid = self._affine(n, sched.ctx_sum)
-        if not dt0 > 0.0 or slope < 0.0:
-            raise ValueError(f"step-cost model returned a decode ramp ({dt0!r} s, {slope!r} s/step) "
-                             f"for {n} sequences; step times must be positive and non-decreasing")
+        if not (dt0 > 0.0 and slope >= 0.0 and isinstance(valid, int) and valid >= 1):
+            raise ValueError(f"step-cost model returned a decode ramp ({dt0!r} s, {slope!r} s/step, {valid!r} steps) "
+                             f"for {n} sequences; step times must be positive and non-decreasing, "
+                             "and a ramp must hold for at least one step")
         joiners = sched.take_joiners()
         for r in joiners:
             r.decode_instance = self.index
@@ -391,7 +392,7 @@ def least_outstanding_of(instances: Sequence[Instance]) -> Instance:
         run = inst._run
         v = inst.sched.outstanding
         if run is not None:
-            most = int((inst.env.now - run.t0_s) / run.dt0_s + 1e-9)  # the margin covers rounding
+            most = int((inst.env.now - run.t0_s) / run.dt0_s) + 1  # one more than x / dt0 covers rounding
             v -= run.n * ((most if most < run.steps else run.steps) - run.done)
         floors.append(v)
     best_i = floors.index(min(floors))
