@@ -18,15 +18,13 @@ request waits until it fits and is never preempted; ``"preempt"`` allocates
 blocks as the context grows (vLLM) and, when a step cannot get a block,
 preempts the most recently joined request, freeing its KV for recompute.
 
-Decode progress is lazy: a decode step costs O(1) plus O(1) per request that
-joins, leaves or crosses a block boundary; a request's token count is
-``gen_at_join + (decode steps since it joined)``.
+Decode progress is lazy (:mod:`twinfer.sim.decode_batch`): a decode step costs
+O(1) plus O(1) per request that joins, leaves or crosses a block boundary.
 """
 
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left
 from collections import deque
 
 from twinfer.errors import ConfigError
@@ -44,13 +42,13 @@ from twinfer.sim.batching import (  # noqa: F401  (re-exported: twinfer.sim.sche
     BatchingConfig,
     SchedulerOutput,
     StepResult,
-    tbt_bin,
 )
+from twinfer.sim.decode_batch import DecodeBatch
 from twinfer.sim.request import Request
 
 
-class Scheduler:
-    """Queues, KV blocks and the lazy decode batch of one instance."""
+class Scheduler(DecodeBatch):
+    """Queues, KV blocks and admission of one instance, around its lazy decode batch."""
 
     def __init__(self, role: str, config: BatchingConfig, kv_capacity_tokens: int, max_batch_seqs: int,
                  track_tokens: bool = False) -> None:
@@ -69,19 +67,9 @@ class Scheduler:
         self.waiting: deque[Request] = deque()  # need (re)prefill, FCFS
         self.prefilling: list[Request] = []  # admitted, prompt partly computed
         self.ready: list[Request] = []  # KV arrived (decode role) or prefill done: join next step
-        self.decoding: dict[int, Request] = {}  # lazy decode batch, insertion-ordered
         self.reserved_remote = 0  # requests holding KV here while their transfer runs
-        self.dstep = 0  # decode steps completed
-        self.ctx_sum = 0  # sum over decode members of prompt + generated
         self.outstanding = 0  # tokens of work left: prompt tokens to prefill + outputs to generate
-        self.last_decode_end = 0.0
-        self._finish_heap: list[tuple[int, int, Request, int]] = []
-        self._block_heap: list[tuple[int, int, Request, int]] = []
-        self._seq = 0
-        self._fresh: list[Request] = []  # joined the decode batch, first decode step not yet run
-        self._gap_k: list[int] = []  # decode-step indices of suffix-maximum gaps (for max TBT)
-        self._gap_v: list[float] = []
-        self.tbt_hist: dict[int, int] = {}  # bin -> token gaps
+        super().__init__()
 
     # ---- capacity ---------------------------------------------------------
     def blocks_for(self, tokens: int) -> int:
@@ -136,41 +124,6 @@ class Scheduler:
     def has_work(self) -> bool:
         """Whether a step could be scheduled now (possibly blocked)."""
         return bool(self.decoding or self.prefilling or self.ready or self.waiting)
-
-    # ---- decode batch membership ---------------------------------------------
-    def _join(self, r: Request) -> None:
-        r.where = 3
-        r.join_step = self.dstep
-        r.gen_at_join = r.generated
-        self.decoding[r.rid] = r
-        self.ctx_sum += r.prompt_tokens + r.generated
-        self._seq += 1
-        heapq.heappush(self._finish_heap, (self.dstep + r.output_tokens - r.generated, self._seq, r, r.epoch))
-        if not self.reserve:
-            heapq.heappush(self._block_heap, (max(self.dstep, self._next_block_step(r)), self._seq, r, r.epoch))
-        self._fresh.append(r)
-
-    def _next_block_step(self, r: Request) -> int:
-        """Decode step at which ``r``'s context first needs one more block than it holds."""
-        return r.join_step + r.blocks * self.bt + 1 - r.prompt_tokens - r.gen_at_join
-
-    def _generated_now(self, r: Request) -> int:
-        return r.gen_at_join + self.dstep - r.join_step
-
-    def _max_gap_since(self, k: int) -> float:
-        """Largest continuing gap among decode steps with index >= k."""
-        i = bisect_left(self._gap_k, k)
-        return self._gap_v[i] if i < len(self._gap_v) else 0.0
-
-    def _leave(self, r: Request) -> None:
-        del self.decoding[r.rid]
-        r.epoch += 1
-        r.generated = self._generated_now(r)
-        gap = self._max_gap_since(r.join_step + 1)
-        if gap > r.max_tbt_s:
-            r.max_tbt_s = gap
-        self.free_blocks += r.blocks
-        r.blocks = 0
 
     def _preempt_one(self, out: SchedulerOutput) -> Request | None:
         if not self.decoding:
@@ -328,54 +281,20 @@ class Scheduler:
         if n:
             joined = out.joined
             cont = n - len(joined)
+            gap = t_end - self.last_decode_end
             if cont > 0:
-                gap = t_end - self.last_decode_end
-                b = tbt_bin(gap)
-                hist = self.tbt_hist
-                hist[b] = hist.get(b, 0) + cont
-                gk, gv = self._gap_k, self._gap_v
-                while gv and gv[-1] <= gap:
-                    gv.pop()
-                    gk.pop()
-                gk.append(self.dstep)
-                gv.append(gap)
+                self._record_gap(gap, cont)
             for r in joined:
-                gap = t_end - r.last_token_s
-                if gap > r.max_tbt_s:
-                    r.max_tbt_s = gap
-                self._record_gap(gap, 1)
-            self.dstep += 1
-            self.ctx_sum += n
-            self.outstanding -= n
-            self.last_decode_end = t_end
+                g = t_end - r.last_token_s
+                if g > r.max_tbt_s:
+                    r.max_tbt_s = g
+                self._record_gap(g, 1)
+            self.advance_decode_run(n, 1, t_end, gap if cont > 0 else None)  # joiners' queries start later
             res = self.finish_due(t_end)
         if out.chunks:
             if res is None:
                 res = StepResult()
             self._update_chunks(out, t_end, res)
-        return res
-
-    def finish_due(self, t_end: float) -> StepResult | None:
-        """Members whose last token came with the decode step that ended at ``t_end`` leave; None if none."""
-        fh = self._finish_heap
-        if not fh or fh[0][0] > self.dstep:
-            return None
-        res = None
-        while fh and fh[0][0] <= self.dstep:
-            _, _, r, ep = heapq.heappop(fh)
-            if ep != r.epoch:
-                continue
-            self.ctx_sum -= r.prompt_tokens + r.output_tokens
-            self._leave(r)
-            r.last_token_s = t_end
-            r.finish_s = t_end
-            r.where = 5
-            if res is None:
-                res = StepResult()
-            res.finished.append(r)
-        if not self.decoding:
-            self._gap_k.clear()
-            self._gap_v.clear()
         return res
 
     def _update_chunks(self, out: SchedulerOutput, t_end: float, res: StepResult) -> None:
@@ -420,11 +339,6 @@ class Scheduler:
                 self.ready.append(r)
         self.prefilling = keep
 
-    def _record_gap(self, gap: float, weight: int) -> None:
-        b = tbt_bin(gap)
-        h = self.tbt_hist
-        h[b] = h.get(b, 0) + weight
-
     def steady_decode_steps(self) -> int:
         """How many next steps are plain decode steps in which nobody joins or needs a block.
 
@@ -436,7 +350,7 @@ class Scheduler:
         """
         if self.waiting or self.prefilling or self.ready or self._fresh or not self.decoding:
             return 0
-        return self._steps_to_event()
+        return self.steps_to_event()
 
     def join_and_run_steps(self) -> int:
         """Like :meth:`steady_decode_steps`, but members ready to join do so now, in the run's first step.
@@ -452,53 +366,5 @@ class Scheduler:
             for r in self.ready:
                 self._join(r)
             self.ready.clear()
-        return self._steps_to_event()
+        return self.steps_to_event()
 
-    def take_joiners(self) -> list[Request]:
-        """Members whose first decode step is the next step (handed to a decode run)."""
-        fresh, self._fresh = self._fresh, []
-        return fresh
-
-    def _steps_to_event(self) -> int:
-        fh = self._finish_heap
-        while fh and fh[0][3] != fh[0][2].epoch:
-            heapq.heappop(fh)
-        k = fh[0][0] - self.dstep
-        if not self.reserve:
-            bh = self._block_heap
-            while bh and bh[0][3] != bh[0][2].epoch:
-                heapq.heappop(bh)
-            if bh:
-                k = min(k, bh[0][0] - self.dstep)
-        return max(0, k)
-
-    def advance_decode(self, t_end: float, n: int) -> None:
-        """Apply one plain decode step of ``n`` members ending at ``t_end`` (see steady_decode_steps)."""
-        gap = t_end - self.last_decode_end
-        self._record_gap(gap, n)
-        self.advance_decode_run(n, 1, t_end, gap)
-
-    def advance_decode_run(self, n: int, steps: int, t_end: float, max_gap: float | None) -> None:
-        """Apply ``steps`` plain decode steps of ``n`` members, the last ending at ``t_end``.
-
-        ``max_gap`` is the largest token gap among them; the caller has put their
-        gaps in :attr:`tbt_hist`. Max-TBT queries always start at a run's first
-        step (joins happen only at a run's first step, which then is a run of its
-        own; finishes only at a run's last), so one gap-stack entry stands for the
-        whole run. ``max_gap`` None: no member continued into these steps (all joined).
-        """
-        if max_gap is not None:
-            gk, gv = self._gap_k, self._gap_v
-            while gv and gv[-1] <= max_gap:
-                gv.pop()
-                gk.pop()
-            gk.append(self.dstep)
-            gv.append(max_gap)
-        self.dstep += steps
-        self.ctx_sum += n * steps
-        self.outstanding -= n * steps
-        self.last_decode_end = t_end
-
-    def tokens_of(self, r: Request) -> int:
-        """Output tokens ``r`` has emitted so far (resolves the lazy decode count)."""
-        return self._generated_now(r) if r.where == 3 else r.generated

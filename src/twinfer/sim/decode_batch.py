@@ -1,0 +1,154 @@
+"""The lazy decode batch of one instance: members, token counts, token gaps and finishes.
+
+A decode step costs O(1) plus O(1) per member that joins, leaves or crosses a
+KV block boundary: a member's token count is ``gen_at_join + (decode steps
+since it joined)``; a heap keyed by decode-step index says who finishes (and,
+for the preempt policy, who needs a block) when. Token gaps go to a log-binned
+TBT histogram and, for each member's max TBT, to a stack of suffix-maximum
+gaps by step index. :class:`~twinfer.sim.scheduler.Scheduler` builds on it;
+instances apply whole runs of plain decode steps through
+:meth:`DecodeBatch.advance_decode_run` and :meth:`DecodeBatch.finish_due`.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left
+
+from twinfer.sim.batching import StepResult, tbt_bin
+from twinfer.sim.request import Request
+
+
+class DecodeBatch:
+    """Decode members and their bookkeeping; the scheduler that extends it owns KV blocks and work counts."""
+
+    # Provided by the scheduler: block size, KV policy, free blocks and tokens of work left.
+    bt: int
+    reserve: bool
+    free_blocks: int
+    outstanding: int
+
+    def __init__(self) -> None:
+        self.decoding: dict[int, Request] = {}  # insertion-ordered
+        self.dstep = 0  # decode steps completed
+        self.ctx_sum = 0  # sum over members of prompt + generated
+        self.last_decode_end = 0.0
+        self._finish_heap: list[tuple[int, int, Request, int]] = []
+        self._block_heap: list[tuple[int, int, Request, int]] = []
+        self._seq = 0
+        self._fresh: list[Request] = []  # joined, first decode step not yet run
+        self._gap_k: list[int] = []  # decode-step indices of suffix-maximum gaps (for max TBT)
+        self._gap_v: list[float] = []
+        self.tbt_hist: dict[int, int] = {}  # bin -> token gaps
+
+    def _join(self, r: Request) -> None:
+        r.where = 3
+        r.join_step = self.dstep
+        r.gen_at_join = r.generated
+        self.decoding[r.rid] = r
+        self.ctx_sum += r.prompt_tokens + r.generated
+        self._seq += 1
+        heapq.heappush(self._finish_heap, (self.dstep + r.output_tokens - r.generated, self._seq, r, r.epoch))
+        if not self.reserve:
+            heapq.heappush(self._block_heap, (max(self.dstep, self._next_block_step(r)), self._seq, r, r.epoch))
+        self._fresh.append(r)
+
+    def _next_block_step(self, r: Request) -> int:
+        """Decode step at which ``r``'s context first needs one more block than it holds."""
+        return r.join_step + r.blocks * self.bt + 1 - r.prompt_tokens - r.gen_at_join
+
+    def _generated_now(self, r: Request) -> int:
+        return r.gen_at_join + self.dstep - r.join_step
+
+    def _max_gap_since(self, k: int) -> float:
+        """Largest continuing gap among decode steps with index >= k."""
+        i = bisect_left(self._gap_k, k)
+        return self._gap_v[i] if i < len(self._gap_v) else 0.0
+
+    def _leave(self, r: Request) -> None:
+        del self.decoding[r.rid]
+        r.epoch += 1
+        r.generated = self._generated_now(r)
+        gap = self._max_gap_since(r.join_step + 1)
+        if gap > r.max_tbt_s:
+            r.max_tbt_s = gap
+        self.free_blocks += r.blocks
+        r.blocks = 0
+
+    def take_joiners(self) -> list[Request]:
+        """Members whose first decode step is the next step (handed to a decode run)."""
+        fresh, self._fresh = self._fresh, []
+        return fresh
+
+    def steps_to_event(self) -> int:
+        """Decode steps up to and including the next that finishes a member (preempt: and before the next block)."""
+        fh = self._finish_heap
+        while fh and fh[0][3] != fh[0][2].epoch:
+            heapq.heappop(fh)
+        k = fh[0][0] - self.dstep
+        if not self.reserve:
+            bh = self._block_heap
+            while bh and bh[0][3] != bh[0][2].epoch:
+                heapq.heappop(bh)
+            if bh:
+                k = min(k, bh[0][0] - self.dstep)
+        return max(0, k)
+
+    def advance_decode(self, t_end: float, n: int) -> None:
+        """Apply one plain decode step of ``n`` members ending at ``t_end`` (see steady_decode_steps)."""
+        gap = t_end - self.last_decode_end
+        self._record_gap(gap, n)
+        self.advance_decode_run(n, 1, t_end, gap)
+
+    def advance_decode_run(self, n: int, steps: int, t_end: float, max_gap: float | None) -> None:
+        """Apply ``steps`` plain decode steps of ``n`` members, the last ending at ``t_end``.
+
+        ``max_gap`` is the largest token gap among them; the caller has put their
+        gaps in :attr:`tbt_hist`. Max-TBT queries always start at a run's first
+        step (joins happen only at a run's first step, which then is a run of its
+        own; finishes only at a run's last), so one gap-stack entry stands for the
+        whole run. ``max_gap`` None: no member continued into these steps (all joined).
+        """
+        if max_gap is not None:
+            gk, gv = self._gap_k, self._gap_v
+            while gv and gv[-1] <= max_gap:
+                gv.pop()
+                gk.pop()
+            gk.append(self.dstep)
+            gv.append(max_gap)
+        self.dstep += steps
+        self.ctx_sum += n * steps
+        self.outstanding -= n * steps
+        self.last_decode_end = t_end
+
+    def _record_gap(self, gap: float, weight: int) -> None:
+        b = tbt_bin(gap)
+        h = self.tbt_hist
+        h[b] = h.get(b, 0) + weight
+
+    def finish_due(self, t_end: float) -> StepResult | None:
+        """Members whose last token came with the decode step that ended at ``t_end`` leave; None if none."""
+        fh = self._finish_heap
+        if not fh or fh[0][0] > self.dstep:
+            return None
+        res = None
+        while fh and fh[0][0] <= self.dstep:
+            _, _, r, ep = heapq.heappop(fh)
+            if ep != r.epoch:
+                continue
+            self.ctx_sum -= r.prompt_tokens + r.output_tokens
+            self._leave(r)
+            r.last_token_s = t_end
+            r.finish_s = t_end
+            r.where = 5
+            if res is None:
+                res = StepResult()
+            res.finished.append(r)
+        if not self.decoding:
+            self._gap_k.clear()
+            self._gap_v.clear()
+        return res
+
+    def tokens_of(self, r: Request) -> int:
+        """Output tokens ``r`` has emitted so far (resolves the lazy decode count)."""
+        return self._generated_now(r) if r.where == 3 else r.generated
