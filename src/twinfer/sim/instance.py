@@ -34,7 +34,8 @@ from twinfer.sim.scheduler import (
 )
 
 if TYPE_CHECKING:
-    from twinfer.sim.cluster import FleetSim, Pool
+    from twinfer.sim.cluster import FleetSim
+    from twinfer.sim.pool import Pool
 
 
 class Instance:

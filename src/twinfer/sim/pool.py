@@ -1,0 +1,79 @@
+"""A fleet's pools: what a pool is built from (PoolSetup, LinkSetup) and its queue counters (Pool)."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from twinfer.perf.base import StepCostModel
+from twinfer.sim.request import Request
+from twinfer.sim.router import make_router
+from twinfer.sim.scheduler import BLOCKED_KV, BatchingConfig
+
+if TYPE_CHECKING:
+    from twinfer.sim.instance import Instance
+
+
+@dataclass(frozen=True)
+class PoolSetup:
+    """A pool ready to simulate: role, a (stateless) step-cost model shared by its instances, count, batching."""
+
+    role: str  # mixed | prefill | decode
+    cost: StepCostModel
+    count: int
+    batching: BatchingConfig
+    router: str = "least_outstanding"
+
+
+@dataclass(frozen=True)
+class LinkSetup:
+    """Each prefill instance's outbound KV link: aggregate bandwidth, latency, layer-wise streaming."""
+
+    bw_bytes_per_s: float  # per prefill instance (link bandwidth x number of links)
+    latency_s: float
+    layerwise: bool = False
+
+
+class Pool:
+    """Instances of one role, their router, queue counters and the decode pool's pending queue."""
+
+    __slots__ = ("role", "setup", "instances", "pick", "waiting", "held", "_last", "queue_area",
+                 "in_system_area", "pending", "series_t", "series_waiting", "series_running", "max_seqs",
+                 "kv_tokens", "wait_kv_s", "wait_batch_s", "last_block")
+
+    def __init__(self, role: str, setup: PoolSetup) -> None:
+        self.role = role
+        self.setup = setup
+        self.instances: list[Instance] = []
+        self.pick = make_router(setup.router, f"{role} pool")
+        self.waiting = 0  # requests queued at the pool (not admitted to a batch)
+        self.held = 0  # requests the pool holds (waiting + running + KV in flight)
+        self._last = 0.0
+        self.queue_area = 0.0
+        self.in_system_area = 0.0
+        self.pending: deque[tuple[Request, Instance]] = deque()  # decode pool: waiting for KV room
+        self.series_t: list[float] = []
+        self.series_waiting: list[int] = []
+        self.series_running: list[int] = []
+        res = setup.cost.resources()
+        self.max_seqs = min(setup.batching.max_batch_seqs or res.max_batch_seqs, res.max_batch_seqs)
+        self.kv_tokens = int(res.kv_capacity_tokens)
+        self.wait_kv_s = 0.0  # decode pool: time with requests pending because no instance had KV room
+        self.wait_batch_s = 0.0  # ... because every instance's batch was full
+        self.last_block = 0  # BLOCKED_* code of the last failed reservation
+
+    def change(self, now: float, d_waiting: int, d_held: int) -> None:
+        """Integrate the counters up to ``now`` and apply a change."""
+        dt = now - self._last
+        if dt > 0.0:
+            self.queue_area += self.waiting * dt
+            self.in_system_area += self.held * dt
+            if self.pending:
+                if self.last_block == BLOCKED_KV:
+                    self.wait_kv_s += dt
+                else:
+                    self.wait_batch_s += dt
+            self._last = now
+        self.waiting += d_waiting
+        self.held += d_held
