@@ -267,8 +267,7 @@ class GpuStepCost:
         the next ramp starts there). ``dt0`` equals :meth:`step_time_s` of that
         decode step bit for bit (same operations, same order).
         """
-        terms = self._decode_terms.get(decode_seqs) or self._decode_terms_of(decode_seqs)
-        base, m_c, m_x, spb, f_c, f_x, spf, k_o, layers, s_o = terms
+        base, m_c, m_x, spb, f_c, f_x, spf, k_o, layers, s_o = self._decode_terms_of(decode_seqs)
         ctx = context_tokens
         t_m = (m_c + m_x * ctx) * spb
         t_c = (f_c + f_x * ctx) * spf

@@ -49,6 +49,13 @@ def full_response(
     else:
         choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": finish}
         obj = "text_completion"
+    body = _body(env, obj, choice)
+    body["usage"] = usage(req.prompt_tokens, completion_tokens)
+    return body
+
+
+def _body(env: Envelope, obj: str, choice: dict[str, Any]) -> dict[str, Any]:
+    """The fields every response and stream chunk share, around its one choice."""
     return {
         "id": env.id,
         "object": obj,
@@ -56,7 +63,6 @@ def full_response(
         "model": env.model,
         "system_fingerprint": None,
         "choices": [choice],
-        "usage": usage(req.prompt_tokens, completion_tokens),
     }
 
 
@@ -93,14 +99,7 @@ def chunk(
     else:
         choice = {"text": text or "", "index": 0, "logprobs": None, "finish_reason": finish}
         obj = "text_completion"
-    body: dict[str, Any] = {
-        "id": env.id,
-        "object": obj,
-        "created": env.created,
-        "model": env.model,
-        "system_fingerprint": None,
-        "choices": [choice],
-    }
+    body = _body(env, obj, choice)
     if req.include_usage:
         body["usage"] = None
     return sse(body)

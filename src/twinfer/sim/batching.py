@@ -35,6 +35,11 @@ TBT_BIN_INNER: list[tuple[float, float]] = [(0.0, 0.0)] + [
      TBT_BIN_BASE * math.exp(b * TBT_BIN_LOG_STEP) * (1 - 1e-9)) for b in range(1, TBT_NUM_BINS + 1)]
 
 
+def tbt_bin_interior(b: int) -> tuple[float, float]:
+    """Bin ``b``'s safe interior (see :data:`TBT_BIN_INNER`); empty beyond the table."""
+    return TBT_BIN_INNER[b] if b < len(TBT_BIN_INNER) else (0.0, 0.0)
+
+
 def tbt_bin(gap_s: float) -> int:
     """The TBT histogram bin of a token gap: 0 up to 1 us, then bin b covers [base*1.01**(b-1), base*1.01**b)."""
     return int(math.log(gap_s / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if gap_s > TBT_BIN_BASE else 0

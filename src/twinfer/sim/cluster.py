@@ -80,8 +80,6 @@ class FleetSim:
             assert link is not None
             self.links = [KvLink(self.env, i, link.bw_bytes_per_s, link.latency_s, self.timeline)
                           for i in range(len(self.entry.instances))]
-        first = self.entry.instances[0].sched
-        self._fit_tokens = first.total_blocks * first.bt  # the longest context an empty instance holds
         self.requests: list[Request] = []
         self.kv_bytes = 0.0
         self.rejected = 0
@@ -269,7 +267,7 @@ class FleetSim:
         now = self.env.now
         entry = self.entry
         if self.mode == "aggregated":
-            fits = r.prompt_tokens + r.output_tokens <= self._fit_tokens
+            fits = entry.instances[0].sched.fits_ever(r.prompt_tokens + r.output_tokens)
         else:
             fits = entry.instances[0].sched.fits_ever(r.prompt_tokens) and self.last_pool.instances[0].sched.fits_ever(
                 r.prompt_tokens + r.output_tokens)

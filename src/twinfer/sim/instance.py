@@ -21,17 +21,10 @@ from typing import TYPE_CHECKING
 
 from twinfer.models.step import StepShape
 from twinfer.perf.base import StepCostModel
-from twinfer.sim.batching import TBT_BIN_INNER
+from twinfer.sim.batching import tbt_bin, tbt_bin_interior
 from twinfer.sim.decode_run import DecodeRun, add_ramp_to_hist
 from twinfer.sim.env import PRIO_STEP_END, Environment
-from twinfer.sim.scheduler import (
-    BLOCKED_BATCH,
-    BLOCKED_KV,
-    TBT_BIN_BASE,
-    TBT_BIN_LOG_STEP,
-    Scheduler,
-    SchedulerOutput,
-)
+from twinfer.sim.scheduler import BLOCKED_BATCH, BLOCKED_KV, Scheduler, SchedulerOutput
 
 if TYPE_CHECKING:
     from twinfer.sim.cluster import FleetSim
@@ -166,10 +159,7 @@ class Instance:
 
     def outstanding_now(self) -> int:
         """Tokens of work left at the fleet's current time (counts a committed run's steps ended by now)."""
-        run = self._run
-        if run is None:
-            return self.sched.outstanding
-        return self.sched.outstanding - run.n * (run.steps_by(self.env.now) - run.done)
+        return _outstanding_of(self)
 
     def interrupt_run(self, now: float) -> None:
         """Cut the committed run after the step in flight at ``now``, before a request is queued here.
@@ -212,7 +202,6 @@ class Instance:
         sched = self.sched
         n = run.n
         hist = sched.tbt_hist
-        log = math.log  # bins as tbt_bin computes them, inlined: this is the simulator's hottest path
         t0, dt0, slope = run.t0_s, run.dt0_s, run.slope_s  # end_s(x) = t0 + x*dt0 + slope*(x*(x-1)//2), inlined
         # The ramp's gaps (steps j0..s-1) first: the other gaps usually share its last bin.
         j0 = 1 if d == 0 else d
@@ -220,8 +209,8 @@ class Instance:
         lo = hi = 0.0
         if s > j0:
             last = dt0 + slope * (s - 1)
-            b = int(log(last / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if last > TBT_BIN_BASE else 0
-            lo, hi = TBT_BIN_INNER[b] if b < len(TBT_BIN_INNER) else (0.0, 0.0)
+            b = tbt_bin(last)
+            lo, hi = tbt_bin_interior(b)
             first = dt0 + slope * j0
             if slope == 0.0 or lo < first < hi:  # the usual case: the whole ramp in one 1 % bin
                 hist[b] = hist.get(b, 0) + n * (s - j0)
@@ -235,15 +224,14 @@ class Instance:
             cont = n - len(joiners)
             if cont:
                 g = max_gap
-                gb = b if lo < g < hi else (int(log(g / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if g > TBT_BIN_BASE else 0)
+                gb = b if lo < g < hi else tbt_bin(g)
                 hist[gb] = hist.get(gb, 0) + cont
             if joiners:
                 for r in joiners:
                     g = t1 - r.last_token_s
                     if g > r.max_tbt_s:
                         r.max_tbt_s = g
-                    gb = b if lo < g < hi else (int(log(g / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1
-                                                if g > TBT_BIN_BASE else 0)
+                    gb = b if lo < g < hi else tbt_bin(g)
                     hist[gb] = hist.get(gb, 0) + 1
                 # the joiners' max-TBT queries start after this step: it gets a gap-stack entry of its own
                 sched.advance_decode_run(n, 1, t1, max_gap if cont else None)
@@ -274,8 +262,6 @@ class Instance:
         timeline = self.timeline
         hist = sched.tbt_hist
         ctx, last = sched.ctx_sum, sched.last_decode_end
-        log = math.log
-        exp = math.exp
         busy = self.busy_s
         cur_b, cur_w, lo, hi = -1, 0, 0.0, 0.0  # histogram bin being filled, and its safe interior
         run_max = -1.0  # one gap-stack entry for the whole run (see Scheduler.advance_decode_run)
@@ -291,18 +277,14 @@ class Instance:
                 self.step_start = now
                 break
             gap = t_end - last
-            if lo < gap < hi:  # strictly inside the current bin: the log formula would give cur_b
+            if lo < gap < hi:  # strictly inside the current bin: tbt_bin would give cur_b
                 cur_w += n
             else:
                 if cur_w:
                     hist[cur_b] = hist.get(cur_b, 0) + cur_w
-                cur_b = int(log(gap / TBT_BIN_BASE) / TBT_BIN_LOG_STEP) + 1 if gap > TBT_BIN_BASE else 0
+                cur_b = tbt_bin(gap)
                 cur_w = n
-                if cur_b > 0:  # margins of 1e-9 dwarf float error in the formula (~1e-15)
-                    lo = TBT_BIN_BASE * exp((cur_b - 1) * TBT_BIN_LOG_STEP) * (1 + 1e-9)
-                    hi = TBT_BIN_BASE * exp(cur_b * TBT_BIN_LOG_STEP) * (1 - 1e-9)
-                else:
-                    lo = hi = 0.0
+                lo, hi = tbt_bin_interior(cur_b)
             if gap > run_max:
                 run_max = gap
             ctx += n
@@ -397,16 +379,19 @@ def least_outstanding_of(instances: Sequence[Instance]) -> Instance:
             v -= run.n * ((most if most < run.steps else run.steps) - run.done)
         floors.append(v)
     best_i = floors.index(min(floors))
-    best_v = _exact_outstanding(instances[best_i], floors[best_i])
+    best_v = _outstanding_of(instances[best_i])
     first = best_i
     for i, floor in enumerate(floors):
         if i != first and (floor < best_v or (floor == best_v and i < best_i)):
-            v = _exact_outstanding(instances[i], floor)
+            v = _outstanding_of(instances[i])
             if v < best_v or (v == best_v and i < best_i):
                 best_i, best_v = i, v
     return instances[best_i]
 
 
-def _exact_outstanding(inst: Instance, floor: int) -> int:
+def _outstanding_of(inst: Instance) -> int:
+    """See :meth:`Instance.outstanding_now` (a function, so the router's hot path calls it directly)."""
     run = inst._run
-    return floor if run is None else inst.sched.outstanding - run.n * (run.steps_by(inst.env.now) - run.done)
+    if run is None:
+        return inst.sched.outstanding
+    return inst.sched.outstanding - run.n * (run.steps_by(inst.env.now) - run.done)

@@ -60,6 +60,7 @@ class Scheduler(DecodeBatch):
         self.reserve = config.kv_policy == "reserve"
         self.bt = config.block_tokens
         self.total_blocks = max(0, int(kv_capacity_tokens) // self.bt)
+        self.max_context_tokens = self.total_blocks * self.bt  # the longest context an empty instance holds
         self.free_blocks = self.total_blocks
         self.max_seqs = max(1, int(max_batch_seqs))
         self.budget = config.token_budget
@@ -78,7 +79,7 @@ class Scheduler(DecodeBatch):
 
     def fits_ever(self, tokens: int) -> bool:
         """Whether a context of ``tokens`` tokens fits an empty instance."""
-        return self.blocks_for(tokens) <= self.total_blocks
+        return tokens <= self.max_context_tokens
 
     def held(self) -> int:
         """Sequences holding a batch slot (prefilling, ready, decoding, arriving)."""
