@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from twinfer.sim.run import StepCostCache
+
 
 def workload_rng(seed: int) -> np.random.Generator:
     """The generator the simulator builds a scenario's workload with (the planner's bounds use the same).
@@ -23,9 +25,10 @@ def workload_rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-#: Step-cost models by their settings, kept for the life of a worker process: they are stateless and
-#: pure (same settings -> same answers), so reusing them across scenarios only saves building them.
-_COST_CACHE: dict[Any, Any] = {}
+#: Step-cost models by their whole ModelSpec and backend settings (twinfer.sim.run.pool_cost_key), the
+#: most recently used few kept for the life of a worker process: they are stateless and pure (same
+#: settings -> same answers), so reusing them across scenarios only saves building them.
+_COST_CACHE = StepCostCache(max_entries=32)
 
 #: The last few workloads by (workload config, seed), for the life of a worker process: sweep grids
 #: mostly vary the fleet, so consecutive scenarios replay the same workload and the trace is read once.

@@ -11,7 +11,8 @@ emulation server):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator, MutableMapping
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +26,9 @@ from twinfer.sim.metrics import PoolPricing, fleet_result
 from twinfer.sim.results import FleetResult, ScenarioResult
 from twinfer.sim.scenario import FleetConfig, PoolConfig, Scenario
 
+#: A memo of step-cost models by :func:`pool_cost_key` (a :class:`StepCostCache`, or a plain dict).
+CostCache = MutableMapping[Hashable, StepCostModel]
+
 #: progress(done_requests, total_requests, fleet_name)
 Progress = Callable[[int, int, str], None]
 
@@ -36,17 +40,59 @@ def load_scenario_model(scenario: Scenario) -> ModelSpec:
     return load_model(scenario.model)
 
 
-def make_pool_cost(model: ModelSpec, pool: PoolConfig, cache: dict | None = None) -> StepCostModel:
-    """The step-cost model of one instance of ``pool`` (memoised in ``cache`` by its settings)."""
+class StepCostCache(MutableMapping[Hashable, StepCostModel]):
+    """A bounded least-recently-used memo of step-cost models (a mapping; a plain dict works too, unbounded).
+
+    Keys come from :func:`pool_cost_key`: the frozen :class:`ModelSpec` itself
+    (every field, not its name: two ``config.json`` folders may share a name)
+    plus every setting passed to the backend, so two different instances never
+    share a model. Step-cost models are stateless and pure, so reusing one only
+    saves building it.
+    """
+
+    def __init__(self, max_entries: int = 64) -> None:
+        if max_entries < 1:
+            raise ValueError(f"a step-cost cache needs room for at least one model, got {max_entries}")
+        self.max_entries = max_entries
+        self._items: OrderedDict[Hashable, StepCostModel] = OrderedDict()
+
+    def __getitem__(self, key: Hashable) -> StepCostModel:
+        cost = self._items[key]
+        self._items.move_to_end(key)  # now the most recently used
+        return cost
+
+    def __setitem__(self, key: Hashable, cost: StepCostModel) -> None:
+        self._items[key] = cost
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_entries:
+            self._items.popitem(last=False)  # the least recently used
+
+    def __delitem__(self, key: Hashable) -> None:
+        del self._items[key]
+
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def pool_cost_key(model: ModelSpec, pool: PoolConfig) -> tuple[Hashable, ...]:
+    """What determines the step-cost model of one instance of ``pool``: the whole model and every backend setting."""
+    return (model, pool.hardware, pool.tp, pool.pp, pool.chips, pool.precision, pool.batching.max_batch_seqs)
+
+
+def make_pool_cost(model: ModelSpec, pool: PoolConfig, cache: CostCache | None = None) -> StepCostModel:
+    """The step-cost model of one instance of ``pool`` (memoised in ``cache``, see :func:`pool_cost_key`)."""
     from twinfer.perf import make_step_cost
 
-    key = (model.name, pool.hardware, pool.tp, pool.pp, pool.chips, pool.precision, pool.batching.max_batch_seqs)
-    if cache is not None and key in cache:
-        return cache[key]
-    cost = make_step_cost(model, pool.hardware, tp=pool.tp, pp=pool.pp, chips=pool.chips,
-                          precision=pool.precision, max_batch_seqs=pool.batching.max_batch_seqs)
-    if cache is not None:
-        cache[key] = cost
+    key = pool_cost_key(model, pool)
+    cost = cache.get(key) if cache is not None else None
+    if cost is None:
+        cost = make_step_cost(model, pool.hardware, tp=pool.tp, pp=pool.pp, chips=pool.chips,
+                              precision=pool.precision, max_batch_seqs=pool.batching.max_batch_seqs)
+        if cache is not None:
+            cache[key] = cost
     return cost
 
 
@@ -68,7 +114,7 @@ def build_fleet_sim(
     *,
     model: ModelSpec | None = None,
     costs: dict[str, StepCostModel] | None = None,
-    cost_cache: dict | None = None,
+    cost_cache: CostCache | None = None,
     record_timeline: bool = False,
     sample_interval_s: float | None = None,
     track_tokens: bool = False,
@@ -118,7 +164,7 @@ def simulate_fleet(
     workload: Any = None,
     model: ModelSpec | None = None,
     costs: dict[str, StepCostModel] | None = None,
-    cost_cache: dict | None = None,
+    cost_cache: CostCache | None = None,
     record_timeline: bool = False,
 ) -> FleetResult:
     """Simulate one fleet of ``scenario`` on its workload (built from ``seed`` unless given)."""
@@ -150,7 +196,7 @@ def simulate(scenario: Scenario, seed: int = 0, progress: Progress | None = None
     """Simulate every fleet of ``scenario`` on the same workload for ``seed``."""
     workload = build_scenario_workload(scenario, seed)
     model = load_scenario_model(scenario)
-    cache: dict = {}
+    cache = StepCostCache()
     fleets = [simulate_fleet(scenario, f, seed, progress, workload=workload, model=model, cost_cache=cache,
                              record_timeline=record_timeline) for f in scenario.fleets]
     return ScenarioResult(scenario_name=scenario.name, seed=seed, fleets=fleets)
