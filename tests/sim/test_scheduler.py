@@ -6,6 +6,7 @@ import numpy as np
 from sim_factories import FixedCost, make_fleet, make_requests
 
 from twinfer.models.step import StepShape
+from twinfer.sim.request import RequestState
 
 
 def _run(sim, t, p, o):
@@ -34,7 +35,7 @@ def test_kv_capacity_binds_hand_counted():
 def test_request_that_never_fits_is_rejected_not_hung():
     sim = _run(make_fleet(FixedCost(kv_tokens=160)), np.array([0.0, 0.1]), np.array([100, 10]), np.array([100, 5]))
     assert sim.rejected == 1 and sim.completed == 1
-    assert sim.requests[0].where == 6
+    assert sim.requests[0].state is RequestState.REJECTED
 
 
 class BudgetProbe(FixedCost):

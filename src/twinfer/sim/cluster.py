@@ -22,7 +22,7 @@ from twinfer.sim.env import PRIO_ARRIVAL, PRIO_SAMPLE, PRIO_START, PRIO_STEP_END
 from twinfer.sim.instance import Instance
 from twinfer.sim.link import KvLink
 from twinfer.sim.pool import LinkSetup, Pool, PoolSetup
-from twinfer.sim.request import Request
+from twinfer.sim.request import Request, RequestState
 from twinfer.sim.scheduler import BLOCKED_NONE, Scheduler, SchedulerOutput, StepResult
 
 __all__ = ["FleetSim", "LinkSetup", "PoolSetup"]
@@ -84,6 +84,7 @@ class FleetSim:
         self.kv_bytes = 0.0
         self.rejected = 0
         self.completed = 0
+        self.cancelled = 0  # requests that left through cancel()
         self._arr_t: list[float] = []
         self._arr_p: list[int] = []
         self._arr_o: list[int] = []
@@ -262,17 +263,70 @@ class FleetSim:
         return (not len(self.env) and self._arr_i >= len(self._arr_t)
                 and all(i.pending_end == INF for i in self.instances))
 
+    def fits(self, prompt_tokens: int, output_tokens: int) -> bool:
+        """Whether a request of this size fits an empty instance's KV cache at every stage (else it is rejected)."""
+        whole = prompt_tokens + output_tokens
+        if self.mode == "aggregated":
+            return self.entry.instances[0].sched.fits_ever(whole)
+        return (self.entry.instances[0].sched.fits_ever(prompt_tokens)
+                and self.last_pool.instances[0].sched.fits_ever(whole))
+
+    # ---- cancellation ---------------------------------------------------------------
+    def cancel(self, r: Request) -> None:
+        """Cancel ``r`` (a client went away), freeing its batch slot and KV as vLLM's ``abort`` does.
+
+        A request that has not arrived, is queued, or waits for room on a decode
+        instance leaves now. One in a batch leaves at its instance's next step
+        boundary: the step in flight still emits its token (the caller drops it).
+        One whose KV is moving leaves when the transfer ends. Finished, rejected
+        or already cancelled requests are left alone.
+        """
+        st = r.state
+        if r.cancelled or st is RequestState.DONE or st is RequestState.REJECTED or st is RequestState.CANCELLED:
+            return
+        r.cancelled = True
+        now = self.env.now
+        if st is RequestState.NEW:  # its arrival is still to come: _arrive drops it
+            return
+        if st is RequestState.TRANSFERRING:
+            dec = self.pools["decode"]
+            for i, (q, src) in enumerate(dec.pending):
+                if q is r:
+                    del dec.pending[i]
+                    dec.change(now, -1, -1)
+                    self._leave_prefill_instance(r, src, now)
+                    r.state = RequestState.CANCELLED
+                    self.cancelled += 1
+                    return
+            return  # KV on the link: _transfer_done drops it
+        inst = self.instances[r.instance]
+        if inst.sched.cancel(r):
+            inst.change(now, -1, -1)
+            self.cancelled += 1
+        else:
+            inst.interrupt_run(now)  # a committed decode run ends with the step in flight
+
+    def left_cancelled(self, inst: Instance, count: int) -> None:
+        """``count`` cancelled requests left ``inst`` at a step boundary."""
+        self.cancelled += count
+        if inst.pool.role == "decode" and inst.pool.pending:
+            self._drain_pending(inst)
+
+    def _leave_prefill_instance(self, r: Request, src: Instance, now: float) -> None:
+        src.sched.release(r)
+        src.change(now, 0, -1)
+        src.wake()
+
     # ---- request flow ---------------------------------------------------------------
     def _arrive(self, r: Request, catch_up: bool = False) -> None:
         now = self.env.now
         entry = self.entry
-        if self.mode == "aggregated":
-            fits = entry.instances[0].sched.fits_ever(r.prompt_tokens + r.output_tokens)
-        else:
-            fits = entry.instances[0].sched.fits_ever(r.prompt_tokens) and self.last_pool.instances[0].sched.fits_ever(
-                r.prompt_tokens + r.output_tokens)
-        if not fits:
-            r.where = 6  # rejected
+        if r.cancelled:  # cancelled before it arrived
+            r.state = RequestState.CANCELLED
+            self.cancelled += 1
+            return
+        if not self.fits(r.prompt_tokens, r.output_tokens):
+            r.state = RequestState.REJECTED
             self.rejected += 1
             if self.on_finish is not None:
                 self.on_finish(r, now)
@@ -281,6 +335,7 @@ class FleetSim:
         if catch_up and inst.pending_end <= now:
             inst.catch_up(now)
         inst.interrupt_run(now)
+        r.instance = inst.index
         inst.sched.enqueue(r)
         inst.change(now, 1, 1)
         if not inst.busy:
@@ -321,12 +376,17 @@ class FleetSim:
         assert cb is not None and out.members is not None
         sched = inst.sched
         for r in out.members:
-            if r.where in (3, 5):
+            if r.state is RequestState.DECODING or r.state is RequestState.DONE:
                 cb(r, now, sched.tokens_of(r))
 
     def _handoff(self, r: Request, src: Instance) -> None:
         dec = self.pools["decode"]
         now = self.env.now
+        if r.cancelled:  # cancelled during its prefill: its KV goes nowhere
+            self._leave_prefill_instance(r, src, now)
+            r.state = RequestState.CANCELLED
+            self.cancelled += 1
+            return
         dec.change(now, 1, 1)
         target = dec.pick(dec.instances, r)
         code = target.sched.try_reserve_remote(r)
@@ -372,15 +432,20 @@ class FleetSim:
             send = max(nbytes / self.num_layers, nbytes - during)
         r.kv_start_s = self.env.now
         r.decode_instance = dst.index
-        r.where = 4
+        r.state = RequestState.TRANSFERRING
         link.start(r.rid, send, self._transfer_done, (r, src, dst))
 
     def _transfer_done(self, item: tuple[Request, Instance, Instance]) -> None:
         r, src, dst = item
         now = self.env.now
         r.kv_end_s = now
-        src.sched.release(r)
-        src.change(now, 0, -1)
-        src.wake()
+        self._leave_prefill_instance(r, src, now)
+        if r.cancelled:  # cancelled while its KV moved: free the room reserved for it
+            dst.sched.drop_reserved(r)
+            dst.change(now, 0, -1)
+            self.cancelled += 1
+            self.left_cancelled(dst, 0)
+            return
+        r.instance = dst.index
         dst.sched.arrived_remote(r)
         dst.wake()

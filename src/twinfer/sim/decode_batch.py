@@ -16,7 +16,9 @@ import heapq
 from bisect import bisect_left
 
 from twinfer.sim.batching import StepResult, tbt_bin
-from twinfer.sim.request import Request
+from twinfer.sim.request import Request, RequestState
+
+DECODING, DONE = RequestState.DECODING, RequestState.DONE
 
 
 class DecodeBatch:
@@ -42,7 +44,7 @@ class DecodeBatch:
         self.tbt_hist: dict[int, int] = {}  # bin -> token gaps
 
     def _join(self, r: Request) -> None:
-        r.where = 3
+        r.state = DECODING
         r.join_step = self.dstep
         r.gen_at_join = r.generated
         self.decoding[r.rid] = r
@@ -140,7 +142,7 @@ class DecodeBatch:
             self._leave(r)
             r.last_token_s = t_end
             r.finish_s = t_end
-            r.where = 5
+            r.state = DONE
             if res is None:
                 res = StepResult()
             res.finished.append(r)
@@ -151,4 +153,4 @@ class DecodeBatch:
 
     def tokens_of(self, r: Request) -> int:
         """Output tokens ``r`` has emitted so far (resolves the lazy decode count)."""
-        return self._generated_now(r) if r.where == 3 else r.generated
+        return self._generated_now(r) if r.state is DECODING else r.generated

@@ -90,6 +90,8 @@ class Instance:
         sched = self.sched
         fleet = self.fleet
         while True:
+            if sched.cancels:  # a step boundary: cancelled requests leave before the next step
+                self._drop_cancelled(now)
             if fleet.horizon > now:
                 closed_form = self._affine is not None and self.timeline is None
                 k = sched.join_and_run_steps() if closed_form else sched.steady_decode_steps()
@@ -306,6 +308,12 @@ class Instance:
                 self.step_start = start
                 self._finish_members(last)
         return now
+
+    def _drop_cancelled(self, now: float) -> None:
+        dropped = self.sched.drop_cancelled()
+        if dropped:
+            self.change(now, 0, -len(dropped))
+            self.fleet.left_cancelled(self, len(dropped))
 
     def _finish_members(self, t_end: float) -> None:
         """After plain decode steps ending at ``t_end``: report the members that finished with the last one."""

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from twinfer.sim.cluster import FleetSim
+from twinfer.sim.request import RequestState
 from twinfer.sim.results import FleetResult, PoolStats
 from twinfer.sim.scheduler import TBT_BIN_BASE, TBT_BIN_LOG_STEP
 
@@ -49,9 +50,10 @@ def request_columns(sim: FleetSim, slo_ttft_s: float, slo_tpot_s: float) -> dict
         "prompt_tokens": col("prompt_tokens", np.int64),
         "output_tokens": col("output_tokens", np.int64),
     }
-    where = col("where", np.int8)
-    cols["status"] = np.where(where == 6, 1, np.where(where == 5, 0, 2)).astype(np.int8)
-    cols["reject_reason"] = (where == 6).astype(np.int8)
+    state = col("state", np.int8)
+    rejected = state == RequestState.REJECTED
+    cols["status"] = np.where(rejected, 1, np.where(state == RequestState.DONE, 0, 2)).astype(np.int8)
+    cols["reject_reason"] = rejected.astype(np.int8)
     cols["prefill_instance"] = col("prefill_instance", np.int32)
     cols["decode_instance"] = col("decode_instance", np.int32)
     for name, attr in (("prefill_start_s", "prefill_start_s"), ("prefill_end_s", "prefill_end_s"),

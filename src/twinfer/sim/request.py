@@ -8,7 +8,22 @@ differently only by scheduling policy.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 NAN = float("nan")
+
+
+class RequestState(IntEnum):
+    """Where a request is in its life (an int, so result columns store it as one byte)."""
+
+    NEW = 0  # created, not yet arrived at the fleet
+    WAITING = 1  # queued at an instance for (re)prefill
+    PREFILLING = 2  # admitted: prompt partly computed, or computed and about to join the decode batch
+    DECODING = 3  # a member of an instance's decode batch
+    TRANSFERRING = 4  # prefill done, KV waiting for room on, or moving to, a decode instance
+    DONE = 5  # emitted its last token
+    REJECTED = 6  # never fits one instance's KV cache
+    CANCELLED = 7  # cancelled by its client (FleetSim.cancel) before its last token
 
 
 class Request:
@@ -19,8 +34,8 @@ class Request:
         "computed", "generated", "recompute_tokens",
         "prefill_start_s", "prefill_end_s", "first_token_s", "kv_start_s", "kv_end_s",
         "decode_start_s", "finish_s", "last_token_s", "max_tbt_s",
-        "preemptions", "prefill_instance", "decode_instance",
-        "blocks", "blocks_in", "join_step", "gen_at_join", "epoch", "where", "user",
+        "preemptions", "prefill_instance", "decode_instance", "instance",
+        "blocks", "blocks_in", "join_step", "gen_at_join", "epoch", "state", "cancelled", "user",
     )
 
     def __init__(self, rid: int, arrival_s: float, prompt_tokens: int, output_tokens: int) -> None:
@@ -43,12 +58,14 @@ class Request:
         self.preemptions = 0
         self.prefill_instance = -1
         self.decode_instance = -1
+        self.instance = -1  # the instance whose scheduler holds it now (-1: none yet)
         self.blocks = 0  # KV blocks held on the current instance
         self.blocks_in = 0  # KV blocks reserved on the decode instance while the transfer runs
         self.join_step = 0  # decode-step counter of the instance when the request joined its batch
         self.gen_at_join = 0  # tokens generated when it joined
         self.epoch = 0  # bumps on every leave, to invalidate stale heap entries
-        self.where = 0  # 0 new, 1 waiting, 2 prefilling, 3 decoding, 4 in transfer, 5 done
+        self.state = RequestState.NEW
+        self.cancelled = False  # FleetSim.cancel asked it to leave at its instance's next step boundary
         self.user: object = None  # free slot for the emulation server (e.g. a client handle)
 
     @property

@@ -42,7 +42,7 @@ REQUEST_COLUMNS: dict[str, str] = {
     "arrival_s": "float64: arrival time",
     "prompt_tokens": "int64: prompt length",
     "output_tokens": "int64: output tokens wanted (and produced, when completed)",
-    "status": "int8: 0 completed, 1 rejected (see reject_reason)",
+    "status": "int8: 0 completed, 1 rejected (see reject_reason), 2 cancelled (FleetSim.cancel)",
     "reject_reason": "int8: 0 none, 1 prompt+output never fits the KV cache of one instance",
     "prefill_instance": "int32: global instance index that ran the (first) prefill, -1 none",
     "decode_instance": "int32: global instance index that ran the decode, -1 none",

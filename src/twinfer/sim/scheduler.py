@@ -44,7 +44,10 @@ from twinfer.sim.batching import (  # noqa: F401  (re-exported: twinfer.sim.sche
     StepResult,
 )
 from twinfer.sim.decode_batch import DecodeBatch
-from twinfer.sim.request import Request
+from twinfer.sim.request import Request, RequestState
+
+WAITING, PREFILLING, DECODING = RequestState.WAITING, RequestState.PREFILLING, RequestState.DECODING
+TRANSFERRING, DONE, CANCELLED = RequestState.TRANSFERRING, RequestState.DONE, RequestState.CANCELLED
 
 
 class Scheduler(DecodeBatch):
@@ -70,6 +73,7 @@ class Scheduler(DecodeBatch):
         self.ready: list[Request] = []  # KV arrived (decode role) or prefill done: join next step
         self.reserved_remote = 0  # requests holding KV here while their transfer runs
         self.outstanding = 0  # tokens of work left: prompt tokens to prefill + outputs to generate
+        self.cancels: list[Request] = []  # cancelled while in a step: they leave at the next step boundary
         super().__init__()
 
     # ---- capacity ---------------------------------------------------------
@@ -92,7 +96,7 @@ class Scheduler(DecodeBatch):
     # ---- entry points -----------------------------------------------------
     def enqueue(self, r: Request) -> None:
         """A request that needs prefill here (new, or preempted)."""
-        r.where = 1
+        r.state = WAITING
         self.waiting.append(r)
         self.outstanding += r.prefill_target - r.computed + r.output_tokens - r.generated
 
@@ -122,6 +126,64 @@ class Scheduler(DecodeBatch):
         self.free_blocks += r.blocks
         r.blocks = 0
 
+    def cancel(self, r: Request) -> bool:
+        """Take ``r`` off this instance, freeing its slot and KV (vLLM's ``abort``).
+
+        A request still queued leaves now (returns True). One that is prefilling,
+        ready to join or decoding may be in the step in flight, whose end still
+        applies to it: it leaves at the next step boundary (:meth:`drop_cancelled`;
+        returns False).
+        """
+        if r.state is WAITING:
+            self.waiting.remove(r)
+            self.outstanding -= r.prefill_target - r.computed + r.output_tokens - r.generated
+            self.free_blocks += r.blocks
+            r.blocks = 0
+            r.state = CANCELLED
+            return True
+        self.cancels.append(r)
+        return False
+
+    def drop_cancelled(self) -> list[Request]:
+        """At a step boundary: the requests cancelled since the last one leave; those that left.
+
+        A request that finished or was handed off meanwhile is not dropped here.
+        """
+        dropped = []
+        for r in self.cancels:
+            if r.state is DECODING:
+                self.ctx_sum -= r.prompt_tokens + self._generated_now(r)
+                self._leave(r)  # resolves r.generated, frees its blocks
+                if r in self._fresh:
+                    self._fresh.remove(r)
+                self.outstanding -= r.output_tokens - r.generated
+            elif r.state is PREFILLING:
+                if r in self.prefilling:
+                    self.prefilling.remove(r)
+                    self.outstanding -= r.prefill_target - r.computed
+                else:
+                    self.ready.remove(r)
+                self.outstanding -= r.output_tokens - r.generated
+                self.free_blocks += r.blocks
+                r.blocks = 0
+            else:
+                continue
+            r.state = CANCELLED
+            dropped.append(r)
+        self.cancels.clear()
+        if not self.decoding:
+            self._gap_k.clear()
+            self._gap_v.clear()
+        return dropped
+
+    def drop_reserved(self, r: Request) -> None:
+        """Free the slot and KV reserved for ``r``, whose transfer ended after it was cancelled."""
+        self.reserved_remote -= 1
+        self.free_blocks += r.blocks_in
+        r.blocks_in = 0
+        self.outstanding -= r.output_tokens - r.generated
+        r.state = CANCELLED
+
     def has_work(self) -> bool:
         """Whether a step could be scheduled now (possibly blocked)."""
         return bool(self.decoding or self.prefilling or self.ready or self.waiting)
@@ -142,7 +204,7 @@ class Scheduler(DecodeBatch):
         r.recompute_tokens = r.prompt_tokens + r.generated
         self.waiting.appendleft(r)
         self.outstanding += r.recompute_tokens + r.output_tokens - r.generated
-        r.where = 1
+        r.state = WAITING
         out.preempted += 1
         if r in self._fresh:
             self._fresh.remove(r)
@@ -257,7 +319,7 @@ class Scheduler(DecodeBatch):
         self.waiting.popleft()
         self.free_blocks -= cost
         r.blocks += cost
-        r.where = 2
+        r.state = PREFILLING
         self.prefilling.append(r)
         out.chunks.append((r, n))
         out.admitted += 1
@@ -328,12 +390,12 @@ class Scheduler(DecodeBatch):
             r.last_token_s = t_end
             if r.generated >= r.output_tokens:
                 r.finish_s = t_end
-                r.where = 5
+                r.state = DONE
                 self.free_blocks += r.blocks
                 r.blocks = 0
                 res.finished.append(r)
             elif self.role == "prefill" and not resumed:
-                r.where = 4
+                r.state = TRANSFERRING
                 self.outstanding -= r.output_tokens - r.generated
                 res.handoff.append(r)
             else:
