@@ -7,10 +7,15 @@ import pytest
 from sim_factories import AffineCost, FixedCost, make_fleet, make_requests
 
 from twinfer.sim.metrics import PoolPricing, fleet_result
+from twinfer.sim.router import ROUTERS
+from twinfer.sim.scheduler import BATCHING_POLICIES, KV_POLICIES
+
+#: every registered batching policy under each KV policy
+EVERY_POLICY = [(p, kv) for p in sorted(BATCHING_POLICIES) for kv in KV_POLICIES]
 
 
-@pytest.mark.parametrize("router", ["round_robin", "least_outstanding", "least_kv"])
-@pytest.mark.parametrize("policy,kv_policy", [("chunked", "reserve"), ("continuous", "preempt"), ("static", "reserve")])
+@pytest.mark.parametrize("router", sorted(ROUTERS))
+@pytest.mark.parametrize("policy,kv_policy", EVERY_POLICY)
 def test_fast_paths_match_plain_event_loop(router, policy, kv_policy):
     results = []
     for fast in (True, False):
@@ -69,9 +74,8 @@ def _assert_close(a, b, atol_s):
 RAMP = AffineCost(fixed_s=0.004, per_token_s=2e-5, per_ctx_s=2e-7, floor_s=0.0085, kv_tokens=12000)
 
 
-@pytest.mark.parametrize("router", ["round_robin", "least_outstanding", "least_kv"])
-@pytest.mark.parametrize("policy,kv_policy", [("chunked", "reserve"), ("chunked", "preempt"), ("continuous", "reserve"),
-                                              ("continuous", "preempt"), ("static", "reserve"), ("static", "preempt")])
+@pytest.mark.parametrize("router", sorted(ROUTERS))
+@pytest.mark.parametrize("policy,kv_policy", EVERY_POLICY)
 def test_closed_form_decode_runs_match_plain_event_loop(router, policy, kv_policy):
     # A step-cost backend with a decode ramp (flat at first, then growing with the context,
     # like a roofline max) takes the closed-form path; its sums differ from stepping one
@@ -80,7 +84,7 @@ def test_closed_form_decode_runs_match_plain_event_loop(router, policy, kv_polic
     _assert_close(a, b, atol_s=1e-9)
 
 
-@pytest.mark.parametrize("policy", ["chunked", "continuous", "static"])
+@pytest.mark.parametrize("policy", sorted(BATCHING_POLICIES))
 def test_closed_form_runs_under_preemption_and_steep_ramps(policy):
     # Tight KV makes the preempt policy evict members mid-run; a steep ramp (no floor)
     # makes runs cross many 1 % TBT bins; every third arrival shares its time with two others.
@@ -99,8 +103,8 @@ def test_dyadic_times_make_the_two_paths_bit_identical():
     rng = np.random.default_rng(7)
     t = np.sort(rng.integers(0, 200, 150)) / 8.0
     p, o = rng.integers(1, 64, 150), rng.integers(1, 200, 150)
-    for router in ("round_robin", "least_outstanding", "least_kv"):
-        for policy, kv_policy in (("chunked", "reserve"), ("continuous", "preempt"), ("static", "reserve")):
+    for router in sorted(ROUTERS):
+        for policy, kv_policy in EVERY_POLICY:
             cost = AffineCost(fixed_s=0.0625, per_seq_s=2**-10, per_ctx_s=2**-16, kv_tokens=3000)
             a, b, _ = _run_both(cost, arrivals=(t, p, o), count=3, router=router, policy=policy,
                                 kv_policy=kv_policy, max_batch_seqs=4, token_budget=64, sample_interval_s=0.125)

@@ -1,22 +1,25 @@
-"""Batching vocabulary shared by the scheduler, instances and the emulation server.
+"""Batching vocabulary shared by the scheduler, instances and the emulation server, and the batching policies.
 
-``BatchingConfig`` is a pool's batching policy; ``SchedulerOutput`` is one
+``BatchingConfig`` is a pool's batching settings; ``SchedulerOutput`` is one
 scheduled step and ``StepResult`` what its end changed (vLLM v1's
 ``SchedulerOutput`` / ``update_from_output`` contract, as plain classes).
+``BATCHING_POLICIES`` maps a policy name to how it fills a step from the
+scheduler's queues: adding a policy is one entry here (and its test).
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from twinfer.errors import ConfigError
 from twinfer.models.step import StepShape
 from twinfer.sim.request import Request
 
-POLICIES = ("continuous", "chunked", "static")
 KV_POLICIES = ("reserve", "preempt")
-ROLES = ("mixed", "prefill", "decode")
 
 #: Blocked reasons reported in SchedulerOutput.blocked.
 BLOCKED_NONE, BLOCKED_KV, BLOCKED_BATCH = 0, 1, 2
@@ -57,8 +60,9 @@ class BatchingConfig:
 
     def check(self, where: str) -> None:
         """Raise ConfigError naming ``where`` when a field is out of range."""
-        if self.policy not in POLICIES:
-            raise ConfigError(f"{where}: unknown batching policy {self.policy!r}; choose one of {', '.join(POLICIES)}")
+        if self.policy not in BATCHING_POLICIES:
+            raise ConfigError(f"{where}: unknown batching policy {self.policy!r}; "
+                              f"choose one of {', '.join(BATCHING_POLICIES)}")
         if self.kv_policy not in KV_POLICIES:
             raise ConfigError(f"{where}: unknown kv_policy {self.kv_policy!r}; choose one of {', '.join(KV_POLICIES)}")
         if self.token_budget < 1 or self.block_tokens < 1:
@@ -98,3 +102,75 @@ class StepResult:
         self.finished: list[Request] = []  # emitted their last token
         self.handoff: list[Request] = []  # prefill role: ready for KV transfer
         self.resumed: list[Request] = []  # recomputed after preemption: emitted a token
+
+
+class PolicyQueues(Protocol):
+    """What a batching policy sees of a scheduler (:class:`twinfer.sim.scheduler.Scheduler`)."""
+
+    waiting: deque[Request]  # need (re)prefill, FCFS
+    prefilling: list[Request]  # admitted, prompt partly computed
+    decoding: dict[int, Request]  # the decode batch
+    budget: int  # BatchingConfig.token_budget
+    max_seqs: int  # sequences one step may hold
+    reserved_remote: int  # slots held for requests whose KV is on its way
+
+    def decode_all(self, out: SchedulerOutput) -> None:
+        """Put every decode member in the step (allocating KV blocks, preempting if it must)."""
+
+    def admit_head(self, out: SchedulerOutput, n: int) -> bool:
+        """Admit the queue's head with a first chunk of ``n`` tokens; False (KV-blocked) if its KV does not fit."""
+        ...
+
+    def admit_whole(self, out: SchedulerOutput, seats: int) -> None:
+        """Admit whole prompts from the queue's head, within the token budget and ``seats`` free slots."""
+
+
+@dataclass(frozen=True)
+class BatchingPolicy:
+    """A batching policy: how it fills one step from the scheduler's queues (``fill(queues, out)``)."""
+
+    fill: Callable[[PolicyQueues, SchedulerOutput], None]
+    summary: str  # one line for error messages and docs
+
+
+def _fill_chunked(q: PolicyQueues, out: SchedulerOutput) -> None:
+    q.decode_all(out)
+    budget = q.budget - out.n_decode
+    for r in q.prefilling:
+        if budget <= 0:
+            break
+        n = min(r.prefill_target - r.computed, budget)
+        out.chunks.append((r, n))
+        budget -= n
+    seats = q.max_seqs - len(q.decoding) - len(q.prefilling) - q.reserved_remote
+    while q.waiting and budget > 0:
+        if seats <= 0:
+            out.blocked = BLOCKED_BATCH
+            break
+        n = min(q.waiting[0].prefill_target, budget)
+        if not q.admit_head(out, n):
+            break
+        budget -= n
+        seats -= 1
+
+
+def _fill_continuous(q: PolicyQueues, out: SchedulerOutput) -> None:
+    q.admit_whole(out, q.max_seqs - len(q.decoding) - q.reserved_remote)
+    if not out.chunks:
+        q.decode_all(out)
+
+
+def _fill_static(q: PolicyQueues, out: SchedulerOutput) -> None:
+    if not q.decoding and not q.prefilling:
+        q.admit_whole(out, q.max_seqs - q.reserved_remote)
+    if not out.chunks:
+        q.decode_all(out)
+
+
+BATCHING_POLICIES: dict[str, BatchingPolicy] = {
+    "continuous": BatchingPolicy(_fill_continuous, "vLLM v0 / Orca: whole prompts first; a step with new prompts "
+                                 "holds no decodes; up to token_budget prompt tokens per step"),
+    "chunked": BatchingPolicy(_fill_chunked, "Sarathi-Serve / vLLM v1: every decode, then prompt chunks up to "
+                              "token_budget tokens in all (a decode counts one)"),
+    "static": BatchingPolicy(_fill_static, "a batch is admitted only when the previous one has fully finished"),
+}

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from twinfer.errors import ConfigError
 from twinfer.sim.env import PRIO_ARRIVAL, PRIO_SAMPLE, PRIO_START, PRIO_STEP_END, Environment
 from twinfer.sim.instance import Instance
+from twinfer.sim.kinds import FLEET_LAYOUTS, INSTANCE_KINDS
 from twinfer.sim.link import KvLink
 from twinfer.sim.pool import LinkSetup, Pool, PoolSetup
 from twinfer.sim.request import Request, RequestState
@@ -44,15 +45,14 @@ class FleetSim:
         sample_interval_s: float | None = None,
         track_tokens: bool = False,
     ) -> None:
-        roles = [p.role for p in pools]
-        if roles == ["mixed"]:
-            self.mode = "aggregated"
-        elif sorted(roles) == ["decode", "prefill"]:
-            self.mode = "disaggregated"
-            if link is None:
-                raise ConfigError("a disaggregated fleet needs a KV link (kv_link)")
-        else:
-            raise ConfigError(f"pools must be [mixed] or [prefill, decode], got {roles}")
+        roles = tuple(sorted(p.role for p in pools))
+        layout = FLEET_LAYOUTS.get(roles)
+        if layout is None:
+            options = " or ".join(v.pools_text for v in FLEET_LAYOUTS.values())
+            raise ConfigError(f"pools must be {options}, got {list(roles)}")
+        self.mode = layout.mode
+        if any(INSTANCE_KINDS[r].hands_off for r in roles) and link is None:
+            raise ConfigError(f"a {layout.mode} fleet needs a KV link (kv_link)")
         self.env = Environment()
         self.kv_bytes_per_token = float(kv_bytes_per_token)
         self.num_layers = int(num_layers)
@@ -69,14 +69,14 @@ class FleetSim:
             pool = Pool(setup.role, setup)
             for j in range(setup.count):
                 sched = Scheduler(setup.role, setup.batching, pool.kv_tokens, pool.max_seqs, track_tokens)
-                inst = Instance(self.env, len(self.instances), j, pool, setup.cost, sched, self, self.timeline)
+                inst = Instance(self.env, len(self.instances), j, setup.role, setup.cost, sched, self, self.timeline)
                 pool.instances.append(inst)
                 self.instances.append(inst)
             self.pools[setup.role] = pool
-        self.entry = self.pools["mixed"] if self.mode == "aggregated" else self.pools["prefill"]
-        self.last_pool = self.pools["mixed"] if self.mode == "aggregated" else self.pools["decode"]
+        self.entry = self.pools[layout.entry]
+        self.last_pool = self.pools[layout.last]
         self.links: list[KvLink] = []
-        if self.mode == "disaggregated":
+        if self.entry is not self.last_pool:
             assert link is not None
             self.links = [KvLink(self.env, i, link.bw_bytes_per_s, link.latency_s, self.timeline)
                           for i in range(len(self.entry.instances))]
@@ -266,7 +266,7 @@ class FleetSim:
     def fits(self, prompt_tokens: int, output_tokens: int) -> bool:
         """Whether a request of this size fits an empty instance's KV cache at every stage (else it is rejected)."""
         whole = prompt_tokens + output_tokens
-        if self.mode == "aggregated":
+        if self.entry is self.last_pool:
             return self.entry.instances[0].sched.fits_ever(whole)
         return (self.entry.instances[0].sched.fits_ever(prompt_tokens)
                 and self.last_pool.instances[0].sched.fits_ever(whole))
@@ -309,7 +309,7 @@ class FleetSim:
     def left_cancelled(self, inst: Instance, count: int) -> None:
         """``count`` cancelled requests left ``inst`` at a step boundary."""
         self.cancelled += count
-        if inst.pool.role == "decode" and inst.pool.pending:
+        if inst.role == "decode" and self.pools["decode"].pending:
             self._drain_pending(inst)
 
     def _leave_prefill_instance(self, r: Request, src: Instance, now: float) -> None:
@@ -331,7 +331,7 @@ class FleetSim:
             if self.on_finish is not None:
                 self.on_finish(r, now)
             return
-        inst = entry.pick(entry.instances, r)
+        inst = entry.instances[entry.pick(entry.load, r)]
         if catch_up and inst.pending_end <= now:
             inst.catch_up(now)
         inst.interrupt_run(now)
@@ -356,7 +356,7 @@ class FleetSim:
             for r in res.first:
                 self.on_first_token(r, now)
         if res.finished:
-            pool = inst.pool
+            pool = self.pools[inst.role]
             for r in res.finished:
                 self.completed += 1
                 if self.on_finish is not None:
@@ -388,7 +388,8 @@ class FleetSim:
             self.cancelled += 1
             return
         dec.change(now, 1, 1)
-        target = dec.pick(dec.instances, r)
+        target: Instance | None = dec.instances[dec.pick(dec.load, r)]
+        assert target is not None
         code = target.sched.try_reserve_remote(r)
         if code != BLOCKED_NONE:
             target = None

@@ -16,35 +16,49 @@ cut when a request is routed to the instance.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from twinfer.models.step import StepShape
 from twinfer.perf.base import StepCostModel
 from twinfer.sim.batching import tbt_bin, tbt_bin_interior
 from twinfer.sim.decode_run import DecodeRun, add_ramp_to_hist
 from twinfer.sim.env import PRIO_STEP_END, Environment
-from twinfer.sim.scheduler import BLOCKED_BATCH, BLOCKED_KV, Scheduler, SchedulerOutput
+from twinfer.sim.request import Request
+from twinfer.sim.scheduler import BLOCKED_BATCH, BLOCKED_KV, Scheduler, SchedulerOutput, StepResult
 
-if TYPE_CHECKING:
-    from twinfer.sim.cluster import FleetSim
-    from twinfer.sim.pool import Pool
+
+class Fleet(Protocol):
+    """What an instance needs from its fleet (:class:`twinfer.sim.cluster.FleetSim`)."""
+
+    horizon: float  # lazy runs: steps ending by this time may run inline
+    lazy: bool  # lazy runs: a step in flight waits in Instance.pending_end, not on the heap
+    on_token: Callable[[Request, float, int], None] | None  # the per-token callback
+
+    def step_result(self, inst: Instance, res: StepResult, now: float) -> None:
+        """Apply what a step of ``inst`` ended at ``now`` produced."""
+
+    def emit_tokens(self, inst: Instance, out: SchedulerOutput, now: float) -> None:
+        """Per-token callbacks for the decode members of a finished step."""
+
+    def left_cancelled(self, inst: Instance, count: int) -> None:
+        """``count`` cancelled requests left ``inst`` at a step boundary."""
 
 
 class Instance:
     """One instance (a TP x PP GPU group or an LPU system) of a pool."""
 
-    __slots__ = ("env", "index", "local_index", "pool", "cost", "sched", "fleet", "busy", "step_start",
+    __slots__ = ("env", "index", "local_index", "role", "cost", "sched", "fleet", "busy", "step_start",
                  "busy_s", "steps", "seqs_sum", "kv_blocked_s", "batch_full_s", "timeline", "_step_time",
                  "waiting", "held", "_last", "queue_area", "in_system_area", "_pending", "pending_end", "_pending_fast",
                  "_affine", "_run")
 
-    def __init__(self, env: Environment, index: int, local_index: int, pool: Pool, cost: StepCostModel,
-                 sched: Scheduler, fleet: FleetSim, timeline: list | None = None) -> None:
+    def __init__(self, env: Environment, index: int, local_index: int, role: str, cost: StepCostModel,
+                 sched: Scheduler, fleet: Fleet, timeline: list | None = None) -> None:
         self.env = env
         self.index = index  # global index in the fleet
         self.local_index = local_index  # index within its pool
-        self.pool = pool
+        self.role = role  # its pool's role
         self.cost = cost
         self._step_time = cost.step_time_s
         self.sched = sched
@@ -161,7 +175,10 @@ class Instance:
 
     def outstanding_now(self) -> int:
         """Tokens of work left at the fleet's current time (counts a committed run's steps ended by now)."""
-        return _outstanding_of(self)
+        run = self._run
+        if run is None:
+            return self.sched.outstanding
+        return self.sched.outstanding - run.n * (run.steps_by(self.env.now) - run.done)
 
     def interrupt_run(self, now: float) -> None:
         """Cut the committed run after the step in flight at ``now``, before a request is queued here.
@@ -370,36 +387,52 @@ class Instance:
             fleet.step_result(self, res, now)
 
 
-def least_outstanding_of(instances: Sequence[Instance]) -> Instance:
-    """The instance with the fewest tokens of work left now (:meth:`Instance.outstanding_now`); ties to the first.
+class InstanceLoads:
+    """A pool's load at the fleet's current time, read-only: the :class:`twinfer.sim.router.PoolLoad` routers read.
 
-    The least-outstanding router's hot path. A committed run's exact progress
-    needs ``steps_by``; a floor needs one division (steps never shorten in a
-    run, so at most ``x / dt0`` of them ended ``x`` seconds in). Floors first,
-    then exact figures only where a floor could still win.
+    Resolves committed decode runs (the steps ended by now count as done), so
+    a router never sees an instance's stale counters.
     """
-    floors = []
-    for inst in instances:
-        run = inst._run
-        v = inst.sched.outstanding
-        if run is not None:
-            most = int((inst.env.now - run.t0_s) / run.dt0_s) + 1  # one more than x / dt0 covers rounding
-            v -= run.n * ((most if most < run.steps else run.steps) - run.done)
-        floors.append(v)
-    best_i = floors.index(min(floors))
-    best_v = _outstanding_of(instances[best_i])
-    first = best_i
-    for i, floor in enumerate(floors):
-        if i != first and (floor < best_v or (floor == best_v and i < best_i)):
-            v = _outstanding_of(instances[i])
-            if v < best_v or (v == best_v and i < best_i):
-                best_i, best_v = i, v
-    return instances[best_i]
 
+    __slots__ = ("_insts",)
 
-def _outstanding_of(inst: Instance) -> int:
-    """See :meth:`Instance.outstanding_now` (a function, so the router's hot path calls it directly)."""
-    run = inst._run
-    if run is None:
-        return inst.sched.outstanding
-    return inst.sched.outstanding - run.n * (run.steps_by(inst.env.now) - run.done)
+    def __init__(self, instances: Sequence[Instance]) -> None:
+        self._insts = instances  # the pool's list (instances are appended while the fleet is built)
+
+    def __len__(self) -> int:
+        return len(self._insts)
+
+    def outstanding_tokens(self, i: int) -> int:
+        """Tokens of work left on instance ``i`` now."""
+        return self._insts[i].outstanding_now()
+
+    def kv_used_frac(self, i: int) -> float:
+        """Fraction of instance ``i``'s KV blocks in use."""
+        return self._insts[i].sched.kv_used_frac()
+
+    def least_outstanding(self) -> int:
+        """The index of the instance with the fewest tokens of work left now; ties to the first.
+
+        The least-outstanding router's hot path. A committed run's exact progress
+        needs ``steps_by``; a floor needs one division (steps never shorten in a
+        run, so at most ``x / dt0`` of them ended ``x`` seconds in). Floors first,
+        then exact figures only where a floor could still win.
+        """
+        instances = self._insts
+        floors = []
+        for inst in instances:
+            run = inst._run
+            v = inst.sched.outstanding
+            if run is not None:
+                most = int((inst.env.now - run.t0_s) / run.dt0_s) + 1  # one more than x / dt0 covers rounding
+                v -= run.n * ((most if most < run.steps else run.steps) - run.done)
+            floors.append(v)
+        best_i = floors.index(min(floors))
+        best_v = instances[best_i].outstanding_now()
+        first = best_i
+        for i, floor in enumerate(floors):
+            if i != first and (floor < best_v or (floor == best_v and i < best_i)):
+                v = instances[i].outstanding_now()
+                if v < best_v or (v == best_v and i < best_i):
+                    best_i, best_v = i, v
+        return best_i

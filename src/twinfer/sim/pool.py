@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from twinfer.perf.base import StepCostModel
+from twinfer.sim.instance import Instance, InstanceLoads
 from twinfer.sim.request import Request
 from twinfer.sim.router import make_router
 from twinfer.sim.scheduler import BLOCKED_KV, BatchingConfig
-
-if TYPE_CHECKING:
-    from twinfer.sim.instance import Instance
 
 
 @dataclass(frozen=True)
@@ -36,9 +33,9 @@ class LinkSetup:
 
 
 class Pool:
-    """Instances of one role, their router, queue counters and the decode pool's pending queue."""
+    """Instances of one role, their load view and router, queue counters and the decode pool's pending queue."""
 
-    __slots__ = ("role", "setup", "instances", "pick", "waiting", "held", "_last", "queue_area",
+    __slots__ = ("role", "setup", "instances", "load", "pick", "waiting", "held", "_last", "queue_area",
                  "in_system_area", "pending", "series_t", "series_waiting", "series_running", "max_seqs",
                  "kv_tokens", "wait_kv_s", "wait_batch_s", "last_block")
 
@@ -46,6 +43,7 @@ class Pool:
         self.role = role
         self.setup = setup
         self.instances: list[Instance] = []
+        self.load = InstanceLoads(self.instances)  # what its router reads
         self.pick = make_router(setup.router, f"{role} pool")
         self.waiting = 0  # requests queued at the pool (not admitted to a batch)
         self.held = 0  # requests the pool holds (waiting + running + KV in flight)

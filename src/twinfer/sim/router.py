@@ -1,40 +1,62 @@
 """Routing policies: which instance of a pool gets a request.
 
-``ROUTERS`` maps a policy name to a factory returning ``pick(instances, request)``;
-adding a policy is adding one function to the dict. Ties go to the lowest
-instance index, so runs are deterministic.
+``ROUTERS`` maps a policy name to a factory returning ``pick(load, request) ->
+index``; adding a policy is adding one function to the dict (and its test).
+A router reads only the pool's :class:`PoolLoad`, a read-only view of every
+instance's load at the fleet's current time (committed decode runs resolved),
+never an instance's internals. Ties go to the lowest instance index, so runs
+are deterministic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from operator import methodcaller
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from twinfer.errors import UnknownNameError
-from twinfer.sim.instance import least_outstanding_of
 
-Pick = Callable[[Sequence[Any], Any], Any]
+
+class PoolLoad(Protocol):
+    """What a router may read: each instance's load now (index ``i`` is the pool's ``i``-th instance)."""
+
+    def __len__(self) -> int:
+        """Instances in the pool."""
+        ...
+
+    def outstanding_tokens(self, i: int) -> int:
+        """Tokens of work left on instance ``i``: prompt tokens to prefill + output tokens to generate."""
+        ...
+
+    def kv_used_frac(self, i: int) -> float:
+        """Fraction of instance ``i``'s KV blocks in use."""
+        ...
+
+    def least_outstanding(self) -> int:
+        """The index of the instance with the fewest tokens of work left (ties to the lowest index)."""
+        ...
+
+
+Pick = Callable[[PoolLoad, Any], int]
 
 
 def round_robin() -> Pick:
     """Cycle through the instances in order, ignoring load."""
     state = [0]
 
-    def pick(instances: Sequence[Any], request: Any) -> Any:
-        i = state[0] % len(instances)
+    def pick(load: PoolLoad, request: Any) -> int:
+        i = state[0] % len(load)
         state[0] = i + 1
-        return instances[i]
+        return i
 
-    pick.stateless = True  # type: ignore[attr-defined]  # reads no instance state: lazy runs may skip catch-up
+    pick.stateless = True  # type: ignore[attr-defined]  # reads no load: lazy runs may skip catch-up
     return pick
 
 
 def least_outstanding() -> Pick:
     """The instance with the fewest tokens of work left (prompt tokens to prefill + outputs to generate)."""
 
-    def pick(instances: Sequence[Any], request: Any) -> Any:
-        return least_outstanding_of(instances)
+    def pick(load: PoolLoad, request: Any) -> int:
+        return load.least_outstanding()
 
     return pick
 
@@ -42,17 +64,10 @@ def least_outstanding() -> Pick:
 def least_kv() -> Pick:
     """The instance with the most free KV blocks (fraction), ties by outstanding work."""
 
-    def pick(instances: Sequence[Any], request: Any) -> Any:
-        return min(instances, key=_kv_then_work)
+    def pick(load: PoolLoad, request: Any) -> int:
+        return min(range(len(load)), key=lambda i: (load.kv_used_frac(i), load.outstanding_tokens(i)))
 
     return pick
-
-
-_outstanding = methodcaller("outstanding_now")  # the instance's tokens of work left now (a C-level call)
-
-
-def _kv_then_work(inst: Any) -> tuple[float, int]:
-    return (inst.sched.kv_used_frac(), inst.outstanding_now())
 
 
 ROUTERS: dict[str, Callable[[], Pick]] = {

@@ -52,6 +52,7 @@ from typing import Any
 
 from twinfer.errors import ConfigError
 from twinfer.models.ops import Precision
+from twinfer.sim.kinds import FLEET_LAYOUTS, INSTANCE_KINDS
 from twinfer.sim.router import ROUTERS
 from twinfer.sim.scheduler import BatchingConfig
 
@@ -203,7 +204,7 @@ class FleetConfig:
     @property
     def mode(self) -> str:
         """``aggregated`` or ``disaggregated``."""
-        return "aggregated" if "mixed" in self.pools else "disaggregated"
+        return FLEET_LAYOUTS[tuple(sorted(self.pools))].mode
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> FleetConfig:
@@ -213,11 +214,11 @@ class FleetConfig:
         if not name:
             raise ConfigError(f"{where}.name: every fleet needs a name")
         where = f"{where} ({name})"
-        pools_d = _keys(d.get("pools"), ("mixed", "prefill", "decode"), f"{where}.pools")
-        roles = sorted(pools_d)
-        if roles not in (["mixed"], ["decode", "prefill"]):
-            raise ConfigError(f"{where}.pools: give either mixed (aggregated) or prefill + decode "
-                              f"(disaggregated); got {roles}")
+        pools_d = _keys(d.get("pools"), tuple(INSTANCE_KINDS), f"{where}.pools")
+        roles = tuple(sorted(pools_d))
+        if roles not in FLEET_LAYOUTS:
+            options = " or ".join(f"{v.pools_text} ({v.mode})" for v in FLEET_LAYOUTS.values())
+            raise ConfigError(f"{where}.pools: give either {options}; got {list(roles)}")
         pools = {r: PoolConfig.from_dict(pools_d[r], f"{where}.pools.{r}") for r in pools_d}
         if "decode" in pools and pools["decode"].batching.policy == "static":
             raise ConfigError(f"{where}.pools.decode.batching.policy: static batching applies to prefill "

@@ -4,13 +4,10 @@ One class serves every pool, as in vLLM v1: a request has prompt tokens
 computed and output tokens generated; a *mixed* instance prefills then decodes,
 a *prefill* instance hands a request off after its first token, a *decode*
 instance receives requests whose KV arrived over a link (and still prefills
-when it must recompute a preempted request). Policies:
-
-* ``continuous`` -- vLLM v0 / Orca: whole prompts, prefill-priority steps (a step
-  with new prompts holds no decodes), up to ``token_budget`` prompt tokens per step.
-* ``chunked`` -- Sarathi-Serve / vLLM v1: every step carries all decodes, then
-  prompt chunks up to ``token_budget`` tokens in total (decodes count one each).
-* ``static`` -- a batch is admitted only when the previous one has fully finished.
+when it must recompute a preempted request). What a role does is its
+:data:`twinfer.sim.kinds.INSTANCE_KINDS` entry; how a step is filled is the
+pool's batching policy (:data:`twinfer.sim.batching.BATCHING_POLICIES`:
+continuous, chunked, static).
 
 KV cache is counted in blocks (vLLM's paged attention; 16 tokens by default).
 ``kv_policy="reserve"`` reserves prompt + output blocks at admission, so a
@@ -30,12 +27,11 @@ from collections import deque
 from twinfer.errors import ConfigError
 from twinfer.models.step import StepShape, causal_pairs
 from twinfer.sim.batching import (  # noqa: F401  (re-exported: twinfer.sim.scheduler.BatchingConfig is public)
+    BATCHING_POLICIES,
     BLOCKED_BATCH,
     BLOCKED_KV,
     BLOCKED_NONE,
     KV_POLICIES,
-    POLICIES,
-    ROLES,
     TBT_BIN_BASE,
     TBT_BIN_LOG_STEP,
     TBT_NUM_BINS,
@@ -44,6 +40,7 @@ from twinfer.sim.batching import (  # noqa: F401  (re-exported: twinfer.sim.sche
     StepResult,
 )
 from twinfer.sim.decode_batch import DecodeBatch
+from twinfer.sim.kinds import INSTANCE_KINDS
 from twinfer.sim.request import Request, RequestState
 
 WAITING, PREFILLING, DECODING = RequestState.WAITING, RequestState.PREFILLING, RequestState.DECODING
@@ -55,11 +52,15 @@ class Scheduler(DecodeBatch):
 
     def __init__(self, role: str, config: BatchingConfig, kv_capacity_tokens: int, max_batch_seqs: int,
                  track_tokens: bool = False) -> None:
-        if role not in ROLES:
-            raise ConfigError(f"unknown pool role {role!r}; choose one of {', '.join(ROLES)}")
+        if role not in INSTANCE_KINDS:
+            raise ConfigError(f"unknown pool role {role!r}; choose one of {', '.join(INSTANCE_KINDS)}")
+        if config.policy not in BATCHING_POLICIES:
+            raise ConfigError(f"unknown batching policy {config.policy!r}; choose one of {', '.join(BATCHING_POLICIES)}")
         self.role = role
+        self.kind = INSTANCE_KINDS[role]
         self.cfg = config
         self.policy = config.policy
+        self._fill = BATCHING_POLICIES[config.policy].fill
         self.reserve = config.kv_policy == "reserve"
         self.bt = config.block_tokens
         self.total_blocks = max(0, int(kv_capacity_tokens) // self.bt)
@@ -237,7 +238,7 @@ class Scheduler(DecodeBatch):
         stalls for KV); decode growth is allocated block by block.
         """
         if self.reserve:
-            life = r.prompt_tokens + (r.output_tokens if self.role != "prefill" else 0)
+            life = r.prompt_tokens + (r.output_tokens if self.kind.reserves_output_kv else 0)
             return self.blocks_for(life) - r.blocks
         return self.blocks_for(r.prefill_target) - r.blocks
 
@@ -248,12 +249,7 @@ class Scheduler(DecodeBatch):
         for r in self.ready:
             self._join(r)
         self.ready.clear()
-        if self.policy == "chunked":
-            self._schedule_chunked(out)
-        elif self.policy == "continuous":
-            self._schedule_continuous(out)
-        else:
-            self._schedule_static(out)
+        self._fill(self, out)
         if not out.chunks and not out.n_decode:
             return None
         pt = ps = pairs = pkv = 0
@@ -267,7 +263,8 @@ class Scheduler(DecodeBatch):
             out.members = list(self.decoding.values())
         return out
 
-    def _decode_all(self, out: SchedulerOutput) -> None:
+    def decode_all(self, out: SchedulerOutput) -> None:
+        """Put every decode member in the step (preempt policy: allocating blocks, preempting if it must)."""
         if not self.reserve and self.decoding:
             self._grow_blocks(out)
         out.n_decode = len(self.decoding)
@@ -275,27 +272,8 @@ class Scheduler(DecodeBatch):
             out.joined = self._fresh
             self._fresh = []
 
-    def _schedule_chunked(self, out: SchedulerOutput) -> None:
-        self._decode_all(out)
-        budget = self.budget - out.n_decode
-        for r in self.prefilling:
-            if budget <= 0:
-                break
-            n = min(r.prefill_target - r.computed, budget)
-            out.chunks.append((r, n))
-            budget -= n
-        seats = self.max_seqs - len(self.decoding) - len(self.prefilling) - self.reserved_remote
-        while self.waiting and budget > 0:
-            if seats <= 0:
-                out.blocked = BLOCKED_BATCH
-                break
-            n = min(self.waiting[0].prefill_target, budget)
-            if not self._admit_head(out, n):
-                break
-            budget -= n
-            seats -= 1
-
-    def _admit_whole(self, out: SchedulerOutput, seats: int) -> None:
+    def admit_whole(self, out: SchedulerOutput, seats: int) -> None:
+        """Admit whole prompts from the queue's head, within the token budget and ``seats`` free slots."""
         budget = self.budget
         while self.waiting:
             if seats <= 0:
@@ -304,12 +282,12 @@ class Scheduler(DecodeBatch):
             n = self.waiting[0].prefill_target
             if out.chunks and n > budget:
                 return
-            if not self._admit_head(out, n):
+            if not self.admit_head(out, n):
                 return
             budget -= n
             seats -= 1
 
-    def _admit_head(self, out: SchedulerOutput, n: int) -> bool:
+    def admit_head(self, out: SchedulerOutput, n: int) -> bool:
         """Admit the head of the queue with a first chunk of ``n`` tokens; False (KV-blocked) if its KV does not fit."""
         r = self.waiting[0]
         cost = self._admit_cost(r)
@@ -324,18 +302,6 @@ class Scheduler(DecodeBatch):
         out.chunks.append((r, n))
         out.admitted += 1
         return True
-
-    def _schedule_continuous(self, out: SchedulerOutput) -> None:
-        seats = self.max_seqs - len(self.decoding) - self.reserved_remote
-        self._admit_whole(out, seats)
-        if not out.chunks:
-            self._decode_all(out)
-
-    def _schedule_static(self, out: SchedulerOutput) -> None:
-        if not self.decoding and not self.prefilling:
-            self._admit_whole(out, self.max_seqs - self.reserved_remote)
-        if not out.chunks:
-            self._decode_all(out)
 
     def update(self, out: SchedulerOutput, t_end: float) -> StepResult | None:
         """Apply a finished step at time ``t_end``; None when nothing but decode progress happened."""
@@ -394,7 +360,7 @@ class Scheduler(DecodeBatch):
                 self.free_blocks += r.blocks
                 r.blocks = 0
                 res.finished.append(r)
-            elif self.role == "prefill" and not resumed:
+            elif self.kind.hands_off and not resumed:
                 r.state = TRANSFERRING
                 self.outstanding -= r.output_tokens - r.generated
                 res.handoff.append(r)
