@@ -7,7 +7,7 @@ import json
 import pytest
 
 from twinfer.plan.evaluate import evaluate, latency_percentile
-from twinfer.plan.planner import FleetCost, PruneReport
+from twinfer.plan.pruning import FleetCost, PruneReport
 from twinfer.plan.space import Candidate, PoolChoice, parse_plan
 
 

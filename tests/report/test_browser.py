@@ -20,7 +20,7 @@ from report_cdp import CHROMIUM, Chromium, distinct_colours, png_pixels
 from report_factories import write_plan, write_sim_dir
 
 from twinfer.report.html_format import resolve_pointer
-from twinfer.report.html_page import write_report
+from twinfer.report.html_report import write_report
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
                                 "(apt-get install -y chromium)")

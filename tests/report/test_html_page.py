@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from twinfer.report.html_format import resolve_pointer
-from twinfer.report.html_page import write_report
+from twinfer.report.html_report import write_report
 
 
 def _data_block(html: str) -> dict:

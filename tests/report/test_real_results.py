@@ -10,7 +10,7 @@ import pytest
 
 from twinfer.cli import main
 from twinfer.report.html_format import resolve_pointer
-from twinfer.report.html_page import write_report
+from twinfer.report.html_report import write_report
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "report"
 

@@ -52,8 +52,8 @@ import math
 from typing import Any
 
 from twinfer.plan.pareto import pareto_front
-from twinfer.plan.planner import Candidate, PruneReport
-from twinfer.plan.space import PlanSpec
+from twinfer.plan.pruning import PruneReport
+from twinfer.plan.space import Candidate, PlanSpec
 
 SCHEMA = "twinfer.plan/1"
 

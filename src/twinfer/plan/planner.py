@@ -12,7 +12,6 @@ staircase search over instance counts).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 from twinfer.errors import CapacityError, ConfigError
 from twinfer.plan.bounds import PoolBound, WorkloadStats, instance_checks, throughput_check
 from twinfer.plan.grid import Job, scenario_id
+from twinfer.plan.pruning import FleetCost, PruneReport
 from twinfer.plan.space import (
     DEVICES_PER_RACK,
     Candidate,
@@ -28,27 +28,6 @@ from twinfer.plan.space import (
     enumerate_candidates,
     instance_shapes,
 )
-
-
-@dataclass(frozen=True)
-class FleetCost:
-    """Provisioned size, price and power of a candidate fleet."""
-
-    devices: int
-    price_per_hour_usd: float
-    power_max_w: float
-    power_idle_w: float
-    racks: int  # racks it occupies (per device kind, rounded up, summed)
-
-
-@dataclass
-class PruneReport:
-    """Which (candidate, rate) pairs survive to simulation, and why the others were dropped."""
-
-    candidates: list[Candidate]
-    costs: dict[str, FleetCost]  # by candidate key (absent: the instance does not fit in memory)
-    survivors: list[tuple[Candidate, float]]  # (candidate, rate) pairs to simulate
-    reasons: dict[tuple[str, float], str] = field(default_factory=dict)  # (key, rate) -> why pruned
 
 
 def workload_section(spec: PlanSpec, rate_per_s: float) -> dict[str, Any]:

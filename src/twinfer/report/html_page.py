@@ -14,11 +14,10 @@ import string
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from twinfer.report.html_format import esc, json_for_script
-from twinfer.report.html_load import Results, SourceFile, load_results
+from twinfer.report.html_load import SourceFile
 
 #: Version of the ``twinfer-data`` block's layout; bump when its keys change.
 DATA_SCHEMA = "twinfer-report/1"
@@ -119,21 +118,3 @@ def render_page(
         css=_template("report.css"), plotly=plotly.offline.get_plotlyjs(), render=_template("render.js"),
         data=json_for_script(data), figures="\n".join(fig_scripts),
     )
-
-
-def build_report(results: Results) -> str:
-    """The HTML report for loaded results (a simulation, a sweep or a plan)."""
-    from twinfer.report import html_sim, html_sweep
-
-    if results.kind == "simulation":
-        return html_sim.build(results)  # type: ignore[arg-type]
-    return html_sweep.build(results)  # type: ignore[arg-type]
-
-
-def write_report(source: Path | str, out: Path | str) -> Path:
-    """Read results from ``source`` (folder or file), write the HTML report to ``out``; returns ``out``."""
-    out = Path(out)
-    page = build_report(load_results(source))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
-    return out
