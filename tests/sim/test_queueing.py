@@ -64,3 +64,25 @@ def test_single_request_latency_closed_form():
     np.testing.assert_allclose(r["e2e_s"][0], 0.110 + 4 * 0.011, rtol=1e-12)
     np.testing.assert_allclose(r["tpot_s"][0], 0.011, rtol=1e-9)
     np.testing.assert_allclose(r["max_tbt_s"][0], 0.011, rtol=1e-9)
+
+
+def test_summarize_reads_the_simulator_without_changing_it():
+    from sim_factories import FixedCost, make_fleet, make_requests
+
+    from twinfer.sim.metrics import PoolPricing, fleet_result
+
+    t, p, o = make_requests(200, 30.0, (20, 400), (1, 60), seed=2)
+    sim = make_fleet(FixedCost(fixed_s=0.01, per_token_s=2e-5), count=2, max_batch_seqs=4)
+    sim.load_workload(t, p, o)
+    sim.run_until()
+    pricing = {r: PoolPricing("f", 1, 1.0, 1.0, 2.0) for r in sim.pools}
+
+    def counters():
+        return [(x.queue_area, x.in_system_area, x._last, x.waiting, x.held)
+                for x in (*sim.pools.values(), *sim.instances)]
+
+    before = counters()
+    first = fleet_result("f", sim, pricing, 1.0, 0.05).summary
+    assert counters() == before
+    second = fleet_result("f", sim, pricing, 1.0, 0.05).summary
+    assert first == second and first["pool.mixed.queue_mean"] > 0  # the queue did build up

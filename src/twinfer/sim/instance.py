@@ -92,6 +92,13 @@ class Instance:
         self.waiting += d_waiting
         self.held += d_held
 
+    def areas_at(self, now: float) -> tuple[float, float]:
+        """(queue area, in-system area) integrated up to ``now``, changing nothing."""
+        dt = now - self._last
+        if dt <= 0.0:
+            return self.queue_area, self.in_system_area
+        return self.queue_area + self.waiting * dt, self.in_system_area + self.held * dt
+
     def wake(self) -> None:
         """Start a step now if the instance is idle and has work."""
         if not self.busy:

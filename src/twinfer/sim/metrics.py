@@ -162,13 +162,13 @@ def summarize(name: str, sim: FleetSim, cols: dict[str, np.ndarray], pricing: di
         busy = sum(i.busy_s for i in insts)
         steps = sum(i.steps for i in insts)
         seqs = sum(i.seqs_sum for i in insts)
-        pool.change(duration, 0, 0)
-        for i in insts:
-            i.change(duration, 0, 0)
-        q_area = pool.queue_area + sum(i.queue_area for i in insts)
-        h_area = pool.in_system_area + sum(i.in_system_area for i in insts)
-        kv_blocked = sum(i.kv_blocked_s for i in insts) + pool.wait_kv_s
-        batch_full = sum(i.batch_full_s for i in insts) + pool.wait_batch_s
+        # the queue integrals up to the end of the run, read without touching the simulator
+        pool_q, pool_h, wait_kv, wait_batch = pool.totals_at(duration)
+        areas = [i.areas_at(duration) for i in insts]
+        q_area = pool_q + sum(a[0] for a in areas)
+        h_area = pool_h + sum(a[1] for a in areas)
+        kv_blocked = sum(i.kv_blocked_s for i in insts) + wait_kv
+        batch_full = sum(i.batch_full_s for i in insts) + wait_batch
         price += pr.price_per_hour_usd * len(insts)
         energy += len(insts) * pr.power_idle_w * duration + (pr.power_max_w - pr.power_idle_w) * busy
         instances += len(insts)

@@ -75,3 +75,16 @@ class Pool:
             self._last = now
         self.waiting += d_waiting
         self.held += d_held
+
+    def totals_at(self, now: float) -> tuple[float, float, float, float]:
+        """(queue area, in-system area, KV-wait s, batch-wait s) integrated up to ``now``, changing nothing."""
+        dt = now - self._last
+        if dt <= 0.0:
+            return self.queue_area, self.in_system_area, self.wait_kv_s, self.wait_batch_s
+        kv, batch = self.wait_kv_s, self.wait_batch_s
+        if self.pending:
+            if self.last_block == BLOCKED_KV:
+                kv += dt
+            else:
+                batch += dt
+        return self.queue_area + self.waiting * dt, self.in_system_area + self.held * dt, kv, batch
