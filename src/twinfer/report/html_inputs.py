@@ -1,11 +1,10 @@
 """Report sections that make a report stand alone: the inputs (model, hardware with sources, workload, SLOs) and the LPU partition.
 
-Inputs are read from the results file (the simulator records what it ran);
-a hardware preset the file names but does not describe is filled in from the
-installed twinfer presets, and the page says so. The LPU partition is shown
-from the results when recorded there, else compiled here with the LPU
-compiler when it is available (and labelled as computed by the report), else
-the section says why it is missing.
+Both are built only from what the results file records (the simulator writes
+its inputs, hardware specs with sources and LPU partitions into
+``summary.json``). Nothing is recomputed from this install's presets or
+compiler: an old result must not silently describe today's hardware. What the
+file does not record, the page says is missing.
 """
 
 from __future__ import annotations
@@ -50,26 +49,6 @@ def _hardware_table(name: str, spec: Mapping[str, Any], src: str, base: tuple[st
     return table(("field", "value", "source", ""), rows, caption=name, css="hardware")
 
 
-def _preset_table(name: str) -> str:
-    """A hardware preset from the installed registry (not from the results: no data-src)."""
-    from dataclasses import asdict
-
-    from twinfer.hardware import get_hardware
-
-    try:
-        spec = asdict(get_hardware(name))
-    except Exception:  # unknown to this install: say so rather than fail the report
-        return note(f"{name}: not described in the results and not a known preset.", kind="warn")
-    sources, uncertain = spec.pop("sources", {}), set(spec.pop("uncertain", ()))
-    rows = []
-    for key, value in spec.items():
-        items = [(f"{key}.{k}", v) for k, v in value.items()] if isinstance(value, Mapping) else [(key, value)]
-        for label, v in items:
-            flag = "uncertain" if label in uncertain or key in uncertain else ""
-            rows.append((Cell(label), Cell(v), Cell(sources.get(label, sources.get(key, ""))), Cell(flag)))
-    return table(("field", "value", "source", ""), rows, caption=f"{name} (installed preset)", css="hardware")
-
-
 def _hardware_names(fleets: Fleets) -> list[str]:
     names: list[str] = []
     for _, _, p in _pools(fleets):
@@ -111,9 +90,9 @@ def inputs_section(summary: Mapping[str, Any], src: str, fleets: Fleets | None =
                          f"{kv_table(shown, src, (*base, 'fleets', name))}</details>")
     missing = [n for n in _hardware_names(fleets or []) if n not in recorded]
     if missing:
-        parts.append(note("The results name hardware they do not describe; shown below from this twinfer "
-                          "install's presets (check they match the run).", kind="warn"))
-        parts.extend(_preset_table(n) for n in missing)
+        parts.append(note(f"The results name hardware they do not describe ({', '.join(missing)}); rerun "
+                          "`twinfer simulate --out` with this version to record each spec with its sources.",
+                          kind="warn"))
     if not parts:
         parts.append(note("The results file records no inputs.", kind="warn"))
     return Section("inputs", "Inputs", "".join(parts))
@@ -140,21 +119,15 @@ def _pools(fleets: Fleets) -> list[tuple[str, tuple[str | int, ...], Mapping[str
     return out
 
 
-def _lpu_pools(fleets: Fleets) -> list[tuple[str, tuple[str | int, ...], Mapping[str, Any]]]:
-    """The pools whose hardware is an LPU (by recorded ``kind``, else by the preset of that name)."""
-    from twinfer.hardware import get_hardware
-
-    out = []
-    for fname, path, p in _pools(fleets):
-        kind = p.get("kind")
-        if kind is None and isinstance(p.get("hardware"), str):
-            try:
-                kind = get_hardware(p["hardware"]).kind
-            except Exception:  # unknown name: not an LPU we can describe
-                kind = None
-        if kind == "lpu":
-            out.append((fname, path, p))
-    return out
+def _recorded_kind(pool: Mapping[str, Any], config: Mapping[str, Any], root: Mapping[str, Any]) -> str | None:
+    """The pool's hardware kind (gpu, lpu) as the results record it: on the pool, its config, or its hardware spec."""
+    for kind in (pool.get("kind"), config.get("kind")):
+        if isinstance(kind, str):
+            return kind
+    specs = root.get("hardware")
+    spec = specs.get(pool.get("hardware")) if isinstance(specs, Mapping) else None
+    kind = spec.get("kind") if isinstance(spec, Mapping) else None
+    return kind if isinstance(kind, str) else None
 
 
 def partition_block(title: str, part: Mapping[str, Any], src: str, base: tuple[str | int, ...], fig_id: str) -> tuple[str, Figure | None]:
@@ -182,78 +155,45 @@ def partition_block(title: str, part: Mapping[str, Any], src: str, base: tuple[s
     return html, fig
 
 
-def _model_name(summary: Mapping[str, Any]) -> str | None:
-    root, _ = _inputs_root(summary)
-    model = root.get("model")
-    if isinstance(model, Mapping):
-        model = model.get("name")
-    return model if isinstance(model, str) else None
-
-
-def compile_partition(model_name: str, hardware: str, chips: int | None,
-                      max_batch_seqs: int | None = None) -> dict[str, Any]:
-    """The LPU compiler's partition of ``model_name`` over ``chips`` chips of ``hardware``, as a plain dict.
-
-    Uses the same entry point as the simulator's LPU instances
-    (:func:`twinfer.perf.factory.make_step_cost`), so it is the plan the run used
-    when the run used the default precision.
-    """
-    from dataclasses import asdict
-
-    from twinfer.models import load_model
-    from twinfer.perf.factory import make_step_cost
-
-    cost = make_step_cost(load_model(model_name), hardware, chips=chips, max_batch_seqs=max_batch_seqs)
-    plan = cost.plan  # type: ignore[attr-defined]
-    return {"tp": plan.tp, "chips_used": plan.chips_used, "num_chips": plan.num_chips,
-            "capacity_bytes": plan.capacity_bytes, "stages": [asdict(st) for st in plan.stages]}
-
-
 def lpu_section(fleets: Fleets, summary: Mapping[str, Any] | None = None) -> Section:
-    """The LPU partition and SRAM use per chip for each LPU pool, or a note saying why it is absent.
+    """The LPU partition and SRAM use per chip for each LPU pool the results record, or a note saying why it is absent.
 
-    Prefers the partition the results record (pool key ``lpu_partition``);
-    otherwise compiles it here (cells cite ``lpu-compiler``, not a results file).
+    Reads the partition the results record (pool key ``lpu_partition``, on the
+    fleet summary's pool or in the recorded inputs).
     """
-    pools = _lpu_pools(fleets)
-    if not pools:
-        return Section("lpu", "LPU partition", note("No LPU pool in these results."))
-    parts, figs, done = [], [], {}
-    model = _model_name(summary or {})
     root, root_path = _inputs_root(summary or {})
     configs = root.get("fleets")
     configs = configs if isinstance(configs, Mapping) else {}
-    for i, (fname, path, pool) in enumerate(pools):
-        part = pool.get("lpu_partition")
+    parts, figs, unknown = [], [], []
+    i = 0
+    for fname, path, pool in _pools(fleets):
         role = str(pool.get("role", "pool"))
-        label = f"{fname}: {role} on {pool.get('hardware', 'LPU')}"
-        src, base = "summary.json", (*path, "lpu_partition")
         fleet_cfg = configs.get(fname)
         pools_cfg = fleet_cfg.get("pools") if isinstance(fleet_cfg, Mapping) else None
         config = pools_cfg.get(role) if isinstance(pools_cfg, Mapping) else None
         config = config if isinstance(config, Mapping) else {}
+        kind = _recorded_kind(pool, config, root)
+        if kind is None:
+            unknown.append(f"{fname}: {role} on {pool.get('hardware', '?')}")
+            continue
+        if kind != "lpu":
+            continue
+        label = f"{fname}: {role} on {pool.get('hardware', 'LPU')}"
+        part, base = pool.get("lpu_partition"), (*path, "lpu_partition")
         if not isinstance(part, Mapping) and isinstance(config.get("lpu_partition"), Mapping):
             part = config["lpu_partition"]
             base = (*root_path, "fleets", fname, "pools", role, "lpu_partition")
         if not isinstance(part, Mapping):
-            chips = config.get("chips", pool.get("chips", pool.get("devices_per_instance")))
-            key = (model, pool.get("hardware"), chips)
-            try:
-                if model is None:
-                    raise ValueError("the results do not name the model")
-                if key not in done:
-                    done[key] = compile_partition(model, str(pool.get("hardware")),
-                                                  chips if isinstance(chips, int) else None)
-                part = done[key]
-                src, base = "lpu-compiler", ("pools", i)
-                parts.append(note(f"{label}: the results do not record the LPU partition; compiled here for "
-                                  f"{model} on {chips} chip(s) at the default precision (numbers cite "
-                                  "'lpu-compiler', not a results file).", kind="warn"))
-            except Exception as exc:  # the report still stands without this section
-                parts.append(note(f"{label}: the results do not record the LPU partition and it could not be "
-                                  f"compiled here ({type(exc).__name__}: {exc}); run `twinfer compile`.", kind="warn"))
-                continue
-        html, fig = partition_block(label, part, src, base, f"lpu-sram-{i}")
+            parts.append(note(f"{label}: the results do not record the LPU partition; rerun "
+                              "`twinfer simulate --out` with this version to record it.", kind="warn"))
+            continue
+        html, fig = partition_block(label, part, "summary.json", base, f"lpu-sram-{i}")
+        i += 1
         parts.append(html)
         figs += [fig] if fig else []
+    if unknown:
+        parts.append(note("The results do not record the hardware kind of " + "; ".join(unknown)
+                          + ", so whether they are LPUs (and their partitions) is not shown.", kind="warn"))
+    if not parts:
+        return Section("lpu", "LPU partition", note("No LPU pool in these results."))
     return Section("lpu", "LPU partition and SRAM per chip", "".join(parts), tuple(figs))
