@@ -38,6 +38,11 @@ def test_lane_share_splits_decodes_and_keeps_prefills_whole() -> None:
     assert lane_share(shape, 1) is shape
 
 
+def test_lane_share_of_multi_token_decodes_carries_their_drafts() -> None:
+    share = lane_share(StepShape.decode([100] * 10, tokens_per_seq=3), 4)
+    assert (share.decode_seqs, share.decode_extra_tokens) == (3, 6)  # 3 of the 10 sequences, 2 drafts each
+
+
 def test_pipelined_instance_keeps_kv_and_multiplies_the_batch_cap() -> None:
     cost = PipelinedInstance(PerSeqCost(0.001, lanes=72))
     res = cost.resources()

@@ -49,11 +49,11 @@ def make_requests(n: int, rate: float, prompt: int | tuple[int, int], output: in
 def make_fleet(cost=None, count: int = 1, policy: str = "chunked", kv_policy: str = "reserve",
                token_budget: int = 2048, max_batch_seqs: int | None = None, decode_cost=None,
                decode_count: int = 0, link: LinkSetup | None = None, router: str = "least_outstanding",
-               **kw) -> FleetSim:
+               block_tokens: int = 16, **kw) -> FleetSim:
     """An aggregated fleet, or a disaggregated one when ``decode_count`` > 0."""
     cost = cost or FixedCost()
     batching = BatchingConfig(policy=policy, kv_policy=kv_policy, token_budget=token_budget,
-                              max_batch_seqs=max_batch_seqs)
+                              max_batch_seqs=max_batch_seqs, block_tokens=block_tokens)
     if decode_count:
         pools = [PoolSetup("prefill", cost, count, batching, router),
                  PoolSetup("decode", decode_cost or cost, decode_count, batching, router)]

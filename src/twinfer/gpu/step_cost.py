@@ -227,12 +227,12 @@ class GpuStepCost:
 
     def step_time_s(self, shape: StepShape) -> float:
         """Wall time of one forward step computing ``shape`` (sum over ops; see the module docstring)."""
-        pt, ds = shape.prefill_tokens, shape.decode_seqs
-        t = pt + ds
+        pt, ds, dx = shape.prefill_tokens, shape.decode_seqs, shape.decode_extra_tokens
+        t = pt + ds + dx  # dx: decode query tokens beyond one per sequence (speculative verification)
         if t <= 0:
             return 0.0
         kv = shape.prefill_kv_tokens if (self._mla_prefill and pt) else 0
-        total = self._per_token(t, kv) + self._per_seq(shape.prefill_seqs + ds)
+        total = self._per_token(t, kv) + self._per_seq(shape.prefill_seqs + ds + dx)  # logits at every query row
         if pt:
             total += self._prefill_attention_s(shape) * self._layers
         if ds:

@@ -58,7 +58,8 @@ class AnalyticLpu:
                                         head_dim=hd, act_dtype=act)
         if shape.decode_seqs:
             ctx = max(1, shape.decode_context_tokens // shape.decode_seqs)
-            total += c.attention_cycles(batch=shape.decode_seqs, q_rows=1, ctx=ctx, heads=heads, kv_heads=kvh,
+            q = 1 + shape.decode_extra_tokens // shape.decode_seqs  # k + 1 rows when verifying k drafts
+            total += c.attention_cycles(batch=shape.decode_seqs, q_rows=q, ctx=ctx, heads=heads, kv_heads=kvh,
                                         head_dim=hd, act_dtype=act)
         return total
 
@@ -113,7 +114,7 @@ class AnalyticLpu:
         # Embedding on the first stage: gather a column shard, then all-gather it.
         total += c.mem_gather_cycles(t, math.ceil(h / tp0)) + self._gather(t, h, tp0)
         # LM head on the last stage: last rows (prefill), final norm, vocabulary-split matmul, gather.
-        rows = shape.num_seqs
+        rows = shape.logit_rows
         if shape.prefill_tokens > shape.prefill_seqs:
             total += c.sxm_cycles(t * h)
         total += c.vxm_cycles(rows * h, c.params.vxm_ops_rmsnorm)

@@ -2,7 +2,8 @@
 
 A step mixes sequences still in prefill (each computing a chunk of new
 tokens on top of tokens already cached) and sequences in decode (one new
-token each). Every cost that a backend needs is a sum over sequences, so
+token each, or ``k + 1`` when verifying ``k`` speculative tokens: the extra
+query tokens are ``decode_extra_tokens``). Every cost that a backend needs is a sum over sequences, so
 the shape keeps those sums and nothing per sequence: a simulator can build
 one in O(1) per sequence and a backend can cost it in O(1).
 """
@@ -30,13 +31,19 @@ class StepShape:
     prefill_seqs: int = 0  # sequences in prefill this step
     prefill_attn_pairs: int = 0  # causal query-key pairs of those sequences this step
     prefill_kv_tokens: int = 0  # sum over prefill seqs of cached + new tokens (K/V read)
-    decode_seqs: int = 0  # sequences producing exactly one token
-    decode_context_tokens: int = 0  # sum of their context lengths, new token included
+    decode_seqs: int = 0  # sequences in decode this step
+    decode_context_tokens: int = 0  # sum of their context lengths, new tokens included
+    decode_extra_tokens: int = 0  # query tokens of decode sequences beyond one each (k per seq verifying k drafts)
 
     @property
     def total_tokens(self) -> int:
         """Tokens that pass through every projection and FFN this step."""
-        return self.prefill_tokens + self.decode_seqs
+        return self.prefill_tokens + self.decode_seqs + self.decode_extra_tokens
+
+    @property
+    def logit_rows(self) -> int:
+        """Positions whose logits the step computes: the last of each sequence, and every decode query token."""
+        return self.prefill_seqs + self.decode_seqs + self.decode_extra_tokens
 
     @property
     def num_seqs(self) -> int:
@@ -56,10 +63,14 @@ class StepShape:
         )
 
     @classmethod
-    def decode(cls, context_lens: Iterable[int]) -> StepShape:
-        """One decode step for sequences whose contexts (new token included) are ``context_lens``."""
+    def decode(cls, context_lens: Iterable[int], tokens_per_seq: int = 1) -> StepShape:
+        """One decode step computing ``tokens_per_seq`` tokens for each sequence whose context is ``context_lens``.
+
+        ``context_lens`` count every token the step attends to, its new tokens included.
+        """
         ctx = list(context_lens)
-        return cls(decode_seqs=len(ctx), decode_context_tokens=sum(ctx))
+        return cls(decode_seqs=len(ctx), decode_context_tokens=sum(ctx),
+                   decode_extra_tokens=(tokens_per_seq - 1) * len(ctx))
 
     def __add__(self, other: StepShape) -> StepShape:
         return StepShape(
@@ -69,4 +80,5 @@ class StepShape:
             self.prefill_kv_tokens + other.prefill_kv_tokens,
             self.decode_seqs + other.decode_seqs,
             self.decode_context_tokens + other.decode_context_tokens,
+            self.decode_extra_tokens + other.decode_extra_tokens,
         )

@@ -45,6 +45,7 @@ def lane_share(shape: StepShape, lanes: int) -> StepShape:
         prefill_kv_tokens=round(shape.prefill_kv_tokens * f_pre),
         decode_seqs=dec,
         decode_context_tokens=round(shape.decode_context_tokens * f_dec),
+        decode_extra_tokens=round(shape.decode_extra_tokens * f_dec),
     )
 
 

@@ -26,6 +26,7 @@ class SimulatedFleet:
     def __init__(self, sim: ClusterSim) -> None:
         self.sim = sim
         self._live: dict[int, Request] = {}  # rid -> request, until its last token or cancel
+        self._sent: dict[int, int] = {}  # rid -> tokens reported so far
         self._events: list[TokenEvent] = []
         sim.on_first_token = self._on_first
         sim.on_token = self._on_token
@@ -33,12 +34,15 @@ class SimulatedFleet:
 
     # ---- callbacks from the simulator ---------------------------------------
     def _emit(self, r: Request, time_s: float, generated: int) -> None:
+        """Report tokens up to the ``generated``-th; a multi-token decode step brings several at one time."""
         if r.rid not in self._live:
             return
-        last = generated >= r.output_tokens
-        self._events.append(TokenEvent(key=r.rid, index=generated - 1, time_s=time_s, last=last))
-        if last:
+        for index in range(self._sent.get(r.rid, 0), generated):
+            self._events.append(TokenEvent(key=r.rid, index=index, time_s=time_s, last=index + 1 >= r.output_tokens))
+        self._sent[r.rid] = generated
+        if generated >= r.output_tokens:
             del self._live[r.rid]
+            del self._sent[r.rid]
 
     def _on_first(self, r: Request, time_s: float) -> None:
         self._emit(r, time_s, 1)
@@ -82,5 +86,6 @@ class SimulatedFleet:
     def cancel(self, key: int, at_s: float) -> None:
         """Cancel the request in the simulation (see the module docstring); its later tokens are dropped."""
         r = self._live.pop(key, None)
+        self._sent.pop(key, None)
         if r is not None:
             self.sim.cancel(r)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -74,11 +74,13 @@ class BatchingConfig:
 class SchedulerOutput:
     """One scheduled step: the prefill chunks, the decode batch, and its StepShape."""
 
-    __slots__ = ("chunks", "n_decode", "shape", "joined", "admitted", "preempted", "blocked", "members")
+    __slots__ = ("chunks", "n_decode", "decode_tokens", "shape", "joined", "admitted", "preempted", "blocked",
+                 "members")
 
     def __init__(self) -> None:
         self.chunks: list[tuple[Request, int]] = []  # (request, new prompt tokens this step)
-        self.n_decode = 0  # sequences producing one token each this step
+        self.n_decode = 0  # decode members in this step
+        self.decode_tokens = 1  # tokens each decode member computes and emits this step
         self.shape: StepShape | None = None
         self.joined: list[Request] = []  # decode members in their first decode step
         self.admitted = 0  # requests taken from the waiting queue this step
@@ -88,8 +90,20 @@ class SchedulerOutput:
 
     @property
     def num_tokens(self) -> int:
-        """Tokens processed by the step (prompt chunk tokens + one per decode)."""
-        return sum(n for _, n in self.chunks) + self.n_decode
+        """Tokens processed by the step (prompt chunk tokens + each decode member's tokens)."""
+        return sum(n for _, n in self.chunks) + self.n_decode * self.decode_tokens
+
+    def scheduled_tokens(self, decode_members: Iterable[Request]) -> dict[int, int]:
+        """Tokens scheduled per request id, as vLLM's ``num_scheduled_tokens``: prompt chunks and decode tokens.
+
+        ``decode_members`` is the step's decode batch (``members`` when the
+        scheduler tracks tokens, else its ``decoding`` right after ``schedule``);
+        built on demand, never in the simulator's hot path.
+        """
+        out = {r.rid: n for r, n in self.chunks}
+        for r in decode_members:
+            out[r.rid] = self.decode_tokens
+        return out
 
 
 class StepResult:
@@ -127,10 +141,18 @@ class PolicyQueues(Protocol):
 
 @dataclass(frozen=True)
 class BatchingPolicy:
-    """A batching policy: how it fills one step from the scheduler's queues (``fill(queues, out)``)."""
+    """A batching policy: how it fills one step from the scheduler's queues, and the tokens a decode member computes.
+
+    ``fill(queues, out)`` puts prompt chunks and the decode batch in ``out``.
+    ``decode_tokens_per_step`` is what each decode member computes and emits in
+    a step: 1, or k + 1 when verifying k speculative tokens (all accepted; at
+    most ``block_tokens``). It is fixed per policy, so the simulator still
+    applies long runs of decode steps at once.
+    """
 
     fill: Callable[[PolicyQueues, SchedulerOutput], None]
     summary: str  # one line for error messages and docs
+    decode_tokens_per_step: int = 1
 
 
 def _fill_chunked(q: PolicyQueues, out: SchedulerOutput) -> None:

@@ -1,9 +1,12 @@
 """The lazy decode batch of one instance: members, token counts, token gaps and finishes.
 
 A decode step costs O(1) plus O(1) per member that joins, leaves or crosses a
-KV block boundary: a member's token count is ``gen_at_join + (decode steps
-since it joined)``; a heap keyed by decode-step index says who finishes (and,
-for the preempt policy, who needs a block) when. Token gaps go to a log-binned
+KV block boundary. Every member computes the same tokens in a decode step (1,
+or k + 1 when verifying k speculative tokens: the batching policy's
+``decode_tokens_per_step``), so one counter ``dtok`` of tokens per member
+stands for all: a member's token count is ``gen_at_join + dtok - join_tok``,
+and heaps keyed by that counter say who finishes (and, for the preempt policy,
+who needs a block) when. Token gaps go to a log-binned
 TBT histogram and, for each member's max TBT, to a stack of suffix-maximum
 gaps by step index. :class:`~twinfer.sim.scheduler.Scheduler` builds on it;
 instances apply whole runs of plain decode steps through
@@ -30,9 +33,11 @@ class DecodeBatch:
     free_blocks: int
     outstanding: int
 
-    def __init__(self) -> None:
+    def __init__(self, tokens_per_step: int = 1) -> None:
         self.decoding: dict[int, Request] = {}  # insertion-ordered
+        self.tps = tokens_per_step  # tokens each member computes and accepts in a decode step
         self.dstep = 0  # decode steps completed
+        self.dtok = 0  # tokens a member in every one of those steps has emitted (dstep x tps)
         self.ctx_sum = 0  # sum over members of prompt + generated
         self.last_decode_end = 0.0
         self._finish_heap: list[tuple[int, int, Request, int]] = []
@@ -46,21 +51,27 @@ class DecodeBatch:
     def _join(self, r: Request) -> None:
         r.state = DECODING
         r.join_step = self.dstep
+        r.join_tok = self.dtok
         r.gen_at_join = r.generated
         self.decoding[r.rid] = r
         self.ctx_sum += r.prompt_tokens + r.generated
         self._seq += 1
-        heapq.heappush(self._finish_heap, (self.dstep + r.output_tokens - r.generated, self._seq, r, r.epoch))
+        heapq.heappush(self._finish_heap, (self.dtok + r.output_tokens - r.generated, self._seq, r, r.epoch))
         if not self.reserve:
-            heapq.heappush(self._block_heap, (max(self.dstep, self._next_block_step(r)), self._seq, r, r.epoch))
+            heapq.heappush(self._block_heap, (max(self.dtok, self._next_block_tok(r)), self._seq, r, r.epoch))
         self._fresh.append(r)
 
-    def _next_block_step(self, r: Request) -> int:
-        """Decode step at which ``r``'s context first needs one more block than it holds."""
-        return r.join_step + r.blocks * self.bt + 1 - r.prompt_tokens - r.gen_at_join
+    def _next_block_tok(self, r: Request) -> int:
+        """Token counter (``dtok``) at whose decode step ``r``'s KV first needs one more block than it holds.
+
+        A step starting at ``dtok`` writes the KV of the last token sampled and
+        of the ``tps - 1`` drafts: ``prompt + generated + tps - 1`` tokens in all.
+        """
+        return r.join_tok + r.blocks * self.bt + 2 - self.tps - r.prompt_tokens - r.gen_at_join
 
     def _generated_now(self, r: Request) -> int:
-        return r.gen_at_join + self.dstep - r.join_step
+        """Tokens ``r`` has emitted, counting a last step's tokens beyond its output (dropped when it leaves)."""
+        return r.gen_at_join + self.dtok - r.join_tok
 
     def _max_gap_since(self, k: int) -> float:
         """Largest continuing gap among decode steps with index >= k."""
@@ -87,19 +98,21 @@ class DecodeBatch:
         fh = self._finish_heap
         while fh and fh[0][3] != fh[0][2].epoch:
             heapq.heappop(fh)
-        k = fh[0][0] - self.dstep
+        k = fh[0][0] - self.dtok
         if not self.reserve:
             bh = self._block_heap
             while bh and bh[0][3] != bh[0][2].epoch:
                 heapq.heappop(bh)
             if bh:
-                k = min(k, bh[0][0] - self.dstep)
+                k = min(k, bh[0][0] - self.dtok)
+        if self.tps != 1:
+            k = -(-k // self.tps)  # steps until the counter reaches the key
         return max(0, k)
 
     def advance_decode(self, t_end: float, n: int) -> None:
         """Apply one plain decode step of ``n`` members ending at ``t_end`` (see steady_decode_steps)."""
         gap = t_end - self.last_decode_end
-        self._record_gap(gap, n)
+        self.record_gaps(gap, n, self.tps)
         self.advance_decode_run(n, 1, t_end, gap)
 
     def advance_decode_run(self, n: int, steps: int, t_end: float, max_gap: float | None) -> None:
@@ -118,28 +131,43 @@ class DecodeBatch:
                 gk.pop()
             gk.append(self.dstep)
             gv.append(max_gap)
+        tokens = steps * self.tps
         self.dstep += steps
-        self.ctx_sum += n * steps
-        self.outstanding -= n * steps
+        self.dtok += tokens
+        self.ctx_sum += n * tokens
+        self.outstanding -= n * tokens
         self.last_decode_end = t_end
 
-    def _record_gap(self, gap: float, weight: int) -> None:
+    def record_gaps(self, gap: float, members: int, tokens_each: int = 1) -> None:
+        """Token gaps of ``members`` requests that each emitted ``tokens_each`` tokens ``gap`` s after their previous one.
+
+        The first token of each comes ``gap`` after its previous one; the other
+        ``tokens_each - 1`` (a multi-token decode step) come at the same instant
+        (gap 0), as a client of a speculative-decoding server sees them.
+        """
         b = tbt_bin(gap)
         h = self.tbt_hist
-        h[b] = h.get(b, 0) + weight
+        h[b] = h.get(b, 0) + members
+        if tokens_each != 1:
+            h[0] = h.get(0, 0) + members * (tokens_each - 1)
 
     def finish_due(self, t_end: float) -> StepResult | None:
         """Members whose last token came with the decode step that ended at ``t_end`` leave; None if none."""
         fh = self._finish_heap
-        if not fh or fh[0][0] > self.dstep:
+        if not fh or fh[0][0] > self.dtok:
             return None
         res = None
-        while fh and fh[0][0] <= self.dstep:
-            _, _, r, ep = heapq.heappop(fh)
+        while fh and fh[0][0] <= self.dtok:
+            due, _, r, ep = heapq.heappop(fh)
             if ep != r.epoch:
                 continue
-            self.ctx_sum -= r.prompt_tokens + r.output_tokens
+            over = self.dtok - due  # tokens of its last step beyond its output (multi-token steps), not emitted
+            self.ctx_sum -= r.prompt_tokens + r.output_tokens + over
+            if over:
+                self.outstanding += over
+                self.tbt_hist[0] -= over  # their zero gaps were counted with the step (record_gaps)
             self._leave(r)
+            r.generated = r.output_tokens
             r.last_token_s = t_end
             r.finish_s = t_end
             r.state = DONE
@@ -153,4 +181,4 @@ class DecodeBatch:
 
     def tokens_of(self, r: Request) -> int:
         """Output tokens ``r`` has emitted so far (resolves the lazy decode count)."""
-        return self._generated_now(r) if r.state is DECODING else r.generated
+        return min(self._generated_now(r), r.output_tokens) if r.state is DECODING else r.generated

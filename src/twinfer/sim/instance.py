@@ -114,7 +114,8 @@ class Instance:
             if sched.cancels:  # a step boundary: cancelled requests leave before the next step
                 self._drop_cancelled(now)
             if fleet.horizon > now:
-                closed_form = self._affine is not None and self.timeline is None
+                # the backend's ramp prices one-token decode steps; multi-token steps go one by one
+                closed_form = self._affine is not None and self.timeline is None and sched.tps == 1
                 k = sched.join_and_run_steps() if closed_form else sched.steady_decode_steps()
                 if k:
                     if closed_form:
@@ -285,6 +286,9 @@ class Instance:
         horizon = self.fleet.horizon
         step_time = self._step_time
         n = len(sched.decoding)
+        tps = sched.tps
+        extra = n * (tps - 1)  # query tokens beyond one per member (multi-token steps)
+        grow = n * tps
         timeline = self.timeline
         hist = sched.tbt_hist
         ctx, last = sched.ctx_sum, sched.last_decode_end
@@ -294,7 +298,7 @@ class Instance:
         j = 0
         start = now
         for _ in range(k):
-            dt = step_time(StepShape(0, 0, 0, 0, n, ctx))
+            dt = step_time(StepShape(0, 0, 0, 0, n, ctx + extra, extra))
             t_end = now + dt
             if t_end > horizon:  # keep it in flight as a plain decode step; catch_up applies it
                 self._pending_fast = n
@@ -313,7 +317,7 @@ class Instance:
                 lo, hi = tbt_bin_interior(cur_b)
             if gap > run_max:
                 run_max = gap
-            ctx += n
+            ctx += grow
             last = t_end
             busy += t_end - now  # the same additions as _finish makes, so sums match bit for bit
             if timeline is not None:
@@ -323,6 +327,8 @@ class Instance:
             j += 1
         if cur_w:
             hist[cur_b] = hist.get(cur_b, 0) + cur_w
+        if j and extra:  # each step's other tokens come with its first (gap 0), see DecodeBatch.record_gaps
+            hist[0] = hist.get(0, 0) + extra * j
         if j:
             sched.advance_decode_run(n, j, last, run_max)
             self.busy_s = busy

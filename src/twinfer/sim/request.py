@@ -35,7 +35,7 @@ class Request:
         "prefill_start_s", "prefill_end_s", "first_token_s", "kv_start_s", "kv_end_s",
         "decode_start_s", "finish_s", "last_token_s", "max_tbt_s",
         "preemptions", "prefill_instance", "decode_instance", "instance",
-        "blocks", "blocks_in", "join_step", "gen_at_join", "epoch", "state", "cancelled", "user",
+        "blocks", "blocks_in", "join_step", "join_tok", "gen_at_join", "epoch", "state", "cancelled", "user",
     )
 
     def __init__(self, rid: int, arrival_s: float, prompt_tokens: int, output_tokens: int) -> None:
@@ -62,11 +62,26 @@ class Request:
         self.blocks = 0  # KV blocks held on the current instance
         self.blocks_in = 0  # KV blocks reserved on the decode instance while the transfer runs
         self.join_step = 0  # decode-step counter of the instance when the request joined its batch
+        self.join_tok = 0  # decode-token counter of the instance when it joined (see twinfer.sim.decode_batch)
         self.gen_at_join = 0  # tokens generated when it joined
         self.epoch = 0  # bumps on every leave, to invalidate stale heap entries
         self.state = RequestState.NEW
         self.cancelled = False  # FleetSim.cancel asked it to leave at its instance's next step boundary
         self.user: object = None  # free slot for the emulation server (e.g. a client handle)
+
+    @property
+    def tokens_wanted(self) -> int:
+        """Tokens the request needs computed in all: its prompt and its output (vLLM's prompt + max_tokens)."""
+        return self.prompt_tokens + self.output_tokens
+
+    @property
+    def tokens_done(self) -> int:
+        """Tokens done so far: prompt tokens whose KV is on its instance plus output tokens emitted.
+
+        While it decodes, ``generated`` is resolved lazily by its instance's
+        scheduler (``Scheduler.tokens_of``); this reads the last resolved value.
+        """
+        return self.computed + self.generated
 
     @property
     def prefill_target(self) -> int:

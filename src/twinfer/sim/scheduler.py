@@ -60,7 +60,11 @@ class Scheduler(DecodeBatch):
         self.kind = INSTANCE_KINDS[role]
         self.cfg = config
         self.policy = config.policy
-        self._fill = BATCHING_POLICIES[config.policy].fill
+        policy = BATCHING_POLICIES[config.policy]
+        self._fill = policy.fill
+        if policy.decode_tokens_per_step > config.block_tokens:
+            raise ConfigError(f"batching policy {config.policy!r} computes {policy.decode_tokens_per_step} tokens per "
+                              f"decode step, more than a KV block of {config.block_tokens}; raise block_tokens")
         self.reserve = config.kv_policy == "reserve"
         self.bt = config.block_tokens
         self.total_blocks = max(0, int(kv_capacity_tokens) // self.bt)
@@ -75,7 +79,7 @@ class Scheduler(DecodeBatch):
         self.reserved_remote = 0  # requests holding KV here while their transfer runs
         self.outstanding = 0  # tokens of work left: prompt tokens to prefill + outputs to generate
         self.cancels: list[Request] = []  # cancelled while in a step: they leave at the next step boundary
-        super().__init__()
+        super().__init__(policy.decode_tokens_per_step)
 
     # ---- capacity ---------------------------------------------------------
     def blocks_for(self, tokens: int) -> int:
@@ -214,7 +218,7 @@ class Scheduler(DecodeBatch):
     def _grow_blocks(self, out: SchedulerOutput) -> None:
         """Preempt policy: give a block to every member whose context crosses a block boundary now."""
         heap = self._block_heap
-        while heap and heap[0][0] <= self.dstep:
+        while heap and heap[0][0] <= self.dtok:
             _, _, r, ep = heapq.heappop(heap)
             if ep != r.epoch:
                 continue
@@ -227,7 +231,7 @@ class Scheduler(DecodeBatch):
             self.free_blocks -= 1
             r.blocks += 1
             self._seq += 1
-            heapq.heappush(heap, (max(self.dstep + 1, self._next_block_step(r)), self._seq, r, r.epoch))
+            heapq.heappush(heap, (max(self.dtok + 1, self._next_block_tok(r)), self._seq, r, r.epoch))
 
     # ---- admission ------------------------------------------------------------
     def _admit_cost(self, r: Request) -> int:
@@ -238,7 +242,8 @@ class Scheduler(DecodeBatch):
         stalls for KV); decode growth is allocated block by block.
         """
         if self.reserve:
-            life = r.prompt_tokens + (r.output_tokens if self.kind.reserves_output_kv else 0)
+            # a multi-token last step also writes the KV of its tps - 1 drafts beyond the output
+            life = r.prompt_tokens + (r.output_tokens + self.tps - 1 if self.kind.reserves_output_kv else 0)
             return self.blocks_for(life) - r.blocks
         return self.blocks_for(r.prefill_target) - r.blocks
 
@@ -258,7 +263,13 @@ class Scheduler(DecodeBatch):
             ps += 1
             pairs += causal_pairs(n, r.computed)
             pkv += n + r.computed
-        out.shape = StepShape(pt, ps, pairs, pkv, out.n_decode, self.ctx_sum if out.n_decode else 0)
+        n = out.n_decode
+        if n:
+            extra = n * (self.tps - 1)  # query tokens beyond one per member (0 unless multi-token steps)
+            out.decode_tokens = self.tps
+            out.shape = StepShape(pt, ps, pairs, pkv, n, self.ctx_sum + extra, extra)
+        else:
+            out.shape = StepShape(pt, ps, pairs, pkv, 0, 0)
         if self.track_tokens and out.n_decode:
             out.members = list(self.decoding.values())
         return out
@@ -312,12 +323,12 @@ class Scheduler(DecodeBatch):
             cont = n - len(joined)
             gap = t_end - self.last_decode_end
             if cont > 0:
-                self._record_gap(gap, cont)
+                self.record_gaps(gap, cont, self.tps)
             for r in joined:
                 g = t_end - r.last_token_s
                 if g > r.max_tbt_s:
                     r.max_tbt_s = g
-                self._record_gap(g, 1)
+                self.record_gaps(g, 1, self.tps)
             self.advance_decode_run(n, 1, t_end, gap if cont > 0 else None)  # joiners' queries start later
             res = self.finish_due(t_end)
         if out.chunks:
@@ -347,7 +358,7 @@ class Scheduler(DecodeBatch):
                 gap = t_end - r.last_token_s
                 if gap > r.max_tbt_s:
                     r.max_tbt_s = gap
-                self._record_gap(gap, 1)
+                self.record_gaps(gap, 1)  # one token: the recomputed prefill's
                 res.resumed.append(r)
             else:
                 r.prefill_end_s = t_end
