@@ -11,7 +11,7 @@ one in O(1) per sequence and a backend can cost it in O(1).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 def causal_pairs(new_tokens: int, cached_tokens: int) -> int:
@@ -23,9 +23,12 @@ def causal_pairs(new_tokens: int, cached_tokens: int) -> int:
     return new_tokens * cached_tokens + new_tokens * (new_tokens + 1) // 2
 
 
-@dataclass(frozen=True, slots=True)
-class StepShape:
-    """One forward step of a batch, as sums over its sequences."""
+class StepShape(NamedTuple):
+    """One forward step of a batch, as sums over its sequences (immutable).
+
+    A named tuple rather than a frozen dataclass: the simulator builds one per
+    priced step (millions per run), and a tuple is built ~2.5x faster.
+    """
 
     prefill_tokens: int = 0  # new tokens of sequences in prefill (a chunk counts its chunk)
     prefill_seqs: int = 0  # sequences in prefill this step
@@ -72,7 +75,7 @@ class StepShape:
         return cls(decode_seqs=len(ctx), decode_context_tokens=sum(ctx),
                    decode_extra_tokens=(tokens_per_seq - 1) * len(ctx))
 
-    def __add__(self, other: StepShape) -> StepShape:
+    def __add__(self, other: StepShape) -> StepShape:  # type: ignore[override]  # field-wise, not concatenation
         return StepShape(
             self.prefill_tokens + other.prefill_tokens,
             self.prefill_seqs + other.prefill_seqs,
