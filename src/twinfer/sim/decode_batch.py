@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left
 
-from twinfer.sim.batching import StepResult, tbt_bin
+from twinfer.sim.batching import StepResult, tbt_bin, tbt_bin_interior
 from twinfer.sim.request import Request, RequestState
 
 DECODING, DONE = RequestState.DECODING, RequestState.DONE
@@ -47,6 +47,7 @@ class DecodeBatch:
         self._gap_k: list[int] = []  # decode-step indices of suffix-maximum gaps (for max TBT)
         self._gap_v: list[float] = []
         self.tbt_hist: dict[int, int] = {}  # bin -> token gaps
+        self._bin, self._bin_lo, self._bin_hi = 0, 0.0, 0.0  # the last gap's bin and its safe interior
 
     def _join(self, r: Request) -> None:
         r.state = DECODING
@@ -141,11 +142,19 @@ class DecodeBatch:
     def record_gaps(self, gap: float, members: int, tokens_each: int = 1) -> None:
         """Token gaps of ``members`` requests that each emitted ``tokens_each`` tokens ``gap`` s after their previous one.
 
+        The one place a decode step's gaps enter the TBT histogram (the plain
+        loop and the step-by-step fast path call it per step; a closed-form
+        :class:`~twinfer.sim.decode_run.DecodeRun` adds the same gaps in bulk).
+
         The first token of each comes ``gap`` after its previous one; the other
         ``tokens_each - 1`` (a multi-token decode step) come at the same instant
         (gap 0), as a client of a speculative-decoding server sees them.
         """
-        b = tbt_bin(gap)
+        if self._bin_lo < gap < self._bin_hi:  # strictly inside the last gap's bin: tbt_bin would say the same
+            b = self._bin
+        else:
+            b = self._bin = tbt_bin(gap)
+            self._bin_lo, self._bin_hi = tbt_bin_interior(b)
         h = self.tbt_hist
         h[b] = h.get(b, 0) + members
         if tokens_each != 1:

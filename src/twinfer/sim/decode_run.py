@@ -1,5 +1,9 @@
 """Runs of plain decode steps in closed form: the simulator's fast path for affine step costs.
 
+:class:`DecodeRun` owns that path: :meth:`DecodeRun.open` commits a run from
+the backend's ramp, :meth:`DecodeRun.steps_by` answers how far it got by a
+time, and :meth:`DecodeRun.settle` applies its steps to the decode batch.
+
 Between joins, finishes and KV block boundaries a decode batch of ``n``
 sequences repeats the same step, its context sum growing by ``n`` tokens per
 step. When the step-cost model says the step time is affine in the step index
@@ -20,9 +24,14 @@ would, shifting later events by a step.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
-from twinfer.sim.batching import tbt_bin
+from twinfer.sim.batching import tbt_bin, tbt_bin_interior
+from twinfer.sim.decode_batch import DecodeBatch
 from twinfer.sim.request import Request
+
+#: A backend's ``decode_run_affine(decode_seqs, context_tokens) -> (dt0_s, slope_s, valid_steps)`` (twinfer.perf.base).
+Affine = Callable[[int, int], tuple[float, float, int]]
 
 
 class DecodeRun:
@@ -45,6 +54,83 @@ class DecodeRun:
         self.last_end_before_s = last_end_before_s  # end of the decode step before the run (first gap)
         self.joiners = joiners or []
         self._asked = (-1.0, 0)  # the last steps_by question and answer (the router and a cut ask at one time)
+
+    @classmethod
+    def open(cls, batch: DecodeBatch, now: float, k: int, affine: Affine, instance_index: int) -> DecodeRun:
+        """The run of at most ``k`` plain decode steps of ``batch`` from ``now``, priced by the backend's ``affine`` ramp.
+
+        Members ready to join take the run's first step (``join_and_run_steps``);
+        they are recorded as decoding on instance ``instance_index`` from ``now``.
+        """
+        n = len(batch.decoding)
+        dt0, slope, valid = affine(n, batch.ctx_sum)
+        if not (dt0 > 0.0 and slope >= 0.0 and isinstance(valid, int) and valid >= 1):
+            raise ValueError(f"step-cost model returned a decode ramp ({dt0!r} s, {slope!r} s/step, {valid!r} steps) "
+                             f"for {n} sequences; step times must be positive and non-decreasing, "
+                             "and a ramp must hold for at least one step")
+        joiners = batch.take_joiners()
+        for r in joiners:
+            r.decode_instance = instance_index
+            if r.decode_start_s != r.decode_start_s:  # NaN: first decode step ever
+                r.decode_start_s = now
+        return cls(now, n, dt0, slope, min(k, valid), batch.last_decode_end, joiners)
+
+    def settle(self, batch: DecodeBatch, s: int) -> float:
+        """Apply steps ``done`` .. ``s - 1`` to ``batch`` (tokens, gaps, max TBT); the busy seconds they took.
+
+        Fills the TBT histogram as :meth:`DecodeBatch.record_gaps` would, step by
+        step (the same gaps, from the same float operations), in O(bins crossed).
+        """
+        d0 = d = self.done
+        n = self.n
+        hist = batch.tbt_hist
+        t0, dt0, slope = self.t0_s, self.dt0_s, self.slope_s  # end_s(x) = t0 + x*dt0 + slope*(x*(x-1)//2), inlined
+        # The ramp's gaps (steps j0..s-1) first: the other gaps usually share its last bin.
+        j0 = 1 if d == 0 else d
+        b = -1
+        lo = hi = last = 0.0
+        if s > j0:
+            last = dt0 + slope * (s - 1)
+            b = tbt_bin(last)
+            lo, hi = tbt_bin_interior(b)
+            first = dt0 + slope * j0
+            if slope == 0.0 or lo < first < hi:  # the usual case: the whole ramp in one 1 % bin
+                hist[b] = hist.get(b, 0) + n * (s - j0)
+            else:
+                add_ramp_to_hist(hist, self, j0, s, n)
+        max_gap = -1.0
+        if d == 0:
+            t1 = t0 + dt0
+            max_gap = t1 - self.last_end_before_s
+            joiners = self.joiners
+            cont = n - len(joiners)
+            if cont:
+                g = max_gap
+                gb = b if lo < g < hi else tbt_bin(g)
+                hist[gb] = hist.get(gb, 0) + cont
+            if joiners:
+                for r in joiners:
+                    g = t1 - r.last_token_s
+                    if g > r.max_tbt_s:
+                        r.max_tbt_s = g
+                    gb = b if lo < g < hi else tbt_bin(g)
+                    hist[gb] = hist.get(gb, 0) + 1
+                # the joiners' max-TBT queries start after this step: it gets a gap-stack entry of its own
+                batch.advance_decode_run(n, 1, t1, max_gap if cont else None)
+                d = 1
+                max_gap = -1.0
+        if s > j0 and last > max_gap:
+            max_gap = last
+        t_end = t0 + s * dt0 + slope * (s * (s - 1) // 2)
+        if s > d:
+            batch.advance_decode_run(n, s - d, t_end, max_gap)
+        self.done = s
+        return t_end - (t0 + d0 * dt0 + slope * (d0 * (d0 - 1) // 2))
+
+    def steps_at_most(self, t: float) -> int:
+        """A cheap upper bound on :meth:`steps_by` (steps never shorten in a run: at most ``x / dt0`` end in ``x`` s)."""
+        most = int((t - self.t0_s) / self.dt0_s) + 1  # one more than x / dt0 covers rounding
+        return most if most < self.steps else self.steps
 
     def end_s(self, s: int) -> float:
         """When the run's first ``s`` steps have ended."""

@@ -21,8 +21,7 @@ from typing import Protocol
 
 from twinfer.models.step import StepShape
 from twinfer.perf.base import StepCostModel
-from twinfer.sim.batching import tbt_bin, tbt_bin_interior
-from twinfer.sim.decode_run import DecodeRun, add_ramp_to_hist
+from twinfer.sim.decode_run import DecodeRun
 from twinfer.sim.env import PRIO_STEP_END, Environment
 from twinfer.sim.request import Request
 from twinfer.sim.scheduler import BLOCKED_BATCH, BLOCKED_KV, Scheduler, SchedulerOutput, StepResult
@@ -204,75 +203,19 @@ class Instance:
 
     def _open_run(self, now: float, k: int) -> DecodeRun:
         """The closed-form run of at most ``k`` plain decode steps starting at ``now``."""
-        sched = self.sched
-        n = len(sched.decoding)
         assert self._affine is not None
-        dt0, slope, valid = self._affine(n, sched.ctx_sum)
-        if not (dt0 > 0.0 and slope >= 0.0 and isinstance(valid, int) and valid >= 1):
-            raise ValueError(f"step-cost model returned a decode ramp ({dt0!r} s, {slope!r} s/step, {valid!r} steps) "
-                             f"for {n} sequences; step times must be positive and non-decreasing, "
-                             "and a ramp must hold for at least one step")
-        joiners = sched.take_joiners()
-        for r in joiners:
-            r.decode_instance = self.index
-            if r.decode_start_s != r.decode_start_s:  # NaN: first decode step ever
-                r.decode_start_s = now
         self.busy = True
         self.step_start = now
-        return DecodeRun(now, n, dt0, slope, min(k, valid), sched.last_decode_end, joiners)
+        return DecodeRun.open(self.sched, now, k, self._affine, self.index)
 
     def _settle_run(self, run: DecodeRun, s: int) -> None:
         """Apply the run's steps ``run.done`` .. ``s - 1`` to the scheduler and this instance's counters."""
-        d0 = d = run.done
-        if s <= d:
+        d0 = run.done
+        if s <= d0:
             return
-        sched = self.sched
-        n = run.n
-        hist = sched.tbt_hist
-        t0, dt0, slope = run.t0_s, run.dt0_s, run.slope_s  # end_s(x) = t0 + x*dt0 + slope*(x*(x-1)//2), inlined
-        # The ramp's gaps (steps j0..s-1) first: the other gaps usually share its last bin.
-        j0 = 1 if d == 0 else d
-        b = -1
-        lo = hi = 0.0
-        if s > j0:
-            last = dt0 + slope * (s - 1)
-            b = tbt_bin(last)
-            lo, hi = tbt_bin_interior(b)
-            first = dt0 + slope * j0
-            if slope == 0.0 or lo < first < hi:  # the usual case: the whole ramp in one 1 % bin
-                hist[b] = hist.get(b, 0) + n * (s - j0)
-            else:
-                add_ramp_to_hist(hist, run, j0, s, n)
-        max_gap = -1.0
-        if d == 0:
-            t1 = t0 + dt0
-            max_gap = t1 - run.last_end_before_s
-            joiners = run.joiners
-            cont = n - len(joiners)
-            if cont:
-                g = max_gap
-                gb = b if lo < g < hi else tbt_bin(g)
-                hist[gb] = hist.get(gb, 0) + cont
-            if joiners:
-                for r in joiners:
-                    g = t1 - r.last_token_s
-                    if g > r.max_tbt_s:
-                        r.max_tbt_s = g
-                    gb = b if lo < g < hi else tbt_bin(g)
-                    hist[gb] = hist.get(gb, 0) + 1
-                # the joiners' max-TBT queries start after this step: it gets a gap-stack entry of its own
-                sched.advance_decode_run(n, 1, t1, max_gap if cont else None)
-                d = 1
-                max_gap = -1.0
-        if s > j0 and last > max_gap:
-            max_gap = last
-        t_end = t0 + s * dt0 + slope * (s * (s - 1) // 2)
-        if s > d:
-            sched.advance_decode_run(n, s - d, t_end, max_gap)
-        self.busy_s += t_end - (t0 + d0 * dt0 + slope * (d0 * (d0 - 1) // 2))
+        self.busy_s += run.settle(self.sched, s)
         self.steps += s - d0
-        self.seqs_sum += n * (s - d0)
-        run.done = s
+        self.seqs_sum += run.n * (s - d0)
 
     def _fast_decode(self, now: float, k: int) -> float:
         """Run up to ``k`` plain decode steps that end by the fleet's horizon, one by one; return the new time.
@@ -290,10 +233,9 @@ class Instance:
         extra = n * (tps - 1)  # query tokens beyond one per member (multi-token steps)
         grow = n * tps
         timeline = self.timeline
-        hist = sched.tbt_hist
+        record_gaps = sched.record_gaps
         ctx, last = sched.ctx_sum, sched.last_decode_end
         busy = self.busy_s
-        cur_b, cur_w, lo, hi = -1, 0, 0.0, 0.0  # histogram bin being filled, and its safe interior
         run_max = -1.0  # one gap-stack entry for the whole run (see Scheduler.advance_decode_run)
         j = 0
         start = now
@@ -307,14 +249,7 @@ class Instance:
                 self.step_start = now
                 break
             gap = t_end - last
-            if lo < gap < hi:  # strictly inside the current bin: tbt_bin would give cur_b
-                cur_w += n
-            else:
-                if cur_w:
-                    hist[cur_b] = hist.get(cur_b, 0) + cur_w
-                cur_b = tbt_bin(gap)
-                cur_w = n
-                lo, hi = tbt_bin_interior(cur_b)
+            record_gaps(gap, n, tps)
             if gap > run_max:
                 run_max = gap
             ctx += grow
@@ -325,10 +260,6 @@ class Instance:
             start = now
             now = t_end
             j += 1
-        if cur_w:
-            hist[cur_b] = hist.get(cur_b, 0) + cur_w
-        if j and extra:  # each step's other tokens come with its first (gap 0), see DecodeBatch.record_gaps
-            hist[0] = hist.get(0, 0) + extra * j
         if j:
             sched.advance_decode_run(n, j, last, run_max)
             self.busy_s = busy
@@ -437,8 +368,7 @@ class InstanceLoads:
             run = inst._run
             v = inst.sched.outstanding
             if run is not None:
-                most = int((inst.env.now - run.t0_s) / run.dt0_s) + 1  # one more than x / dt0 covers rounding
-                v -= run.n * ((most if most < run.steps else run.steps) - run.done)
+                v -= run.n * (run.steps_at_most(inst.env.now) - run.done)
             floors.append(v)
         best_i = floors.index(min(floors))
         best_v = instances[best_i].outstanding_now()
