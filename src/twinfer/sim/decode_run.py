@@ -127,11 +127,6 @@ class DecodeRun:
         self.done = s
         return t_end - (t0 + d0 * dt0 + slope * (d0 * (d0 - 1) // 2))
 
-    def steps_at_most(self, t: float) -> int:
-        """A cheap upper bound on :meth:`steps_by` (steps never shorten in a run: at most ``x / dt0`` end in ``x`` s)."""
-        most = int((t - self.t0_s) / self.dt0_s) + 1  # one more than x / dt0 covers rounding
-        return most if most < self.steps else self.steps
-
     def end_s(self, s: int) -> float:
         """When the run's first ``s`` steps have ended."""
         return self.t0_s + s * self.dt0_s + self.slope_s * (s * (s - 1) // 2)

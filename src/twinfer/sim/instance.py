@@ -367,8 +367,9 @@ class InstanceLoads:
         for inst in instances:
             run = inst._run
             v = inst.sched.outstanding
-            if run is not None:
-                v -= run.n * (run.steps_at_most(inst.env.now) - run.done)
+            if run is not None:  # steps never shorten in a run: at most x / dt0 of them end in x seconds
+                most = int((inst.env.now - run.t0_s) / run.dt0_s) + 1  # one more than x / dt0 covers rounding
+                v -= run.n * ((most if most < run.steps else run.steps) - run.done)
             floors.append(v)
         best_i = floors.index(min(floors))
         best_v = instances[best_i].outstanding_now()
