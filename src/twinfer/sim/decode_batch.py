@@ -18,10 +18,11 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left
 
-from twinfer.sim.batching import StepResult, tbt_bin, tbt_bin_interior
+from twinfer.sim.batching import TBT_BIN_INNER, StepResult, tbt_bin
 from twinfer.sim.request import Request, RequestState
 
 DECODING, DONE = RequestState.DECODING, RequestState.DONE
+TBT_NUM_INNER = len(TBT_BIN_INNER)  # bins with a safe interior (twinfer.sim.batching.tbt_bin_interior)
 
 
 class DecodeBatch:
@@ -154,7 +155,7 @@ class DecodeBatch:
             b = self._bin
         else:
             b = self._bin = tbt_bin(gap)
-            self._bin_lo, self._bin_hi = tbt_bin_interior(b)
+            self._bin_lo, self._bin_hi = TBT_BIN_INNER[b] if b < TBT_NUM_INNER else (0.0, 0.0)
         h = self.tbt_hist
         h[b] = h.get(b, 0) + members
         if tokens_each != 1:

@@ -118,7 +118,9 @@ class Instance:
                 k = sched.join_and_run_steps() if closed_form else sched.steady_decode_steps()
                 if k:
                     if closed_form:
-                        run = self._open_run(now, k)
+                        run = DecodeRun.open(sched, now, k, self._affine, self.index)  # type: ignore[arg-type]
+                        self.busy = True
+                        self.step_start = now
                         end = run.end_s(run.steps)
                         if end > fleet.horizon:
                             self._run = run
@@ -200,13 +202,6 @@ class Instance:
         s = run.steps_by(now)  # < run.steps: a run that ended by now was settled by catch_up
         run.steps = s + 1
         self.pending_end = run.end_s(s + 1)
-
-    def _open_run(self, now: float, k: int) -> DecodeRun:
-        """The closed-form run of at most ``k`` plain decode steps starting at ``now``."""
-        assert self._affine is not None
-        self.busy = True
-        self.step_start = now
-        return DecodeRun.open(self.sched, now, k, self._affine, self.index)
 
     def _settle_run(self, run: DecodeRun, s: int) -> None:
         """Apply the run's steps ``run.done`` .. ``s - 1`` to the scheduler and this instance's counters."""
