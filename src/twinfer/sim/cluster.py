@@ -29,6 +29,9 @@ from twinfer.sim.scheduler import BLOCKED_NONE, Scheduler, SchedulerOutput, Step
 __all__ = ["FleetSim", "LinkSetup", "PoolSetup"]
 
 INF = float("inf")
+# RequestState members as module constants (reading one off its enum class costs ~170 ns)
+NEW, DECODING, TRANSFERRING, DONE = RequestState.NEW, RequestState.DECODING, RequestState.TRANSFERRING, RequestState.DONE
+REJECTED, CANCELLED = RequestState.REJECTED, RequestState.CANCELLED
 
 
 class FleetSim:
@@ -282,20 +285,20 @@ class FleetSim:
         or already cancelled requests are left alone.
         """
         st = r.state
-        if r.cancelled or st is RequestState.DONE or st is RequestState.REJECTED or st is RequestState.CANCELLED:
+        if r.cancelled or st is DONE or st is REJECTED or st is CANCELLED:
             return
         r.cancelled = True
         now = self.env.now
-        if st is RequestState.NEW:  # its arrival is still to come: _arrive drops it
+        if st is NEW:  # its arrival is still to come: _arrive drops it
             return
-        if st is RequestState.TRANSFERRING:
+        if st is TRANSFERRING:
             dec = self.pools["decode"]
             for i, (q, src) in enumerate(dec.pending):
                 if q is r:
                     del dec.pending[i]
                     dec.change(now, -1, -1)
                     self._leave_prefill_instance(r, src, now)
-                    r.state = RequestState.CANCELLED
+                    r.state = CANCELLED
                     self.cancelled += 1
                     return
             return  # KV on the link: _transfer_done drops it
@@ -322,11 +325,11 @@ class FleetSim:
         now = self.env.now
         entry = self.entry
         if r.cancelled:  # cancelled before it arrived
-            r.state = RequestState.CANCELLED
+            r.state = CANCELLED
             self.cancelled += 1
             return
         if not self.fits(r.prompt_tokens, r.output_tokens):
-            r.state = RequestState.REJECTED
+            r.state = REJECTED
             self.rejected += 1
             if self.on_finish is not None:
                 self.on_finish(r, now)
@@ -376,7 +379,7 @@ class FleetSim:
         assert cb is not None and out.members is not None
         sched = inst.sched
         for r in out.members:
-            if r.state is RequestState.DECODING or r.state is RequestState.DONE:
+            if r.state is DECODING or r.state is DONE:
                 cb(r, now, sched.tokens_of(r))
 
     def _handoff(self, r: Request, src: Instance) -> None:
@@ -384,7 +387,7 @@ class FleetSim:
         now = self.env.now
         if r.cancelled:  # cancelled during its prefill: its KV goes nowhere
             self._leave_prefill_instance(r, src, now)
-            r.state = RequestState.CANCELLED
+            r.state = CANCELLED
             self.cancelled += 1
             return
         dec.change(now, 1, 1)
@@ -433,7 +436,7 @@ class FleetSim:
             send = max(nbytes / self.num_layers, nbytes - during)
         r.kv_start_s = self.env.now
         r.decode_instance = dst.index
-        r.state = RequestState.TRANSFERRING
+        r.state = TRANSFERRING
         link.start(r.rid, send, self._transfer_done, (r, src, dst))
 
     def _transfer_done(self, item: tuple[Request, Instance, Instance]) -> None:

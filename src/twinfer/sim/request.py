@@ -26,6 +26,9 @@ class RequestState(IntEnum):
     CANCELLED = 7  # cancelled by its client (FleetSim.cancel) before its last token
 
 
+_NEW = RequestState.NEW  # (reading an enum member off its class costs ~170 ns; a request is made per arrival)
+
+
 class Request:
     """One inference request moving through a simulated fleet (mutable, slotted for speed)."""
 
@@ -65,7 +68,7 @@ class Request:
         self.join_tok = 0  # decode-token counter of the instance when it joined (see twinfer.sim.decode_batch)
         self.gen_at_join = 0  # tokens generated when it joined
         self.epoch = 0  # bumps on every leave, to invalidate stale heap entries
-        self.state = RequestState.NEW
+        self.state = _NEW
         self.cancelled = False  # FleetSim.cancel asked it to leave at its instance's next step boundary
         self.user: object = None  # free slot for the emulation server (e.g. a client handle)
 
