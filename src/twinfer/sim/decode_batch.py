@@ -37,22 +37,20 @@ class DecodeBatch:
     def __init__(self, tokens_per_step: int = 1) -> None:
         self.decoding: dict[int, Request] = {}  # insertion-ordered
         self.tps = tokens_per_step  # tokens each member computes and accepts in a decode step
-        self.dstep = 0  # decode steps completed
-        self.dtok = 0  # tokens a member in every one of those steps has emitted (dstep x tps)
+        self.dtok = 0  # tokens a member in every decode step so far has emitted (steps x tps)
         self.ctx_sum = 0  # sum over members of prompt + generated
         self.last_decode_end = 0.0
         self._finish_heap: list[tuple[int, int, Request, int]] = []
         self._block_heap: list[tuple[int, int, Request, int]] = []
         self._seq = 0
         self._fresh: list[Request] = []  # joined, first decode step not yet run
-        self._gap_k: list[int] = []  # decode-step indices of suffix-maximum gaps (for max TBT)
+        self._gap_k: list[int] = []  # token counter (dtok) at the steps of suffix-maximum gaps (for max TBT)
         self._gap_v: list[float] = []
         self.tbt_hist: dict[int, int] = {}  # bin -> token gaps
         self._bin, self._bin_lo, self._bin_hi = 0, 0.0, 0.0  # the last gap's bin and its safe interior
 
     def _join(self, r: Request) -> None:
         r.state = DECODING
-        r.join_step = self.dstep
         r.join_tok = self.dtok
         r.gen_at_join = r.generated
         self.decoding[r.rid] = r
@@ -76,7 +74,7 @@ class DecodeBatch:
         return r.gen_at_join + self.dtok - r.join_tok
 
     def _max_gap_since(self, k: int) -> float:
-        """Largest continuing gap among decode steps with index >= k."""
+        """Largest continuing gap among decode steps starting at token counter >= k."""
         i = bisect_left(self._gap_k, k)
         return self._gap_v[i] if i < len(self._gap_v) else 0.0
 
@@ -84,7 +82,7 @@ class DecodeBatch:
         del self.decoding[r.rid]
         r.epoch += 1
         r.generated = self._generated_now(r)
-        gap = self._max_gap_since(r.join_step + 1)
+        gap = self._max_gap_since(r.join_tok + 1)  # the steps after its first here
         if gap > r.max_tbt_s:
             r.max_tbt_s = gap
         self.free_blocks += r.blocks
@@ -131,10 +129,9 @@ class DecodeBatch:
             while gv and gv[-1] <= max_gap:
                 gv.pop()
                 gk.pop()
-            gk.append(self.dstep)
+            gk.append(self.dtok)
             gv.append(max_gap)
         tokens = steps * self.tps
-        self.dstep += steps
         self.dtok += tokens
         self.ctx_sum += n * tokens
         self.outstanding -= n * tokens
@@ -173,11 +170,11 @@ class DecodeBatch:
                 continue
             over = self.dtok - due  # tokens of its last step beyond its output (multi-token steps), not emitted
             self.ctx_sum -= r.prompt_tokens + r.output_tokens + over
+            self._leave(r)
             if over:
                 self.outstanding += over
                 self.tbt_hist[0] -= over  # their zero gaps were counted with the step (record_gaps)
-            self._leave(r)
-            r.generated = r.output_tokens
+                r.generated = r.output_tokens
             r.last_token_s = t_end
             r.finish_s = t_end
             r.state = DONE

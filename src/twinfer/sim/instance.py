@@ -50,7 +50,7 @@ class Instance:
     __slots__ = ("env", "index", "local_index", "role", "cost", "sched", "fleet", "busy", "step_start",
                  "busy_s", "steps", "seqs_sum", "kv_blocked_s", "batch_full_s", "timeline", "_step_time",
                  "waiting", "held", "_last", "queue_area", "in_system_area", "_pending", "pending_end", "_pending_fast",
-                 "_affine", "_run")
+                 "_affine", "_closed_form", "_run")
 
     def __init__(self, env: Environment, index: int, local_index: int, role: str, cost: StepCostModel,
                  sched: Scheduler, fleet: Fleet, timeline: list | None = None) -> None:
@@ -79,6 +79,9 @@ class Instance:
         self.pending_end = math.inf  # ... and when it ends
         self._pending_fast = 0  # lazy runs: members of a plain decode step in flight (no SchedulerOutput)
         self._affine = getattr(cost, "decode_run_affine", None)  # closed-form decode runs, if the backend has them
+        # Lazy runs use them unless a timeline records every step, or steps compute several tokens per
+        # member (the backend's ramp prices one-token steps; multi-token steps are priced one by one).
+        self._closed_form = self._affine is not None and timeline is None and sched.tps == 1
         self._run: DecodeRun | None = None  # lazy runs: the committed decode run in flight
 
     def change(self, now: float, d_waiting: int, d_held: int) -> None:
@@ -113,8 +116,7 @@ class Instance:
             if sched.cancels:  # a step boundary: cancelled requests leave before the next step
                 self._drop_cancelled(now)
             if fleet.horizon > now:
-                # the backend's ramp prices one-token decode steps; multi-token steps go one by one
-                closed_form = self._affine is not None and self.timeline is None and sched.tps == 1
+                closed_form = self._closed_form
                 k = sched.join_and_run_steps() if closed_form else sched.steady_decode_steps()
                 if k:
                     if closed_form:

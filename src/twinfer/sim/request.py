@@ -38,7 +38,7 @@ class Request:
         "prefill_start_s", "prefill_end_s", "first_token_s", "kv_start_s", "kv_end_s",
         "decode_start_s", "finish_s", "last_token_s", "max_tbt_s",
         "preemptions", "prefill_instance", "decode_instance", "instance",
-        "blocks", "blocks_in", "join_step", "join_tok", "gen_at_join", "epoch", "state", "cancelled", "user",
+        "blocks", "blocks_in", "join_tok", "gen_at_join", "epoch", "state", "cancelled", "user",
     )
 
     def __init__(self, rid: int, arrival_s: float, prompt_tokens: int, output_tokens: int) -> None:
@@ -64,7 +64,6 @@ class Request:
         self.instance = -1  # the instance whose scheduler holds it now (-1: none yet)
         self.blocks = 0  # KV blocks held on the current instance
         self.blocks_in = 0  # KV blocks reserved on the decode instance while the transfer runs
-        self.join_step = 0  # decode-step counter of the instance when the request joined its batch
         self.join_tok = 0  # decode-token counter of the instance when it joined (see twinfer.sim.decode_batch)
         self.gen_at_join = 0  # tokens generated when it joined
         self.epoch = 0  # bumps on every leave, to invalidate stale heap entries

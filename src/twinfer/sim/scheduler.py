@@ -199,7 +199,7 @@ class Scheduler(DecodeBatch):
         rid = next(reversed(self.decoding))
         r = self.decoding[rid]
         g = self._generated_now(r)
-        if self.dstep > r.join_step:  # it decoded here: its last token came at the last decode step's end
+        if self.dtok > r.join_tok:  # it decoded here: its last token came at the last decode step's end
             r.last_token_s = self.last_decode_end
         self.ctx_sum -= r.prompt_tokens + g
         self._leave(r)
