@@ -112,9 +112,12 @@ class Instance:
         # are committed as a whole (see the module docstring).
         sched = self.sched
         fleet = self.fleet
+        # A step boundary: cancelled requests leave before the next step. Cancels come between steps
+        # (from outside run_until, or from a callback, which only runs in the plain event loop, where
+        # every step end calls _start again), never while the loop below runs steps inline.
+        if sched.cancels:
+            self._drop_cancelled(now)
         while True:
-            if sched.cancels:  # a step boundary: cancelled requests leave before the next step
-                self._drop_cancelled(now)
             if fleet.horizon > now:
                 closed_form = self._closed_form
                 k = sched.join_and_run_steps() if closed_form else sched.steady_decode_steps()
