@@ -64,6 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
+    except OSError as exc:
+        # A path the user gave cannot be read or written (a folder where a file goes, no permission,
+        # disk full): the operating system's reason and the path are the whole story.
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"error: {where}{exc.strerror or exc}; check the path and its permissions", err=True)
+        return 2
+    except MemoryError:
+        typer.echo("error: out of memory; make the workload (num_requests, duration_s) or the fleet smaller",
+                   err=True)
+        return 2
     except Exception as exc:
         # Usage errors (unknown option, bad value) from the click layer typer vendors.
         show = getattr(exc, "show", None)

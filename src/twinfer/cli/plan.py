@@ -89,6 +89,11 @@ def plan_command(
     from twinfer.plan.planner import prune
     from twinfer.plan.space import load_plan
 
+    from twinfer.cli import checks
+
+    checks.number_in_range("--workers", workers, 1, 4096)
+    checks.number_in_range("--top", top, 1, 1_000_000)
+    checks.output_folder(out, "--out")
     spec = load_plan(plan_file)
     if dry_run:
         report = prune(spec)

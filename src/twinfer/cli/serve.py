@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 def is_loopback(host: str) -> bool:
@@ -94,10 +95,11 @@ def serve_command(
     from twinfer.serve import build
     from twinfer.serve.text import find_tokenizer, make_counter
 
-    if speed <= 0:
-        raise ConfigError(f"--speed must be > 0, got {speed}")
-    if max_queue is not None and max_queue < 0:
-        raise ConfigError(f"--max-queue must be >= 0, got {max_queue}")
+    _check_ranges(fixed_ttft_ms=fixed_ttft_ms, fixed_itl_ms=fixed_itl_ms, speed=speed, tp=tp, instances=instances,
+                  max_batch_seqs=max_batch_seqs, max_queue=max_queue, max_body_bytes=max_body_bytes,
+                  chat_default_max_tokens=chat_default_max_tokens)
+    if log_level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"--log-level {log_level!r}: use one of {', '.join(LOG_LEVELS)}")
     if fixed_ttft_ms is not None:
         plan = build.fixed_plan(
             ttft_s=fixed_ttft_ms / 1e3, itl_s=fixed_itl_ms / 1e3, model=model or "llama-3-8b"
@@ -135,6 +137,23 @@ def serve_command(
         chat_default_max_tokens=chat_default_max_tokens,
         log_level=log_level,
     )
+
+
+def _check_ranges(**values: float | None) -> None:
+    """Refuse NaN, negative or absurd option values (None: not given) before anything starts."""
+    from twinfer.cli import checks
+
+    for name, (low, high, low_open) in _RANGES.items():
+        checks.number_in_range(f"--{name.replace('_', '-')}", values[name], low, high, low_open=low_open)
+
+
+#: Accepted ranges of numeric options: (low, high, low excluded).
+_RANGES = {
+    "fixed_ttft_ms": (0.0, 3.6e6, False), "fixed_itl_ms": (0.0, 3.6e6, False), "speed": (0.0, 1e6, True),
+    "tp": (1, 1024, False), "instances": (1, 10_000, False), "max_batch_seqs": (1, 1_000_000, False),
+    "max_queue": (0, 10_000_000, False), "max_body_bytes": (1, 1 << 30, False),
+    "chat_default_max_tokens": (1, 10_000_000, False),
+}
 
 
 def _check_port_free(host: str, port: int) -> None:

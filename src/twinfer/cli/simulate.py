@@ -102,9 +102,13 @@ def simulate_command(
 
     from rich.console import Console
 
+    from twinfer.cli import checks
     from twinfer.sim import default_scenario, load_scenario
     from twinfer.sim.run import build_scenario_workload, load_scenario_model, simulate_fleet
 
+    checks.seed(seed)
+    checks.output_folder(out, "--out")
+    checks.output_file(trace, "--trace")
     console = Console(stderr=True)
     notes: list[str] = []
     if scenario is None:

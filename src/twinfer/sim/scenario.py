@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twinfer.errors import ConfigError
+from twinfer.errors import ConfigError, yaml_number_hint
 from twinfer.models.ops import Precision
 from twinfer.sim.router import ROUTERS
 from twinfer.sim.scheduler import BatchingConfig
@@ -61,6 +61,18 @@ PRECISION_SHORTHANDS = {
     "fp8": Precision(weights="fp8"),
     "int8": Precision(weights="int8"),
     "fp8-kv8": Precision(weights="fp8", kv_cache="fp8"),
+}
+
+
+#: Instances per pool the simulator accepts: each instance is a scheduler with its own queues, and the
+#: router looks at every instance per request, so millions would not finish (10,000 instances of 8 GPUs
+#: is an 80,000-GPU fleet).
+MAX_POOL_INSTANCES = 10_000
+#: Ceilings of scenario numbers (by key), checked before anything is built; absurd values are refused.
+_CEILINGS: dict[str, float] = {
+    "count": MAX_POOL_INSTANCES, "tp": 1024, "pp": 1024, "chips": 100_000, "token_budget": 10_000_000,
+    "max_batch_seqs": 1_000_000, "block_tokens": 65_536, "price_per_hour_usd": 1e6, "power_idle_w": 1e8,
+    "power_max_w": 1e8, "ttft_s": 1e6, "tpot_s": 1e6, "attainment": 1.0, "sample_interval_s": 1e9,
 }
 
 
@@ -81,7 +93,11 @@ def _num(d: Mapping[str, Any], key: str, where: str, default: Any = None, *, int
     ok = isinstance(v, int) if integer else isinstance(v, int | float)
     if isinstance(v, bool) or not ok or not math.isfinite(v) or v < minimum or (strict and v == minimum == 0):
         kind = "an integer" if integer else "a number"
-        raise ConfigError(f"{where}.{key}: expected {kind} >= {minimum}{' (> 0)' if strict and minimum == 0 else ''}, got {v!r}")
+        raise ConfigError(f"{where}.{key}: expected {kind} >= {minimum}{' (> 0)' if strict and minimum == 0 else ''}, "
+                          f"got {v!r}{yaml_number_hint(v)}")
+    limit = _CEILINGS.get(key)
+    if limit is not None and v > limit:
+        raise ConfigError(f"{where}.{key}: {v!r} is above the limit of {limit:,g}; use a smaller value")
     return v
 
 
