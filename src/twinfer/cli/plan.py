@@ -86,10 +86,9 @@ def plan_command(
 
     from rich.console import Console
 
+    from twinfer.cli import checks
     from twinfer.plan.planner import prune
     from twinfer.plan.space import load_plan
-
-    from twinfer.cli import checks
 
     checks.number_in_range("--workers", workers, 1, 4096)
     checks.number_in_range("--top", top, 1, 1_000_000)

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-
 DEFAULT_RUNNER = "twinfer.plan.runner:run_scenario"
 
 
@@ -66,11 +65,10 @@ def sweep_command(
         TimeRemainingColumn,
     )
 
+    from twinfer.cli import checks
     from twinfer.plan.grid import expand, load_sweep
     from twinfer.plan.store import ResultStore
     from twinfer.plan.sweep import run_sweep
-
-    from twinfer.cli import checks
 
     checks.number_in_range("--workers", workers, 1, 4096)
     checks.number_in_range("--batch-size", batch_size, 1, 1_000_000)
