@@ -75,6 +75,8 @@ def estimate_command(
     for name, value in (("--batch", batch), ("--input-len", input_len), ("--output-len", output_len)):
         if value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}")
+        if value > 10_000_000:  # same ceiling as a workload's tokens per request (twinfer.workload.columns)
+            raise ConfigError(f"{name} {value} is above the limit of 10,000,000; use a smaller value")
     extra = load_extra(hardware_file)
     gpu = get_hardware(hardware, extra)
     if not isinstance(gpu, GpuSpec):

@@ -41,6 +41,7 @@ from typing import Any
 
 from twinfer.errors import ConfigError, yaml_number_hint
 from twinfer.workload.arrivals import ARRIVAL_KINDS
+from twinfer.workload.columns import MAX_TIME_S, MAX_TOKENS
 from twinfer.workload.lengths import LENGTH_KINDS
 
 BUILTIN_PREFIX = "builtin:"
@@ -50,8 +51,7 @@ EMPIRICAL_COLUMNS = ("prompt_tokens", "output_tokens")
 # ~1 kB of Python bookkeeping per request, so 10 M requests already need ~10 GB of memory.
 MAX_REQUESTS = 10_000_000
 MAX_RATE_PER_S = 1e6  # requests per second (a million: far beyond any single fleet studied here)
-MAX_TOKENS = 10_000_000  # tokens in one prompt or output (largest model contexts: ~1-10 M)
-MAX_DURATION_S = 1e9  # ~32 years of simulated time
+MAX_DURATION_S = MAX_TIME_S  # ~32 years of simulated time
 #: Per-key ceilings of the numbers in a workload section (keys not listed: MAX_TOKENS).
 _CEILINGS = {"rate_per_s": MAX_RATE_PER_S, "rate_scale": 1e6, "cv": 100.0, "sigma": 10.0,
              "duration_s": MAX_DURATION_S, "max_requests": MAX_REQUESTS, "num_requests": MAX_REQUESTS}
