@@ -113,7 +113,8 @@ class ResultStore:
             except Exception as exc:  # a part file is written by rename, so this means outside damage
                 raise DataError(f"{part}: unreadable result file ({exc}); move it away and rerun") from exc
             for sid, status in zip(table["scenario_id"].to_pylist(), table["status"].to_pylist(), strict=True):
-                out[sid] = status
+                if out.get(sid) != "ok":  # a duplicate id (two writers once shared the folder): ok wins
+                    out[sid] = status
         return out
 
     def prepare(self) -> None:
@@ -161,27 +162,110 @@ class ResultStore:
         return dropped
 
 
+#: Statement types ``twinfer results query`` runs; anything else (COPY, ATTACH, INSTALL, CREATE, SET ...) is refused.
+READ_ONLY_STATEMENTS = ("SELECT", "EXPLAIN")
+
+
+def _unreadable_part(parts: list[Path]) -> Path | None:
+    """The first part file pyarrow cannot read the footer of (outside damage), or None."""
+    import pyarrow.parquet as pq
+
+    for part in parts:
+        try:
+            pq.read_metadata(part)
+        except Exception:
+            return part
+    return None
+
+
 def connect(folder: str | Path) -> Any:
-    """A DuckDB connection with a view ``results`` over every part file in ``folder``."""
+    """A sandboxed DuckDB connection with a table ``results``: every part in ``folder``, one row per scenario id.
+
+    The rows are loaded into memory first; then the connection loses all access to
+    files and the network (``enable_external_access=false``, no extension autoload or
+    autoinstall) and its configuration is locked, so a query can read nothing but
+    ``results``. A scenario id written twice (two sweeps once shared a folder) keeps
+    one row: its ``ok`` row when there is one, else the latest.
+    """
     import duckdb
 
     folder = Path(folder)
-    if not any(folder.glob(PART_GLOB)):
+    parts = sorted(folder.glob(PART_GLOB)) if folder.is_dir() else []
+    if not parts:
         raise ConfigError(f"{folder}: no result files ({PART_GLOB}); run `twinfer sweep ... --out {folder}` first")
-    con = duckdb.connect()
-    pattern = str(folder / PART_GLOB).replace("'", "''")
-    con.execute(f"CREATE VIEW results AS SELECT * FROM read_parquet('{pattern}', union_by_name = true)")
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                             "autoload_known_extensions": False})
+    files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
+    try:
+        con.execute(
+            "CREATE TABLE results AS SELECT * EXCLUDE (_rank, _file, _row) FROM ("
+            "  SELECT *, row_number() OVER (PARTITION BY scenario_id ORDER BY (status = 'ok') DESC, _file DESC,"
+            "  _row DESC) AS _rank FROM ("
+            "    SELECT * EXCLUDE (filename, file_row_number), filename AS _file, file_row_number AS _row"
+            f"    FROM read_parquet([{files}], union_by_name = true, filename = true, file_row_number = true)"
+            "  )) WHERE _rank = 1 ORDER BY _file, _row")
+    except duckdb.Error as exc:
+        bad = _unreadable_part(parts)
+        where = f"{bad}: unreadable result file" if bad else f"{folder}: cannot read the result files"
+        raise DataError(f"{where} ({str(exc).splitlines()[0]}); move it away and rerun the sweep") from None
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
     return con
 
 
+def _check_read_only(con: Any, sql: str) -> None:
+    """Refuse empty SQL, several statements, and anything but SELECT/EXPLAIN, with a message saying why."""
+    import duckdb
+
+    if not sql.strip():
+        raise ConfigError('the SQL is empty; e.g. twinfer results query "SELECT * FROM results LIMIT 10" --dir OUT')
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise ConfigError(f"query failed: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise ConfigError(f"give one SQL statement, got {len(statements)}; run them one at a time")
+    kind = statements[0].type.name
+    if kind not in READ_ONLY_STATEMENTS:
+        raise ConfigError(f"results query is read-only: {kind} statements are refused (only SELECT, WITH ... "
+                          "SELECT, DESCRIBE, SHOW and EXPLAIN); to export, use --format csv > FILE")
+
+
 def query(folder: str | Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run ``sql`` (which may use the ``results`` view) over ``folder``; returns (column names, rows)."""
+    """Run one read-only ``sql`` statement over the ``results`` table of ``folder``; (column names, rows).
+
+    The sandbox of :func:`connect` applies: no file, network or extension access.
+    """
     import duckdb
 
     con = connect(folder)
     try:
+        _check_read_only(con, sql)
         cur = con.execute(sql)
+        names = [d[0] for d in cur.description] if cur.description else []
+        return names, cur.fetchall()
+    except duckdb.PermissionException as exc:
+        raise ConfigError(f"query refused: it reaches outside the results ({str(exc).splitlines()[0]}); "
+                          "results query reads only the `results` table") from None
     except duckdb.Error as exc:
-        raise ConfigError(f"query failed: {exc}") from exc
-    names = [d[0] for d in cur.description] if cur.description else []
-    return names, cur.fetchall()
+        raise ConfigError(f"query failed: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.close()
+
+
+def dedupe_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """One row per ``scenario_id`` (its ``ok`` row when there is one, else the last), in first-seen order.
+
+    Returns the rows kept and how many duplicates were dropped; rows without an id are all kept.
+    """
+    best: dict[Any, int] = {}
+    for i, row in enumerate(rows):
+        sid = row.get("scenario_id")
+        if sid is None:
+            continue
+        j = best.get(sid)
+        if j is None or row.get("status") == "ok" or rows[j].get("status") != "ok":
+            best[sid] = i
+    keep = {i for i in best.values()}
+    kept = [row for i, row in enumerate(rows) if row.get("scenario_id") is None or i in keep]
+    return kept, len(rows) - len(kept)
