@@ -52,7 +52,10 @@ for _module in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one clear message and exit status 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        # With standalone_mode=False click returns a typer.Exit's code instead of raising it.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code
     except TwinferError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2

@@ -86,6 +86,7 @@ def sweep_command(
         todo = sum(1 for j in jobs if j.scenario_id not in done)
         typer.echo(f"sweep {spec.name!r}: {len(jobs)} scenarios, {len(jobs) - todo} already in {out}, {todo} to run")
         return
+    store.check_free()  # before sweep.json is rewritten
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"name": spec.name, "scenarios": len(jobs), "grid": spec.grid, "cases": spec.cases,
                 "seeds": spec.seeds, "base": spec.base}
@@ -128,6 +129,10 @@ def sweep_command(
     if outcome.interrupted:
         err.print("interrupted: rerun the same command to finish the sweep")
         raise typer.Abort()  # twinfer.cli.main turns it into exit status 130
+    if outcome.ran and outcome.failed == outcome.ran:
+        typer.echo(f"error: every scenario that ran failed ({outcome.failed} of {outcome.ran}); fix the cause "
+                   "shown by the query above and rerun with --retry-failed", err=True)
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -29,14 +29,19 @@ quote them in SQL, ``SELECT "workload.arrivals.rate_per_s" AS rate ...``.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from twinfer.errors import ConfigError, DataError
 
 PART_GLOB = "part-*.parquet"
+#: The write lock of a results folder (holds the pid of the sweep writing into it).
+LOCK_NAME = ".twinfer.lock"
 #: Bookkeeping columns, in the order they lead every part file.
 BASE_COLUMNS = (
     "scenario_id", "sweep_index", "seed", "status", "error", "wall_s", "params_json", "scenario_json",
@@ -122,6 +127,42 @@ class ResultStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         for tmp in self.folder.glob(".part-*.tmp"):
             tmp.unlink()
+
+    def check_free(self) -> None:
+        """Raise the "in use by pid N" error now if another process holds the lock (then let it go)."""
+        if self.folder.is_dir():
+            with self.locked():
+                pass
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder's write lock (``.twinfer.lock``) while the block runs; refuse if another process has it.
+
+        The lock is a POSIX record lock (``lockf``) on the file: it belongs to this process (forked
+        workers do not inherit it) and the kernel drops it when the process dies, so the pid left in
+        the file by a killed sweep is stale and the next sweep takes the lock over.
+        """
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no lock (sweeps into one folder must not overlap)
+            yield
+            return
+        path = self.folder / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                    raise
+                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+                raise ConfigError(f"{self.folder} is in use by pid {holder} (another twinfer sweep or plan is "
+                                  "writing into it); wait for it to finish or choose another --out") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def _next_name(self) -> str:
         numbers = [int(p.stem.split("-")[1]) for p in self.parts() if p.stem.split("-")[1].isdigit()]
