@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -234,7 +235,7 @@ def test_workers_die_when_the_sweep_process_is_sigkilled(make_sweep_file, tmp_pa
             time.sleep(0.05)
         assert not [pid for pid in workers if _running(pid)], "worker processes outlived the killed sweep"
     finally:
-        with __import__("contextlib").suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
@@ -256,7 +257,7 @@ def test_a_second_sweep_into_a_busy_folder_is_refused(make_sweep_file, tmp_path)
         assert "Traceback" not in second.stderr
         assert first.wait(timeout=60) == 0
     finally:
-        with __import__("contextlib").suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(first.pid, signal.SIGKILL)
     _, rows = query(out, "SELECT count(*), count(DISTINCT scenario_id) FROM results")
     assert rows == [(6, 6)]

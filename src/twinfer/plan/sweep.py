@@ -122,12 +122,11 @@ def _die_with_parent(sweep_pid: int) -> None:
 
     parent = os.getppid()
     if sys.platform.startswith("linux"):
+        import contextlib
         import ctypes
 
-        try:
+        with contextlib.suppress(OSError, AttributeError):  # no prctl in this libc: the watchdog still works
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        except (OSError, AttributeError):  # no prctl in this libc: the watchdog below still works
-            pass
 
     def alive(pid: int) -> bool:
         try:
