@@ -7,15 +7,15 @@ A sweep YAML file looks like this (every key but ``base`` is optional)::
     seeds: [0, 1]                       # or ``seed: 0`` (default 0)
     grid:                               # cartesian product over dotted keys
       workload.arrivals.rate_per_s: [2, 4, 8]
-      fleets.0.pools.0.count: [2, 4]
+      fleets.0.pools.mixed.count: [2, 4]
     cases:                              # explicit overrides, each crossed with the grid
-      - {fleets.0.pools.0.hardware: h100-sxm}
-      - {fleets.0.pools.0.hardware: h200}
+      - {fleets.0.pools.mixed.hardware: h100-sxm}
+      - {fleets.0.pools.mixed.hardware: h200}
 
 Expansion order is deterministic: for each case (or one empty case), for each
 grid point (keys in file order, the last key varying fastest), for each seed.
 A dotted key walks mappings by name and lists by integer index
-(``fleets.0.pools.1.count``); a missing mapping key is created, a list index
+(``fleets.1.pools.decode.count``); a missing mapping key is created, a list index
 out of range is an error. Each job's id is a hash of its canonical JSON
 (scenario + seed), so the same scenario always gets the same id and a rerun
 can skip what is done.
