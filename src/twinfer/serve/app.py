@@ -38,7 +38,7 @@ from twinfer.serve.protocol import ApiError, GenerationRequest, parse_generation
 from twinfer.serve.responses import (
     Envelope,
 )
-from twinfer.serve.text import ApproxTokenCounter, TokenCounter
+from twinfer.serve.text import ApproxTokenCounter, TokenCounter, filler_words
 
 #: Bodies larger than this are parsed and token-counted in a worker thread when a tokenizer counts.
 OFFLOAD_BODY_BYTES = 2048
@@ -67,7 +67,9 @@ def create_app(
 ) -> FastAPI:
     """The FastAPI app; ``make_sim`` builds the fleet when the server's loop starts."""
     counter_: TokenCounter = counter or ApproxTokenCounter()
-    source: TextSource = text_source or SyntheticTextSource()
+    # Synthetic answers are made of pieces that count one token each under counter_, so the text a
+    # client receives tokenizes to the completion_tokens the usage reports.
+    source: TextSource = text_source or SyntheticTextSource(filler_words(counter_))
     models = {config.model_name: config.context_tokens}
     traces: collections.OrderedDict[str, RequestTrace] = collections.OrderedDict()
     state: dict[str, Any] = {"fleet": None, "next_id": 0, "created": int(time.time())}
