@@ -91,6 +91,8 @@ PLAN_OTHER = [
     ("model", MISSING, "model"), ("workload", MISSING, "workload"), ("slo", MISSING, "slo"),
     ("target_rate_per_s", MISSING, "target_rate_per_s"), ("hardware", MISSING, "hardware"),
     ("slo.ttft_s", MISSING, "ttft_s"),
+    ("hardware", None, "hardware"), ("hardware", [None], "hardware"), ("hardware", [], "hardware"),
+    ("search.tp", [None], "tp"),
 ]
 
 

@@ -68,6 +68,18 @@ SIZE_CASES = [
 
 
 @pytest.mark.timeout(60)
+def test_an_explicit_null_means_the_default(tmp_path, capsys) -> None:
+    import json
+
+    doc = base_scenario()
+    doc["fleets"][1]["kv_link"]["count"] = None
+    doc["fleets"][0]["pools"]["mixed"]["count"] = None
+    result = invoke(["simulate", str(write_yaml(tmp_path, doc)), "--json"])
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["fleets"][0]["instances"] == 1
+
+
+@pytest.mark.timeout(60)
 def test_the_base_scenario_is_valid(tmp_path) -> None:
     result = invoke(["simulate", str(write_yaml(tmp_path, base_scenario())), "--json"])
     assert result.code == 0, result.err

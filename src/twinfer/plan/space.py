@@ -232,6 +232,11 @@ def parse_plan(raw: Any, *, where: str = "plan", base_dir: Path | None = None) -
                 _number(v, f"{where}.search.{name}", high=high, low=1, low_open=False, integer=True)
     seed = _number(raw.get("seed", 0), f"{where}.seed", high=2**63 - 1, low=0, low_open=False, integer=True)
     hardware = _tuple(raw["hardware"], f"{where}.hardware", str)
+    if not hardware or not all(isinstance(h, str) and h for h in hardware):
+        raise ConfigError(f"{where}.hardware: give a list of hardware preset names (see `twinfer hardware`), "
+                          f"got {raw['hardware']!r}")
+    if not tps or None in tps:
+        raise ConfigError(f"{where}.search.tp: give a list of tensor-parallel sizes such as [1, 2, 4, 8], got {tps!r}")
     batchings = _batchings(search.get("batching"), f"{where}.search.batching")
     per_pool = len(hardware) * max(len(tps), len(chips)) * len(caps) * len(batchings) * max_n
     if per_pool + per_pool**2 > MAX_CANDIDATES:

@@ -87,7 +87,9 @@ def _keys(d: Any, allowed: tuple[str, ...], where: str) -> Mapping[str, Any]:
 
 def _num(d: Mapping[str, Any], key: str, where: str, default: Any = None, *, integer: bool = False,
          minimum: float = 0.0, strict: bool = True) -> Any:
-    v = d.get(key, default)
+    v = d.get(key)
+    if v is None:  # absent or an explicit null: the default (None for optional keys)
+        v = default
     if v is None:
         return None
     ok = isinstance(v, int) if integer else isinstance(v, int | float)
