@@ -59,3 +59,25 @@ def output_folder(path: Path | None, option: str) -> None:
                 what = "is a file" if p == path else f"is inside the file {p}"
                 raise ConfigError(f"{option} {path}: {what}; give a folder path (it is created if missing)")
             break
+
+
+def calibration_warning(path: Path, hardware: str) -> str | None:
+    """A warning when the calibration file at ``path`` was measured on a CPU or on other hardware than
+    ``hardware`` (its efficiencies then describe that device, e.g. a CPU's: estimates become CPU-slow)."""
+    import json
+
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # the loader reports unreadable files
+    if not isinstance(doc, dict):
+        return None
+    device, ref = doc.get("device"), doc.get("reference_hardware")
+    name = doc.get("device_name") or device
+    if device == "cpu":
+        return (f"warning: {path} was measured on a CPU ({name}); applied to {hardware} it predicts CPU "
+                f"efficiencies. Calibrate on the GPU itself (twinfer calibrate on a {hardware}) or drop --calibration")
+    if isinstance(ref, str) and ref != hardware:
+        return (f"warning: {path} was measured on {name} (relative to {ref}), not on {hardware}; its "
+                "efficiencies may not carry over")
+    return None
