@@ -50,7 +50,7 @@ def test_user_mistakes_name_the_path(tmp_path: Path) -> None:
 def test_a_scenario_written_twice_is_one_row(sweep_dir: Path, tmp_path: Path) -> None:
     import shutil
 
-    copy = tmp_path / "sweep"
+    copy = tmp_path / "sweep-copy"
     shutil.copytree(sweep_dir, copy)
     parts = sorted(copy.glob("part-*.parquet"))
     shutil.copy(parts[0], copy / "part-999999.parquet")  # what two sweeps sharing a folder once left behind
