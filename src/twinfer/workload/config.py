@@ -47,8 +47,9 @@ from twinfer.workload.lengths import LENGTH_KINDS
 BUILTIN_PREFIX = "builtin:"
 EMPIRICAL_COLUMNS = ("prompt_tokens", "output_tokens")
 
-# Upper limits, checked before anything is allocated. The simulator holds arrays of a few numbers and
-# ~1 kB of Python bookkeeping per request, so 10 M requests already need ~10 GB of memory.
+# Upper limits, checked before anything is allocated. Measured here: a 100,000-request run of
+# `twinfer simulate` peaks at 129 MB resident against 85 MB for 300 requests, ~0.45 kB per request,
+# so 10 M requests need ~5 GB (and hours of simulation); far more would not fit in memory.
 MAX_REQUESTS = 10_000_000
 MAX_RATE_PER_S = 1e6  # requests per second (a million: far beyond any single fleet studied here)
 MAX_DURATION_S = MAX_TIME_S  # ~32 years of simulated time
