@@ -15,6 +15,7 @@ from twinfer.serve.fixed import FixedLatencySim
 from twinfer.serve.limits import header_timeout_protocol, uvicorn_config
 
 HEADER_TIMEOUT_S = 0.5
+BODY_TIMEOUT_S = 0.7
 
 
 def _protocols():
@@ -33,7 +34,8 @@ def _protocols():
 def server(request):
     import uvicorn
 
-    app = create_app(ServeConfig(model_name="m", context_tokens=4096), lambda: FixedLatencySim(ttft_s=0.01, itl_s=0.001))
+    app = create_app(ServeConfig(model_name="m", context_tokens=4096, body_timeout_s=BODY_TIMEOUT_S),
+                     lambda: FixedLatencySim(ttft_s=0.01, itl_s=0.001))
     port = free_port()
     config = uvicorn_config(app, host="127.0.0.1", port=port, header_timeout_s=HEADER_TIMEOUT_S, keep_alive_s=5,
                             log_level="warning")
@@ -93,3 +95,15 @@ def test_complete_requests_and_slow_streams_are_not_cut(server) -> None:
             assert r.status_code == 200
             lines = [line for line in r.iter_lines() if line]
         assert lines[-1] == "data: [DONE]" and len(lines) > 900  # every token arrived, then the end marker
+
+
+@pytest.mark.timeout(30)
+def test_a_stalled_body_gets_408(server) -> None:
+    with socket.create_connection(("127.0.0.1", server)) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100\r\n\r\n{\"model\": ")
+        s.settimeout(10)
+        start = time.monotonic()
+        answer = s.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer
+        assert time.monotonic() - start < 5

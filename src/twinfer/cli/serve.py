@@ -97,6 +97,9 @@ def serve_command(
         float, typer.Option(help="Close a connection whose request headers take longer than this (s).")
     ] = 10.0,
     keep_alive_s: Annotated[float, typer.Option(help="Close idle keep-alive connections after this (s).")] = 5.0,
+    body_timeout_s: Annotated[
+        float, typer.Option(help="Answer 408 when a request body takes longer than this to arrive (s).")
+    ] = 30.0,
     max_connections: Annotated[
         int, typer.Option(help="Concurrent connections and requests; beyond it requests get 503.")
     ] = 1024,
@@ -115,7 +118,7 @@ def serve_command(
     _check_ranges(fixed_ttft_ms=fixed_ttft_ms, fixed_itl_ms=fixed_itl_ms, speed=speed, tp=tp, instances=instances,
                   max_batch_seqs=max_batch_seqs, max_queue=max_queue, max_body_bytes=max_body_bytes,
                   chat_default_max_tokens=chat_default_max_tokens, header_timeout_s=header_timeout_s,
-                  keep_alive_s=keep_alive_s, max_connections=max_connections)
+                  keep_alive_s=keep_alive_s, max_connections=max_connections, body_timeout_s=body_timeout_s)
     check_auth(host, api_key, insecure_no_auth)
     if log_level.lower() not in LOG_LEVELS:
         raise ConfigError(f"--log-level {log_level!r}: use one of {', '.join(LOG_LEVELS)}")
@@ -157,6 +160,7 @@ def serve_command(
         log_level=log_level,
         limits={"api_key": api_key, "header_timeout_s": header_timeout_s, "keep_alive_s": keep_alive_s,
                 "max_connections": max_connections},
+        body_timeout_s=body_timeout_s,
     )
 
 
@@ -175,6 +179,7 @@ _RANGES = {
     "max_queue": (0, 10_000_000, False), "max_body_bytes": (1, 1 << 30, False),
     "chat_default_max_tokens": (1, 10_000_000, False), "header_timeout_s": (0.0, 3600.0, True),
     "keep_alive_s": (0.0, 3600.0, True), "max_connections": (1, 1_000_000, False),
+    "body_timeout_s": (0.0, 3600.0, True),
 }
 
 
@@ -219,6 +224,7 @@ def _run(
     chat_default_max_tokens,
     log_level,
     limits,
+    body_timeout_s,
 ) -> None:  # type: ignore[no-untyped-def]
     import uvicorn
 
@@ -239,6 +245,7 @@ def _run(
         max_body_bytes=max_body_bytes,
         chat_default_max_tokens=chat_default_max_tokens,
         fleet_label=plan.label,
+        body_timeout_s=body_timeout_s,
     )
     _check_port_free(host, port)
     app = create_app(config, plan.make_sim, counter=counter, text_source=text_source)

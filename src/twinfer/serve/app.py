@@ -56,6 +56,7 @@ class ServeConfig:
     chat_default_max_tokens: int = 256  # chat max_tokens when the client gives none
     trace_requests: int = 4096  # recent requests kept for GET /twinfer/requests/{id}
     fleet_label: str = "fixed-latency"  # what paces the tokens (sent in x-twinfer-fleet)
+    body_timeout_s: float = 30.0  # a request body not fully received by then gets 408 (stalled clients)
 
 
 def create_app(
@@ -175,11 +176,16 @@ def create_app(
         if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
             raise too_big
         parts, size = [], 0
-        async for part in request.stream():
-            size += len(part)
-            if size > config.max_body_bytes:
-                raise too_big
-            parts.append(part)
+        try:
+            async with asyncio.timeout(config.body_timeout_s):
+                async for part in request.stream():
+                    size += len(part)
+                    if size > config.max_body_bytes:
+                        raise too_big
+                    parts.append(part)
+        except TimeoutError:
+            raise ApiError(408, f"The request body did not arrive within {config.body_timeout_s:g} s.",
+                           code="request_timeout") from None
         return b"".join(parts)
 
     async def generate(request: Request, kind: Literal["completion", "chat"]) -> Response:
