@@ -212,3 +212,29 @@ def test_malformed_trace(text, mention, tmp_path) -> None:
     path = tmp_path / "t.csv"
     path.write_text(text)
     assert_clean_error(invoke(["workload", str(path), "--format", "twinfer-csv"]), mention)
+
+
+# ---- model config.json: `twinfer estimate --model FILE` -----------------------------------------------
+
+MODEL_INT_FIELDS = ("hidden_size", "num_attention_heads", "num_hidden_layers", "num_key_value_heads",
+                    "intermediate_size", "vocab_size", "max_position_embeddings")
+MODEL_FLOAT_FIELDS = ("rms_norm_eps", "rope_theta")
+MODEL_BAD = {"wrong-type": "abc", "negative": -1, "zero": 0, "nan": math.nan, "inf": math.inf, "list": [4]}
+
+
+def _model_cases():
+    return [(f, label, v) for f in (*MODEL_INT_FIELDS, *MODEL_FLOAT_FIELDS) for label, v in MODEL_BAD.items()]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("field,label,value", _model_cases(), ids=[f"{f}={lab}" for f, lab, _ in _model_cases()])
+def test_bad_model_config_field(field, label, value, tmp_path) -> None:
+    import json
+    from pathlib import Path
+
+    preset = Path(__file__).resolve().parents[2] / "src" / "twinfer" / "models" / "presets" / "llama-3-8b.json"
+    cfg = json.loads(preset.read_text())
+    cfg[field] = value
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    assert_clean_error(invoke(["estimate", "--model", str(path), "--tp", "1"]), field)
