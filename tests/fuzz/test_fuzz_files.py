@@ -238,3 +238,33 @@ def test_bad_model_config_field(field, label, value, tmp_path) -> None:
     path = tmp_path / "config.json"
     path.write_text(json.dumps(cfg))
     assert_clean_error(invoke(["estimate", "--model", str(path), "--tp", "1"]), field)
+
+
+# ---- calibration files: `twinfer estimate --calibration FILE` -----------------------------------------
+
+CALIBRATION_BAD = {"negative": -1, "zero-or-edge": 0, "nan": math.nan, "inf": math.inf, "wrong-type": "abc",
+                   "null": None, "huge": 1e300}
+
+
+def _calibration_cases():
+    from twinfer.gpu.calibrate import FITTED
+
+    cases = []
+    for key in FITTED:
+        for label, value in CALIBRATION_BAD.items():
+            # 0 is a valid overhead or half-length (>= 0); every other field must be > 0
+            if label == "zero-or-edge" and (key.endswith("_s") or key == "attn_prefill_half_len"):
+                continue
+            cases.append((key, label, value))
+    return cases
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("key,label,value", _calibration_cases(), ids=[f"{k}={lab}" for k, lab, _ in _calibration_cases()])
+def test_bad_calibration_value(key, label, value, tmp_path) -> None:
+    import json
+
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps({"params": {key: value}}))
+    result = invoke(["estimate", "--model", "llama-3-8b", "--tp", "1", "--calibration", str(path)])
+    assert_clean_error(result, key)

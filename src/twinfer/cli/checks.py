@@ -76,7 +76,7 @@ def calibration_warning(path: Path, hardware: str) -> str | None:
     name = doc.get("device_name") or device
     if device == "cpu":
         return (f"warning: {path} was measured on a CPU ({name}); applied to {hardware} it predicts CPU "
-                f"efficiencies. Calibrate on the GPU itself (twinfer calibrate on a {hardware}) or drop --calibration")
+                f"efficiencies. Run twinfer calibrate on that GPU itself, or drop --calibration")
     if isinstance(ref, str) and ref != hardware:
         return (f"warning: {path} was measured on {name} (relative to {ref}), not on {hardware}; its "
                 "efficiencies may not carry over")
