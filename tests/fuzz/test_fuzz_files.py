@@ -268,3 +268,23 @@ def test_bad_calibration_value(key, label, value, tmp_path) -> None:
     path.write_text(json.dumps({"params": {key: value}}))
     result = invoke(["estimate", "--model", "llama-3-8b", "--tp", "1", "--calibration", str(path)])
     assert_clean_error(result, key)
+
+
+JSONL_BAD = {"wrong-type": "abc", "negative": -5, "huge": 10**13, "float-tokens": 1.5, "null": None, "list": [1]}
+
+
+def _jsonl_cases():
+    return [(f, label, v) for f in ("arrival_s", "prompt_tokens", "output_tokens") for label, v in JSONL_BAD.items()
+            if not (f == "arrival_s" and label == "float-tokens")]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("field,label,value", _jsonl_cases(), ids=[f"{f}={lab}" for f, lab, _ in _jsonl_cases()])
+def test_bad_jsonl_trace_value_names_the_line(field, label, value, tmp_path) -> None:
+    import json
+
+    rows = [{"arrival_s": 0.0, "prompt_tokens": 10, "output_tokens": 5} for _ in range(3)]
+    rows[1][field] = value
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert_clean_error(invoke(["workload", str(path), "--format", "twinfer-jsonl"]), "line 2")
