@@ -268,7 +268,8 @@ def _check_read_only(con: Any, sql: str) -> None:
         raise ConfigError(f"give one SQL statement, got {len(statements)}; run them one at a time")
     kind = statements[0].type.name
     if kind not in READ_ONLY_STATEMENTS:
-        raise ConfigError(f"results query is read-only: {kind} statements are refused (only SELECT, WITH ... "
+        word = sql.split()[0].upper()  # what the user wrote (DuckDB types INSTALL as LOAD)
+        raise ConfigError(f"results query is read-only: {word} statements are refused (only SELECT, WITH ... "
                           "SELECT, DESCRIBE, SHOW and EXPLAIN); to export, use --format csv > FILE")
 
 
