@@ -107,3 +107,30 @@ def test_a_stalled_body_gets_408(server) -> None:
         answer = s.recv(4096)
         assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer
         assert time.monotonic() - start < 5
+
+
+@pytest.mark.timeout(30)
+def test_beyond_the_connection_cap_requests_get_503() -> None:
+    import uvicorn
+
+    app = create_app(ServeConfig(model_name="m", context_tokens=4096), lambda: FixedLatencySim(ttft_s=0.01, itl_s=0.001))
+    port = free_port()
+    srv = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, max_connections=2, log_level="error"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    while not srv.started:
+        assert thread.is_alive()
+        time.sleep(0.01)
+    try:
+        body = {"model": "m", "prompt": "hi", "max_tokens": 1}
+        assert httpx.post(f"http://127.0.0.1:{port}/v1/completions", json=body).status_code == 200
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]  # two idle connections
+        time.sleep(0.2)
+        assert httpx.post(f"http://127.0.0.1:{port}/v1/completions", json=body).status_code == 503
+        for s in held:
+            s.close()
+        time.sleep(0.2)
+        assert httpx.post(f"http://127.0.0.1:{port}/v1/completions", json=body).status_code == 200
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
