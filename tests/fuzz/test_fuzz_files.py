@@ -288,3 +288,30 @@ def test_bad_jsonl_trace_value_names_the_line(field, label, value, tmp_path) -> 
     path = tmp_path / "t.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert_clean_error(invoke(["workload", str(path), "--format", "twinfer-jsonl"]), "line 2")
+
+
+# ---- files that are not UTF-8 text --------------------------------------------------------------------
+
+NOT_UTF8 = [
+    (["simulate", "{f}.yaml"], b"name: x\n\xff\xfe: 1\n", 2),
+    (["sweep", "{f}.yaml", "--out", "{o}", "--dry-run"], b"name: x\n\xff: 1\n", 2),
+    (["plan", "{f}.yaml", "--out", "{o}", "--dry-run"], b"a: 1\nb: 2\n\xfe\n", 3),
+    (["hardware", "--hardware-file", "{f}.toml"], b"\xff = 1\n", 1),
+    (["workload", "{f}.csv", "--format", "twinfer-csv"], b"arrival_s,prompt_tokens,output_tokens\n0,\xff,1\n", 2),
+    (["workload", "{f}.jsonl", "--format", "twinfer-jsonl"], b'{"arrival_s": 0}\n{"x": "\xff"}\n', 2),
+    (["estimate", "--model", "{f}.json"], b'{"a":\n "\xff"}', 2),
+    (["estimate", "--calibration", "{f}.json"], b'{"params": "\xff"}', 1),
+    (["serve", "{f}.yaml"], b"\xff", 1),
+]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("argv,data,line", NOT_UTF8, ids=[a[0] + "-" + a[-1 if a[0] != "sweep" else 1][-4:]
+                                                          for a, _, _ in NOT_UTF8])
+def test_a_file_that_is_not_utf8_is_named_with_its_line(argv, data, line, tmp_path) -> None:
+    suffix = next(a for a in argv if "{f}" in a).split("}")[1]
+    (tmp_path / f"in{suffix}").write_bytes(data)
+    argv = [a.replace("{f}", str(tmp_path / "in")).replace("{o}", str(tmp_path / "o")) for a in argv]
+    result = invoke(argv)
+    assert_clean_error(result, f"in{suffix} line {line}")
+    assert "UTF-8" in result.message

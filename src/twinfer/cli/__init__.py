@@ -51,6 +51,27 @@ for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 
 
+def _not_utf8(argv: list[str] | None, exc: UnicodeDecodeError) -> str:
+    """Which input file is not UTF-8 text, and at which line: the first file named on the command line that
+    fails to decode (a file only referenced from another one gets the general message)."""
+    from pathlib import Path
+
+    fix = "save it as UTF-8 text"
+    for arg in argv if argv is not None else sys.argv[1:]:
+        path = Path(arg)
+        try:
+            if not path.is_file() or path.stat().st_size > 256 * 1024**2:
+                continue
+            data = path.read_bytes()
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            line = data[: bad.start].count(b"\n") + 1
+            return f"{path} line {line}: not UTF-8 text (byte 0x{data[bad.start]:02x}); {fix}"
+        except OSError:
+            continue
+    return f"an input file is not UTF-8 text ({exc.reason}, byte 0x{exc.object[exc.start]:02x}); {fix}"
+
+
 @functools.cache
 def _click_command() -> Any:
     """The click command typer builds from ``app`` (built once: typer rebuilds it on every call, ~0.15 s)."""
@@ -75,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
+    except UnicodeDecodeError as exc:
+        typer.echo(f"error: {_not_utf8(argv, exc)}", err=True)
+        return 2
     except OSError as exc:
         # A path the user gave cannot be read or written (a folder where a file goes, no permission,
         # disk full): the operating system's reason and the path are the whole story.
