@@ -146,3 +146,10 @@ def test_field_kinds_cover_every_bad_value() -> None:
     assert any(isinstance(v, float) and math.isnan(v) for v in values)
     assert math.inf in values
     assert copy.deepcopy(base_scenario()) == base_scenario()
+
+
+@pytest.mark.timeout(30)
+def test_absurd_nesting_is_one_line(tmp_path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("name: " + "[" * 20000 + "]" * 20000 + "\n")
+    assert_clean_error(invoke(["simulate", str(path)]), "nested too deeply")
