@@ -135,6 +135,12 @@ def plan_command(
     print_plan(plan, top=top)
     err.print(f"wrote {out}/plan.json and {out}/results/part-*.parquet "
               f'(query: twinfer results query "SELECT * FROM results" --dir {out}/results)')
+    searched = plan["search"]
+    if searched["simulated"] and searched["failed"] >= searched["simulated"]:
+        typer.echo(f"error: every simulation of the plan failed ({searched['failed']}); see why: twinfer results "
+                   f"query \"SELECT scenario_id, error FROM results WHERE status = 'error'\" --dir {out}/results",
+                   err=True)
+        raise typer.Exit(1)
 
 
 def _run(spec: Any, out: Path, runner: str | None, workers: int | None, use_ray: bool, ray_address: str | None,
