@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class TwinferError(Exception):
     """Base class for errors caused by user input (configs, files, options).
@@ -25,3 +27,22 @@ class CapacityError(TwinferError):
 
 class DataError(TwinferError):
     """A trace or data file has a malformed row."""
+
+
+def yaml_number_hint(value: Any) -> str:
+    """A hint for a number that arrived as text: PyYAML reads ``1e12`` (no dot, no exponent sign) as a string.
+
+    Returns ``""`` unless ``value`` is a string that Python would read as a number.
+    """
+    if not isinstance(value, str):
+        return ""
+    try:
+        number = float(value.replace("_", ""))
+    except ValueError:
+        return ""
+    if number != number or number in (float("inf"), float("-inf")):
+        return ""
+    if "e" in value.lower() and "." not in value:
+        return (f" (YAML reads {value} as text because it has no dot and no exponent sign: "
+                f"write {number:.1e} instead)")
+    return f" (a string: write {value} without quotes)"

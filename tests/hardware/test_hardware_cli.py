@@ -37,3 +37,12 @@ def test_hardware_file_adds_entries_and_bad_file_exits_2(capsys, write_file):
     assert main(["hardware", "--hardware-file", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "latency_s" in err and "Traceback" not in err
+
+
+def test_piped_output_keeps_every_number_whole(capsys) -> None:
+    from twinfer.cli import main
+
+    assert main(["hardware", "--sources"]) == 0  # stdout is captured: not a terminal
+    out = capsys.readouterr().out
+    assert "…" not in out and "..." not in out
+    assert "2,250T" in out  # B200 dense bf16 (presets.toml), cut to "2,250…" at 80 columns before

@@ -85,3 +85,20 @@ def test_groq3_preset_compiles(tmp_path, capsys):
     lp30 = min_chips(m, make_chip("groq3-lp30"), prec, batch=1, ctx=4096, tokens=1).chips_used
     v1 = min_chips(m, make_chip("groq-tsp-v1"), prec, batch=1, ctx=4096, tokens=1).chips_used
     assert lp30 < v1
+
+
+def test_trace_slices_are_whole_nanoseconds_and_never_overlap(tsp, tiny_model):
+    from collections import defaultdict
+    from decimal import Decimal
+
+    prog = compile_step(tiny_model, System(tsp, 1), phase="decode", batch=1, seq_len=4).program
+    text = json.dumps(trace_events(prog))  # what the CLI writes; read back exactly as decimals
+    events = [e for e in json.loads(text, parse_float=Decimal)["traceEvents"] if e["ph"] == "X"]
+    by_track = defaultdict(list)
+    for e in events:
+        start_ns, dur_ns = Decimal(e["ts"]) * 1000, Decimal(e["dur"]) * 1000
+        assert start_ns == int(start_ns) and dur_ns == int(dur_ns)  # whole nanoseconds
+        by_track[(e["pid"], e["tid"])].append((int(start_ns), int(start_ns + dur_ns)))
+    for spans in by_track.values():
+        spans.sort()
+        assert all(b[0] >= a[1] for a, b in zip(spans, spans[1:], strict=False))

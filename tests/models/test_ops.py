@@ -98,3 +98,18 @@ def test_bad_parallelism_is_a_clear_error() -> None:
         lower_step(spec, StepShape.decode([1]), tp=3)
     with pytest.raises(ConfigError, match="at least one token"):
         lower_step(spec, StepShape())
+
+
+def test_a_tp_that_does_not_divide_the_heads_suggests_only_divisors() -> None:
+    import dataclasses
+
+    import pytest
+
+    from twinfer.errors import ConfigError
+    from twinfer.models import load_model
+    from twinfer.models.ops import _check_parallel
+
+    spec = dataclasses.replace(load_model("llama-3-8b"), num_attention_heads=28, num_kv_heads=4)
+    with pytest.raises(ConfigError) as info:
+        _check_parallel(spec, 8, 1)
+    assert "(1, 2, 4, 7, 14, 28)" in str(info.value)  # the divisors of 28, counted by hand; not 8

@@ -34,3 +34,8 @@ def run(scenario: dict[str, Any], seed: int, base_dir: str | None = None) -> dic
     rate = scenario["workload"]["rate"]
     count = scenario["fleet"]["pools"][0]["count"]
     return {"throughput": rate * count, "seed_echo": seed, "pool": {"count": count}}
+
+
+def fail(scenario: dict[str, Any], seed: int, base_dir: str | None = None) -> dict[str, Any]:
+    """A runner whose every scenario fails (for the exit status of a run where nothing worked)."""
+    raise RuntimeError("this runner always fails")

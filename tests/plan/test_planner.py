@@ -117,3 +117,15 @@ def test_trace_arrival_pattern_scales_the_trace_to_each_rate() -> None:
         # the kept requests arrive at the asked mean rate: (n - 1) / (last - first) with the first at t=0
         assert stats.num_requests == 50
         assert (stats.num_requests - 1) / stats.last_arrival_s == pytest.approx(rate, rel=1e-9)
+
+
+def test_cli_plan_in_which_every_simulation_fails_exits_1(tmp_path, capsys) -> None:
+    import yaml
+
+    from twinfer.cli import main
+
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    assert main(["plan", str(path), "--out", str(tmp_path / "out"), "--workers", "1",
+                 "--runner", "fake_runner:fail"]) == 1
+    assert "every simulation of the plan failed" in capsys.readouterr().err

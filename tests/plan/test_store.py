@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from twinfer.errors import ConfigError
-from twinfer.plan.store import ResultStore, flatten, query
+from twinfer.errors import ConfigError, DataError
+from twinfer.plan.store import ResultStore, dedupe_rows, flatten, query
 
 
 def _row(sid: str, status: str = "ok", **metrics) -> dict:
@@ -76,3 +76,94 @@ def test_bookkeeping_columns_keep_their_types_when_all_null(tmp_path) -> None:
     store.write_part([_row("a", x=1)])  # error is None in every row of this part
     _, rows = query(tmp_path, "SELECT column_name, column_type FROM (DESCRIBE results) WHERE column_name = 'error'")
     assert rows == [("error", "VARCHAR")]
+
+
+# ---- the query sandbox: read-only, nothing outside the results ---------------------------------------
+
+
+@pytest.fixture
+def results_folder(tmp_path):
+    folder = tmp_path / "out"
+    store = ResultStore(folder)
+    store.prepare()
+    store.write_part([_row("a", goodput=1.0), _row("b", goodput=2.0)])
+    return folder
+
+
+@pytest.mark.parametrize("sql", [
+    "COPY (SELECT * FROM results) TO '{tmp}/stolen.csv'",
+    "COPY results TO '{tmp}/stolen.parquet' (FORMAT parquet)",
+    "ATTACH '{tmp}/new.duckdb' AS extra",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "CREATE TABLE {name} AS SELECT 1",
+    "CREATE VIEW leak AS SELECT 1",
+    "INSERT INTO results (scenario_id) VALUES ('x')",
+    "DELETE FROM results",
+    "DROP TABLE results",
+    "SET enable_external_access = true",
+    "PRAGMA enable_profiling",
+    "SELECT 1; COPY results TO '{tmp}/x.csv'",
+], ids=["copy-csv", "copy-parquet", "attach", "install", "load", "create-table", "create-view", "insert",
+        "delete", "drop", "set", "pragma", "two-statements"])
+def test_writes_and_settings_are_refused(results_folder, tmp_path, sql) -> None:
+    with pytest.raises(ConfigError) as info:
+        query(results_folder, sql.format(tmp=tmp_path, name="t"))
+    assert "read-only" in str(info.value) or "one SQL statement" in str(info.value)
+    assert not [p for p in tmp_path.iterdir() if p.name != "out"]  # nothing was written beside the results
+    assert query(results_folder, "SELECT count(*) FROM results")[1] == [(2,)]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM read_text('/etc/hostname')",
+    "SELECT * FROM glob('/etc/*')",
+    "SELECT * FROM read_parquet('{outside}')",
+    "SELECT * FROM '/etc/passwd'",
+    "SELECT * FROM read_json_auto('/etc/os-release')",
+], ids=["read_csv", "read_text", "glob", "read_parquet-elsewhere", "replacement-scan", "read_json"])
+def test_files_outside_the_results_cannot_be_read(results_folder, tmp_path, sql) -> None:
+    other = ResultStore(tmp_path / "other")
+    other.prepare()
+    outside = other.write_part([_row("secret", goodput=9.0)])
+    with pytest.raises(ConfigError) as info:
+        query(results_folder, sql.format(outside=outside))
+    assert "secret" not in str(info.value)
+    assert "root:" not in str(info.value)
+
+
+def test_reading_the_results_still_works(results_folder) -> None:
+    names, rows = query(results_folder, "WITH r AS (SELECT * FROM results) SELECT scenario_id, goodput FROM r "
+                                        "ORDER BY goodput")
+    assert (names, rows) == (["scenario_id", "goodput"], [("a", 1.0), ("b", 2.0)])
+    assert ("goodput", "DOUBLE") in [(r[0], r[1]) for r in query(results_folder, "DESCRIBE results")[1]]
+
+
+def test_empty_sql_says_what_to_write(results_folder) -> None:
+    with pytest.raises(ConfigError, match="SELECT \\* FROM results"):
+        query(results_folder, "  ")
+
+
+def test_duplicate_scenario_ids_read_as_one_row_preferring_ok(tmp_path) -> None:
+    store = ResultStore(tmp_path)
+    store.prepare()
+    store.write_part([_row("a", goodput=1.0), _row("b", "error")])
+    store.write_part([_row("a", goodput=1.0), _row("b", goodput=3.0), _row("c", "error")])
+    store.write_part([_row("b", "error")])
+    assert store.done() == {"a": "ok", "b": "ok", "c": "error"}
+    _, rows = query(tmp_path, "SELECT scenario_id, status, goodput FROM results ORDER BY scenario_id")
+    assert rows == [("a", "ok", 1.0), ("b", "ok", 3.0), ("c", "error", None)]
+    kept, dropped = dedupe_rows([_row("a"), _row("b", "error"), _row("a"), _row("b")])
+    assert dropped == 2 and [(r["scenario_id"], r["status"]) for r in kept] == [("a", "ok"), ("b", "ok")]
+
+
+def test_a_corrupt_part_is_named(tmp_path) -> None:
+    store = ResultStore(tmp_path)
+    store.prepare()
+    store.write_part([_row("a", goodput=1.0)])
+    bad = tmp_path / "part-000001.parquet"
+    bad.write_bytes(b"PAR1 this is not really parquet")
+    with pytest.raises(DataError, match="part-000001.parquet"):
+        query(tmp_path, "SELECT * FROM results")
+    with pytest.raises(DataError, match="part-000001.parquet"):
+        store.done()

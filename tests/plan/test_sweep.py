@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -175,3 +176,111 @@ def test_ray_backend_on_a_local_ray(make_sweep_file, tmp_path) -> None:
         status, throughput, _ = got[job.scenario_id]
         assert status == ("error" if job.scenario["fail"] else "ok")
         assert throughput == (None if job.scenario["fail"] else job.scenario["workload"]["rate"])
+
+
+# ---- misuse: the parent killed alone, two sweeps into one folder, every scenario failing -------------
+
+
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (from /proc)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (a zombie has exited; only its parent's wait is missing)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _slow_sweep(make_sweep_file, n: int = 12, sleep_s: float = 1.0) -> Path:
+    return make_sweep_file(grid={"workload.rate": list(range(1, n + 1))}, base={
+        "workload": {"rate": 1}, "fleet": {"pools": [{"hardware": "h100", "count": 2}]}, "sleep_s": sleep_s})
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.timeout(90)
+def test_workers_die_when_the_sweep_process_is_sigkilled(make_sweep_file, tmp_path) -> None:
+    """SIGKILL only the parent (not its process group): its workers must not outlive it."""
+    args = _cli("sweep", str(_slow_sweep(make_sweep_file)), "--out", str(tmp_path / "out"), "--workers", "2",
+                "--runner", FAKE_RUNNER)
+    proc = subprocess.Popen(args, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 40
+        workers: list[int] = []
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = [pid for pid in _children(proc.pid) if _running(pid)]
+            time.sleep(0.05)
+        assert len(workers) >= 2, "the sweep never started its worker processes"
+        time.sleep(0.5)  # let them pick up scenarios (blocked in a runner, as in the report)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in workers if _running(pid)], "worker processes outlived the killed sweep"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.timeout(90)
+def test_a_second_sweep_into_a_busy_folder_is_refused(make_sweep_file, tmp_path) -> None:
+    out = tmp_path / "out"
+    args = _cli("sweep", str(_slow_sweep(make_sweep_file, n=6, sleep_s=0.5)), "--out", str(out), "--workers",
+                "1", "--runner", FAKE_RUNNER)
+    first = subprocess.Popen(args, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        lock = out / ".twinfer.lock"
+        deadline = time.monotonic() + 40
+        while not (lock.exists() and lock.read_text().strip() == str(first.pid)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second = subprocess.run(args, env=_env(), capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2, second.stderr
+        assert f"in use by pid {first.pid}" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert first.wait(timeout=60) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGKILL)
+    _, rows = query(out, "SELECT count(*), count(DISTINCT scenario_id) FROM results")
+    assert rows == [(6, 6)]
+    assert len(ResultStore(out).done()) == 6
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(make_sweep_file, tmp_path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (out / ".twinfer.lock").write_text(f"{dead.pid}\n")
+    outcome = run_sweep(expand(load_sweep(make_sweep_file(grid={"workload.rate": [1, 2]}))), ResultStore(out),
+                        runner=FAKE_RUNNER)
+    assert (outcome.ran, outcome.failed) == (2, 0)
+    assert (out / ".twinfer.lock").read_text().strip() == str(os.getpid())
+
+
+def test_a_sweep_in_which_every_scenario_fails_exits_nonzero(make_sweep_file, tmp_path, capsys) -> None:
+    path = make_sweep_file(grid={"workload.rate": [1, 2]}, cases=[{"fail": True}])
+    code = main(["sweep", str(path), "--out", str(tmp_path / "out"), "--workers", "1", "--runner", FAKE_RUNNER])
+    assert code == 1
+    assert "every scenario that ran failed (2 of 2)" in capsys.readouterr().err
+    some_ok = make_sweep_file(grid={"workload.rate": [1, 2]}, cases=[{"fail": True}, {"fail": False}], name="m")
+    assert main(["sweep", str(some_ok), "--out", str(tmp_path / "out2"), "--workers", "1",
+                 "--runner", FAKE_RUNNER]) == 0

@@ -45,3 +45,14 @@ def test_user_mistakes_name_the_path(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no Parquet"):
         load_results(tmp_path / "empty")
+
+
+def test_a_scenario_written_twice_is_one_row(sweep_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "sweep-copy"
+    shutil.copytree(sweep_dir, copy)
+    parts = sorted(copy.glob("part-*.parquet"))
+    shutil.copy(parts[0], copy / "part-999999.parquet")  # what two sweeps sharing a folder once left behind
+    res = load_results(copy)
+    assert sorted(r["sweep_index"] for r in res.rows) == list(range(9))

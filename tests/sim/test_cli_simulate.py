@@ -52,3 +52,17 @@ def test_bad_scenario_is_one_clear_error(tmp_path, capsys):
     assert main(["simulate", str(f)]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "fifo" in err and "Traceback" not in err
+
+
+def test_the_verdict_names_the_cheapest_fleet_meeting_the_slos_or_says_none_does() -> None:
+    from twinfer.cli.simulate import verdict
+    from twinfer.sim.scenario import SloConfig
+
+    slo = SloConfig(ttft_s=1.0, tpot_s=0.05, attainment=0.9)
+    fleets = [{"fleet": "a", "slo_attainment": 0.95, "cost_per_m_output_tok_usd": 9.0},
+              {"fleet": "b", "slo_attainment": 0.91, "cost_per_m_output_tok_usd": 4.0},
+              {"fleet": "c", "slo_attainment": 0.5, "cost_per_m_output_tok_usd": 1.0}]
+    line = verdict(fleets, slo)
+    assert "2 of 3 fleets meet" in line and "is b ($4.00/M)" in line
+    none = verdict([{**f, "slo_attainment": 0.1 * i} for i, f in enumerate(fleets)], slo)
+    assert none.startswith("verdict: no fleet meets the SLOs") and "c, meets them for 20%" in none

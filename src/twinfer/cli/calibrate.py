@@ -23,8 +23,11 @@ def calibrate_command(
     """
     import json
 
+    from twinfer.cli.checks import output_file
     from twinfer.errors import ConfigError
     from twinfer.gpu.calibrate import CalibrationPlan, calibrate
+
+    output_file(out, "--out")
     from twinfer.hardware import GpuSpec, get_hardware
 
     plans = {"tiny": CalibrationPlan.tiny, "full": CalibrationPlan.full}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -45,6 +46,7 @@ def compile_command(
             sep = ""
         if not sep:
             raise ConfigError(f"--param {item!r} must look like NAME=NUMBER, e.g. --param d_mxm_cycles=30")
+    _check_ranges(overrides, trace, trace_chips, prefill_chunk, prompt)
     chip = with_params(make_chip(hardware), **overrides) if overrides else None
     spec = load_model(model)
     cm = compile_model(spec, hardware, chips=chips, batch=batch, context=context, prompt=prompt, weights=dtype,
@@ -105,6 +107,29 @@ def _print(d: dict) -> None:
               f"in {d['compile_seconds']:.1f} s")
     if "trace_file" in d:
         con.print(f"trace written to {d['trace_file']}")
+
+
+def _check_ranges(overrides: dict[str, float], trace: str | None, trace_chips: int,
+                  prefill_chunk: int | None, prompt: int | None) -> None:
+    """Refuse NaN, negative or absurd option values before the compiler sees them."""
+    from dataclasses import fields
+
+    from twinfer.cli import checks
+    from twinfer.errors import ConfigError
+    from twinfer.lpu.chip import ChipParams
+
+    types = {f.name: f.default for f in fields(ChipParams)}
+    for name, value in overrides.items():
+        divisor = name in ("vxm_alus_per_lane", "host_bw_bytes_per_s")
+        checks.number_in_range(f"--param {name}", value, 0, 1e15, low_open=divisor)
+        if isinstance(types.get(name), int) and not float(value).is_integer():
+            raise ConfigError(f"--param {name}: expected a whole number, got {value!r}")
+        if isinstance(types.get(name), int):
+            overrides[name] = int(value)
+    checks.output_file(Path(trace) if trace else None, "--trace")
+    checks.number_in_range("--trace-chips", trace_chips, 1, 1e6)
+    checks.number_in_range("--prefill-chunk", prefill_chunk, 1, 1e7)
+    checks.number_in_range("--prompt", prompt, 1, 1e7)
 
 
 def register(app: typer.Typer) -> None:

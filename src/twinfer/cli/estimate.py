@@ -67,6 +67,7 @@ def estimate_command(
     """Estimate TTFT, time per output token, tokens/s per user and per GPU, and memory for one GPU instance."""
     import json
 
+    from twinfer.cli.checks import calibration_warning
     from twinfer.errors import CapacityError, ConfigError
     from twinfer.gpu import GpuStepCost, default_efficiency, load_calibration
     from twinfer.hardware import GpuSpec, get_hardware
@@ -75,6 +76,8 @@ def estimate_command(
     for name, value in (("--batch", batch), ("--input-len", input_len), ("--output-len", output_len)):
         if value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}")
+        if value > 10_000_000:  # same ceiling as a workload's tokens per request (twinfer.workload.columns)
+            raise ConfigError(f"{name} {value} is above the limit of 10,000,000; use a smaller value")
     extra = load_extra(hardware_file)
     gpu = get_hardware(hardware, extra)
     if not isinstance(gpu, GpuSpec):
@@ -82,6 +85,8 @@ def estimate_command(
     spec = load_model(model)
     precision = _precision(dtype, kv_dtype)
     eff = load_calibration(calibration, default_efficiency(gpu.name)) if calibration else None
+    if calibration and (warning := calibration_warning(calibration, gpu.name)):
+        typer.echo(warning, err=True)
     kw: dict[str, Any] = {"efficiency": eff, "extra_hardware": extra, "max_batch_seqs": max(batch, 1)}
     need_tokens = batch * (input_len + output_len)
     try:

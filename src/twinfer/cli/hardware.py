@@ -59,10 +59,13 @@ def hardware_command(
     if as_json:
         typer.echo(json.dumps({"chips": [_spec_dict(s) for s in chips], "links": [_spec_dict(s) for s in links]}, indent=2))
         return
-    console = Console()
+    import sys
+
+    # Piped output has no terminal width: print full lines rather than rich's 80 columns with "..." cuts.
+    console = Console(width=None if sys.stdout.isatty() else 240)
     table = Table(title="Chips (dense peaks; price is an assumption: override it)")
     for col in ("name", "kind", "memory", "mem BW", "peak", "power idle/max", "$/h (assumed)", "scale-up"):
-        table.add_column(col, no_wrap=col == "name")
+        table.add_column(col, no_wrap=col == "name", overflow="fold")
     from twinfer.hardware import GpuSpec
 
     for s in chips:
@@ -84,7 +87,7 @@ def hardware_command(
     console.print(table)
     ltable = Table(title="Links (per direction)")
     for col in ("name", "bandwidth", "latency", "per node"):
-        ltable.add_column(col)
+        ltable.add_column(col, overflow="fold")
     for link in links:
         ltable.add_row(link.name, _fmt(link, "bw_bytes_per_s", f"{link.bw_bytes_per_s / 1e9:.0f} GB/s"),
                        _fmt(link, "latency_s", f"{link.latency_s * 1e6:.1f} us"), str(link.links_per_node))
@@ -92,7 +95,7 @@ def hardware_command(
     if sources:
         stable = Table(title="Sources ([U] = uncertain / guess)")
         for col in ("entry", "field", "source"):
-            stable.add_column(col)
+            stable.add_column(col, overflow="fold")
         for entry in (*chips, *links):
             for key, src in entry.sources.items():
                 stable.add_row(entry.name, key + (" [U]" if key in entry.uncertain else ""), src)

@@ -36,14 +36,18 @@ def print_plan(plan: dict[str, Any], top: int = 10) -> None:
               f"{s['simulated']} simulated ({s['failed']} failed)")
     rec = plan["recommended"]["key"] if plan["recommended"] else None
     rows = [c for c in plan["candidates"] if c["by_rate"][target]["feasible"]]
-    rows.sort(key=lambda c: (c["key"] != rec, c["price_per_hour_usd"], c["key"]))
-    table = Table(title=f"Feasible fleets at {target} req/s (cheapest {min(top, len(rows))} of {len(rows)})",
+    rows.sort(key=lambda c: (c["price_per_hour_usd"], c["key"]))
+    shown = rows[:top]
+    if rec is not None and rec not in {c["key"] for c in shown}:  # the objective's pick, below the cut
+        shown += [c for c in rows if c["key"] == rec]
+    table = Table(title=f"Feasible fleets at {target} req/s (cheapest {min(top, len(rows))} of {len(rows)}, by $/h"
+                        f"{'; the recommended one last' if len(shown) > top else ''})",
                   caption=f"* recommended; TTFT/TPOT at {pct}; SLO = share of requests meeting both; goodput = "
                           "highest grid rate met (req/s); kW = peak power; P = on the Pareto frontier",
                   box=box.SIMPLE_HEAD)
     for col in ("", "fleet", "$/h", "dev", "kW", "TTFT", "TPOT", "SLO", "goodput", "$/M tok", "P"):
         table.add_column(col, justify="left" if col in ("", "fleet") else "right", no_wrap=col == "fleet")
-    for c in rows[:top]:
+    for c in shown:
         r = c["by_rate"][target]
         table.add_row("*" if c["key"] == rec else "", c["key"], _money(c["price_per_hour_usd"]), str(c["devices"]),
                       f"{c['power_max_w'] / 1e3:.1f}", _secs(r["ttft_s"]), _secs(r["tpot_s"], 1e3, "ms"),
@@ -86,9 +90,13 @@ def plan_command(
 
     from rich.console import Console
 
+    from twinfer.cli import checks
     from twinfer.plan.planner import prune
     from twinfer.plan.space import load_plan
 
+    checks.number_in_range("--workers", workers, 1, 4096)
+    checks.number_in_range("--top", top, 1, 1_000_000)
+    checks.output_folder(out, "--out")
     spec = load_plan(plan_file)
     if dry_run:
         report = prune(spec)
@@ -127,6 +135,12 @@ def plan_command(
     print_plan(plan, top=top)
     err.print(f"wrote {out}/plan.json and {out}/results/part-*.parquet "
               f'(query: twinfer results query "SELECT * FROM results" --dir {out}/results)')
+    searched = plan["search"]
+    if searched["simulated"] and searched["failed"] >= searched["simulated"]:
+        typer.echo(f"error: every simulation of the plan failed ({searched['failed']}); see why: twinfer results "
+                   f"query \"SELECT scenario_id, error FROM results WHERE status = 'error'\" --dir {out}/results",
+                   err=True)
+        raise typer.Exit(1)
 
 
 def _run(spec: Any, out: Path, runner: str | None, workers: int | None, use_ray: bool, ray_address: str | None,
@@ -142,14 +156,32 @@ def _run(spec: Any, out: Path, runner: str | None, workers: int | None, use_ray:
 
     from twinfer.plan.planner import run_plan
 
-    with Progress(TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
-                  TimeRemainingColumn(), console=err) as bar:
-        task = bar.add_task("plan", total=None)
+    with Progress(TextColumn("[bold]simulating, round {task.fields[round]}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("ETA"), TimeRemainingColumn(), console=err) as bar:
+        task = bar.add_task("plan", total=None, round=0)
+        rounds = RoundProgress(lambda done, total, n: bar.update(task, completed=done, total=total, round=n))
         return run_plan(
             spec, out / "results", runner=runner, workers=workers or os.cpu_count() or 1,
-            backend="ray" if use_ray else "local", ray_address=ray_address,
-            progress=lambda done, total, failed: bar.update(task, completed=done, total=total),
+            backend="ray" if use_ray else "local", ray_address=ray_address, progress=rounds,
         )
+
+
+class RoundProgress:
+    """Adds up the per-round progress of a plan's search (each round is one sweep that counts from 0)
+    into one bar over all rounds so far: ``show(done, total, round)``."""
+
+    def __init__(self, show: Any) -> None:
+        self.show = show
+        self.before = 0  # scenarios finished in earlier rounds
+        self.round = 0
+        self.last_done = 0
+
+    def __call__(self, done: int, total: int, failed: int) -> None:
+        if done == 0:  # a new round starts (run_sweep reports 0 first)
+            self.before += self.last_done
+            self.round += 1
+        self.last_done = done
+        self.show(self.before + done, self.before + total, self.round)
 
 
 def register(app: typer.Typer) -> None:

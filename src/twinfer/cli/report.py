@@ -14,7 +14,10 @@ def report_command(
     out: Annotated[Path, typer.Option("-o", "--out", help="HTML file to write.")] = Path("report.html"),
 ) -> None:
     """Write an HTML report (opens offline: plotly.js is inlined) of simulation, sweep or plan results."""
+    from twinfer.cli.checks import output_file
     from twinfer.report.html_report import write_report
+
+    output_file(out, "--out")
 
     path = write_report(results, out)
     size_mb = path.stat().st_size / 1e6

@@ -1,7 +1,9 @@
 """``twinfer results``: query sweep and plan results (Parquet part files) with DuckDB SQL.
 
-The files of a results folder are exposed as one view named ``results``
-(columns: see :mod:`twinfer.plan.store`). Examples::
+The files of a results folder are loaded as one table named ``results``
+(columns: see :mod:`twinfer.plan.store`; one row per scenario id). Queries are
+read-only and sandboxed: one SELECT (or WITH/DESCRIBE/SHOW/EXPLAIN) statement,
+no access to other files, the network or extensions. Examples::
 
     twinfer results query "SELECT status, count(*) FROM results GROUP BY status" --dir out/
     twinfer results query "SELECT \\"workload.arrivals.rate_per_s\\" AS rate, avg(goodput_rps)
@@ -39,6 +41,8 @@ def query_command(
     from twinfer.errors import ConfigError
     from twinfer.plan.store import query
 
+    if fmt not in ("table", "csv", "json"):
+        raise ConfigError(f"--format {fmt!r}: use table, csv or json")
     names, rows = query(directory, sql)
     if fmt == "csv":
         writer = csv.writer(sys.stdout)
@@ -46,7 +50,7 @@ def query_command(
         writer.writerows(rows)
     elif fmt == "json":
         typer.echo(json.dumps([dict(zip(names, r, strict=True)) for r in rows], indent=2, default=str))
-    elif fmt == "table":
+    else:
         from rich import box
         from rich.console import Console
         from rich.table import Table
@@ -57,8 +61,6 @@ def query_command(
         for r in rows:
             table.add_row(*(_fmt(v) for v in r))
         Console(width=None if sys.stdout.isatty() else 200).print(table)
-    else:
-        raise ConfigError(f"--format {fmt!r}: use table, csv or json")
 
 
 @results_app.command("columns")

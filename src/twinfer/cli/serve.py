@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 def is_loopback(host: str) -> bool:
@@ -83,10 +84,30 @@ def serve_command(
         int, typer.Option(help="Chat max_tokens when a client sends none.")
     ] = 256,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="TWINFER_API_KEY", show_envvar=True,
+                     help="Require 'Authorization: Bearer KEY' on every request but /health (401 otherwise); "
+                          "needed when --host is not loopback."),
+    ] = None,
+    insecure_no_auth: Annotated[
+        bool, typer.Option(help="Serve beyond loopback without --api-key (anyone who can reach it may call it).")
+    ] = False,
+    header_timeout_s: Annotated[
+        float, typer.Option(help="Close a connection whose request headers take longer than this (s).")
+    ] = 10.0,
+    keep_alive_s: Annotated[float, typer.Option(help="Close idle keep-alive connections after this (s).")] = 5.0,
+    body_timeout_s: Annotated[
+        float, typer.Option(help="Answer 408 when a request body takes longer than this to arrive (s).")
+    ] = 30.0,
+    max_connections: Annotated[
+        int, typer.Option(help="Concurrent connections and requests; beyond it requests get 503.")
+    ] = 1024,
 ) -> None:
     """Serve /v1/completions, /v1/chat/completions, /v1/models and /metrics, paced by a simulated fleet.
 
-    Point any OpenAI client at it: base_url="http://127.0.0.1:8000/v1", any api_key.
+    Point any OpenAI client at it: base_url="http://127.0.0.1:8000/v1", any api_key (the --api-key one
+    when the server was given one).
     Each request joins the simulated fleet in real time (x --speed); its first token
     is sent at the simulated TTFT and each later token at the simulated times.
     """
@@ -94,10 +115,13 @@ def serve_command(
     from twinfer.serve import build
     from twinfer.serve.text import find_tokenizer, make_counter
 
-    if speed <= 0:
-        raise ConfigError(f"--speed must be > 0, got {speed}")
-    if max_queue is not None and max_queue < 0:
-        raise ConfigError(f"--max-queue must be >= 0, got {max_queue}")
+    _check_ranges(fixed_ttft_ms=fixed_ttft_ms, fixed_itl_ms=fixed_itl_ms, speed=speed, tp=tp, instances=instances,
+                  max_batch_seqs=max_batch_seqs, max_queue=max_queue, max_body_bytes=max_body_bytes,
+                  chat_default_max_tokens=chat_default_max_tokens, header_timeout_s=header_timeout_s,
+                  keep_alive_s=keep_alive_s, max_connections=max_connections, body_timeout_s=body_timeout_s)
+    check_auth(host, api_key, insecure_no_auth)
+    if log_level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"--log-level {log_level!r}: use one of {', '.join(LOG_LEVELS)}")
     if fixed_ttft_ms is not None:
         plan = build.fixed_plan(
             ttft_s=fixed_ttft_ms / 1e3, itl_s=fixed_itl_ms / 1e3, model=model or "llama-3-8b"
@@ -134,7 +158,40 @@ def serve_command(
         max_body_bytes=max_body_bytes,
         chat_default_max_tokens=chat_default_max_tokens,
         log_level=log_level,
+        limits={"api_key": api_key, "header_timeout_s": header_timeout_s, "keep_alive_s": keep_alive_s,
+                "max_connections": max_connections},
+        body_timeout_s=body_timeout_s,
     )
+
+
+def _check_ranges(**values: float | None) -> None:
+    """Refuse NaN, negative or absurd option values (None: not given) before anything starts."""
+    from twinfer.cli import checks
+
+    for name, (low, high, low_open) in _RANGES.items():
+        checks.number_in_range(f"--{name.replace('_', '-')}", values[name], low, high, low_open=low_open)
+
+
+#: Accepted ranges of numeric options: (low, high, low excluded).
+_RANGES = {
+    "fixed_ttft_ms": (0.0, 3.6e6, False), "fixed_itl_ms": (0.0, 3.6e6, False), "speed": (0.0, 1e6, True),
+    "tp": (1, 1024, False), "instances": (1, 10_000, False), "max_batch_seqs": (1, 1_000_000, False),
+    "max_queue": (0, 10_000_000, False), "max_body_bytes": (1, 1 << 30, False),
+    "chat_default_max_tokens": (1, 10_000_000, False), "header_timeout_s": (0.0, 3600.0, True),
+    "keep_alive_s": (0.0, 3600.0, True), "max_connections": (1, 1_000_000, False),
+    "body_timeout_s": (0.0, 3600.0, True),
+}
+
+
+def check_auth(host: str, api_key: str | None, insecure_no_auth: bool) -> None:
+    """Beyond loopback the server needs --api-key, unless --insecure-no-auth says otherwise."""
+    from twinfer.errors import ConfigError
+
+    if api_key is not None and not api_key.strip():
+        raise ConfigError("--api-key: the key is empty; give a secret string (or leave the option out)")
+    if not is_loopback(host) and api_key is None and not insecure_no_auth:
+        raise ConfigError(f"--host {host}: anyone on the network could call the server; give --api-key KEY "
+                          "(or set TWINFER_API_KEY), or pass --insecure-no-auth to serve without a key")
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -166,15 +223,18 @@ def _run(
     max_body_bytes,
     chat_default_max_tokens,
     log_level,
+    limits,
+    body_timeout_s,
 ) -> None:  # type: ignore[no-untyped-def]
     import uvicorn
 
     from twinfer.serve.app import ServeConfig, create_app
+    from twinfer.serve.limits import uvicorn_config
 
-    if not is_loopback(host):
+    if not is_loopback(host) and not limits["api_key"]:
         typer.echo(
-            f"warning: binding {host}: the emulation server has no authentication and anyone who can "
-            "reach this address can call it; use 127.0.0.1 unless you mean to share it",
+            f"warning: binding {host} without --api-key (--insecure-no-auth): anyone who can reach this "
+            "address can call it",
             err=True,
         )
     config = ServeConfig(
@@ -185,6 +245,7 @@ def _run(
         max_body_bytes=max_body_bytes,
         chat_default_max_tokens=chat_default_max_tokens,
         fleet_label=plan.label,
+        body_timeout_s=body_timeout_s,
     )
     _check_port_free(host, port)
     app = create_app(config, plan.make_sim, counter=counter, text_source=text_source)
@@ -193,7 +254,7 @@ def _run(
         f"{counter.method}\n  OpenAI base_url: http://{host}:{port}/v1   metrics: http://{host}:{port}/metrics",
         err=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3)
+    uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=log_level, **limits)).run()
 
 
 def register(app: typer.Typer) -> None:

@@ -88,6 +88,24 @@ def pool_lines(summaries: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def verdict(summaries: list[dict[str, Any]], slo: Any) -> str:
+    """One line: which fleets meet the SLOs and the cheapest of them per output token, or that none does."""
+    target = f"TTFT <= {slo.ttft_s * 1e3:.0f} ms and TPOT <= {slo.tpot_s * 1e3:.0f} ms for >= {slo.attainment:.0%}"
+    ok = [s for s in summaries if (s.get("slo_attainment") or 0.0) >= slo.attainment]
+    if not ok:
+        best = max(summaries, key=lambda s: s.get("slo_attainment") or 0.0)
+        return (f"verdict: no fleet meets the SLOs ({target} of requests); the closest, {best['fleet']}, meets "
+                f"them for {(best.get('slo_attainment') or 0.0):.0%}. Their $/M tokens compare fleets that all "
+                "fail: add capacity or relax the SLOs before choosing by cost.")
+    def cost(s: dict[str, Any]) -> float:
+        c = s.get("cost_per_m_output_tok_usd")
+        return c if isinstance(c, int | float) and c == c else float("inf")
+
+    cheapest = min(ok, key=cost)
+    return (f"verdict: {len(ok)} of {len(summaries)} fleets meet the SLOs ({target} of requests); the cheapest "
+            f"per output token among them is {cheapest['fleet']} (${cost(cheapest):,.2f}/M).")
+
+
 def simulate_command(
     scenario: Annotated[Path | None, typer.Argument(help="Scenario YAML (default: the built-in comparison).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for the workload.")] = 0,
@@ -102,9 +120,13 @@ def simulate_command(
 
     from rich.console import Console
 
+    from twinfer.cli import checks
     from twinfer.sim import default_scenario, load_scenario
     from twinfer.sim.run import build_scenario_workload, load_scenario_model, simulate_fleet
 
+    checks.seed(seed)
+    checks.output_folder(out, "--out")
+    checks.output_file(trace, "--trace")
     console = Console(stderr=True)
     notes: list[str] = []
     if scenario is None:
@@ -167,6 +189,7 @@ def simulate_command(
         out_console.print(f"  {line}", highlight=False)
     for note in notes:
         out_console.print(f"  note: {note}", highlight=False)
+    out_console.print(verdict(summaries, scen.slo), highlight=False)
     if out is not None:
         console.print(f"wrote {out}/requests.parquet, summary.json, series.json")
     if trace is not None:

@@ -8,6 +8,23 @@ from typing import Annotated
 
 import typer
 
+DEFAULT_RUNNER = "twinfer.plan.runner:run_scenario"
+
+
+def check_scenarios(jobs: list) -> None:  # type: ignore[type-arg]
+    """Parse every job's scenario before anything runs, so a malformed override is refused up front (exit 2)."""
+    from pathlib import Path
+
+    from twinfer.errors import ConfigError
+    from twinfer.sim.scenario import Scenario
+
+    for job in jobs:
+        try:
+            Scenario.from_dict(job.scenario, where=f"scenario {job.index}",
+                               base_dir=Path(job.base_dir) if job.base_dir else None)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (sweep overrides {job.params!r})") from None
+
 
 def sweep_command(
     sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML: a base scenario plus a grid and/or cases.")],
@@ -28,7 +45,7 @@ def sweep_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only expand the sweep and say what would run.")] = False,
     runner: Annotated[
         str, typer.Option("--runner", hidden=True, help="module:function run per scenario (for tests/plug-ins).")
-    ] = "twinfer.plan.runner:run_scenario",
+    ] = "twinfer.plan.runner:run_scenario",  # DEFAULT_RUNNER
 ) -> None:
     """Run every scenario of SWEEP_FILE (local processes by default, or Ray) into --out as Parquet.
 
@@ -48,12 +65,19 @@ def sweep_command(
         TimeRemainingColumn,
     )
 
+    from twinfer.cli import checks
     from twinfer.plan.grid import expand, load_sweep
     from twinfer.plan.store import ResultStore
     from twinfer.plan.sweep import run_sweep
 
+    checks.number_in_range("--workers", workers, 1, 4096)
+    checks.number_in_range("--batch-size", batch_size, 1, 1_000_000)
+    checks.number_in_range("--flush-s", flush_s, 0, 1e6, low_open=True, unit=" s")
+    checks.output_folder(out, "--out")
     spec = load_sweep(sweep_file)
     jobs = expand(spec)
+    if runner == DEFAULT_RUNNER:
+        check_scenarios(jobs)
     store = ResultStore(out)
     err = Console(stderr=True)
     n_workers = workers or os.cpu_count() or 1
@@ -62,6 +86,7 @@ def sweep_command(
         todo = sum(1 for j in jobs if j.scenario_id not in done)
         typer.echo(f"sweep {spec.name!r}: {len(jobs)} scenarios, {len(jobs) - todo} already in {out}, {todo} to run")
         return
+    store.check_free()  # before sweep.json is rewritten
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"name": spec.name, "scenarios": len(jobs), "grid": spec.grid, "cases": spec.cases,
                 "seeds": spec.seeds, "base": spec.base}
@@ -104,6 +129,10 @@ def sweep_command(
     if outcome.interrupted:
         err.print("interrupted: rerun the same command to finish the sweep")
         raise typer.Abort()  # twinfer.cli.main turns it into exit status 130
+    if outcome.ran and outcome.failed == outcome.ran:
+        typer.echo(f"error: every scenario that ran failed ({outcome.failed} of {outcome.ran}); fix the cause "
+                   "shown by the query above and rerun with --retry-failed", err=True)
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

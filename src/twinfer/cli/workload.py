@@ -125,9 +125,11 @@ def workload_command(
 
     import numpy as np
 
+    from twinfer.cli import checks
     from twinfer.errors import ConfigError
     from twinfer.workload import build_workload
 
+    checks.seed(seed)
     config = _load_config(source, fmt, skip_bad_rows, rate)
     try:
         workload = build_workload(config, np.random.default_rng(seed))

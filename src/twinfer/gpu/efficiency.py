@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -74,6 +75,26 @@ def default_efficiency(gpu_name: str) -> GpuEfficiency:
     return GpuEfficiency().replace(**entry["params"])
 
 
+def _check_param(key: str, value: Any, path: Path) -> None:
+    """A calibration value must be finite and in range: efficiencies in (0, 1], tiles whole and positive,
+    overheads and lengths >= 0 (under 1 s for times), the p-norm exponent in [1, 100]."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"calibration file {path}: params.{key} must be a finite number, got {value!r}")
+    if key.endswith(("_eff", "_fraction")):
+        ok, want = 0 < value <= 1, "in (0, 1]"
+    elif key.startswith("gemm_tile_"):
+        ok, want = float(value).is_integer() and 1 <= value <= 65536, "a whole number from 1 to 65536"
+    elif key.endswith("_s"):
+        ok, want = 0 <= value < 1, "in [0, 1) seconds"
+    elif key == "gemm_combine_p":
+        ok, want = 1 <= value <= 100, "in [1, 100]"
+    else:
+        ok, want = 0 <= value <= 1e9, "in [0, 1e9]"
+    if not ok:
+        raise ConfigError(f"calibration file {path}: params.{key} must be {want}, got {value!r}; "
+                          "rerun `twinfer calibrate` or fix the value")
+
+
 def load_calibration(path: str | Path, base: GpuEfficiency | None = None) -> GpuEfficiency:
     """Parameters from a ``twinfer calibrate`` JSON file, replacing the fields it fits in ``base``."""
     p = Path(path)
@@ -86,6 +107,8 @@ def load_calibration(path: str | Path, base: GpuEfficiency | None = None) -> Gpu
     params = data.get("params") if isinstance(data, dict) else None
     if not isinstance(params, dict):
         raise ConfigError(f"calibration file {p} has no 'params' table of efficiency parameters")
+    for key, value in params.items():
+        _check_param(key, value, p)
     try:
         return (base or GpuEfficiency()).replace(**params)
     except (TypeError, ValueError) as exc:

@@ -10,6 +10,7 @@ Mistakes raise :class:`ConfigError` naming the file, the entry and the field.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from twinfer.hardware.specs import GpuSpec, HardwareSpec, LinkSpec, LpuSpec
 _KINDS: dict[str, type] = {"gpu": GpuSpec, "lpu": LpuSpec, "link": LinkSpec}
 #: Fields that hold a mapping of dtype -> rate.
 _RATE_FIELDS = {"peak_flops_per_s", "peak_ops_per_s"}
+#: Largest value any hardware field may hold: 1e18 is an exaFLOP/s or an exabyte on one chip or link.
+MAX_FIELD_VALUE = 1e18
 #: Fields filled by the loader itself, never by a file.
 _META_FIELDS = {"name", "sources", "uncertain", "kind"}
 
@@ -56,6 +59,11 @@ def _number(value: Any, where: str, want_int: bool) -> float | int:
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
     if not isinstance(value, int | float):
         raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    if value > MAX_FIELD_VALUE:
+        raise ConfigError(f"{where}: {value!r} is above {MAX_FIELD_VALUE:g}, absurd for one chip or link; "
+                          "check the unit (bytes, bytes/s, FLOP/s, W, USD/h)")
     if value < 0 or (value == 0 and not where.endswith(("power_idle_w", "price_per_hour_usd", "latency_s"))):
         raise ConfigError(f"{where}: must be positive, got {value!r}")
     if want_int:
@@ -115,6 +123,9 @@ def _build(kind: str, name: str, body: Any, origin: str) -> tuple[Any, list[str]
     missing = [n for n in required if n not in kwargs]
     if missing:
         raise ConfigError(f"{where}: missing field(s) {', '.join(missing)}")
+    if kwargs.get("power_idle_w", 0) > kwargs.get("power_max_w", math.inf):
+        raise ConfigError(f"{where}.power_idle_w: {kwargs['power_idle_w']!r} W is above power_max_w "
+                          f"{kwargs['power_max_w']!r} W; idle power must not exceed peak power")
     spec = cls(**kwargs, sources=sources, uncertain=tuple(uncertain))
     return spec, [str(a) for a in aliases]
 

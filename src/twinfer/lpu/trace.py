@@ -2,7 +2,9 @@
 
 One process per chip, one thread (track) per functional unit; every
 instruction is a complete ("X") event at its scheduled cycles converted to
-microseconds. For systems of hundreds of chips, ``chips`` limits the trace
+whole nanoseconds (each end rounded once, the duration their difference),
+written as microseconds with three decimals: back-to-back instructions share
+their boundary exactly and never overlap. For systems of hundreds of chips, ``chips`` limits the trace
 to the chips asked for. Building the events is pure; the CLI writes the file.
 """
 
@@ -25,10 +27,16 @@ def _tid(unit: str) -> int:
     return 99
 
 
+def _ns_as_us(ns: int) -> float | int:
+    """Whole nanoseconds as microseconds: an int when whole, else the float whose shortest repr (what
+    json writes) is exactly the three-decimal value."""
+    return ns // 1000 if ns % 1000 == 0 else ns / 1000
+
+
 def trace_events(prog: Program, chips: Iterable[int] | None = None) -> dict[str, Any]:
     """The Chrome trace JSON object of ``prog``'s schedule (only ``chips`` when given)."""
     keep = set(chips) if chips is not None else None
-    us_per_cycle = 1e6 / prog.clock_hz if prog.clock_hz else 1.0
+    ns_per_cycle = 1e9 / prog.clock_hz if prog.clock_hz else 1e3
     events: list[dict[str, Any]] = []
     tracks: set[tuple[int, str]] = set()
     for ins in prog.instrs:
@@ -41,10 +49,11 @@ def trace_events(prog: Program, chips: Iterable[int] | None = None) -> dict[str,
             val = ins.attr(key)
             if val is not None:
                 args[key] = list(val) if isinstance(val, tuple) else val
+        start_ns = round(ins.start_cycle * ns_per_cycle)
+        end_ns = round((ins.start_cycle + ins.cycles) * ns_per_cycle)
         events.append({
             "name": ins.attr("role") or ins.op, "cat": ins.op, "ph": "X", "pid": ins.chip, "tid": _tid(ins.unit),
-            "ts": round(ins.start_cycle * us_per_cycle, 4), "dur": round(ins.cycles * us_per_cycle, 4),
-            "args": args,
+            "ts": _ns_as_us(start_ns), "dur": _ns_as_us(end_ns - start_ns), "args": args,
         })
     meta: list[dict[str, Any]] = []
     for chip in sorted({c for c, _ in tracks}):

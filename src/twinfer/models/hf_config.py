@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,12 @@ def _positive_int(cfg: dict[str, Any], key: str, where: str) -> int:
     return value
 
 
+def _positive_float(value: Any, key: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{where}: field {key!r} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
 def rope_from_config(cfg: dict[str, Any]) -> tuple[float, dict[str, Any] | None]:
     """(rope theta, rope scaling or None) from a config.json, in either HF layout.
 
@@ -62,10 +69,10 @@ def rope_from_config(cfg: dict[str, Any]) -> tuple[float, dict[str, Any] | None]
     """
     params = cfg.get("rope_parameters")
     if isinstance(params, dict):
-        theta = float(params.get("rope_theta", cfg.get("rope_theta", 10000.0)))
+        theta = _positive_float(params.get("rope_theta", cfg.get("rope_theta", 10000.0)), "rope_theta", "config.json")
         scaling = {k: v for k, v in params.items() if k != "rope_theta"}
     else:
-        theta = float(cfg.get("rope_theta", 10000.0))
+        theta = _positive_float(cfg.get("rope_theta", 10000.0), "rope_theta", "config.json")
         scaling = dict(cfg.get("rope_scaling") or {})
     kind = scaling.get("rope_type") or scaling.get("type") or "default"
     return theta, (None if kind == "default" else scaling)
@@ -79,8 +86,8 @@ def spec_from_config(cfg: dict[str, Any], name: str, where: str = "config.json")
     hidden = _positive_int(cfg, "hidden_size", where)
     heads = _positive_int(cfg, "num_attention_heads", where)
     layers = _positive_int(cfg, "num_hidden_layers", where)
-    kv_heads = cfg.get("num_key_value_heads") or heads
-    head_dim = cfg.get("head_dim") or hidden // heads
+    kv_heads = _positive_int(cfg, "num_key_value_heads", where) if cfg.get("num_key_value_heads") is not None else heads
+    head_dim = _positive_int(cfg, "head_dim", where) if cfg.get("head_dim") is not None else hidden // heads
     if hidden % heads and not cfg.get("head_dim"):
         raise ConfigError(f"{where}: hidden_size {hidden} is not divisible by num_attention_heads {heads}")
     if heads % kv_heads:
@@ -98,7 +105,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, where: str = "config.json")
         intermediate_size=_positive_int(cfg, "intermediate_size", where),
         vocab_size=_positive_int(cfg, "vocab_size", where),
         max_position_embeddings=_positive_int(cfg, "max_position_embeddings", where),
-        rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-5)),
+        rms_norm_eps=_positive_float(cfg.get("rms_norm_eps", 1e-5), "rms_norm_eps", where),
         rope_theta=rope_theta,
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         qkv_bias=family == "qwen2" or bool(cfg.get("attention_bias", False)),

@@ -114,9 +114,10 @@ def _check_parallel(spec: ModelSpec, tp: int, pp: int) -> None:
     if tp < 1 or pp < 1:
         raise ConfigError(f"tp and pp must be >= 1, got tp={tp}, pp={pp}")
     if spec.num_attention_heads % tp:
+        heads = spec.num_attention_heads
+        fits = ", ".join(str(d) for d in range(1, min(heads, 128) + 1) if heads % d == 0)
         raise ConfigError(
-            f"{spec.name}: tp={tp} does not divide {spec.num_attention_heads} attention heads; "
-            "choose a tp that divides it (1, 2, 4, 8, ...)"
+            f"{spec.name}: tp={tp} does not divide {heads} attention heads; choose a tp that divides it ({fits})"
         )
     if pp > spec.num_layers:
         raise ConfigError(f"{spec.name}: pp={pp} exceeds its {spec.num_layers} layers")

@@ -7,15 +7,15 @@ A sweep YAML file looks like this (every key but ``base`` is optional)::
     seeds: [0, 1]                       # or ``seed: 0`` (default 0)
     grid:                               # cartesian product over dotted keys
       workload.arrivals.rate_per_s: [2, 4, 8]
-      fleets.0.pools.0.count: [2, 4]
+      fleets.0.pools.mixed.count: [2, 4]
     cases:                              # explicit overrides, each crossed with the grid
-      - {fleets.0.pools.0.hardware: h100-sxm}
-      - {fleets.0.pools.0.hardware: h200}
+      - {fleets.0.pools.mixed.hardware: h100-sxm}
+      - {fleets.0.pools.mixed.hardware: h200}
 
 Expansion order is deterministic: for each case (or one empty case), for each
 grid point (keys in file order, the last key varying fastest), for each seed.
 A dotted key walks mappings by name and lists by integer index
-(``fleets.0.pools.1.count``); a missing mapping key is created, a list index
+(``fleets.1.pools.decode.count``); a missing mapping key is created, a list index
 out of range is an error. Each job's id is a hash of its canonical JSON
 (scenario + seed), so the same scenario always gets the same id and a rerun
 can skip what is done.
@@ -35,6 +35,8 @@ from twinfer.errors import ConfigError
 
 #: Keys a sweep file may have; anything else is probably a typo.
 SWEEP_KEYS = frozenset({"name", "base", "seed", "seeds", "grid", "cases", "description"})
+#: Most scenarios one sweep may expand to (each job holds a copy of its scenario mapping in memory).
+MAX_JOBS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -168,9 +170,10 @@ def parse_sweep(raw: Any, *, where: str = "sweep", base_dir: Path | None = None)
     if "seeds" in raw and "seed" in raw:
         raise ConfigError(f"{where}: give 'seed' or 'seeds', not both")
     seeds = raw.get("seeds", [raw.get("seed", 0)])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise ConfigError(f"{where}: 'seeds' must be a non-empty list of integers")
-    return SweepSpec(
+    if not isinstance(seeds, list) or not seeds or \
+            not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63 for s in seeds):
+        raise ConfigError(f"{where}: 'seeds' must be a non-empty list of integers from 0 to 2**63-1, got {seeds!r}")
+    spec = SweepSpec(
         base=base_raw,
         grid={str(k): list(v) for k, v in grid.items()},
         cases=[{str(k): v for k, v in c.items()} for c in cases],
@@ -178,6 +181,10 @@ def parse_sweep(raw: Any, *, where: str = "sweep", base_dir: Path | None = None)
         name=str(raw.get("name", "sweep")),
         base_dir=str(scenario_dir) if scenario_dir is not None else None,
     )
+    if spec.size() > MAX_JOBS:
+        raise ConfigError(f"{where}: the grid, cases and seeds expand to {spec.size():,} scenarios, above the "
+                          f"limit of {MAX_JOBS:,}; split the sweep or use fewer values per axis")
+    return spec
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
@@ -196,9 +203,15 @@ def expand(spec: SweepSpec) -> list[Job]:
             params = {**case, **dict(zip(keys, point, strict=True))}
             scenario = apply_overrides(spec.base, params)
             for seed in spec.seeds:
+                try:
+                    sid = scenario_id(scenario, seed)
+                except (TypeError, ValueError) as exc:  # NaN/inf, or a YAML date or other non-JSON value
+                    raise ConfigError(
+                        f"sweep {spec.name!r}: scenario {len(jobs)} (overrides {params!r}) holds a value "
+                        f"JSON cannot store ({exc}); use finite numbers, strings, lists and mappings") from None
                 jobs.append(
                     Job(
-                        scenario_id=scenario_id(scenario, seed),
+                        scenario_id=sid,
                         index=len(jobs),
                         seed=seed,
                         scenario=scenario,

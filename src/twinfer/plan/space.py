@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twinfer.errors import ConfigError
+from twinfer.errors import ConfigError, yaml_number_hint
+from twinfer.workload.config import MAX_RATE_PER_S
 
 OBJECTIVES = ("min_cost", "max_goodput_per_usd", "max_goodput_per_watt")
 MODES = ("aggregated", "disaggregated")
@@ -45,6 +46,12 @@ DEVICES_PER_RACK = {"gpu": 32, "lpu": 64}
 PLAN_KEYS = frozenset({"name", "model", "workload", "target_rate_per_s", "rates_per_s", "slo", "objective",
                        "hardware", "limits", "search", "seed", "description", "arrival_pattern"})
 ARRIVAL_PATTERNS = ("poisson", "trace")
+STRATEGIES = ("staircase", "exhaustive")
+#: Largest instance count per pool the search enumerates (disaggregated fleets grow as its square).
+MAX_INSTANCES_PER_POOL = 256
+#: Largest number of candidate fleets enumerated before pruning (each is a few hundred bytes; more
+#: would take minutes just to list).
+MAX_CANDIDATES = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,21 @@ class PlanSpec:
         return self.percentile / 100.0
 
 
+def _number(value: Any, where: str, *, high: float, low: float = 0.0, integer: bool = False,
+            low_open: bool = True) -> Any:
+    """A finite number (an integer when asked) in (low, high] (or [low, high]); else a ConfigError."""
+    import math
+
+    ok = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not ok or not math.isfinite(value):
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{where}: expected {kind}, got {value!r}{yaml_number_hint(value)}")
+    if value < low or (low_open and value == low) or value > high:
+        raise ConfigError(f"{where}: expected a value {'>' if low_open else '>='} {low:g} and <= {high:g}, "
+                          f"got {value!r}")
+    return value
+
+
 def _tuple(value: Any, where: str, kind: type | tuple[type, ...]) -> tuple[Any, ...]:
     items = value if isinstance(value, list) else [value]
     for item in items:
@@ -166,16 +188,18 @@ def parse_plan(raw: Any, *, where: str = "plan", base_dir: Path | None = None) -
     slo = raw["slo"]
     if not isinstance(slo, dict) or not {"ttft_s", "tpot_s"} <= set(slo):
         raise ConfigError(f"{where}: slo needs ttft_s and tpot_s (and optionally percentile, default 90)")
-    percentile = float(slo.get("percentile", 90))
-    if not 0 < percentile <= 100:
-        raise ConfigError(f"{where}: slo.percentile must be in (0, 100], got {percentile}")
+    if set(slo) - {"ttft_s", "tpot_s", "percentile"}:
+        raise ConfigError(f"{where}.slo: unknown keys {sorted(set(slo) - {'ttft_s', 'tpot_s', 'percentile'})}; "
+                          "allowed: ttft_s, tpot_s, percentile")
+    percentile = float(_number(slo.get("percentile", 90), f"{where}.slo.percentile", high=100))
+    ttft_s = float(_number(slo["ttft_s"], f"{where}.slo.ttft_s", high=1e6))
+    tpot_s = float(_number(slo["tpot_s"], f"{where}.slo.tpot_s", high=1e6))
     objective = raw.get("objective", "min_cost")
     if objective not in OBJECTIVES:
         raise ConfigError(f"{where}: objective {objective!r} is not one of {', '.join(OBJECTIVES)}")
-    target = float(raw["target_rate_per_s"])
-    rates = sorted({target, *(float(r) for r in _tuple(raw.get("rates_per_s", []), f"{where}.rates_per_s", (int, float)))})
-    if rates[0] <= 0:
-        raise ConfigError(f"{where}: request rates must be > 0")
+    target = float(_number(raw["target_rate_per_s"], f"{where}.target_rate_per_s", high=MAX_RATE_PER_S))
+    rates = sorted({target, *(float(_number(r, f"{where}.rates_per_s", high=MAX_RATE_PER_S))
+                              for r in _tuple(raw.get("rates_per_s", []), f"{where}.rates_per_s", (int, float)))})
     search = raw.get("search") or {}
     limits = raw.get("limits") or {}
     if not isinstance(search, dict) or not isinstance(limits, dict) or not isinstance(raw["workload"], dict):
@@ -191,31 +215,58 @@ def parse_plan(raw: Any, *, where: str = "plan", base_dir: Path | None = None) -
     known_limits = {"budget_per_hour_usd", "power_w", "racks", "devices_per_rack"}
     if set(limits) - known_limits:
         raise ConfigError(f"{where}: unknown limits {sorted(set(limits) - known_limits)}; allowed: {sorted(known_limits)}")
+    for key, value in limits.items():
+        if value is not None:
+            _number(value, f"{where}.limits.{key}", high=1e12, integer=key in ("racks", "devices_per_rack"))
+    strategy = raw_strategy = search.get("strategy", "staircase")
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"{where}.search.strategy: {raw_strategy!r} is not one of {', '.join(STRATEGIES)}")
+    max_n = _number(search.get("max_instances_per_pool", 8), f"{where}.search.max_instances_per_pool",
+                    high=MAX_INSTANCES_PER_POOL, low=1, low_open=False, integer=True)
+    tps = _tuple(search.get("tp", [1, 2, 4, 8]), f"{where}.search.tp", int)
+    chips = _tuple(search.get("lpu_chips", [None]), f"{where}.search.lpu_chips", int)
+    caps = _tuple(search.get("max_batch_seqs", [None]), f"{where}.search.max_batch_seqs", int)
+    for name, values, high in (("tp", tps, 1024), ("lpu_chips", chips, 100_000), ("max_batch_seqs", caps, 1e6)):
+        for v in values:
+            if v is not None:
+                _number(v, f"{where}.search.{name}", high=high, low=1, low_open=False, integer=True)
+    seed = _number(raw.get("seed", 0), f"{where}.seed", high=2**63 - 1, low=0, low_open=False, integer=True)
+    hardware = _tuple(raw["hardware"], f"{where}.hardware", str)
+    if not hardware or not all(isinstance(h, str) and h for h in hardware):
+        raise ConfigError(f"{where}.hardware: give a list of hardware preset names (see `twinfer hardware`), "
+                          f"got {raw['hardware']!r}")
+    if not tps or None in tps:
+        raise ConfigError(f"{where}.search.tp: give a list of tensor-parallel sizes such as [1, 2, 4, 8], got {tps!r}")
+    batchings = _batchings(search.get("batching"), f"{where}.search.batching")
+    per_pool = len(hardware) * max(len(tps), len(chips)) * len(caps) * len(batchings) * max_n
+    if per_pool + per_pool**2 > MAX_CANDIDATES:
+        raise ConfigError(f"{where}.search: ~{per_pool + per_pool**2:.3g} candidate fleets, above the limit of "
+                          f"{MAX_CANDIDATES:,}; lower max_instances_per_pool or list fewer tp/hardware/batch caps")
     return PlanSpec(
         name=str(raw.get("name", "plan")),
         model=str(raw["model"]),
         workload=dict(raw["workload"]),
         target_rate_per_s=target,
         rates_per_s=tuple(rates),
-        ttft_s=float(slo["ttft_s"]),
-        tpot_s=float(slo["tpot_s"]),
+        ttft_s=ttft_s,
+        tpot_s=tpot_s,
         percentile=percentile,
         objective=objective,
-        hardware=_tuple(raw["hardware"], f"{where}.hardware", str),
+        hardware=hardware,
         modes=modes,
-        tp=_tuple(search.get("tp", [1, 2, 4, 8]), f"{where}.search.tp", int),
-        lpu_chips=_tuple(search.get("lpu_chips", [None]), f"{where}.search.lpu_chips", int),
-        max_batch_seqs=_tuple(search.get("max_batch_seqs", [None]), f"{where}.search.max_batch_seqs", int),
-        max_instances_per_pool=int(search.get("max_instances_per_pool", 8)),
+        tp=tps,
+        lpu_chips=chips,
+        max_batch_seqs=caps,
+        max_instances_per_pool=int(max_n),
         link=_link(search.get("link", "ib-ndr"), f"{where}.search.link"),
-        batchings=_batchings(search.get("batching"), f"{where}.search.batching"),
+        batchings=batchings,
         budget_per_hour_usd=limits.get("budget_per_hour_usd"),
         power_w=limits.get("power_w"),
         racks=limits.get("racks"),
         devices_per_rack=limits.get("devices_per_rack"),
-        strategy=str(search.get("strategy", "staircase")),
+        strategy=str(strategy),
         arrival_pattern=pattern,
-        seed=int(raw.get("seed", 0)),
+        seed=int(seed),
         base_dir=str(base_dir) if base_dir is not None else None,
     )
 

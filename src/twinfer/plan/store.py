@@ -29,14 +29,19 @@ quote them in SQL, ``SELECT "workload.arrivals.rate_per_s" AS rate ...``.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from twinfer.errors import ConfigError, DataError
 
 PART_GLOB = "part-*.parquet"
+#: The write lock of a results folder (holds the pid of the sweep writing into it).
+LOCK_NAME = ".twinfer.lock"
 #: Bookkeeping columns, in the order they lead every part file.
 BASE_COLUMNS = (
     "scenario_id", "sweep_index", "seed", "status", "error", "wall_s", "params_json", "scenario_json",
@@ -113,7 +118,8 @@ class ResultStore:
             except Exception as exc:  # a part file is written by rename, so this means outside damage
                 raise DataError(f"{part}: unreadable result file ({exc}); move it away and rerun") from exc
             for sid, status in zip(table["scenario_id"].to_pylist(), table["status"].to_pylist(), strict=True):
-                out[sid] = status
+                if out.get(sid) != "ok":  # a duplicate id (two writers once shared the folder): ok wins
+                    out[sid] = status
         return out
 
     def prepare(self) -> None:
@@ -121,6 +127,42 @@ class ResultStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         for tmp in self.folder.glob(".part-*.tmp"):
             tmp.unlink()
+
+    def check_free(self) -> None:
+        """Raise the "in use by pid N" error now if another process holds the lock (then let it go)."""
+        if self.folder.is_dir():
+            with self.locked():
+                pass
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder's write lock (``.twinfer.lock``) while the block runs; refuse if another process has it.
+
+        The lock is a POSIX record lock (``lockf``) on the file: it belongs to this process (forked
+        workers do not inherit it) and the kernel drops it when the process dies, so the pid left in
+        the file by a killed sweep is stale and the next sweep takes the lock over.
+        """
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no lock (sweeps into one folder must not overlap)
+            yield
+            return
+        path = self.folder / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                    raise
+                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+                raise ConfigError(f"{self.folder} is in use by pid {holder} (another twinfer sweep or plan is "
+                                  "writing into it); wait for it to finish or choose another --out") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def _next_name(self) -> str:
         numbers = [int(p.stem.split("-")[1]) for p in self.parts() if p.stem.split("-")[1].isdigit()]
@@ -161,27 +203,111 @@ class ResultStore:
         return dropped
 
 
+#: Statement types ``twinfer results query`` runs; anything else (COPY, ATTACH, INSTALL, CREATE, SET ...) is refused.
+READ_ONLY_STATEMENTS = ("SELECT", "EXPLAIN")
+
+
+def _unreadable_part(parts: list[Path]) -> Path | None:
+    """The first part file pyarrow cannot read the footer of (outside damage), or None."""
+    import pyarrow.parquet as pq
+
+    for part in parts:
+        try:
+            pq.read_metadata(part)
+        except Exception:
+            return part
+    return None
+
+
 def connect(folder: str | Path) -> Any:
-    """A DuckDB connection with a view ``results`` over every part file in ``folder``."""
+    """A sandboxed DuckDB connection with a table ``results``: every part in ``folder``, one row per scenario id.
+
+    The rows are loaded into memory first; then the connection loses all access to
+    files and the network (``enable_external_access=false``, no extension autoload or
+    autoinstall) and its configuration is locked, so a query can read nothing but
+    ``results``. A scenario id written twice (two sweeps once shared a folder) keeps
+    one row: its ``ok`` row when there is one, else the latest.
+    """
     import duckdb
 
     folder = Path(folder)
-    if not any(folder.glob(PART_GLOB)):
+    parts = sorted(folder.glob(PART_GLOB)) if folder.is_dir() else []
+    if not parts:
         raise ConfigError(f"{folder}: no result files ({PART_GLOB}); run `twinfer sweep ... --out {folder}` first")
-    con = duckdb.connect()
-    pattern = str(folder / PART_GLOB).replace("'", "''")
-    con.execute(f"CREATE VIEW results AS SELECT * FROM read_parquet('{pattern}', union_by_name = true)")
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                             "autoload_known_extensions": False})
+    files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
+    try:
+        con.execute(
+            "CREATE TABLE results AS SELECT * EXCLUDE (_rank, _file, _row) FROM ("
+            "  SELECT *, row_number() OVER (PARTITION BY scenario_id ORDER BY (status = 'ok') DESC, _file DESC,"
+            "  _row DESC) AS _rank FROM ("
+            "    SELECT * EXCLUDE (filename, file_row_number), filename AS _file, file_row_number AS _row"
+            f"    FROM read_parquet([{files}], union_by_name = true, filename = true, file_row_number = true)"
+            "  )) WHERE _rank = 1 ORDER BY _file, _row")
+    except duckdb.Error as exc:
+        bad = _unreadable_part(parts)
+        where = f"{bad}: unreadable result file" if bad else f"{folder}: cannot read the result files"
+        raise DataError(f"{where} ({str(exc).splitlines()[0]}); move it away and rerun the sweep") from None
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
     return con
 
 
+def _check_read_only(con: Any, sql: str) -> None:
+    """Refuse empty SQL, several statements, and anything but SELECT/EXPLAIN, with a message saying why."""
+    import duckdb
+
+    if not sql.strip():
+        raise ConfigError('the SQL is empty; e.g. twinfer results query "SELECT * FROM results LIMIT 10" --dir OUT')
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise ConfigError(f"query failed: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise ConfigError(f"give one SQL statement, got {len(statements)}; run them one at a time")
+    kind = statements[0].type.name
+    if kind not in READ_ONLY_STATEMENTS:
+        word = sql.split()[0].upper()  # what the user wrote (DuckDB types INSTALL as LOAD)
+        raise ConfigError(f"results query is read-only: {word} statements are refused (only SELECT, WITH ... "
+                          "SELECT, DESCRIBE, SHOW and EXPLAIN); to export, use --format csv > FILE")
+
+
 def query(folder: str | Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run ``sql`` (which may use the ``results`` view) over ``folder``; returns (column names, rows)."""
+    """Run one read-only ``sql`` statement over the ``results`` table of ``folder``; (column names, rows).
+
+    The sandbox of :func:`connect` applies: no file, network or extension access.
+    """
     import duckdb
 
     con = connect(folder)
     try:
+        _check_read_only(con, sql)
         cur = con.execute(sql)
+        names = [d[0] for d in cur.description] if cur.description else []
+        return names, cur.fetchall()
+    except duckdb.PermissionException as exc:
+        raise ConfigError(f"query refused: it reaches outside the results ({str(exc).splitlines()[0]}); "
+                          "results query reads only the `results` table") from None
     except duckdb.Error as exc:
-        raise ConfigError(f"query failed: {exc}") from exc
-    names = [d[0] for d in cur.description] if cur.description else []
-    return names, cur.fetchall()
+        raise ConfigError(f"query failed: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.close()
+
+
+def dedupe_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """One row per ``scenario_id`` (its ``ok`` row when there is one, else the last), in first-seen order.
+
+    Returns the rows kept and how many duplicates were dropped; rows without an id are all kept.
+    """
+    best: dict[Any, int] = {}
+    for i, row in enumerate(rows):
+        sid = row.get("scenario_id")
+        if sid is None:
+            continue
+        j = best.get(sid)
+        if j is None or row.get("status") == "ok" or rows[j].get("status") != "ok":
+            best[sid] = i
+    keep = {i for i in best.values()}
+    kept = [row for i, row in enumerate(rows) if row.get("scenario_id") is None or i in keep]
+    return kept, len(rows) - len(kept)

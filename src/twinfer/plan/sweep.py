@@ -104,12 +104,57 @@ def make_row(job: Job, result: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _ignore_sigint() -> None:
-    """Worker initializer: Ctrl-C is handled by the parent, which stops the pool; SIGTERM ends the worker."""
+PR_SET_PDEATHSIG = 1  # linux/prctl.h: deliver a signal to this process when its parent dies
+WATCHDOG_S = 1.0  # how often a worker checks that the sweep that started it is still alive
+
+
+def _die_with_parent(sweep_pid: int) -> None:
+    """Make this worker process end when the sweep process ``sweep_pid`` ends, even by SIGKILL.
+
+    On Linux the kernel sends SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``); a
+    daemon thread also polls the parent and ``sweep_pid`` (other systems, and a parent that
+    died before prctl ran) and exits the worker when either is gone.
+    """
+    import os
+    import signal
+    import sys
+    import threading
+
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        import contextlib
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):  # no prctl in this libc: the watchdog still works
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # exists, owned by someone else (the pid was reused)
+            return False
+        return True
+
+    def watchdog() -> None:
+        while os.getppid() == parent and alive(sweep_pid):
+            time.sleep(WATCHDOG_S)
+        os._exit(1)
+
+    if os.getppid() != parent or not alive(sweep_pid):
+        os._exit(1)
+    threading.Thread(target=watchdog, name="twinfer-parent-watchdog", daemon=True).start()
+
+
+def _init_worker(sweep_pid: int) -> None:
+    """Worker initializer: Ctrl-C is handled by the parent, which stops the pool; SIGTERM ends the
+    worker; and the worker dies with the sweep process (see :func:`_die_with_parent`)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's graceful handler, inherited by fork
+    _die_with_parent(sweep_pid)
 
 
 def _never() -> bool:
@@ -127,9 +172,10 @@ def _iter_local(
     jobs: Sequence[Job], runner: str, workers: int, stop: StopFn = _never
 ) -> Iterator[tuple[Job, dict[str, Any]]]:
     """Results in completion order from a process pool, at most 2 x workers jobs in flight."""
+    import os
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),))
     todo = iter(jobs)
     pending: dict[Future[dict[str, Any]], Job] = {}
     finished = False
@@ -228,7 +274,18 @@ def run_sweep(
         raise ConfigError(f"unknown sweep backend {backend!r}; use 'local' or 'ray'")
     if workers < 1 or batch_size < 1:
         raise ConfigError("--workers and --batch-size must be at least 1")
-    store.prepare()
+    store.folder.mkdir(parents=True, exist_ok=True)
+    with store.locked():
+        store.prepare()  # only under the lock: it deletes temporary files a running writer would own
+        return _run_locked(jobs, store, runner=runner, workers=workers, backend=backend, ray_address=ray_address,
+                           batch_size=batch_size, flush_s=flush_s, retry_failed=retry_failed, extend=extend,
+                           progress=progress, stop=stop)
+
+
+def _run_locked(jobs: Sequence[Job], store: ResultStore, *, runner: str, workers: int, backend: str,
+                ray_address: str | None, batch_size: int, flush_s: float, retry_failed: bool, extend: bool,
+                progress: ProgressFn | None, stop: StopFn | None) -> SweepOutcome:
+    """:func:`run_sweep` once this process holds the store's lock."""
     if retry_failed:
         store.drop_failed()
     done = store.done()

@@ -14,18 +14,26 @@ from typing import Any
 
 import numpy as np
 
+from twinfer.report.html_format import axis_label
+
 #: A colour-blind-safe qualitative palette (Okabe & Ito, "Color Universal Design", 2008).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 #: Most points a line or CDF keeps; beyond this it keeps evenly spaced ones (browser speed).
 MAX_POINTS = 2000
+#: d3-format of hovered values: 4 significant digits, thousands separators, no exponent, no trailing zeros.
+HOVER_FORMAT = ",.4~r"
 
 
 def _layout(title: str, x_title: str, y_title: str, **extra: Any) -> dict[str, Any]:
     """A plain white layout with axis titles and a legend under the plot."""
+    # Axis titles given as column names become words with units; hover values show 4 significant
+    # digits in plain notation (d3 ",.4~r": 27,420 and 0.01235, not 2.742e+4).
     layout: dict[str, Any] = {
         "title": {"text": title, "font": {"size": 15}, "x": 0.01, "xanchor": "left"},
-        "xaxis": {"title": {"text": x_title}, "gridcolor": "#e5e5e5", "zeroline": False},
-        "yaxis": {"title": {"text": y_title}, "gridcolor": "#e5e5e5", "zeroline": False},
+        "xaxis": {"title": {"text": axis_label(x_title)}, "gridcolor": "#e5e5e5", "zeroline": False,
+                  "hoverformat": HOVER_FORMAT},
+        "yaxis": {"title": {"text": axis_label(y_title)}, "gridcolor": "#e5e5e5", "zeroline": False,
+                  "hoverformat": HOVER_FORMAT},
         "paper_bgcolor": "#ffffff",
         "plot_bgcolor": "#ffffff",
         "margin": {"l": 64, "r": 24, "t": 56, "b": 64},

@@ -74,10 +74,48 @@ def format_number(value: Any) -> str:
         if value == 0.0:
             return "0"
         mag = abs(value)
-        if mag >= 1e6 or mag < 1e-3:
+        if mag >= 1e9 or mag < 1e-3:
             return f"{value:.{DISPLAY_DIGITS - 1}e}"
-        return f"{value:.{DISPLAY_DIGITS}g}"
+        exponent = math.floor(math.log10(mag))
+        if abs(round(value, DISPLAY_DIGITS - 1 - exponent)) >= 10 ** (exponent + 1):  # 999.96 rounds up
+            exponent += 1
+        if exponent >= DISPLAY_DIGITS - 1:  # 1,000 .. 999,999,999: whole, with separators (27,420 not 2.742e+04)
+            return f"{round(value, DISPLAY_DIGITS - 1 - exponent):,.0f}"
+        text = f"{value:.{DISPLAY_DIGITS - 1 - exponent}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
     return str(value)
+
+
+#: Words for the parts of result column names, for chart axes (``ttft_p99_s`` -> ``TTFT p99 (s)``).
+_AXIS_WORDS = {"ttft": "TTFT", "tpot": "TPOT", "tbt": "TBT", "e2e": "end-to-end", "rps": "", "kv": "KV",
+               "tok": "tokens", "usd": "", "m": "M", "mw": "MW", "slo": "SLO", "rate": "request rate",
+               "per": "per", "p50": "p50", "p90": "p90", "p99": "p99", "tp": "TP", "pp": "PP"}
+
+
+def axis_label(key: str) -> str:
+    """A readable axis title for a result column or dotted override key, with its unit.
+
+    ``workload.arrivals.rate_per_s`` -> ``request rate (req/s)``, ``goodput_rps`` ->
+    ``goodput (req/s)``, ``fleets.0.pools.mixed.count`` -> ``mixed count``. Text that
+    is already words (has a space) is returned as it is.
+    """
+    if not key or " " in key:
+        return key
+    unit = unit_of(key)
+    parts = [p for p in key.split(".") if not p.isdigit()]
+    last = parts[-1]
+    if unit:
+        for suffix in ("_per_s_per_mw", "_tokens_per_s", "_tok_s", "_rps", "_per_s", "_usd_per_hour",
+                       "_per_hour_usd", "_usd", "_ms", "_bytes", "_j", "_w", "_hz", "_s"):
+            if last.endswith(suffix):
+                last = last[: -len(suffix)] or last
+                break
+    words = [_AXIS_WORDS.get(w, w) for w in last.split("_")]
+    prefix = parts[-2] if len(parts) >= 2 and parts[-2] in ("mixed", "prefill", "decode") else ""
+    text = " ".join(w for w in (prefix, *words) if w)
+    if key.endswith("rate_per_s"):
+        return "request rate (req/s)"
+    return f"{text} ({unit})" if unit else text
 
 
 def unit_of(key: str) -> str:

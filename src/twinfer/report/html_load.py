@@ -160,8 +160,10 @@ def load_sweep(folder: Path) -> SweepResults:
     parts = _parquet_files(folder)
     if not parts:
         raise DataError(f"{folder}: no Parquet result parts found; pass the folder `twinfer sweep` wrote")
+    from twinfer.plan.store import dedupe_rows
+
     tab = _read_parquet(parts)
-    rows = tuple(tab.to_pylist())
+    rows = tuple(dedupe_rows(tab.to_pylist())[0])  # one row per scenario id (ok rows win)
     files = tuple(SourceFile(p.relative_to(folder).as_posix(), str(p), _sha256(p)) for p in parts)
     return SweepResults(folder=folder, rows=rows, columns=tuple(tab.column_names), files=files)
 

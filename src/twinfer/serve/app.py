@@ -38,7 +38,7 @@ from twinfer.serve.protocol import ApiError, GenerationRequest, parse_generation
 from twinfer.serve.responses import (
     Envelope,
 )
-from twinfer.serve.text import ApproxTokenCounter, TokenCounter
+from twinfer.serve.text import ApproxTokenCounter, TokenCounter, filler_words
 
 #: Bodies larger than this are parsed and token-counted in a worker thread when a tokenizer counts.
 OFFLOAD_BODY_BYTES = 2048
@@ -56,6 +56,7 @@ class ServeConfig:
     chat_default_max_tokens: int = 256  # chat max_tokens when the client gives none
     trace_requests: int = 4096  # recent requests kept for GET /twinfer/requests/{id}
     fleet_label: str = "fixed-latency"  # what paces the tokens (sent in x-twinfer-fleet)
+    body_timeout_s: float = 30.0  # a request body not fully received by then gets 408 (stalled clients)
 
 
 def create_app(
@@ -67,7 +68,9 @@ def create_app(
 ) -> FastAPI:
     """The FastAPI app; ``make_sim`` builds the fleet when the server's loop starts."""
     counter_: TokenCounter = counter or ApproxTokenCounter()
-    source: TextSource = text_source or SyntheticTextSource()
+    # Synthetic answers are made of pieces that count one token each under counter_, so the text a
+    # client receives tokenizes to the completion_tokens the usage reports.
+    source: TextSource = text_source or SyntheticTextSource(filler_words(counter_))
     models = {config.model_name: config.context_tokens}
     traces: collections.OrderedDict[str, RequestTrace] = collections.OrderedDict()
     state: dict[str, Any] = {"fleet": None, "next_id": 0, "created": int(time.time())}
@@ -173,11 +176,16 @@ def create_app(
         if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
             raise too_big
         parts, size = [], 0
-        async for part in request.stream():
-            size += len(part)
-            if size > config.max_body_bytes:
-                raise too_big
-            parts.append(part)
+        try:
+            async with asyncio.timeout(config.body_timeout_s):
+                async for part in request.stream():
+                    size += len(part)
+                    if size > config.max_body_bytes:
+                        raise too_big
+                    parts.append(part)
+        except TimeoutError:
+            raise ApiError(408, f"The request body did not arrive within {config.body_timeout_s:g} s.",
+                           code="request_timeout") from None
         return b"".join(parts)
 
     async def generate(request: Request, kind: Literal["completion", "chat"]) -> Response:

@@ -30,7 +30,7 @@ from twinfer.serve.responses import (
     full_response,
     usage_chunk,
 )
-from twinfer.serve.text import SyntheticText, request_seed
+from twinfer.serve.text import DEFAULT_FILLER, FillerWords, SyntheticText, request_seed
 
 
 class TokenTexts(Protocol):
@@ -48,11 +48,12 @@ class TokenTexts(Protocol):
 class SyntheticTokens:
     """Deterministic synthetic words (twinfer.serve.text.SyntheticText), available at once."""
 
-    def __init__(self, req: GenerationRequest) -> None:
+    def __init__(self, req: GenerationRequest, words: FillerWords = DEFAULT_FILLER) -> None:
         self._text = SyntheticText(
             request_seed(req.kind, req.prompt_text, str(req.max_tokens)),
             req.max_tokens,
             leading_space=req.kind != "chat",
+            words=words,
         )
 
     async def get(self, index: int) -> str:
@@ -72,11 +73,14 @@ class TextSource(Protocol):
 
 
 class SyntheticTextSource:
-    """The default: deterministic synthetic words."""
+    """The default: deterministic synthetic words, each one token as the server counts tokens."""
+
+    def __init__(self, words: FillerWords = DEFAULT_FILLER) -> None:
+        self.words = words
 
     def start(self, req: GenerationRequest) -> TokenTexts:
         """The token texts of ``req``."""
-        return SyntheticTokens(req)
+        return SyntheticTokens(req, self.words)
 
 
 @dataclass

@@ -3,9 +3,13 @@
 Requests are parsed by hand rather than by a schema library so that every
 mistake gets OpenAI's status code and error object
 (``{"error": {"message", "type", "param", "code"}}``, status 400 for bad
-input, 404 for an unknown model) instead of a framework's 422. Parameters we
-do not emulate (top_p, seed, logit_bias, ...) are accepted and ignored, as
-vLLM does.
+input, 404 for an unknown model) instead of a framework's 422. Sampling
+parameters that do not change the shape of an answer (top_p, seed,
+logit_bias, presence_penalty, ...) are accepted and ignored, as vLLM does.
+Parameters that ask for a different kind of answer (tool calls, log
+probabilities, a JSON response format) are refused with a 400 naming the
+parameter, since silently ignoring them would hand the client an answer of
+the wrong shape (see :data:`UNSUPPORTED_PARAMETERS`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,26 @@ COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 #: Most stop sequences OpenAI accepts ("Up to 4 sequences", API reference).
 MAX_STOP_SEQUENCES = 4
 CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+#: Parameters that change what an answer contains; the server emulates plain text only and refuses them
+#: (null, false, an empty list and response_format {"type": "text"} mean "not asked" and pass).
+UNSUPPORTED_PARAMETERS = ("tools", "tool_choice", "functions", "function_call", "logprobs", "top_logprobs",
+                          "response_format", "echo", "suffix")
+
+
+def _refuse_unsupported(body: dict[str, Any]) -> None:
+    for key in UNSUPPORTED_PARAMETERS:
+        value = body.get(key)
+        if value is None or value is False or value == [] or (key == "response_format" and value == {"type": "text"}):
+            continue
+        if key == "tool_choice" and value == "none":
+            continue
+        raise ApiError(
+            400,
+            f"This emulation server generates plain text only; '{key}' is not supported. Remove it from "
+            "the request (sampling parameters such as temperature, top_p and seed are accepted).",
+            param=key,
+            code="unsupported_parameter",
+        )
 
 
 class ApiError(Exception):
@@ -255,6 +279,7 @@ def parse_generation(
             param="model",
             code="model_not_found",
         )
+    _refuse_unsupported(body)
     stream = _opt_bool(body, "stream")
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):

@@ -250,6 +250,18 @@ class TokenizerCounter:
         """Tokens of ``text`` without special tokens."""
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
+    def single_token_pieces(self, limit: int = 4096) -> list[str]:
+        """Texts of vocabulary entries (lowest ids first) that decode to letters after a space and
+        encode back to exactly one token."""
+        pieces = []
+        for token_id in range(min(self._tokenizer.get_vocab_size(), limit)):
+            text = self._tokenizer.decode([token_id])
+            word = text.lstrip(" ")
+            piece = " " + word
+            if word.isalpha() and self.count(piece) == 1:
+                pieces.append(piece)
+        return pieces
+
 
 def find_tokenizer(folder: Path | None) -> Path | None:
     """``folder/tokenizer.json`` (or ``folder`` itself when it is that file), if it exists."""
@@ -281,20 +293,79 @@ def request_seed(*parts: str) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
-class SyntheticText:
-    """Deterministic synthetic answer of up to ``max_tokens`` tokens, one word per token.
+@dataclass(frozen=True)
+class FillerWords:
+    """The pieces synthetic answers are made of, each exactly one token under the server's own counting.
 
-    Token ``i`` is ``" " + word`` (no space before the first token of a chat reply).
+    ``spaced`` pieces (with their leading space) follow one another; a chat reply
+    starts with a ``first`` piece (no leading space). A text of n pieces therefore
+    counts n tokens, which is what ``usage.completion_tokens`` reports.
     """
 
-    def __init__(self, seed: int, max_tokens: int, *, leading_space: bool = True) -> None:
+    spaced: tuple[str, ...]
+    first: tuple[str, ...]
+
+
+#: The plain default: every word of WORDS (one token in typical BPE vocabularies, not checked).
+DEFAULT_FILLER = FillerWords(spaced=tuple(" " + w for w in WORDS), first=WORDS)
+#: Fewest pieces a filler vocabulary needs (fewer would make answers visibly repetitive).
+MIN_FILLER_PIECES = 8
+
+
+def filler_words(counter: TokenCounter) -> FillerWords:
+    """Filler pieces that count one token each under ``counter``, and add up when joined.
+
+    - ceil(chars / 4) counting: 4-character pieces (" the", "that"), so n pieces are
+      exactly 4n characters, i.e. n tokens.
+    - a tokenizer: WORDS pieces the tokenizer encodes as one token, checked also when
+      all are joined; when too few survive, single-token pieces of its own vocabulary.
+    """
+    if isinstance(counter, ApproxTokenCounter):
+        n = APPROX_CHARS_PER_TOKEN
+        return FillerWords(spaced=tuple(" " + w for w in WORDS if len(w) == n - 1),
+                           first=tuple(w for w in WORDS if len(w) == n))
+    if not isinstance(counter, TokenizerCounter):
+        return DEFAULT_FILLER
+    spaced = [" " + w for w in WORDS if counter.count(" " + w) == 1]
+    if len(spaced) < MIN_FILLER_PIECES:
+        spaced = counter.single_token_pieces()
+    spaced = _adds_up(counter, spaced)
+    first = [p.lstrip() for p in spaced if counter.count(p.lstrip()) == 1 and
+             counter.count(p.lstrip() + "".join(spaced)) == 1 + len(spaced)]
+    if len(spaced) < MIN_FILLER_PIECES or not first:
+        raise ConfigError("the tokenizer has too few one-token words to make answer text whose token count "
+                          "matches usage; give a tokenizer of a text model (or none: ceil(chars/4) counting)")
+    return FillerWords(spaced=tuple(spaced), first=tuple(first))
+
+
+def _adds_up(counter: TokenCounter, pieces: list[str]) -> list[str]:
+    """The pieces whose concatenation (in this order and repeated) counts one token per piece."""
+    kept: list[str] = []
+    for piece in pieces:
+        trial = [*kept, piece]
+        text = "".join(trial)
+        if counter.count(text + text) == 2 * len(trial):
+            kept = trial
+    return kept
+
+
+class SyntheticText:
+    """Deterministic synthetic answer of up to ``max_tokens`` tokens, one filler piece per token.
+
+    Token ``i`` is a ``spaced`` piece of ``words`` (a ``first`` piece, without its space,
+    for the first token of a chat reply).
+    """
+
+    def __init__(self, seed: int, max_tokens: int, *, leading_space: bool = True,
+                 words: FillerWords = DEFAULT_FILLER) -> None:
         rng = np.random.default_rng(seed)
-        self._ids = rng.integers(0, len(WORDS), size=max_tokens)
+        self._words = words
+        self._ids = rng.integers(0, len(words.spaced), size=max_tokens)
+        self._first = int(rng.integers(0, len(words.first)))
         self._leading_space = leading_space
 
     def token(self, index: int) -> str:
         """Text of token ``index`` (0-based)."""
-        word = WORDS[int(self._ids[index])]
         if index == 0 and not self._leading_space:
-            return word
-        return " " + word
+            return self._words.first[self._first]
+        return self._words.spaced[int(self._ids[index])]

@@ -185,7 +185,8 @@ def simulate_fleet(
     if sim.completed + sim.rejected != n or not sim.done():
         raise RuntimeError(f"fleet {fleet.name}: simulation stopped with {n - sim.completed - sim.rejected} "
                            "requests unfinished (a simulator bug; please report it with the scenario)")
-    result = fleet_result(fleet.name, sim, pricing, scenario.slo.ttft_s, scenario.slo.tpot_s)
+    result = fleet_result(fleet.name, sim, pricing, scenario.slo.ttft_s, scenario.slo.tpot_s,
+                          scenario.slo.attainment)
     result.summary["workload"] = getattr(workload, "name", "workload")
     result.summary["seed"] = seed
     return result

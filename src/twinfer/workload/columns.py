@@ -23,6 +23,11 @@ from twinfer.errors import DataError
 #: How many skipped lines a report lists verbatim (the count is always exact).
 MAX_LISTED_BAD_ROWS = 20
 
+#: Largest token count of one request a trace may hold (the longest model contexts are ~1-10 M tokens).
+MAX_TOKENS = 10_000_000
+#: Largest time a trace or workload may hold, in seconds (~32 years).
+MAX_TIME_S = 1e9
+
 
 @dataclass(frozen=True)
 class ReadReport:
@@ -123,6 +128,9 @@ def int_column(
     for j in np.flatnonzero(out < min_value):
         i = int(j)
         bad.add(i, lines[i], f"{column} {out[i]} is below the minimum {min_value}")
+    for j in np.flatnonzero(out > MAX_TOKENS):
+        i = int(j)
+        bad.add(i, lines[i], f"{column} {out[i]} is above the limit {MAX_TOKENS:,}")
     return out
 
 
@@ -139,9 +147,9 @@ def float_column(
                 out[i] = float(text)
             except ValueError:
                 bad.add(i, lines[i], f"{column} {text!r} is not a number")
-    for j in np.flatnonzero(~np.isfinite(out) | (out < min_value)):
+    for j in np.flatnonzero(~np.isfinite(out) | (out < min_value) | (out > MAX_TIME_S)):
         i = int(j)
-        bad.add(i, lines[i], f"{column} {values[i]!r} must be a finite number >= {min_value:g}")
+        bad.add(i, lines[i], f"{column} {values[i]!r} must be a finite number from {min_value:g} to {MAX_TIME_S:g}")
     return out
 
 

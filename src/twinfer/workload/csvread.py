@@ -26,6 +26,8 @@ import numpy as np
 
 from twinfer.errors import ConfigError
 from twinfer.workload.columns import (
+    MAX_TIME_S,
+    MAX_TOKENS,
     BadRows,
     checked_rows,
     field_count_reason,
@@ -160,12 +162,15 @@ def _arrow_convert(spec: ColumnSpec, col: object, lines: np.ndarray, bad: BadRow
             values = np.asarray(pc.cast(col, pa.int64()))
             for j in np.flatnonzero(values < 1):
                 bad.add(int(j), int(lines[j]), f"{spec.name} {values[j]} is below the minimum 1")
+            for j in np.flatnonzero(values > MAX_TOKENS):
+                bad.add(int(j), int(lines[j]), f"{spec.name} {values[j]} is above the limit {MAX_TOKENS:,}")
             return values
         if spec.kind == "float":
             values = np.asarray(pc.cast(col, pa.float64()))
-            for j in np.flatnonzero(~np.isfinite(values) | (values < 0)):
+            for j in np.flatnonzero(~np.isfinite(values) | (values < 0) | (values > MAX_TIME_S)):
                 bad.add(
-                    int(j), int(lines[j]), f"{spec.name} {values[j]!r} must be a finite number >= 0"
+                    int(j), int(lines[j]),
+                    f"{spec.name} {values[j]!r} must be a finite number from 0 to {MAX_TIME_S:g}",
                 )
             return values
         first = next((v.strip() for v in col.slice(0, 1).to_pylist()), "")  # type: ignore[attr-defined]

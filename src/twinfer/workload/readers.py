@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from twinfer.errors import ConfigError, DataError
-from twinfer.workload.columns import BadRows, ReadReport
+from twinfer.workload.columns import MAX_TIME_S, MAX_TOKENS, BadRows, ReadReport
 from twinfer.workload.csvread import ColumnSpec, read_csv_columns, read_header
 from twinfer.workload.types import MOONCAKE_BLOCK_TOKENS, Workload
 
@@ -200,6 +200,8 @@ def _json_int(record: dict, key: str, min_value: int) -> int:
         raise ValueError(f"{key} {value!r} is not an integer")
     if value < min_value:
         raise ValueError(f"{key} {value} is below the minimum {min_value}")
+    if value > MAX_TOKENS:
+        raise ValueError(f"{key} {value} is above the limit {MAX_TOKENS:,}")
     return value
 
 
@@ -210,8 +212,9 @@ def _json_time(record: dict, key: str) -> float:
         or not isinstance(value, int | float)
         or not np.isfinite(value)
         or value < 0
+        or value > MAX_TIME_S
     ):
-        raise ValueError(f"{key} {value!r} is not a finite number >= 0")
+        raise ValueError(f"{key} {value!r} is not a finite number from 0 to {MAX_TIME_S:g}")
     return float(value)
 
 

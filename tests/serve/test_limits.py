@@ -1,0 +1,136 @@
+"""Connection limits: a client that sends half a request's headers is disconnected after the deadline."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from conftest import free_port
+from twinfer.serve.app import ServeConfig, create_app
+from twinfer.serve.fixed import FixedLatencySim
+from twinfer.serve.limits import header_timeout_protocol, uvicorn_config
+
+HEADER_TIMEOUT_S = 0.5
+BODY_TIMEOUT_S = 0.7
+
+
+def _protocols():
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    bases = [H11Protocol]
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+        bases.append(HttpToolsProtocol)
+    except ImportError:
+        pass
+    return bases
+
+
+@pytest.fixture(params=_protocols(), ids=lambda c: c.__name__)
+def server(request):
+    import uvicorn
+
+    app = create_app(ServeConfig(model_name="m", context_tokens=4096, body_timeout_s=BODY_TIMEOUT_S),
+                     lambda: FixedLatencySim(ttft_s=0.01, itl_s=0.001))
+    port = free_port()
+    config = uvicorn_config(app, host="127.0.0.1", port=port, header_timeout_s=HEADER_TIMEOUT_S, keep_alive_s=5,
+                            log_level="warning")
+    config.http = header_timeout_protocol(HEADER_TIMEOUT_S, base=request.param)
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.01)
+    yield port
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(1024) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+@pytest.mark.timeout(30)
+def test_partial_headers_are_disconnected(server) -> None:
+    socks = []
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", server))
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: appli")
+        socks.append(s)
+    start = time.monotonic()
+    assert all(_closed_within(s, 10 * HEADER_TIMEOUT_S + 2) for s in socks)
+    assert time.monotonic() - start < 10 * HEADER_TIMEOUT_S + 2
+    for s in socks:
+        s.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_silent_connection_is_disconnected(server) -> None:
+    with socket.create_connection(("127.0.0.1", server)) as s:
+        assert _closed_within(s, 5.0)
+
+
+@pytest.mark.timeout(30)
+def test_complete_requests_and_slow_streams_are_not_cut(server) -> None:
+    with httpx.Client(base_url=f"http://127.0.0.1:{server}") as client:
+        for _ in range(3):  # kept-alive requests, each well inside the header deadline
+            r = client.post("/v1/completions", json={"model": "m", "prompt": "hi", "max_tokens": 3})
+            assert r.status_code == 200
+            time.sleep(HEADER_TIMEOUT_S * 1.5)  # idle longer than the header deadline: keep-alive rules here
+        # a streamed answer that lasts longer than the header deadline is not cut either
+        with client.stream("POST", "/v1/completions", json={"model": "m", "prompt": "hi", "max_tokens": 900,
+                                                             "stream": True}) as r:
+            assert r.status_code == 200
+            lines = [line for line in r.iter_lines() if line]
+        assert lines[-1] == "data: [DONE]" and len(lines) > 900  # every token arrived, then the end marker
+
+
+@pytest.mark.timeout(30)
+def test_a_stalled_body_gets_408(server) -> None:
+    with socket.create_connection(("127.0.0.1", server)) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100\r\n\r\n{\"model\": ")
+        s.settimeout(10)
+        start = time.monotonic()
+        answer = s.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer
+        assert time.monotonic() - start < 5
+
+
+@pytest.mark.timeout(30)
+def test_beyond_the_connection_cap_requests_get_503() -> None:
+    import uvicorn
+
+    app = create_app(ServeConfig(model_name="m", context_tokens=4096), lambda: FixedLatencySim(ttft_s=0.01, itl_s=0.001))
+    port = free_port()
+    srv = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, max_connections=2, log_level="error"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    while not srv.started:
+        assert thread.is_alive()
+        time.sleep(0.01)
+    try:
+        body = {"model": "m", "prompt": "hi", "max_tokens": 1}
+        assert httpx.post(f"http://127.0.0.1:{port}/v1/completions", json=body).status_code == 200
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]  # two idle connections
+        time.sleep(0.2)
+        assert httpx.post(f"http://127.0.0.1:{port}/v1/completions", json=body).status_code == 503
+        for s in held:
+            s.close()
+        time.sleep(0.2)
+        assert httpx.post(f"http://127.0.0.1:{port}/v1/completions", json=body).status_code == 200
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
