@@ -27,12 +27,16 @@ def test_single_token_gemm_is_weight_streaming(make_kernels):
 
 
 def test_fp8_gemm_is_faster_when_compute_bound(make_kernels):
-    """Doubling the tensor-core rate (fp8) makes a large GEMM close to 2x faster."""
+    """fp8 doubles the tensor-core peak but reaches a smaller share of it: a large GEMM gets 1.4-1.8x faster.
+
+    The ratio is the closed form 2 x fp8 efficiency / bf16 efficiency when both are compute-bound.
+    """
     km = make_kernels("h100")
     n = 8192
     bf16 = km.gemm_time_s(n, n, n, 3 * n * n * 2, "bf16")
     fp8 = km.gemm_time_s(n, n, n, 3 * n * n, "fp8")
-    assert 1.7 < bf16 / fp8 <= 2.0
+    assert 1.4 < bf16 / fp8 < 1.8
+    assert bf16 / fp8 == pytest.approx(2 * km.eff.gemm_fp8_peak_eff / km.eff.gemm_peak_eff, rel=0.03)
 
 
 @pytest.mark.parametrize("gpu", ["a100", "h100"])

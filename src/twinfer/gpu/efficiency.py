@@ -31,6 +31,7 @@ class GpuEfficiency:
     """
 
     gemm_peak_eff: float = 0.75  # fraction of dense tensor-core peak reached by large GEMMs
+    gemm_fp8_peak_eff: float = 0.63  # the same for 8-bit GEMMs (fraction of the 8-bit peak) [U], see efficiency.json
     gemm_tile_m: int = 128  # output tile rows (tokens) per thread block
     gemm_tile_n: int = 256  # output tile columns per thread block
     gemm_mem_eff: float = 0.85  # fraction of HBM bandwidth reached streaming GEMM operands

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from twinfer.gpu.efficiency import GpuEfficiency
 from twinfer.hardware.specs import GpuSpec, LinkSpec
 from twinfer.models.ops import Op
+from twinfer.units import dtype_bytes
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ class KernelModel:
         waves = math.ceil(tiles * split / sms)
         # One wave runs num_sms work units in the time one SM takes for one unit (a tile over k / split).
         unit_flops = 2.0 * tile_m * e.gemm_tile_n * k / split
-        t_compute = waves * unit_flops * sms / (self.gpu.peak_flops(dtype) * e.gemm_peak_eff)
+        peak_eff = e.gemm_fp8_peak_eff if dtype_bytes(dtype) <= 1 else e.gemm_peak_eff
+        t_compute = waves * unit_flops * sms / (self.gpu.peak_flops(dtype) * peak_eff)
         t_memory = bytes_moved / (self.gpu.mem_bw_bytes_per_s * e.gemm_mem_eff)
         p = e.gemm_combine_p
         return e.kernel_overhead_s + (t_compute**p + t_memory**p) ** (1.0 / p)
@@ -117,5 +119,9 @@ class KernelModel:
         if op.kind == "collective":
             if op.name == "pp_send_recv":
                 return self.send_recv_time_s(op.message_bytes, cross_node_pp)
-            return self.all_reduce_time_s(op.message_bytes, op.group_size)
+            t = self.all_reduce_time_s(op.message_bytes, op.group_size)
+            if op.name == "all_reduce_add_rmsnorm":
+                # The fused epilogue moves the add+norm bytes inside the same kernel (no second launch).
+                t += self.memory_time_s(moved) - self.eff.elementwise_overhead_s
+            return t
         return self.memory_time_s(moved)
