@@ -16,6 +16,7 @@ import numpy as np
 
 from gpu_common import GPUS, TUNE_WORKERS, linear_files, require_kernels
 from twinfer.gpu import GpuStepCost, default_efficiency
+from twinfer.gpu.fit import SMALL_MESSAGE_BYTES
 from twinfer.gpu.kernels import KernelModel
 from twinfer.gpu.vidur_data import OP_NAMES, read_all_reduce, read_linear_ops
 from twinfer.hardware import get_hardware, get_link
@@ -67,24 +68,28 @@ def linear_ops_table() -> None:
 
 
 def all_reduce_table() -> None:
-    """Median abs % error of all-reduce per system, worker count and workers per node."""
+    """Median abs % error of all-reduce per system, worker count, workers per node and message size band."""
     print("\n## All-reduce (Vidur NCCL; tuned on *_dgx intra-node rows with 2 and 8 workers; the rest held out)")
     print("   cross-node rows use the ib-ndr preset (50 GB/s per GPU): the network of Vidur's cluster is not known")
-    print(f"{'system':22} {'workers':>7} {'per node':>8} {'split':24} {'rows':>5} {'median':>7}")
+    print(f"   small = up to {SMALL_MESSAGE_BYTES >> 20} MiB per rank (decode steps), large = above")
+    print(f"{'system':22} {'workers':>7} {'per node':>8} {'split':24} {'rows':>5} {'median':>7} {'small':>7} {'large':>7}")
     for short, name in GPUS.items():
         km = kernel_model(name)
         for system in (f"{short}_dgx", f"{short}_pairwise_nvlink"):
             samples = read_all_reduce(require_kernels() / f"{system}__all_reduce.csv")
             for w, per_node in sorted({(s.group_size, s.gpus_per_node) for s in samples}):
-                v = [pct(km.all_reduce_time_s(s.message_bytes, w, per_node), s.time_s)
-                     for s in samples if (s.group_size, s.gpus_per_node) == (w, per_node)]
+                cell = [s for s in samples if (s.group_size, s.gpus_per_node) == (w, per_node)]
+                v = [pct(km.all_reduce_time_s(s.message_bytes, w, per_node), s.time_s) for s in cell]
+                small = [e for e, s in zip(v, cell, strict=True) if s.message_bytes <= SMALL_MESSAGE_BYTES]
+                large = [e for e, s in zip(v, cell, strict=True) if s.message_bytes > SMALL_MESSAGE_BYTES]
                 if "pairwise" in system:
                     split = "not modelled (topology)"
                 elif per_node < w:
                     split = "held-out (cross-node)"
                 else:
                     split = "tuned" if w in TUNE_WORKERS else "held-out"
-                print(f"{system:22} {w:>7} {per_node:>8} {split:24} {len(v):>5} {np.median(v):7.1f}")
+                print(f"{system:22} {w:>7} {per_node:>8} {split:24} {len(v):>5} {np.median(v):7.1f} "
+                      f"{np.median(small):7.1f} {np.median(large):7.1f}")
 
 
 def e2e_cases(engine: str) -> list[tuple[str, float, float, str]]:

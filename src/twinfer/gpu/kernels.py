@@ -14,8 +14,10 @@ adds, in order of how much they matter for LLM inference:
   grows with the prompt length (short prompts leave tiles idle); decode is
   bound by reading the KV cache (at short contexts the kernel overhead wins).
 * Norms, activations and adds: bandwidth-bound, faster while their data fits in L2.
-* All-reduce: ring alpha-beta, t = alpha + 2 (p - 1) / p * S / B, with B the
-  achieved fraction of the per-direction link bandwidth (NVLink/NVSwitch).
+* All-reduce: ring alpha-beta with a launch term,
+  t = launch + 2 (p - 1) x step latency + 2 (p - 1) / p * S / B, with B the
+  achieved fraction of the per-direction link bandwidth (NVLink/NVSwitch);
+  a step that crosses nodes adds the network link's latency.
 
 The parameters are :class:`GpuEfficiency`; nothing here is fitted per model.
 """
@@ -89,19 +91,25 @@ class KernelModel:
 
     # ---- collectives ---------------------------------------------------------------
     def all_reduce_time_s(self, message_bytes: float, group_size: int, gpus_per_node: int = 0) -> float:
-        """Ring all-reduce of ``message_bytes`` per rank over ``group_size`` GPUs (alpha-beta).
+        """Ring all-reduce of ``message_bytes`` per rank over ``group_size`` GPUs (launch + alpha-beta).
 
-        Inside one NVLink domain the ring runs on the scale-up link; when the
-        group spans nodes (``gpus_per_node`` < ``group_size``, or more GPUs than
-        the domain holds) the slowest hop, the scale-out NIC, sets the bandwidth.
+        A call pays a fixed launch/setup time, then 2 (p - 1) ring steps each
+        with a step latency (small messages: this dominates), then the bytes at
+        the ring's bus bandwidth. Inside one NVLink domain the ring runs on the
+        scale-up link; when the group spans nodes (``gpus_per_node`` <
+        ``group_size``, or more GPUs than the domain holds) the slowest hop, the
+        scale-out NIC, sets the bandwidth and adds its latency to every step.
         """
         if group_size <= 1 or message_bytes <= 0:
             return 0.0
         per_node = gpus_per_node or group_size
         cross_node = per_node < group_size or group_size > self.gpu.scale_up_gpus
         link = self.scale_out if cross_node else self.scale_up
-        bw = link.bw_bytes_per_s * self.eff.allreduce_bw_eff
-        return self.eff.allreduce_latency_s + 2.0 * (group_size - 1) / group_size * message_bytes / bw
+        e = self.eff
+        bw = link.bw_bytes_per_s * e.allreduce_bw_eff
+        steps = 2 * (group_size - 1)
+        step_s = e.allreduce_step_s + (link.latency_s if cross_node else 0.0)
+        return e.allreduce_latency_s + steps * step_s + steps / group_size * message_bytes / bw
 
     def send_recv_time_s(self, message_bytes: float, cross_node: bool) -> float:
         """Point-to-point activation send between pipeline stages."""
