@@ -52,6 +52,7 @@ class EngineProfile:
     max_num_batched_tokens: int  # default tokens per step (chunked-prefill budget)
     gpu_memory_fraction: float  # default share of GPU memory the engine manages
     elementwise_mem_eff: float | None  # HBM share its vectorised norm/activation/RoPE kernels reach (None: fitted)
+    attn_prefill: tuple[float, float] | None  # its prompt attention: (peak share, half-efficiency length) (None: prior)
     window_bounded_kv: bool  # sliding-window layers keep only the window's KV (frees blocks outside it)
     sources: tuple[tuple[str, str], ...]  # (claim, source) pairs
 
@@ -73,6 +74,14 @@ _REQUEST_PATH_NOTE = ("request_overhead_s [U]", "2 ms guessed for tokenise + IPC
 #: 3 x 8192 x 14336 x 2 B in 32 calls = 22.5 GB in 8.51 ms (2.65 TB/s): 0.78-0.79 of 3.35 TB/s, both for TRT-LLM and
 #: vLLM. Vidur's measured norms (the fitted default, 0.25) come from older unvectorised kernels.
 _ENGINE_ELEMENTWISE_EFF = 0.78
+#: Prompt attention of the engines' kernels: efficiency = peak x n / (n + half_len) for n tokens per prompt, solved
+#: from AIConfigurator 0.12's measured H100 TRT-LLM context attention (Llama-3.1-8B, 32 layers, 32 heads x 128):
+#: 16 x 512 tokens, 1.10e12 causal FLOPs in 7.33 ms (0.155 of 989 TFLOP/s), and 64 x 2,048 tokens, 70.4e12 FLOPs in
+#: 193.4 ms (0.368): peak 0.68, half length 1,730. Its batch-1 512-token point (1.24 ms) is 2x slower than this
+#: curve says (too few tiles to fill the GPU): not captured. SGLang's FA3/FlashInfer kernels are assumed alike [U].
+_ENGINE_ATTN_PREFILL = (0.68, 1730.0)
+_ATTN_NOTE = ("attn_prefill", "peak 0.68, half length 1,730 tokens: solved from AIConfigurator 0.12 H100 TRT-LLM "
+              "context-attention timings at 16 x 512 and 64 x 2,048 tokens (benchmarks/data/aiconfigurator_results.json)")
 _ELEMENTWISE_NOTE = ("elementwise_mem_eff", "0.78 of HBM: AIConfigurator 0.12 H100 add_norm and act_gate timings "
                      "(TRT-LLM and vLLM databases, recorded in benchmarks/data/aiconfigurator_results.json)")
 
@@ -90,6 +99,7 @@ ROOFLINE = EngineProfile(
     max_num_batched_tokens=8192,
     gpu_memory_fraction=0.9,
     elementwise_mem_eff=None,
+    attn_prefill=None,
     window_bounded_kv=False,
     sources=(("baseline", "every op a separate kernel, no host time: the plain roofline of twinfer.models.ops"),),
 )
@@ -108,6 +118,7 @@ VLLM = EngineProfile(
     max_num_batched_tokens=8192,
     gpu_memory_fraction=0.9,
     elementwise_mem_eff=_ENGINE_ELEMENTWISE_EFF,
+    attn_prefill=_ENGINE_ATTN_PREFILL,
     window_bounded_kv=True,
     sources=(
         ("window_bounded_kv", "vllm/v1/core/kv_cache_manager + SlidingWindowSpec (hybrid KV cache manager, v0.10+): "
@@ -127,6 +138,7 @@ VLLM = EngineProfile(
                           "(~5 ms steps); no async scheduling by default. 0.5 ms per step is a guess, range 0.2-1.5 ms; "
                           "8 us per eager launch (PyTorch dispatch + cudaLaunchKernel), range 4-20 us"),
         _ELEMENTWISE_NOTE,
+        _ATTN_NOTE,
         _REQUEST_PATH_NOTE,
     ),
 )
@@ -145,6 +157,7 @@ SGLANG = EngineProfile(
     max_num_batched_tokens=8192,
     gpu_memory_fraction=0.88,
     elementwise_mem_eff=_ENGINE_ELEMENTWISE_EFF,
+    attn_prefill=_ENGINE_ATTN_PREFILL,
     window_bounded_kv=True,
     sources=(
         ("window_bounded_kv", "sglang SWAKVPool / hybrid SWA memory pool for Gemma-3-style interleaved windows"),
@@ -159,6 +172,7 @@ SGLANG = EngineProfile(
         ("host time [U]", "SGLang v0.4 blog (2024-12-04) zero-overhead batch scheduler overlaps CPU scheduling with "
                           "the GPU step: 0.15 ms left per step is a guess, range 0.05-0.5 ms"),
         _ELEMENTWISE_NOTE,
+        _ATTN_NOTE,
         _REQUEST_PATH_NOTE,
     ),
 )
@@ -177,6 +191,7 @@ TRTLLM = EngineProfile(
     max_num_batched_tokens=8192,
     gpu_memory_fraction=0.9,
     elementwise_mem_eff=_ENGINE_ELEMENTWISE_EFF,
+    attn_prefill=_ENGINE_ATTN_PREFILL,
     window_bounded_kv=True,
     sources=(
         ("window_bounded_kv", "TRT-LLM docs: variable sliding window attention (max_attention_window per layer, "
@@ -196,6 +211,7 @@ TRTLLM = EngineProfile(
         ("host time [U]", "TRT-LLM docs features/overlap-scheduler: CPU work of step n overlaps GPU step n+1 (on by "
                           "default). 0.15 ms left per step is a guess, range 0.05-0.5 ms; 4 us per launch (C++ runtime)"),
         _ELEMENTWISE_NOTE,
+        _ATTN_NOTE,
         _REQUEST_PATH_NOTE,
     ),
 )

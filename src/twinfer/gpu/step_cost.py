@@ -89,6 +89,16 @@ class MemoryPlan:
     kv_free_bytes: float  # usable - weights - workspace (negative: does not fit)
 
 
+def _engine_kernels(eff: GpuEfficiency, engine: EngineProfile) -> GpuEfficiency:
+    """The shipped efficiencies with the engine's own kernels: vectorised element-wise ops, its prompt attention."""
+    if engine.elementwise_mem_eff is not None:
+        eff = eff.replace(elementwise_mem_eff=engine.elementwise_mem_eff,
+                          elementwise_l2_eff=max(eff.elementwise_l2_eff, engine.elementwise_mem_eff))
+    if engine.attn_prefill is not None:
+        eff = eff.replace(attn_prefill_peak_eff=engine.attn_prefill[0], attn_prefill_half_len=engine.attn_prefill[1])
+    return eff
+
+
 def _attention_ops(graph: StepGraph) -> dict[str, Op]:
     return {op.phase: op for op in graph.ops if op.kind == "attention"}
 
@@ -135,11 +145,8 @@ class GpuStepCost:
         self.precision = precision or Precision()
         self.efficiency = efficiency or default_efficiency(gpu.name)
         base_efficiency = self.efficiency
-        if efficiency is None and self.engine.elementwise_mem_eff is not None:
-            # The engine's vectorised element-wise kernels replace the fitted (older-kernel) HBM share.
-            e = self.efficiency
-            self.efficiency = e.replace(elementwise_mem_eff=self.engine.elementwise_mem_eff,
-                                        elementwise_l2_eff=max(e.elementwise_l2_eff, self.engine.elementwise_mem_eff))
+        if efficiency is None:
+            self.efficiency = _engine_kernels(self.efficiency, self.engine)
         self.max_batch_seqs = max_batch_seqs or self.engine.max_num_seqs
         self.memory_utilization = memory_utilization
         self.max_step_tokens = max_step_tokens or self.engine.max_num_batched_tokens
@@ -245,22 +252,22 @@ class GpuStepCost:
         return sum(self.kernels.op_time_s(op, self._cross_node_pp) * op.repeat
                    for op in ops if op.name in _PER_SEQ_OPS)
 
-    def _prefill_attention_s(self, shape: StepShape) -> float:
+    def _prefill_attention_s(self, shape: StepShape, kernels: KernelModel | None = None) -> float:
         """Prefill attention of one layer: a closed form in the shape's prefill sums."""
         (f0, f1, f2, f3, f4), (b0, b1, b2, b3, b4) = self._prefill_coef  # _ATTN_FIELDS_PREFILL order
         pt, pairs, kv, seqs = shape.prefill_tokens, shape.prefill_attn_pairs, shape.prefill_kv_tokens, shape.prefill_seqs
         flops = f0 + (f1 * pt + f2 * pairs + f3 * kv + f4 * seqs)
         moved = b0 + (b1 * pt + b2 * pairs + b3 * kv + b4 * seqs)
         per_seq = pt / max(1, seqs)
-        return self.kernels.prefill_attention_time_s(flops, moved, per_seq, self.precision.activations)
+        return (kernels or self.kernels).prefill_attention_time_s(flops, moved, per_seq, self.precision.activations)
 
-    def _decode_attention_s(self, shape: StepShape) -> float:
+    def _decode_attention_s(self, shape: StepShape, kernels: KernelModel | None = None) -> float:
         """Decode attention of one layer: a closed form in the shape's decode sums."""
         (f0, *fc), (b0, *bc) = self._decode_coef
         vals = (shape.decode_seqs, shape.decode_context_tokens)
         flops = f0 + sum(c * v for c, v in zip(fc, vals, strict=True))
         moved = b0 + sum(c * v for c, v in zip(bc, vals, strict=True))
-        return self.kernels.decode_attention_time_s(flops, moved, self.precision.activations)
+        return (kernels or self.kernels).decode_attention_time_s(flops, moved, self.precision.activations)
 
     def _windowed(self, shape: StepShape) -> StepShape:
         """The shape a sliding-window layer sees: at most ``window`` keys per query and per sequence.
@@ -276,16 +283,16 @@ class GpuStepCost:
             decode_seqs=shape.decode_seqs, decode_context_tokens=min(shape.decode_context_tokens, shape.decode_seqs * w),
         )
 
-    def _attention_all_layers_s(self, shape: StepShape) -> float:
+    def _attention_all_layers_s(self, shape: StepShape, kernels: KernelModel | None = None) -> float:
         """Attention of every layer, global and sliding-window (models with sliding layers only)."""
         local = self._windowed(shape)
         total = 0.0
         if shape.prefill_tokens:
-            total += (self._prefill_attention_s(shape) * self._global_layers
-                      + self._prefill_attention_s(local) * self._sliding_layers)
+            total += (self._prefill_attention_s(shape, kernels) * self._global_layers
+                      + self._prefill_attention_s(local, kernels) * self._sliding_layers)
         if shape.decode_seqs:
-            total += (self._decode_attention_s(shape) * self._global_layers
-                      + self._decode_attention_s(local) * self._sliding_layers)
+            total += (self._decode_attention_s(shape, kernels) * self._global_layers
+                      + self._decode_attention_s(local, kernels) * self._sliding_layers)
         return total
 
     def _host_floor_s(self, shape: StepShape) -> float:
@@ -390,16 +397,18 @@ class GpuStepCost:
         layers is the mean over all layers.
         """
         out = []
+        kernels = self.kernels if fused else self._baseline_kernels
         for op in self._graph_ops(shape, fused):
             moved = op.bytes_read + op.bytes_written
             if op.kind == "attention" and self._sliding_layers:
                 one = StepShape(**{f: getattr(shape, f) for f in (_ATTN_FIELDS_PREFILL if op.phase == "prefill"
                                                                    else _ATTN_FIELDS_DECODE)})
-                t = self._attention_all_layers_s(one) / self._layers
+                t = self._attention_all_layers_s(one, kernels) / self._layers
             elif op.kind == "attention":
-                t = self._prefill_attention_s(shape) if op.phase == "prefill" else self._decode_attention_s(shape)
+                t = (self._prefill_attention_s(shape, kernels) if op.phase == "prefill"
+                     else self._decode_attention_s(shape, kernels))
             else:
-                t = (self.kernels if fused else self._baseline_kernels).op_time_s(op, self._cross_node_pp)
+                t = kernels.op_time_s(op, self._cross_node_pp)
             out.append(OpTime(op.name, op.kind, op.repeat, t, op.flops, moved))
         return out
 
