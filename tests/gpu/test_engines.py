@@ -129,3 +129,20 @@ def test_engine_attention_reproduces_the_measured_points_it_was_solved_from():
     for prompts, n, ms in ((16, 512, 7.33), (64, 2048, 193.4)):
         attn = [o for o in cost.op_times(StepShape.prefill([n] * prompts)) if o.kind == "attention"]
         assert sum(o.total_s for o in attn) * 1e3 == pytest.approx(ms, rel=0.03)
+
+
+def test_without_cuda_graphs_small_decode_steps_are_launch_bound():
+    """Eager vLLM, Gemma-3-1B, one sequence: per layer 2 add+norms, qkv, qk-norm, RoPE, attention, out-proj,
+    2 sandwich norms, up, act, down = 12 kernels; x 26 layers + embedding, final norm, lm_head = 315 launches
+    at 8 us = 2.52 ms, more than the GPU's ~1.9 ms: the step takes the launch time plus its host overhead."""
+    m = load_model("gemma-3-1b")
+    graphs = GpuStepCost(m, "h100", engine="vllm")
+    eager = GpuStepCost(m, "h100", engine=ENGINES["vllm"].without_cuda_graphs())
+    shape = StepShape.decode([500])
+    launches_s = 315 * 8e-6
+    overhead = ENGINES["vllm"].step_overhead_s
+    assert eager.host_time_s(shape)["launch_floor_s"] == pytest.approx(launches_s)
+    assert graphs.step_time_s(shape) - overhead < launches_s  # the GPU alone would be faster
+    assert eager.step_time_s(shape) == pytest.approx(launches_s + overhead)
+    dt0, _, valid = eager.decode_run_affine(1, 500)
+    assert dt0 == eager.step_time_s(shape) and valid == 1

@@ -74,6 +74,8 @@ def estimate_command(
     calibration: Annotated[Path | None, typer.Option("--calibration", help="Calibration JSON from `twinfer calibrate`.")] = None,
     engine: Annotated[str, typer.Option("--engine", help="Serving engine profile: roofline (unfused, no host time), "
                                         "vllm, sglang, trtllm.")] = "roofline",
+    cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs/--no-cuda-graphs", help="Decode steps replay CUDA graphs "
+                                              "(off: every kernel is launched from the host, as with --enforce-eager).")] = True,
     hardware_file: HardwareFileOption = None,
 ) -> None:
     """Estimate TTFT, time per output token, tokens/s per user and per GPU, and memory for one GPU instance."""
@@ -94,7 +96,7 @@ def estimate_command(
         raise ConfigError(f"{gpu.name} is an LPU; `twinfer estimate` covers GPUs (LPUs: see the lpu commands)")
     spec = load_model(model)
     precision = _precision(dtype, kv_dtype)
-    profile = get_engine(engine)
+    profile = get_engine(engine) if cuda_graphs else get_engine(engine).without_cuda_graphs()
     eff = load_calibration(calibration, default_efficiency(gpu.name)) if calibration else None
     kw: dict[str, Any] = {"efficiency": eff, "extra_hardware": extra, "max_batch_seqs": max(batch, 1),
                           "engine": profile, "kv_context_tokens": input_len + output_len}

@@ -27,7 +27,7 @@ marked ``[U]`` with a range, and ``twinfer calibrate`` or a measured
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from twinfer.errors import UnknownNameError
 
@@ -55,6 +55,11 @@ class EngineProfile:
     attn_prefill: tuple[float, float] | None  # its prompt attention: (peak share, half-efficiency length) (None: prior)
     window_bounded_kv: bool  # sliding-window layers keep only the window's KV (frees blocks outside it)
     sources: tuple[tuple[str, str], ...]  # (claim, source) pairs
+
+    def without_cuda_graphs(self) -> EngineProfile:
+        """The same engine run eagerly (vLLM ``--enforce-eager``, SGLang ``--disable-cuda-graph``): every step
+        launches its kernels one by one."""
+        return replace(self, name=f"{self.name}-eager", cuda_graphs=False)
 
     def graph_covers(self, total_tokens: int, has_prefill: bool) -> bool:
         """Whether a step of ``total_tokens`` runs as a CUDA-graph replay (no per-kernel host launches)."""
