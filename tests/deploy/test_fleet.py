@@ -37,3 +37,9 @@ def test_missing_or_foreign_files_are_clear_errors(tmp_path):
     (tmp_path / "plan.json").write_text("[1, 2]")
     with pytest.raises(ConfigError, match="expected a JSON object"):
         load_fleet(tmp_path)
+
+
+def test_an_unset_sequence_cap_is_the_one_the_run_used(plan_dir, sim_dir):
+    """Plans simulate with the roofline profile (256 sequences when the pool sets none); deploy keeps it."""
+    f = load_fleet(plan_dir, "disagg[1x h100 tp4 -> 2x h200 tp8]")
+    assert [p.max_num_seqs for p in f.pools] == [256, 256]

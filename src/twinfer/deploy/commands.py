@@ -27,8 +27,7 @@ def vllm_args(pool: DeployPool, model_id: str, disaggregated: bool) -> tuple[str
     """``vllm serve`` for one instance of ``pool``; disaggregated pools exchange KV through the NIXL connector."""
     args = [model_id, "--tensor-parallel-size", str(pool.tp), "--pipeline-parallel-size", str(pool.pp),
             "--gpu-memory-utilization", str(ENGINES["vllm"].gpu_memory_fraction), "--port", str(VLLM_PORT)]
-    if pool.max_num_seqs:
-        args += ["--max-num-seqs", str(pool.max_num_seqs)]
+    args += ["--max-num-seqs", str(pool.max_num_seqs)]
     if pool.max_num_batched_tokens:
         args += ["--max-num-batched-tokens", str(pool.max_num_batched_tokens), "--enable-chunked-prefill"]
     args += ["--kv-cache-dtype", "fp8" if _fp8(pool.kv_cache_dtype) else "auto"]
@@ -44,8 +43,7 @@ def sglang_args(pool: DeployPool, model_id: str, disaggregated: bool) -> tuple[s
     """``python -m sglang.launch_server`` for one instance; disaggregated pools use SGLang's PD mode over NIXL."""
     args = ["--model-path", model_id, "--tp-size", str(pool.tp), "--pp-size", str(pool.pp),
             "--mem-fraction-static", str(ENGINES["sglang"].gpu_memory_fraction), "--port", str(SGLANG_PORT)]
-    if pool.max_num_seqs:
-        args += ["--max-running-requests", str(pool.max_num_seqs)]
+    args += ["--max-running-requests", str(pool.max_num_seqs)]
     if pool.max_num_batched_tokens:
         args += ["--chunked-prefill-size", str(pool.max_num_batched_tokens)]
     if _fp8(pool.kv_cache_dtype):
@@ -61,8 +59,7 @@ def dynamo_worker_args(pool: DeployPool, model_id: str, disaggregated: bool) -> 
     """A Dynamo vLLM worker (``python3 -m dynamo.vllm``); prefill workers say so, KV moves over NIXL."""
     args = ["--model", model_id, "--tensor-parallel-size", str(pool.tp), "--pipeline-parallel-size", str(pool.pp),
             "--gpu-memory-utilization", str(ENGINES["vllm"].gpu_memory_fraction)]
-    if pool.max_num_seqs:
-        args += ["--max-num-seqs", str(pool.max_num_seqs)]
+    args += ["--max-num-seqs", str(pool.max_num_seqs)]
     if pool.max_num_batched_tokens:
         args += ["--max-num-batched-tokens", str(pool.max_num_batched_tokens)]
     args += ["--kv-cache-dtype", "fp8" if _fp8(pool.kv_cache_dtype) else "auto"]

@@ -20,7 +20,7 @@ class DeployPool:
     count: int  # instances
     tp: int  # tensor-parallel GPUs per instance
     pp: int  # pipeline stages per instance
-    max_num_seqs: int | None  # sequences per step (None: the engine's default)
+    max_num_seqs: int  # sequences per step: the cap the plan or simulation used
     max_num_batched_tokens: int | None  # tokens per step (chunked-prefill budget; None: the engine's default)
     weights_dtype: str  # bf16, fp8 ...
     kv_cache_dtype: str  # bf16 or fp8
@@ -85,7 +85,7 @@ def _from_plan(doc: dict[str, Any], file: Path, fleet: str | None) -> DeployFlee
             role=str(p["role"]), hardware=str(p["hardware"]),
             kind=_kind(str(p["hardware"]), "lpu" if p.get("chips") is not None else "gpu"),
             count=_int(p.get("count"), 1) or 1, tp=_int(p.get("tp"), 1) or 1, pp=1,
-            max_num_seqs=_int(p.get("max_batch_seqs")),
+            max_num_seqs=_seq_cap(p.get("max_batch_seqs"), None),
             max_num_batched_tokens=_int(batching.get("token_budget")),
             weights_dtype="bf16", kv_cache_dtype="bf16", chips=_int(p.get("chips"))))
     link = (doc.get("search") or {}).get("link") if isinstance(doc.get("search"), dict) else None
@@ -113,13 +113,25 @@ def _from_summary(doc: dict[str, Any], file: Path, fleet: str | None) -> DeployF
         pools.append(DeployPool(
             role=str(role), hardware=str(p["hardware"]), kind=_kind(str(p["hardware"]), str(p.get("kind", "gpu"))),
             count=_int(p.get("count"), 1) or 1, tp=_int(p.get("tp"), 1) or 1, pp=_int(p.get("pp"), 1) or 1,
-            max_num_seqs=_int(batching.get("max_batch_seqs")), max_num_batched_tokens=_int(batching.get("token_budget")),
+            max_num_seqs=_seq_cap(batching.get("max_batch_seqs"), p.get("engine")),
+            max_num_batched_tokens=_int(batching.get("token_budget")),
             weights_dtype=str(prec.get("weights", "bf16")), kv_cache_dtype=str(prec.get("kv_cache", "bf16")),
             chips=_int(p.get("chips"))))
     mode = "aggregated" if "mixed" in (f.get("pools") or {}) else "disaggregated"
     link = f.get("kv_link")
     return DeployFleet(str(fleet), str((inputs.get("model") or {}).get("name")), mode, tuple(pools), str(file),
                        link.get("name") if isinstance(link, dict) else None)
+
+
+def _seq_cap(value: Any, engine: Any) -> int:
+    """The sequence cap the run used: the pool's, else the default of the engine profile it ran with.
+
+    Plans and pools without ``engine:`` ran the roofline profile (256 sequences), so the deployment gets
+    that cap too rather than the serving engine's larger default the simulation never saw.
+    """
+    from twinfer.gpu.engines import get_engine
+
+    return _int(value) or get_engine(str(engine) if engine else None).max_num_seqs
 
 
 def _kind(hardware: str, fallback: str) -> str:

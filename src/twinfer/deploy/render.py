@@ -118,7 +118,7 @@ def _readme(fleet: DeployFleet, engine: str, model_id: str, commands: dict[str, 
              "|---|---|---|---|---|---|---|---|---|---|"]
     for p in fleet.pools:
         lines.append(f"| {p.role} | {p.hardware} ({p.kind}) | {p.count} | {p.tp} | {p.pp} | "
-                     f"{p.gpus_per_instance if p.kind == 'gpu' else '-'} | {p.max_num_seqs or 'engine default'} | "
+                     f"{p.gpus_per_instance if p.kind == 'gpu' else '-'} | {p.max_num_seqs} | "
                      f"{p.max_num_batched_tokens or 'engine default'} | {p.weights_dtype} | {p.kv_cache_dtype} |")
     lines += ["", "## Launch", ""]
     for role, (_, command) in commands.items():
