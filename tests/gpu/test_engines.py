@@ -146,3 +146,22 @@ def test_without_cuda_graphs_small_decode_steps_are_launch_bound():
     assert eager.step_time_s(shape) == pytest.approx(launches_s + overhead)
     dt0, _, valid = eager.decode_run_affine(1, 500)
     assert dt0 == eager.step_time_s(shape) and valid == 1
+
+
+def test_a_scenario_pool_runs_with_its_engine():
+    """Two fleets that differ only in ``engine:``: the simulation runs both, the engine's host time and fusions
+    change its latencies, and the same seed gives the same numbers."""
+    from twinfer.sim import Scenario, simulate
+
+    base = {"model": "llama-3-8b",
+            "workload": {"num_requests": 60, "arrivals": {"kind": "poisson", "rate_per_s": 20},
+                         "prompt_tokens": {"kind": "uniform", "low": 50, "high": 400},
+                         "output_tokens": {"kind": "uniform", "low": 5, "high": 40}},
+            "fleets": [{"name": "roofline", "pools": {"mixed": {"hardware": "h100"}}},
+                       {"name": "vllm", "pools": {"mixed": {"hardware": "h100", "engine": "vllm"}}}]}
+    scen = Scenario.from_dict(base)
+    first = {r.name: r.summary for r in simulate(scen, seed=3).fleets}
+    again = {r.name: r.summary for r in simulate(scen, seed=3).fleets}
+    assert first == again
+    assert first["vllm"]["tpot_p50_s"] != first["roofline"]["tpot_p50_s"]
+    assert first["vllm"]["completed"] == first["roofline"]["completed"] == 60
