@@ -61,6 +61,8 @@ def linear_ops_table() -> None:
                 label = "tuned" if tuned else "held-out"
                 print(f"{short:6} {label:9} {op:16} {len(files[tuned]):>5} {len(v):>6} "
                       f"{np.median(v):7.1f} {np.percentile(v, 90):7.1f}")
+        pooled = [e for (tuned, _), v in errs.items() if not tuned for e in v]
+        print(f"{short} held-out, all ops pooled: median {np.median(pooled):.1f}% over {len(pooled)} rows")
         print(f"{short} held-out files: {', '.join(sorted(files[False]))}")
         for model in sorted(files[False]):
             cells = " ".join(f"{op}={np.median(per_file[(model, op)]):.1f}" for op in OP_NAMES.values())
