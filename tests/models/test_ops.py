@@ -98,3 +98,15 @@ def test_bad_parallelism_is_a_clear_error() -> None:
         lower_step(spec, StepShape.decode([1]), tp=3)
     with pytest.raises(ConfigError, match="at least one token"):
         lower_step(spec, StepShape())
+
+
+def test_sliding_window_shape_bounds_keys_per_query_and_sequence():
+    """Window 4: a 10-token prompt has 55 causal pairs but at most 10 x 4 = 40 inside the window; two
+    decodes at contexts 100 and 3 read at most 4 + 3 = 7 keys, bounded by the sum form 2 x 4 = 8."""
+    from twinfer.models.ops import sliding_window_shape
+    from twinfer.models.step import StepShape
+
+    p = sliding_window_shape(StepShape.prefill([10]), 4)
+    assert (p.prefill_attn_pairs, p.prefill_kv_tokens) == (40, 10)
+    d = sliding_window_shape(StepShape.decode([100, 3]), 4)
+    assert d.decode_context_tokens == 8 and d.decode_seqs == 2

@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from twinfer.errors import UnknownNameError
+from twinfer.gpu.efficiency import GpuEfficiency
 
 #: Fusion names understood by :func:`twinfer.gpu.fusion.fuse_graph`.
 FUSIONS = ("add_rmsnorm", "act_in_gemm_fp8", "rope_in_attention", "allreduce_add_rmsnorm")
@@ -225,6 +226,16 @@ TRTLLM = EngineProfile(
 ENGINES: dict[str, EngineProfile] = {p.name: p for p in (ROOFLINE, VLLM, SGLANG, TRTLLM)}
 #: The profile used when none is named: the engine-neutral roofline (see README "Engine profiles").
 DEFAULT_ENGINE = "roofline"
+
+
+def engine_efficiency(eff: GpuEfficiency, engine: EngineProfile) -> GpuEfficiency:
+    """``eff`` with the engine's own kernels: its vectorised element-wise ops and its prompt attention."""
+    if engine.elementwise_mem_eff is not None:
+        eff = eff.replace(elementwise_mem_eff=engine.elementwise_mem_eff,
+                          elementwise_l2_eff=max(eff.elementwise_l2_eff, engine.elementwise_mem_eff))
+    if engine.attn_prefill is not None:
+        eff = eff.replace(attn_prefill_peak_eff=engine.attn_prefill[0], attn_prefill_half_len=engine.attn_prefill[1])
+    return eff
 
 
 def get_engine(name: str | EngineProfile | None) -> EngineProfile:

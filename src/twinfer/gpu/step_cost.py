@@ -34,13 +34,20 @@ from functools import lru_cache
 
 from twinfer.errors import CapacityError, ConfigError
 from twinfer.gpu.efficiency import GpuEfficiency, default_efficiency
-from twinfer.gpu.engines import EngineProfile, get_engine
+from twinfer.gpu.engines import EngineProfile, engine_efficiency, get_engine
 from twinfer.gpu.fusion import fuse_ops, kernel_launches
 from twinfer.gpu.kernels import KernelModel
 from twinfer.hardware.loader import HardwareSet
 from twinfer.hardware.registry import get_hardware, get_link
 from twinfer.hardware.specs import GpuSpec
-from twinfer.models.ops import Op, Precision, StepGraph, lower_step, weight_bytes_per_rank
+from twinfer.models.ops import (
+    Op,
+    Precision,
+    StepGraph,
+    lower_step,
+    sliding_window_shape,
+    weight_bytes_per_rank,
+)
 from twinfer.models.spec import ModelSpec
 from twinfer.models.step import StepShape
 from twinfer.perf.base import UNBOUNDED_STEPS, InstanceResources
@@ -87,16 +94,6 @@ class MemoryPlan:
     workspace_bytes: float  # activations of the largest step + runtime reserve
     kv_bytes_per_token: float  # per GPU
     kv_free_bytes: float  # usable - weights - workspace (negative: does not fit)
-
-
-def _engine_kernels(eff: GpuEfficiency, engine: EngineProfile) -> GpuEfficiency:
-    """The shipped efficiencies with the engine's own kernels: vectorised element-wise ops, its prompt attention."""
-    if engine.elementwise_mem_eff is not None:
-        eff = eff.replace(elementwise_mem_eff=engine.elementwise_mem_eff,
-                          elementwise_l2_eff=max(eff.elementwise_l2_eff, engine.elementwise_mem_eff))
-    if engine.attn_prefill is not None:
-        eff = eff.replace(attn_prefill_peak_eff=engine.attn_prefill[0], attn_prefill_half_len=engine.attn_prefill[1])
-    return eff
 
 
 def _attention_ops(graph: StepGraph) -> dict[str, Op]:
@@ -146,7 +143,7 @@ class GpuStepCost:
         self.efficiency = efficiency or default_efficiency(gpu.name)
         base_efficiency = self.efficiency
         if efficiency is None:
-            self.efficiency = _engine_kernels(self.efficiency, self.engine)
+            self.efficiency = engine_efficiency(self.efficiency, self.engine)
         self.max_batch_seqs = max_batch_seqs or self.engine.max_num_seqs
         self.memory_utilization = memory_utilization
         self.max_step_tokens = max_step_tokens or self.engine.max_num_batched_tokens
@@ -269,23 +266,9 @@ class GpuStepCost:
         moved = b0 + sum(c * v for c, v in zip(bc, vals, strict=True))
         return (kernels or self.kernels).decode_attention_time_s(flops, moved, self.precision.activations)
 
-    def _windowed(self, shape: StepShape) -> StepShape:
-        """The shape a sliding-window layer sees: at most ``window`` keys per query and per sequence.
-
-        From sums only, so a bound: exact when every sequence is on the same
-        side of the window (all shorter, or all longer).
-        """
-        w = self._window
-        return StepShape(
-            prefill_tokens=shape.prefill_tokens, prefill_seqs=shape.prefill_seqs,
-            prefill_attn_pairs=min(shape.prefill_attn_pairs, shape.prefill_tokens * w),
-            prefill_kv_tokens=min(shape.prefill_kv_tokens, shape.prefill_tokens + shape.prefill_seqs * w),
-            decode_seqs=shape.decode_seqs, decode_context_tokens=min(shape.decode_context_tokens, shape.decode_seqs * w),
-        )
-
     def _attention_all_layers_s(self, shape: StepShape, kernels: KernelModel | None = None) -> float:
         """Attention of every layer, global and sliding-window (models with sliding layers only)."""
-        local = self._windowed(shape)
+        local = sliding_window_shape(shape, self._window)
         total = 0.0
         if shape.prefill_tokens:
             total += (self._prefill_attention_s(shape, kernels) * self._global_layers

@@ -258,6 +258,20 @@ def lower_step(spec: ModelSpec, shape: StepShape, tp: int = 1, pp: int = 1, prec
     return StepGraph(spec.name, shape, tp, pp, prec, tuple(ops))
 
 
+def sliding_window_shape(shape: StepShape, window: int) -> StepShape:
+    """The attention work a sliding-window layer sees: at most ``window`` keys per query and per sequence.
+
+    From the shape's sums only, so a bound: exact when every sequence is on the
+    same side of the window (all shorter, or all longer).
+    """
+    return StepShape(
+        prefill_tokens=shape.prefill_tokens, prefill_seqs=shape.prefill_seqs,
+        prefill_attn_pairs=min(shape.prefill_attn_pairs, shape.prefill_tokens * window),
+        prefill_kv_tokens=min(shape.prefill_kv_tokens, shape.prefill_tokens + shape.prefill_seqs * window),
+        decode_seqs=shape.decode_seqs, decode_context_tokens=min(shape.decode_context_tokens, shape.decode_seqs * window),
+    )
+
+
 def weight_bytes_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, weights: str = "bf16") -> float:
     """Weight bytes each GPU holds under TP x PP (embeddings split over TP ranks too)."""
     return spec.param_count() * dtype_bytes(weights) / (tp * pp)
