@@ -202,16 +202,20 @@ def run_aiconfigurator(cases: list[Case]) -> dict:
     }
 
 
-def twinfer_estimate(case: Case) -> dict[str, float]:
-    """twinfer's TTFT/TPOT/throughput for ``case`` with AIConfigurator's definitions."""
+def twinfer_estimate(case: Case, engine: str | None = None) -> dict[str, float]:
+    """twinfer's TTFT/TPOT/throughput for ``case`` with AIConfigurator's definitions.
+
+    ``engine`` None: the engine profile of the case's backend (trtllm, vllm), as AIConfigurator's
+    per-framework kernel database; ``roofline`` gives the unfused baseline.
+    """
     from twinfer.models import load_model
     from twinfer.models.step import StepShape
     from twinfer.perf import make_step_cost
 
     model = load_model(MODEL)
-    prefill_cost = make_step_cost(model, SYSTEMS[case.system], tp=1)
+    prefill_cost = make_step_cost(model, SYSTEMS[case.system], tp=1, engine=engine or case.backend)
     decode_hw = SYSTEMS[case.decode_system or case.system]
-    decode_cost = make_step_cost(model, decode_hw, tp=1)
+    decode_cost = make_step_cost(model, decode_hw, tp=1, engine=engine or case.backend)
     p_bs = case.prefill_batch_size if case.mode == "disagg" else case.batch_size
     prefill_s = prefill_cost.step_time_s(StepShape.prefill([case.isl] * p_bs))
     ttft_s = prefill_s * (DISAGG_TTFT_CORRECTION if case.mode == "disagg" else 1.0)
@@ -245,7 +249,8 @@ def _pct(ours: float, theirs: float) -> str:
 def print_table(record: dict, source: str) -> list[dict]:
     """Print both tools' numbers and the differences; return the rows."""
     print(f"\nAIConfigurator {record['version']} ({source}) vs twinfer, model {MODEL}, TP=1, BF16")
-    head = f"{'case':56s} {'metric':9s} {'AIC':>10s} {'twinfer':>10s} {'diff':>8s}"
+    head = (f"{'case':56s} {'metric':9s} {'AIC':>10s} {'roofline':>10s} {'diff':>8s} "
+            f"{'engine':>10s} {'diff':>8s}")
     print(head)
     print("-" * len(head))
     rows = []
@@ -254,6 +259,7 @@ def print_table(record: dict, source: str) -> list[dict]:
         theirs = entry["aiconfigurator"]
         try:
             ours = twinfer_estimate(case)
+            base = twinfer_estimate(case, engine="roofline")
         except Exception as exc:  # the GPU backend may be missing in a partial checkout
             print(f"{case.name:56s} twinfer estimate failed: {type(exc).__name__}: {exc}")
             continue
@@ -263,16 +269,17 @@ def print_table(record: dict, source: str) -> list[dict]:
             ("tokens_per_s", "tok/s"),
         ):
             print(
-                f"{case.name:56s} {label:9s} {theirs[key]:10.2f} {ours[key]:10.2f} {_pct(ours[key], theirs[key]):>8s}"
+                f"{case.name:56s} {label:9s} {theirs[key]:10.2f} {base[key]:10.2f} {_pct(base[key], theirs[key]):>8s} "
+                f"{ours[key]:10.2f} {_pct(ours[key], theirs[key]):>8s}"
             )
-        rows.append({"case": case.name, "aiconfigurator": theirs, "twinfer": ours})
+        rows.append({"case": case.name, "aiconfigurator": theirs, "twinfer": ours, "roofline": base})
         print()
     for key, label in (("ttft_ms", "TTFT"), ("tpot_ms", "TPOT"), ("tokens_per_s", "tokens/s")):
-        diffs = [abs(r["twinfer"][key] / r["aiconfigurator"][key] - 1) * 100 for r in rows]
-        if diffs:
-            print(
-                f"mean |diff| {label}: {sum(diffs) / len(diffs):.1f}% (max {max(diffs):.1f}%) over {len(diffs)} cases"
-            )
+        for side in ("roofline", "twinfer"):
+            diffs = [abs(r[side][key] / r["aiconfigurator"][key] - 1) * 100 for r in rows]
+            if diffs:
+                print(f"mean |diff| {label} ({'engine' if side == 'twinfer' else side}): "
+                      f"{sum(diffs) / len(diffs):.1f}% (max {max(diffs):.1f}%) over {len(diffs)} cases")
     return rows
 
 
@@ -281,11 +288,11 @@ OP_GROUPS = {
     "QKV GEMM": (["qkv_proj"], ["qkv_gemm"]),
     "attention (+RoPE)": (["attention", "rope"], ["attention"]),
     "out-proj GEMM": (["attn_out_proj"], ["proj_gemm"]),
-    "gate/up GEMM": (["mlp_up_proj"], ["gate_ffn1_gemm"]),
+    "gate/up GEMM": (["mlp_up_proj", "mlp_up_act"], ["gate_ffn1_gemm"]),
     "SwiGLU activation": (["mlp_act"], ["act_gate"]),
     "down GEMM": (["mlp_down_proj"], ["ffn2_gemm"]),
     "norms + residual adds": (
-        ["input_norm", "post_attn_norm", "residual_add", "final_norm"],
+        ["input_norm", "post_attn_norm", "residual_add", "final_norm", "add_rmsnorm"],
         ["add_norm_1", "add_norm_2"],
     ),
     "embedding + lm_head": (["embedding", "lm_head"], ["embedding", "logits_gemm"]),
@@ -298,7 +305,7 @@ def twinfer_op_ms(case: Case) -> dict[str, dict[str, float]]:
     from twinfer.models.step import StepShape
     from twinfer.perf import make_step_cost
 
-    cost = make_step_cost(load_model(MODEL), SYSTEMS[case.system], tp=1)
+    cost = make_step_cost(load_model(MODEL), SYSTEMS[case.system], tp=1, engine=case.backend)
     if not hasattr(cost, "op_times"):
         return {}
     phases: dict[str, dict[str, float]] = {"context": {}, "generation": {}}

@@ -33,7 +33,11 @@ LITERATURE = {
 COMMON_NOTE = (
     "attn_prefill_peak_eff is a literature prior (FlashAttention-2/3 papers), uncertain; "
     "attn_prefill_half_len, attn_decode_mem_eff and step_overhead_s are guesses "
-    "(not validated: shared/data has no attention timings); run `twinfer calibrate` on the GPU to replace them."
+    "(not validated: shared/data has no attention timings); run `twinfer calibrate` on the GPU to replace them. "
+    "gemm_fp8_peak_eff [U] 0.63 (range 0.5-0.75): 8-bit GEMMs reach a smaller share of their doubled peak than "
+    "16-bit ones (about 1.6x the bf16 rate, not 2x); no fp8 kernel timings are in shared/data. "
+    "All-reduce: launch (allreduce_latency_s) + 2(p-1) ring steps (allreduce_step_s; the fit leaves ~0 on NVSwitch, "
+    "cross-node steps add the network link's latency) + bytes; small (<= 1 MiB) and large messages weigh the same."
 )
 
 

@@ -120,3 +120,35 @@ def test_pipeline_parallel_adds_sends_and_splits_memory(estimate_json):
     assert r["gpus"] == 8
     assert r["memory_per_gpu"]["weights_bytes"] == pytest.approx(load_model("llama-3-70b").param_count() * 2 / 8)
     assert any(row["op"] == "pp_send_recv" for row in r["breakdown"]["decode"])
+
+
+def test_engine_changes_results_for_documented_reasons(estimate_json):
+    """--engine trtllm: fewer kernels (fused ops named), the roofline kept beside, host time in TTFT."""
+    base, trt = estimate_json(), estimate_json("--engine", "trtllm")
+    assert base["engine"]["name"] == "roofline" and trt["engine"]["name"] == "trtllm"
+    names = {row["op"] for row in trt["breakdown"]["prefill"]}
+    assert "all_reduce_add_rmsnorm" in names and "rope" not in names and "mlp_act" in names  # bf16: act separate
+    assert trt["breakdown_roofline"]["prefill"] == base["breakdown"]["prefill"]
+    kernels = sum(row["total_ms"] for row in trt["breakdown"]["prefill"])
+    assert trt["ttft_s"] * 1e3 == pytest.approx(kernels + trt["host"]["prefill"]["step_overhead_ms"]
+                                                + trt["engine"]["request_overhead_ms"], rel=1e-9)
+    assert trt["ttft_s"] < base["ttft_s"]
+
+
+def test_breakdown_shows_what_fusion_saves(capsys):
+    assert main([*ARGS, "--engine", "vllm", "--breakdown"]) == 0
+    out = capsys.readouterr().out
+    assert "fused away" in out and "element-wise kernels save" in out and "host: step overhead" in out
+
+
+def test_unknown_engine_is_a_clear_error(capsys):
+    assert main([*ARGS, "--engine", "tgi"]) == 2
+    assert "unknown engine 'tgi'" in capsys.readouterr().err
+
+
+def test_gemma_and_phi_estimate(estimate_json, capsys):
+    for model in ("gemma-2-9b", "phi-3-mini-4k"):
+        assert main(["estimate", "--model", model, "--tp", "1", "--batch", "4", "--input-len", "1024",
+                     "--output-len", "128", "--engine", "vllm", "--json"]) == 0
+        r = json.loads(capsys.readouterr().out)
+        assert 0 < r["tpot_s"] < r["ttft_s"] < 1.0

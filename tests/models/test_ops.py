@@ -113,3 +113,15 @@ def test_a_tp_that_does_not_divide_the_heads_suggests_only_divisors() -> None:
     with pytest.raises(ConfigError) as info:
         _check_parallel(spec, 8, 1)
     assert "(1, 2, 4, 7, 14, 28)" in str(info.value)  # the divisors of 28, counted by hand; not 8
+
+
+def test_sliding_window_shape_bounds_keys_per_query_and_sequence():
+    """Window 4: a 10-token prompt has 55 causal pairs but at most 10 x 4 = 40 inside the window; two
+    decodes at contexts 100 and 3 read at most 4 + 3 = 7 keys, bounded by the sum form 2 x 4 = 8."""
+    from twinfer.models.ops import sliding_window_shape
+    from twinfer.models.step import StepShape
+
+    p = sliding_window_shape(StepShape.prefill([10]), 4)
+    assert (p.prefill_attn_pairs, p.prefill_kv_tokens) == (40, 10)
+    d = sliding_window_shape(StepShape.decode([100, 3]), 4)
+    assert d.decode_context_tokens == 8 and d.decode_seqs == 2

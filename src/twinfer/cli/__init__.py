@@ -25,7 +25,7 @@ COMMAND_MODULES = [
     "twinfer.cli.estimate",
     "twinfer.cli.calibrate",
     "twinfer.cli.report",
-    "twinfer.cli.sweep", "twinfer.cli.results", "twinfer.cli.plan",
+    "twinfer.cli.sweep", "twinfer.cli.results", "twinfer.cli.plan", "twinfer.cli.deploy",
     "twinfer.cli.compile",
     "twinfer.cli.run",
     "twinfer.cli.serve",

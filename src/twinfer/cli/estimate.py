@@ -2,6 +2,9 @@
 
 TTFT is the prefill of the whole batch in one step; time per output token
 is one decode step of the batch at mid-generation context (input + output/2).
+``--engine`` picks a serving-engine profile (:mod:`twinfer.gpu.engines`):
+its fusions, host time and defaults; the breakdown keeps the unfused
+roofline beside it so the difference is visible.
 """
 
 from __future__ import annotations
@@ -49,6 +52,13 @@ def _rows(ops: list[Any]) -> list[dict[str, Any]]:
              "total_ms": o.total_s * 1e3} for o in ops]
 
 
+def _host(cost: Any, shape: Any) -> dict[str, float]:
+    """The engine's host time of one step, and the whole step."""
+    host = cost.host_time_s(shape)
+    return {"step_overhead_ms": host["step_overhead_s"] * 1e3, "launch_floor_ms": host["launch_floor_s"] * 1e3,
+            "step_ms": cost.step_time_s(shape) * 1e3}
+
+
 def estimate_command(
     model: Annotated[str, typer.Option("--model", help="Model preset or path to a config.json.")] = "llama-3-70b",
     hardware: Annotated[str, typer.Option("--hardware", help="GPU preset (twinfer hardware lists them).")] = "h100",
@@ -62,6 +72,10 @@ def estimate_command(
     breakdown: Annotated[bool, typer.Option("--breakdown", help="Per-op time of one layer for the prefill and a decode step.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (always with the breakdown).")] = False,
     calibration: Annotated[Path | None, typer.Option("--calibration", help="Calibration JSON from `twinfer calibrate`.")] = None,
+    engine: Annotated[str, typer.Option("--engine", help="Serving engine profile: roofline (unfused, no host time), "
+                                        "vllm, sglang, trtllm.")] = "roofline",
+    cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs/--no-cuda-graphs", help="Decode steps replay CUDA graphs "
+                                              "(off: every kernel is launched from the host, as with --enforce-eager).")] = True,
     hardware_file: HardwareFileOption = None,
 ) -> None:
     """Estimate TTFT, time per output token, tokens/s per user and per GPU, and memory for one GPU instance."""
@@ -70,6 +84,7 @@ def estimate_command(
     from twinfer.cli.checks import calibration_warning
     from twinfer.errors import CapacityError, ConfigError
     from twinfer.gpu import GpuStepCost, default_efficiency, load_calibration
+    from twinfer.gpu.engines import get_engine
     from twinfer.hardware import GpuSpec, get_hardware
     from twinfer.models import StepShape, load_model
 
@@ -84,17 +99,19 @@ def estimate_command(
         raise ConfigError(f"{gpu.name} is an LPU; `twinfer estimate` covers GPUs (LPUs: see the lpu commands)")
     spec = load_model(model)
     precision = _precision(dtype, kv_dtype)
+    profile = get_engine(engine) if cuda_graphs else get_engine(engine).without_cuda_graphs()
     eff = load_calibration(calibration, default_efficiency(gpu.name)) if calibration else None
     if calibration and (warning := calibration_warning(calibration, gpu.name)):
         typer.echo(warning, err=True)
-    kw: dict[str, Any] = {"efficiency": eff, "extra_hardware": extra, "max_batch_seqs": max(batch, 1)}
+    kw: dict[str, Any] = {"efficiency": eff, "extra_hardware": extra, "max_batch_seqs": max(batch, 1),
+                          "engine": profile, "kv_context_tokens": input_len + output_len}
     need_tokens = batch * (input_len + output_len)
     try:
         cost = GpuStepCost(spec, gpu, tp=tp, pp=pp, precision=precision, **kw)
     except CapacityError as exc:
         raise CapacityError(f"{exc}. Suggestion: {_suggest_tp(spec, gpu, tp, pp, precision, need_tokens, kw)}") from None
     mem = cost.memory
-    kv_need = need_tokens * mem.kv_bytes_per_token
+    kv_need = need_tokens * mem.kv_bytes_per_token  # per-token size already averaged over input + output
     if kv_need > mem.kv_free_bytes:
         missing = (kv_need - mem.kv_free_bytes) / 1e9
         raise CapacityError(
@@ -105,7 +122,7 @@ def estimate_command(
         )
     prefill = StepShape.prefill([input_len] * batch)
     decode = StepShape.decode([input_len + output_len // 2] * batch)
-    ttft = cost.step_time_s(prefill)
+    ttft = cost.step_time_s(prefill) + profile.request_overhead_s  # the request's host path (0 for roofline)
     tpot = cost.step_time_s(decode)
     gpus = tp * pp
     e2e = ttft + output_len * tpot
@@ -114,6 +131,11 @@ def estimate_command(
         "input_len": input_len, "output_len": output_len,
         "precision": {"weights": precision.weights, "activations": precision.activations, "kv_cache": precision.kv_cache},
         "calibration": str(calibration) if calibration else None,
+        "engine": {"name": profile.name, "fusions": sorted(profile.fusions),
+                   "prefill_attention": profile.prefill_attention_kernel, "decode_attention": profile.decode_attention_kernel,
+                   "cuda_graph_max_tokens": profile.cuda_graph_max_tokens, "step_overhead_ms": profile.step_overhead_s * 1e3,
+                   "request_overhead_ms": profile.request_overhead_s * 1e3,
+                   "memory_fraction": cost.memory_utilization},
         "ttft_s": ttft, "tpot_s": tpot,
         "tokens_per_s_per_user": 1.0 / tpot,
         "decode_tokens_per_s_per_gpu": batch / tpot / gpus,
@@ -125,6 +147,9 @@ def estimate_command(
             "kv_capacity_tokens": cost.resources().kv_capacity_tokens,
         },
         "breakdown": {"prefill": _rows(cost.op_times(prefill)), "decode": _rows(cost.op_times(decode))},
+        "breakdown_roofline": {"prefill": _rows(cost.op_times(prefill, fused=False)),
+                               "decode": _rows(cost.op_times(decode, fused=False))},
+        "host": {"prefill": _host(cost, prefill), "decode": _host(cost, decode)},
     }
     if as_json:
         typer.echo(json.dumps(result, indent=2))
@@ -139,9 +164,12 @@ def _print(r: dict[str, Any], breakdown: bool) -> None:
     console = Console()
     m = r["memory_per_gpu"]
     p = r["precision"]
+    e = r["engine"]
     console.print(f"[bold]{r['model']}[/] on {r['gpus']} x {r['hardware']} (tp={r['tp']}, pp={r['pp']}), "
-                  f"batch {r['batch']}, {r['input_len']} in / {r['output_len']} out, weights {p['weights']}, KV {p['kv_cache']}")
-    console.print(f"  TTFT (prefill of the batch)      {r['ttft_s'] * 1e3:10.1f} ms")
+                  f"batch {r['batch']}, {r['input_len']} in / {r['output_len']} out, weights {p['weights']}, KV {p['kv_cache']}, "
+                  f"engine {e['name']} (fused: {', '.join(e['fusions']) or 'nothing'})")
+    console.print(f"  TTFT (prefill of the batch)      {r['ttft_s'] * 1e3:10.1f} ms"
+                  + (f"   (incl. {e['request_overhead_ms']:.1f} ms request host path)" if e["request_overhead_ms"] else ""))
     console.print(f"  time per output token            {r['tpot_s'] * 1e3:10.2f} ms   (decode step at context "
                   f"{r['input_len'] + r['output_len'] // 2})")
     console.print(f"  tokens/s per user                {r['tokens_per_s_per_user']:10.1f}")
@@ -150,16 +178,29 @@ def _print(r: dict[str, Any], breakdown: bool) -> None:
     used = m["weights_bytes"] + m["workspace_bytes"] + m["kv_needed_bytes"]
     console.print(f"  memory per GPU: {used / 1e9:.1f} GB used (weights {m['weights_bytes'] / 1e9:.1f} + workspace "
                   f"{m['workspace_bytes'] / 1e9:.1f} + KV {m['kv_needed_bytes'] / 1e9:.1f}) of {m['usable_bytes'] / 1e9:.1f} GB "
-                  f"usable ({m['capacity_bytes'] / 1e9:.0f} GB x 0.9); KV room for {m['kv_capacity_tokens']:,} tokens")
+                  f"usable ({m['capacity_bytes'] / 1e9:.0f} GB x {e['memory_fraction']:.2f}); "
+                  f"KV room for {m['kv_capacity_tokens']:,} tokens")
     if not breakdown:
         return
     for phase in ("prefill", "decode"):
-        table = Table(title=f"{phase} step: time per execution (one layer for per-layer ops)")
-        for col in ("op", "kind", "ms each", "runs", "ms total"):
+        ops, host = r["breakdown"][phase], r["host"][phase]
+        base = {row["op"]: row["total_ms"] for row in r["breakdown_roofline"][phase]}
+        table = Table(title=f"{phase} step, engine {e['name']}: time per execution (one layer for per-layer ops); "
+                            "'roofline ms' is the same op unfused")
+        for col in ("op", "kind", "ms each", "runs", "ms total", "roofline ms"):
             table.add_column(col, justify="left" if col in ("op", "kind") else "right")
-        for row in r["breakdown"][phase]:
-            table.add_row(row["op"], row["kind"], f"{row['time_ms']:.4f}", str(row["repeat"]), f"{row['total_ms']:.3f}")
+        for row in ops:
+            table.add_row(row["op"], row["kind"], f"{row['time_ms']:.4f}", str(row["repeat"]), f"{row['total_ms']:.3f}",
+                          f"{base.pop(row['op']):.3f}" if row["op"] in base else "fused")
+        for name, ms in base.items():
+            table.add_row(name, "(fused away)", "", "", "0.000", f"{ms:.3f}")
+        table.add_row("host: step overhead", "host", "", "1", f"{host['step_overhead_ms']:.3f}", "0.000")
         console.print(table)
+        kernels = sum(row["total_ms"] for row in ops)
+        roofline = sum(row["total_ms"] for row in r["breakdown_roofline"][phase])
+        console.print(f"  {phase}: kernels {kernels:.3f} ms (unfused roofline {roofline:.3f} ms; fusion and the engine's "
+                      f"element-wise kernels save {roofline - kernels:.3f} ms); launch floor {host['launch_floor_ms']:.3f} ms; "
+                      f"step {host['step_ms']:.3f} ms")
 
 
 def register(app: typer.Typer) -> None:

@@ -32,6 +32,7 @@ class GpuEfficiency:
     """
 
     gemm_peak_eff: float = 0.75  # fraction of dense tensor-core peak reached by large GEMMs
+    gemm_fp8_peak_eff: float = 0.63  # the same for 8-bit GEMMs (fraction of the 8-bit peak) [U], see efficiency.json
     gemm_tile_m: int = 128  # output tile rows (tokens) per thread block
     gemm_tile_n: int = 256  # output tile columns per thread block
     gemm_mem_eff: float = 0.85  # fraction of HBM bandwidth reached streaming GEMM operands
@@ -44,7 +45,8 @@ class GpuEfficiency:
     attn_prefill_peak_eff: float = 0.5  # FlashAttention fraction of peak at long prompts
     attn_prefill_half_len: float = 512.0  # prompt length (tokens per sequence) at half that efficiency
     attn_decode_mem_eff: float = 0.75  # decode attention fraction of HBM bandwidth reading the KV cache
-    allreduce_latency_s: float = 20e-6  # alpha of an NCCL all-reduce on NVLink/NVSwitch
+    allreduce_latency_s: float = 20e-6  # fixed cost of one NCCL all-reduce call (kernel launch, setup, sync)
+    allreduce_step_s: float = 0.0  # latency of each of the 2 (p - 1) ring steps (on top of the link's own latency)
     allreduce_bw_eff: float = 0.6  # achieved ring bus bandwidth / per-direction link bandwidth
     step_overhead_s: float = 0.0  # per-step host time not hidden by the GPU (scheduling, sampling)
 

@@ -23,6 +23,10 @@ from twinfer.hardware.specs import GpuSpec, LinkSpec
 TILE_CHOICES = ((128, 256), (256, 128), (128, 128), (64, 128))
 
 
+#: All-reduces up to this size per rank are "small" (decode steps: up to ~64 tokens x 8192 x 2 bytes).
+SMALL_MESSAGE_BYTES = 1 << 20
+
+
 @dataclass(frozen=True)
 class GemmSample:
     """One measured GEMM [m,k]x[k,n] (bytes moved counts weights, input and output)."""
@@ -139,16 +143,27 @@ def fit_memory(samples: Sequence[MemorySample], gpu: GpuSpec, base: GpuEfficienc
 
 
 def fit_all_reduce(samples: Sequence[CollectiveSample], gpu: GpuSpec, link: LinkSpec, base: GpuEfficiency) -> GpuEfficiency:
-    """Fit the all-reduce alpha and bandwidth efficiency on ``link``."""
+    """Fit the all-reduce launch time, per-step latency and bandwidth efficiency on ``link``.
+
+    Each (group size, small or large message) cell weighs the same, so the
+    many large messages of the data do not drown the small ones decode
+    steps send (up to :data:`SMALL_MESSAGE_BYTES`).
+    """
     meas = np.array([s.time_s for s in samples])
+    cells = [(s.group_size, s.message_bytes <= SMALL_MESSAGE_BYTES) for s in samples]
+    counts = {c: cells.count(c) for c in set(cells)}
+    weight = np.array([1.0 / counts[c] for c in cells])
+    weight /= weight.sum()
 
     def make(x: np.ndarray) -> GpuEfficiency:
-        return base.replace(allreduce_latency_s=math.exp(x[0]), allreduce_bw_eff=min(1.0, math.exp(x[1])))
+        return base.replace(allreduce_latency_s=math.exp(x[0]), allreduce_bw_eff=min(1.0, math.exp(x[1])),
+                            allreduce_step_s=math.exp(x[2]))
 
     def loss(x: np.ndarray) -> float:
         km = KernelModel(gpu, make(x), link, link)
         pred = np.array([km.all_reduce_time_s(s.message_bytes, s.group_size, s.gpus_per_node) for s in samples])
-        return _log_err(pred, meas)
+        return float(np.sum(weight * np.abs(np.log(pred / meas))))
 
-    x = nelder_mead(loss, [math.log(base.allreduce_latency_s), math.log(base.allreduce_bw_eff)])
+    x = nelder_mead(loss, [math.log(base.allreduce_latency_s), math.log(base.allreduce_bw_eff),
+                           math.log(max(base.allreduce_step_s, 1e-6))], iters=800)
     return make(x)

@@ -14,8 +14,10 @@ adds, in order of how much they matter for LLM inference:
   grows with the prompt length (short prompts leave tiles idle); decode is
   bound by reading the KV cache (at short contexts the kernel overhead wins).
 * Norms, activations and adds: bandwidth-bound, faster while their data fits in L2.
-* All-reduce: ring alpha-beta, t = alpha + 2 (p - 1) / p * S / B, with B the
-  achieved fraction of the per-direction link bandwidth (NVLink/NVSwitch).
+* All-reduce: ring alpha-beta with a launch term,
+  t = launch + 2 (p - 1) x step latency + 2 (p - 1) / p * S / B, with B the
+  achieved fraction of the per-direction link bandwidth (NVLink/NVSwitch);
+  a step that crosses nodes adds the network link's latency.
 
 The parameters are :class:`GpuEfficiency`; nothing here is fitted per model.
 """
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from twinfer.gpu.efficiency import GpuEfficiency
 from twinfer.hardware.specs import GpuSpec, LinkSpec
 from twinfer.models.ops import Op
+from twinfer.units import dtype_bytes
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,8 @@ class KernelModel:
         waves = math.ceil(tiles * split / sms)
         # One wave runs num_sms work units in the time one SM takes for one unit (a tile over k / split).
         unit_flops = 2.0 * tile_m * e.gemm_tile_n * k / split
-        t_compute = waves * unit_flops * sms / (self.gpu.peak_flops(dtype) * e.gemm_peak_eff)
+        peak_eff = e.gemm_fp8_peak_eff if dtype_bytes(dtype) <= 1 else e.gemm_peak_eff
+        t_compute = waves * unit_flops * sms / (self.gpu.peak_flops(dtype) * peak_eff)
         t_memory = bytes_moved / (self.gpu.mem_bw_bytes_per_s * e.gemm_mem_eff)
         p = e.gemm_combine_p
         return e.kernel_overhead_s + (t_compute**p + t_memory**p) ** (1.0 / p)
@@ -87,19 +91,25 @@ class KernelModel:
 
     # ---- collectives ---------------------------------------------------------------
     def all_reduce_time_s(self, message_bytes: float, group_size: int, gpus_per_node: int = 0) -> float:
-        """Ring all-reduce of ``message_bytes`` per rank over ``group_size`` GPUs (alpha-beta).
+        """Ring all-reduce of ``message_bytes`` per rank over ``group_size`` GPUs (launch + alpha-beta).
 
-        Inside one NVLink domain the ring runs on the scale-up link; when the
-        group spans nodes (``gpus_per_node`` < ``group_size``, or more GPUs than
-        the domain holds) the slowest hop, the scale-out NIC, sets the bandwidth.
+        A call pays a fixed launch/setup time, then 2 (p - 1) ring steps each
+        with a step latency (small messages: this dominates), then the bytes at
+        the ring's bus bandwidth. Inside one NVLink domain the ring runs on the
+        scale-up link; when the group spans nodes (``gpus_per_node`` <
+        ``group_size``, or more GPUs than the domain holds) the slowest hop, the
+        scale-out NIC, sets the bandwidth and adds its latency to every step.
         """
         if group_size <= 1 or message_bytes <= 0:
             return 0.0
         per_node = gpus_per_node or group_size
         cross_node = per_node < group_size or group_size > self.gpu.scale_up_gpus
         link = self.scale_out if cross_node else self.scale_up
-        bw = link.bw_bytes_per_s * self.eff.allreduce_bw_eff
-        return self.eff.allreduce_latency_s + 2.0 * (group_size - 1) / group_size * message_bytes / bw
+        e = self.eff
+        bw = link.bw_bytes_per_s * e.allreduce_bw_eff
+        steps = 2 * (group_size - 1)
+        step_s = e.allreduce_step_s + (link.latency_s if cross_node else 0.0)
+        return e.allreduce_latency_s + steps * step_s + steps / group_size * message_bytes / bw
 
     def send_recv_time_s(self, message_bytes: float, cross_node: bool) -> float:
         """Point-to-point activation send between pipeline stages."""
@@ -117,5 +127,9 @@ class KernelModel:
         if op.kind == "collective":
             if op.name == "pp_send_recv":
                 return self.send_recv_time_s(op.message_bytes, cross_node_pp)
-            return self.all_reduce_time_s(op.message_bytes, op.group_size)
+            t = self.all_reduce_time_s(op.message_bytes, op.group_size)
+            if op.name == "all_reduce_add_rmsnorm":
+                # The fused epilogue moves the add+norm bytes inside the same kernel (no second launch).
+                t += self.memory_time_s(moved) - self.eff.elementwise_overhead_s
+            return t
         return self.memory_time_s(moved)

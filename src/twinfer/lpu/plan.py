@@ -198,6 +198,8 @@ def make_plan(model: ModelSpec, chip: Chip, precision: Precision, *, chips: int 
 
     Raises CapacityError naming the minimum chip count when ``chips`` is too few.
     """
+    if (unsupported := model.lpu_unsupported_reason()) is not None:
+        raise ConfigError(unsupported)
     if chips is None:
         return min_chips(model, chip, precision, batch=batch, ctx=ctx, tokens=tokens)
     if chips < 1:

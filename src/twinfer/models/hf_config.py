@@ -17,11 +17,27 @@ _FAMILIES = {
     "Qwen2ForCausalLM": "qwen2",
     "MixtralForCausalLM": "mixtral",
     "DeepseekV3ForCausalLM": "deepseek_v3",
+    "Gemma2ForCausalLM": "gemma2",
+    "Gemma3ForCausalLM": "gemma3",
+    "Gemma3ForConditionalGeneration": "gemma3",
+    "Phi3ForCausalLM": "phi3",
     "llama": "llama",
     "mistral": "mistral",
     "qwen2": "qwen2",
     "mixtral": "mixtral",
     "deepseek_v3": "deepseek_v3",
+    "gemma2": "gemma2",
+    "gemma3_text": "gemma3",
+    "gemma3": "gemma3",
+    "phi3": "phi3",
+}
+
+#: Gemma3TextConfig defaults for keys the published (sparse) Gemma-3 text_config leaves out
+#: (transformers 5.x models/gemma3/configuration_gemma3.py).
+_GEMMA3_TEXT_DEFAULTS: dict[str, Any] = {
+    "vocab_size": 262208, "max_position_embeddings": 131072, "rms_norm_eps": 1e-6, "rope_theta": 1_000_000.0,
+    "sliding_window": 4096, "sliding_window_pattern": 6, "tie_word_embeddings": True,
+    "hidden_activation": "gelu_pytorch_tanh",
 }
 
 _DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "float8_e4m3fn": "fp8"}
@@ -68,6 +84,8 @@ def rope_from_config(cfg: dict[str, Any]) -> tuple[float, dict[str, Any] | None]
     keys (``rope_type`` "default" meaning none).
     """
     params = cfg.get("rope_parameters")
+    if isinstance(params, dict) and isinstance(params.get("full_attention"), dict):
+        params = params["full_attention"]  # Gemma-3: per layer type; global layers carry the long-context RoPE
     if isinstance(params, dict):
         theta = _positive_float(params.get("rope_theta", cfg.get("rope_theta", 10000.0)), "rope_theta", "config.json")
         scaling = {k: v for k, v in params.items() if k != "rope_theta"}
@@ -83,6 +101,11 @@ def spec_from_config(cfg: dict[str, Any], name: str, where: str = "config.json")
     if not isinstance(cfg, dict):
         raise ConfigError(f"{where}: expected a JSON object at top level")
     family = _family(cfg, where)
+    if family == "gemma3":
+        # Gemma3ForConditionalGeneration nests the language model in text_config (the vision tower is not modelled).
+        nested = cfg.get("text_config")
+        text: dict[str, Any] = nested if isinstance(nested, dict) else cfg
+        cfg = {**_GEMMA3_TEXT_DEFAULTS, **text, "torch_dtype": text.get("torch_dtype") or cfg.get("torch_dtype")}
     hidden = _positive_int(cfg, "hidden_size", where)
     heads = _positive_int(cfg, "num_attention_heads", where)
     layers = _positive_int(cfg, "num_hidden_layers", where)
@@ -107,11 +130,16 @@ def spec_from_config(cfg: dict[str, Any], name: str, where: str = "config.json")
         max_position_embeddings=_positive_int(cfg, "max_position_embeddings", where),
         rms_norm_eps=_positive_float(cfg.get("rms_norm_eps", 1e-5), "rms_norm_eps", where),
         rope_theta=rope_theta,
-        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        # Gemma configs leave tie_word_embeddings out: their config classes default it to True.
+        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", family.startswith("gemma"))),
         qkv_bias=family == "qwen2" or bool(cfg.get("attention_bias", False)),
         native_dtype=dtype,
         rope_scaling=tuple(sorted((str(k), _hashable(v)) for k, v in (rope_scaling or {}).items())),
     )
+    if family in ("gemma2", "gemma3"):
+        common.update(_gemma_fields(cfg, family, layers, where))
+    if family == "phi3":
+        common["rope_scaling"] = _phi3_rope(cfg, rope_scaling, head_dim, where)
     if family == "mixtral":
         common["moe"] = MoeShape(
             num_experts=_positive_int(cfg, "num_local_experts", where),
@@ -139,6 +167,55 @@ def spec_from_config(cfg: dict[str, Any], name: str, where: str = "config.json")
             first_dense_layers=int(cfg.get("first_k_dense_replace") or 0),
         )
     return ModelSpec(**common)
+
+
+def _gemma_fields(cfg: dict[str, Any], family: str, layers: int, where: str) -> dict[str, Any]:
+    """Sliding-window layout, soft-capping and norms of Gemma-2/3 (HF Gemma2/Gemma3 modelling code)."""
+    types = cfg.get("layer_types")
+    if isinstance(types, list):
+        if len(types) != layers:
+            raise ConfigError(f"{where}: layer_types has {len(types)} entries for {layers} layers")
+        sliding = sum(1 for t in types if t == "sliding_attention")
+    elif family == "gemma2":
+        sliding = (layers + 1) // 2  # Gemma-2: even layers (0, 2, ...) slide, odd ones are global
+    else:
+        pattern = int(cfg.get("sliding_window_pattern") or 6)  # Gemma-3: every 6th layer is global
+        sliding = layers - layers // pattern
+    window = _positive_int(cfg, "sliding_window", where) if sliding else 0
+    act = str(cfg.get("hidden_activation") or cfg.get("hidden_act") or "gelu_pytorch_tanh")
+    return {
+        "sliding_window": window, "num_sliding_layers": sliding,
+        "attn_logit_softcap": _cap(cfg.get("attn_logit_softcapping"), "attn_logit_softcapping", where),
+        "final_logit_softcap": _cap(cfg.get("final_logit_softcapping"), "final_logit_softcapping", where),
+        "sandwich_norms": True, "qk_norm": family == "gemma3", "ffn_activation": act,
+    }
+
+
+def _cap(value: Any, key: str, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"{where}: field {key!r} must be a positive number or null, got {value!r}")
+    return float(value)
+
+
+def _phi3_rope(cfg: dict[str, Any], scaling: dict[str, Any] | None, head_dim: int,
+               where: str) -> tuple[tuple[str, object], ...]:
+    """Phi-3/3.5 LongRoPE ("longrope", formerly "su"): per-dimension factors and the original context."""
+    if not scaling:
+        return ()
+    kind = str(scaling.get("rope_type") or scaling.get("type"))
+    if kind in ("longrope", "su"):
+        for key in ("long_factor", "short_factor"):
+            factors = scaling.get(key)
+            if not isinstance(factors, list) or len(factors) != head_dim // 2:
+                raise ConfigError(f"{where}: rope_scaling.{key} must list head_dim / 2 = {head_dim // 2} factors "
+                                  f"(LongRoPE scales each rotary frequency), got {factors!r:.60}")
+        original = cfg.get("original_max_position_embeddings") or scaling.get("original_max_position_embeddings")
+        if not isinstance(original, int) or original <= 0:
+            raise ConfigError(f"{where}: LongRoPE needs original_max_position_embeddings (the pre-extension context)")
+        scaling = {**scaling, "rope_type": "longrope", "original_max_position_embeddings": original}
+    return tuple(sorted((str(k), _hashable(v)) for k, v in scaling.items()))
 
 
 def _hashable(value: Any) -> Any:

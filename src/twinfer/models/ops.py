@@ -163,16 +163,20 @@ def _attention_ops(spec: ModelSpec, s: StepShape, tp: int, prec: Precision) -> l
     kv_heads = max(1, spec.num_kv_heads // tp)
     hd = spec.head_dim
     ops.append(_gemm("qkv_proj", t, h, (heads + 2 * kv_heads) * hd, layers, prec))
+    if spec.qk_norm:
+        ops.append(_elementwise("qk_norm", "norm", t * (heads + kv_heads) * hd, layers, prec, flops_per=4.0))
     ops.append(_elementwise("rope", "elementwise", t * (heads + kv_heads) * hd, layers, prec, flops_per=3.0))
+    # Soft-capping (Gemma-2) runs inside the attention kernel: a tanh and two multiplies per score.
+    cap = 3.0 if spec.attn_logit_softcap else 0.0
     if s.prefill_tokens:
         ops.append(Op("attention", "attention", layers,
-                      flops=4.0 * s.prefill_attn_pairs * heads * hd,
+                      flops=(4.0 * hd + cap) * s.prefill_attn_pairs * heads,
                       bytes_read=(s.prefill_tokens * heads * hd * ab) + s.prefill_kv_tokens * 2 * kv_heads * hd * kvb,
                       bytes_written=s.prefill_tokens * (heads * hd * ab + 2 * kv_heads * hd * kvb),
                       dtype=prec.activations, phase="prefill", heads=heads, kv_heads=kv_heads))
     if s.decode_seqs:
         ops.append(Op("attention", "attention", layers,
-                      flops=4.0 * s.decode_context_tokens * heads * hd,
+                      flops=(4.0 * hd + cap) * s.decode_context_tokens * heads,
                       bytes_read=s.decode_context_tokens * 2 * kv_heads * hd * kvb + s.decode_seqs * heads * hd * ab,
                       bytes_written=s.decode_seqs * (heads * hd * ab + 2 * kv_heads * hd * kvb),
                       dtype=prec.activations, phase="decode", heads=heads, kv_heads=kv_heads))
@@ -234,6 +238,10 @@ def lower_step(spec: ModelSpec, shape: StepShape, tp: int = 1, pp: int = 1, prec
     if tp > 1:
         # One all-reduce after the attention output projection and one after the FFN down projection.
         ops.append(_all_reduce("all_reduce", t, h, 2 * layers, tp, prec))
+    if spec.sandwich_norms:
+        # Gemma-2/3: a norm on each sub-layer's output before its residual add.
+        ops.append(_elementwise("attn_out_norm", "norm", t * h, layers, prec, flops_per=4.0))
+        ops.append(_elementwise("ffn_out_norm", "norm", t * h, layers, prec, flops_per=4.0))
     ops.append(_elementwise("residual_add", "elementwise", t * h, 2 * layers, prec, reads=2))
     ops.append(_elementwise("post_attn_norm", "norm", t * h, layers, prec, flops_per=4.0))
     ops += _ffn_ops(spec, s, tp, prec)
@@ -241,11 +249,29 @@ def lower_step(spec: ModelSpec, shape: StepShape, tp: int = 1, pp: int = 1, prec
     out_rows = s.num_seqs
     ops.append(_elementwise("final_norm", "norm", out_rows * h, 1, prec, flops_per=4.0))
     ops.append(_gemm("lm_head", out_rows, h, math.ceil(spec.vocab_size / tp), 1, prec))
+    if spec.final_logit_softcap:
+        ops.append(_elementwise("logit_softcap", "elementwise", out_rows * math.ceil(spec.vocab_size / tp), 1, prec,
+                                flops_per=3.0))
     if pp > 1:
         size = t * h * ab
         ops.append(Op("pp_send_recv", "collective", pp - 1, 0.0, size, size, prec.activations,
                       message_bytes=size, group_size=2))
     return StepGraph(spec.name, shape, tp, pp, prec, tuple(ops))
+
+
+def sliding_window_shape(shape: StepShape, window: int) -> StepShape:
+    """The attention work a sliding-window layer sees: at most ``window`` keys per query and per sequence.
+
+    From the shape's sums only, so a bound: exact when every sequence is on the
+    same side of the window (all shorter, or all longer).
+    """
+    return StepShape(
+        prefill_tokens=shape.prefill_tokens, prefill_seqs=shape.prefill_seqs,
+        prefill_attn_pairs=min(shape.prefill_attn_pairs, shape.prefill_tokens * window),
+        prefill_kv_tokens=min(shape.prefill_kv_tokens, shape.prefill_tokens + shape.prefill_seqs * window),
+        decode_seqs=shape.decode_seqs, decode_context_tokens=min(shape.decode_context_tokens, shape.decode_seqs * window),
+        decode_extra_tokens=shape.decode_extra_tokens,
+    )
 
 
 def weight_bytes_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, weights: str = "bf16") -> float:

@@ -38,3 +38,13 @@ def load_model(name_or_path: str) -> ModelSpec:
     if name_or_path not in preset_names() and (path.exists() or path.suffix == ".json" or "/" in name_or_path):
         return spec_from_path(path)
     return spec_from_config(preset_config(name_or_path), name=name_or_path, where=f"preset {name_or_path}")
+
+
+def preset_repository(name: str) -> str | None:
+    """The Hugging Face repository a preset's config.json comes from (``presets/SOURCES.md``), or None."""
+    text = resources.files(_PRESET_PACKAGE).joinpath("SOURCES.md").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0] == name and cells[1]:
+            return cells[1].split()[0]
+    return None

@@ -40,10 +40,15 @@ class MoeShape:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A decoder-only transformer's shape (Llama, Mistral, Qwen2, Mixtral, DeepSeek-V3).
+    """A decoder-only transformer's shape (Llama, Mistral, Qwen2, Mixtral, DeepSeek-V3, Gemma-2/3, Phi-3).
 
     Built from a Hugging Face ``config.json`` by :func:`twinfer.models.load_model`.
-    All FFNs are gated (SwiGLU: gate, up, down projections).
+    All FFNs are gated (gate, up, down projections; SwiGLU or Gemma's GeGLU,
+    the same shapes). Gemma-2/3 interleave ``num_sliding_layers``
+    sliding-window layers (each query sees the last ``sliding_window``
+    tokens) with global ones, cap logits with tanh soft-capping, and add a
+    norm after each sub-layer (``sandwich_norms``); Gemma-3 also normalises
+    queries and keys per head (``qk_norm``).
     """
 
     name: str
@@ -65,6 +70,13 @@ class ModelSpec:
     moe: MoeShape | None = None
     native_dtype: str = "bf16"  # dtype of the published checkpoint
     rope_scaling: tuple[tuple[str, object], ...] = field(default=())
+    sliding_window: int = 0  # tokens a sliding-window layer attends to (0: none)
+    num_sliding_layers: int = 0  # layers with sliding-window attention (the rest are global)
+    attn_logit_softcap: float | None = None  # Gemma-2: scores -> cap * tanh(scores / cap) inside attention
+    final_logit_softcap: float | None = None  # Gemma-2: the same on the output logits
+    sandwich_norms: bool = False  # Gemma-2/3: an extra RMSNorm after attention and after the FFN
+    qk_norm: bool = False  # Gemma-3: RMSNorm over head_dim on queries and keys
+    ffn_activation: str = "silu"  # silu (SwiGLU) or gelu_pytorch_tanh (GeGLU): same op shapes
 
     # ---- layer structure -------------------------------------------------
     @property
@@ -139,8 +151,15 @@ class ModelSpec:
             total += self.num_moe_layers * (per_layer + self.router_params())
         return total
 
+    @property
+    def norms_per_layer(self) -> int:
+        """RMSNorms over the hidden size in one layer (2 pre-norms; Gemma adds 2 sandwich norms)."""
+        return 4 if self.sandwich_norms else 2
+
     def _common_params(self) -> int:
-        norms = self.num_layers * 2 * self.hidden_size + self.hidden_size
+        norms = self.num_layers * self.norms_per_layer * self.hidden_size + self.hidden_size
+        if self.qk_norm:
+            norms += self.num_layers * 2 * self.head_dim
         return self.num_layers * self.attention_params() + norms + self.embedding_params()
 
     def param_count(self) -> int:
@@ -156,6 +175,18 @@ class ModelSpec:
         experts = self.moe.experts_per_token if self.moe else 0
         return self._common_params() + self._ffn_params(experts)
 
+    def lpu_unsupported_reason(self) -> str | None:
+        """Why the virtual LPU cannot run this model (None when it can).
+
+        The LPU compiler lowers Llama-style layers only; Gemma's sliding-window
+        layers, soft-capping and sandwich norms are not in its op set.
+        """
+        if self.num_sliding_layers or self.attn_logit_softcap or self.final_logit_softcap or self.sandwich_norms:
+            return (f"{self.name} ({self.architecture}) uses sliding-window layers, logit soft-capping or sandwich "
+                    "norms, which the virtual LPU does not model; estimate it on a GPU (twinfer estimate "
+                    "--hardware h100) or use a GPU pool")
+        return None
+
     # ---- KV cache ------------------------------------------------------------
     def kv_elements_per_token(self) -> int:
         """Cached elements per token across all layers.
@@ -167,9 +198,24 @@ class ModelSpec:
             return self.num_layers * (self.mla.kv_lora_rank + self.mla.qk_rope_head_dim)
         return 2 * self.num_layers * self.num_kv_heads * self.head_dim
 
-    def kv_bytes_per_token(self, kv_dtype: str = "bf16") -> float:
-        """KV-cache bytes per token (formula in shared/reference/gpu-and-serving.md)."""
-        return self.kv_elements_per_token() * dtype_bytes(kv_dtype)
+    def kv_bytes_per_token(self, kv_dtype: str = "bf16", context_tokens: int | None = None) -> float:
+        """KV-cache bytes per token (formula in shared/reference/gpu-and-serving.md).
+
+        ``context_tokens`` None: every layer keeps every token (an engine that
+        does not bound sliding-window layers' cache). Otherwise the mean per
+        token of a sequence that long when sliding-window layers keep only the
+        window (:meth:`kv_bytes_per_sequence` / ``context_tokens``).
+        """
+        if context_tokens is None or not self.num_sliding_layers:
+            return self.kv_elements_per_token() * dtype_bytes(kv_dtype)
+        return self.kv_bytes_per_sequence(context_tokens, kv_dtype) / max(1, context_tokens)
+
+    def kv_bytes_per_sequence(self, context_tokens: int, kv_dtype: str = "bf16") -> float:
+        """KV-cache bytes of one sequence of ``context_tokens``, sliding-window layers holding at most the window."""
+        per_layer_token = self.kv_elements_per_token() * dtype_bytes(kv_dtype) / self.num_layers
+        global_layers = self.num_layers - self.num_sliding_layers
+        return per_layer_token * (global_layers * context_tokens
+                                  + self.num_sliding_layers * min(context_tokens, self.sliding_window))
 
     def weight_bytes(self, weight_dtype: str = "bf16") -> float:
         """Bytes of all weights stored at ``weight_dtype``."""

@@ -24,6 +24,7 @@ def make_step_cost(
     max_batch_seqs: int | None = None,
     calibration: str | Path | None = None,
     extra_hardware: HardwareSet | None = None,
+    engine: str | None = None,
 ) -> StepCostModel:
     """The step-cost model for ``model`` on an instance of ``hardware``.
 
@@ -33,7 +34,8 @@ def make_step_cost(
     ``max_batch_seqs`` caps the sequences in one step (None: the backend's default).
     ``calibration`` is a file written by ``twinfer calibrate`` that replaces a
     GPU's default efficiency curves; ``extra_hardware`` holds user-defined chips
-    and links (``twinfer.hardware.load_hardware_file``).
+    and links (``twinfer.hardware.load_hardware_file``). ``engine`` names a GPU
+    serving-engine profile (:mod:`twinfer.gpu.engines`; None: the roofline).
     """
     from twinfer.hardware import get_hardware
     from twinfer.hardware.specs import GpuSpec, LpuSpec
@@ -48,12 +50,16 @@ def make_step_cost(
             efficiency = load_calibration(calibration, base=default_efficiency(spec.name))
         return GpuStepCost(
             model, spec, tp=tp, pp=pp, precision=precision, max_batch_seqs=max_batch_seqs,
-            efficiency=efficiency, extra_hardware=extra_hardware,
+            efficiency=efficiency, extra_hardware=extra_hardware, engine=engine,
         )
     if calibration is not None:
         from twinfer.errors import ConfigError
 
         raise ConfigError(f"a GPU calibration file was given for {hardware!r}, which is an LPU; drop it for LPU pools")
+    if engine not in (None, "roofline"):
+        from twinfer.errors import ConfigError
+
+        raise ConfigError(f"engine {engine!r} is a GPU serving engine but {hardware!r} is an LPU; drop engine: for LPU pools")
     from twinfer.lpu.step_cost import LpuStepCost
 
     assert isinstance(spec, LpuSpec)

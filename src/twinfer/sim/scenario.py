@@ -32,6 +32,7 @@ YAML schema (every key below; optional ones show their default)::
             price_per_hour_usd: null     # per instance; null: devices x the preset's price
             power_idle_w: null           # per instance; null: from the preset
             power_max_w: null
+            engine: null                 # GPUs: vllm | sglang | trtllm | roofline (null: roofline, unfused)
         kv_link:                         # disaggregated fleets only
           name: ib-ndr                   # twinfer.hardware.get_link preset
           count: 4                       # links per prefill instance (bandwidths add)
@@ -144,12 +145,13 @@ class PoolConfig:
     price_per_hour_usd: float | None = None  # per instance override
     power_idle_w: float | None = None
     power_max_w: float | None = None
+    engine: str | None = None  # GPU serving-engine profile (twinfer.gpu.engines); None: the roofline
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> PoolConfig:
         """Parse one entry of ``pools:``."""
         d = _keys(d, ("hardware", "count", "tp", "pp", "chips", "precision", "batching", "price_per_hour_usd",
-                      "power_idle_w", "power_max_w"), where)
+                      "power_idle_w", "power_max_w", "engine"), where)
         hw = _str(d, "hardware", where)
         if not hw:
             raise ConfigError(f"{where}.hardware: required (a preset such as h100 or groq-tsp-v1; see `twinfer hardware`)")
@@ -174,7 +176,20 @@ class PoolConfig:
             price_per_hour_usd=_num(d, "price_per_hour_usd", where, None, strict=False),
             power_idle_w=_num(d, "power_idle_w", where, None, strict=False),
             power_max_w=_num(d, "power_max_w", where, None, strict=False),
+            engine=_engine(d, where),
         )
+
+
+def _engine(d: dict, where: str) -> str | None:
+    """``engine:`` of a pool: a GPU serving-engine profile name, checked against twinfer.gpu.engines."""
+    name = _str(d, "engine", where)
+    if name is None:
+        return None
+    from twinfer.gpu.engines import ENGINES
+
+    if name not in ENGINES:
+        raise ConfigError(f"{where}.engine: unknown engine {name!r}; use one of {', '.join(ENGINES)}")
+    return name
 
 
 def parse_precision(v: Any, where: str) -> Precision:
