@@ -1,4 +1,4 @@
-"""Look up hardware presets by name: GPUs and LPUs with :func:`get_hardware`, links with :func:`get_link`.
+"""Look up hardware presets by name: GPUs and LPUs with :func:`get_hardware`, links with :func:`get_link`, racks with :func:`get_rack`.
 
 The presets live in ``presets.toml`` beside this module (data, with a source
 per value). A user's own file, read with :func:`load_hardware_file`, is passed
@@ -13,7 +13,7 @@ from importlib import resources
 
 from twinfer.errors import UnknownNameError
 from twinfer.hardware.loader import HardwareSet, parse_hardware_tables
-from twinfer.hardware.specs import HardwareSpec, LinkSpec
+from twinfer.hardware.specs import HardwareSpec, LinkSpec, RackSpec
 
 
 @lru_cache(maxsize=1)
@@ -31,15 +31,21 @@ def _resolve(name: str, table: dict[str, object], aliases: dict[str, str]) -> st
 
 
 def _merged(extra: HardwareSet | None) -> tuple[dict, dict, dict]:
+    chips, links, aliases, _ = _merged_all(extra)
+    return chips, links, aliases
+
+
+def _merged_all(extra: HardwareSet | None) -> tuple[dict, dict, dict, dict]:
     base = presets()
-    chips, links, aliases = dict(base.chips), dict(base.links), dict(base.aliases)
+    chips, links, aliases, racks = dict(base.chips), dict(base.links), dict(base.aliases), dict(base.racks)
     if extra is not None:
         chips.update(extra.chips)
         links.update(extra.links)
+        racks.update(extra.racks)
         aliases.update(extra.aliases)
-        for name in (*extra.chips, *extra.links):  # a user entry shadows a preset alias of its name
+        for name in (*extra.chips, *extra.links, *extra.racks):  # a user entry shadows a preset alias of its name
             aliases.pop(name.lower(), None)
-    return chips, links, aliases
+    return chips, links, aliases, racks
 
 
 def get_hardware(name: str | HardwareSpec, extra: HardwareSet | None = None) -> HardwareSpec:
@@ -71,6 +77,27 @@ def get_link(name: str | LinkSpec, extra: HardwareSet | None = None) -> LinkSpec
             "(add your own with a --hardware-file TOML/YAML)"
         )
     return links[key]
+
+
+def get_rack(name: str | RackSpec, extra: HardwareSet | None = None) -> RackSpec:
+    """The rack spec called ``name`` (or an alias: nvl72 -> vr200-nvl72, lpx -> groq3-lpx); a spec passes through."""
+    if isinstance(name, RackSpec):
+        return name
+    _, _, aliases, racks = _merged_all(extra)
+    key = _resolve(name, racks, aliases)
+    if key is None or key not in racks:
+        raise UnknownNameError(
+            f"unknown rack {name!r}; presets: {', '.join(sorted(racks))} "
+            "(add your own [rack.NAME] table with a --hardware-file TOML/YAML)"
+        )
+    return racks[key]
+
+
+def rack_names(extra: HardwareSet | None = None) -> list[str]:
+    """Names of all racks (presets first, then the user's)."""
+    base = sorted(presets().racks)
+    more = sorted(n for n in (extra.racks if extra else {}) if n not in base)
+    return base + more
 
 
 def hardware_names(extra: HardwareSet | None = None) -> list[str]:
