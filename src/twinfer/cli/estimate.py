@@ -2,6 +2,9 @@
 
 TTFT is the prefill of the whole batch in one step; time per output token
 is one decode step of the batch at mid-generation context (input + output/2).
+With ``--ep N`` the instance is N attention replicas of ``--tp`` GPUs with a
+MoE model's experts split over them (:mod:`twinfer.gpu.expert_parallel`);
+memory is then per GPU for the replica holding the most sequences.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ def estimate_command(
     hardware: Annotated[str, typer.Option("--hardware", help="GPU preset (twinfer hardware lists them).")] = "h100",
     tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel GPUs.")] = 8,
     pp: Annotated[int, typer.Option("--pp", help="Pipeline stages.")] = 1,
+    ep: Annotated[int, typer.Option("--ep", help="Expert parallelism (MoE): attention replicas of --tp GPUs, experts split over them.")] = 1,
+    expert_imbalance: Annotated[float, typer.Option("--expert-imbalance", help="With --ep: hottest rank's expert load / mean (>= 1).")] = 1.0,
     batch: Annotated[int, typer.Option("--batch", help="Sequences served together.")] = 16,
     input_len: Annotated[int, typer.Option("--input-len", help="Prompt tokens per sequence.")] = 2048,
     output_len: Annotated[int, typer.Option("--output-len", help="Generated tokens per sequence.")] = 256,
@@ -72,7 +77,7 @@ def estimate_command(
     from twinfer.hardware import GpuSpec, get_hardware
     from twinfer.models import StepShape, load_model
 
-    for name, value in (("--batch", batch), ("--input-len", input_len), ("--output-len", output_len)):
+    for name, value in (("--batch", batch), ("--input-len", input_len), ("--output-len", output_len), ("--ep", ep)):
         if value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}")
     extra = load_extra(hardware_file)
@@ -83,15 +88,29 @@ def estimate_command(
     precision = _precision(dtype, kv_dtype)
     eff = load_calibration(calibration, default_efficiency(gpu.name)) if calibration else None
     kw: dict[str, Any] = {"efficiency": eff, "extra_hardware": extra, "max_batch_seqs": max(batch, 1)}
-    need_tokens = batch * (input_len + output_len)
-    try:
-        cost = GpuStepCost(spec, gpu, tp=tp, pp=pp, precision=precision, **kw)
-    except CapacityError as exc:
-        raise CapacityError(f"{exc}. Suggestion: {_suggest_tp(spec, gpu, tp, pp, precision, need_tokens, kw)}") from None
+    need_tokens = -(-batch // ep) * (input_len + output_len)  # on the replica holding the most sequences
+    if ep > 1:
+        from twinfer.gpu.expert_parallel import ExpertParallelStepCost
+
+        if pp > 1:
+            raise ConfigError(f"--ep {ep} with --pp {pp}: expert parallelism here runs without pipeline stages; drop --pp")
+        cost: GpuStepCost = ExpertParallelStepCost(spec, gpu, tp=tp, ep=ep, expert_imbalance=expert_imbalance,
+                                                   precision=precision, **kw)
+    else:
+        try:
+            cost = GpuStepCost(spec, gpu, tp=tp, pp=pp, precision=precision, **kw)
+        except CapacityError as exc:
+            raise CapacityError(f"{exc}. Suggestion: {_suggest_tp(spec, gpu, tp, pp, precision, need_tokens, kw)}") from None
     mem = cost.memory
     kv_need = need_tokens * mem.kv_bytes_per_token
     if kv_need > mem.kv_free_bytes:
         missing = (kv_need - mem.kv_free_bytes) / 1e9
+        if ep > 1:
+            raise CapacityError(
+                f"{spec.name} on {ep} x {tp} x {gpu.name} (ep={ep}): the KV cache of the busiest replica's "
+                f"{-(-batch // ep)} x ({input_len} + {output_len}) tokens needs {kv_need / 1e9:.1f} GB per GPU but only "
+                f"{mem.kv_free_bytes / 1e9:.1f} GB are free: {missing:.1f} GB missing. Suggestion: a larger --ep or a smaller --batch"
+            )
         raise CapacityError(
             f"{spec.name} on {tp * pp} x {gpu.name}: the KV cache of {batch} x ({input_len} + {output_len}) tokens needs "
             f"{kv_need / 1e9:.1f} GB per GPU but only {mem.kv_free_bytes / 1e9:.1f} GB are free after weights and workspace: "
@@ -102,10 +121,11 @@ def estimate_command(
     decode = StepShape.decode([input_len + output_len // 2] * batch)
     ttft = cost.step_time_s(prefill)
     tpot = cost.step_time_s(decode)
-    gpus = tp * pp
+    gpus = tp * pp * ep
     e2e = ttft + output_len * tpot
     result = {
-        "model": spec.name, "hardware": gpu.name, "tp": tp, "pp": pp, "gpus": gpus, "batch": batch,
+        "model": spec.name, "hardware": gpu.name, "tp": tp, "pp": pp, "ep": ep, "expert_imbalance": expert_imbalance,
+        "gpus": gpus, "batch": batch,
         "input_len": input_len, "output_len": output_len,
         "precision": {"weights": precision.weights, "activations": precision.activations, "kv_cache": precision.kv_cache},
         "calibration": str(calibration) if calibration else None,
@@ -117,7 +137,7 @@ def estimate_command(
         "memory_per_gpu": {
             "capacity_bytes": gpu.memory_bytes, "usable_bytes": mem.usable_bytes, "weights_bytes": mem.weight_bytes,
             "workspace_bytes": mem.workspace_bytes, "kv_needed_bytes": kv_need, "kv_free_bytes": mem.kv_free_bytes,
-            "kv_capacity_tokens": cost.resources().kv_capacity_tokens,
+            "kv_capacity_tokens": int(mem.kv_free_bytes // mem.kv_bytes_per_token),
         },
         "breakdown": {"prefill": _rows(cost.op_times(prefill)), "decode": _rows(cost.op_times(decode))},
     }
@@ -134,7 +154,8 @@ def _print(r: dict[str, Any], breakdown: bool) -> None:
     console = Console()
     m = r["memory_per_gpu"]
     p = r["precision"]
-    console.print(f"[bold]{r['model']}[/] on {r['gpus']} x {r['hardware']} (tp={r['tp']}, pp={r['pp']}), "
+    ep = f", ep={r['ep']}" if r["ep"] > 1 else ""
+    console.print(f"[bold]{r['model']}[/] on {r['gpus']} x {r['hardware']} (tp={r['tp']}, pp={r['pp']}{ep}), "
                   f"batch {r['batch']}, {r['input_len']} in / {r['output_len']} out, weights {p['weights']}, KV {p['kv_cache']}")
     console.print(f"  TTFT (prefill of the batch)      {r['ttft_s'] * 1e3:10.1f} ms")
     console.print(f"  time per output token            {r['tpot_s'] * 1e3:10.2f} ms   (decode step at context "

@@ -40,11 +40,13 @@ def make_pool_cost(model: ModelSpec, pool: PoolConfig, cache: dict | None = None
     """The step-cost model of one instance of ``pool`` (memoised in ``cache`` by its settings)."""
     from twinfer.perf import make_step_cost
 
-    key = (model.name, pool.hardware, pool.tp, pool.pp, pool.chips, pool.precision, pool.batching.max_batch_seqs)
+    key = (model.name, pool.hardware, pool.tp, pool.pp, pool.chips, pool.precision, pool.batching.max_batch_seqs,
+           pool.ep, pool.expert_imbalance)
     if cache is not None and key in cache:
         return cache[key]
     cost = make_step_cost(model, pool.hardware, tp=pool.tp, pp=pool.pp, chips=pool.chips,
-                          precision=pool.precision, max_batch_seqs=pool.batching.max_batch_seqs)
+                          precision=pool.precision, max_batch_seqs=pool.batching.max_batch_seqs,
+                          ep=pool.ep, expert_imbalance=pool.expert_imbalance)
     if cache is not None:
         cache[key] = cost
     return cost
