@@ -1,8 +1,10 @@
-"""``twinfer estimate`` with the AI-factory options: --ep (wide expert parallelism)."""
+"""``twinfer estimate`` with the AI-factory options: --ep (wide expert parallelism) and --speculative-k."""
 
 from __future__ import annotations
 
 import json
+
+import pytest
 
 from twinfer.cli import main
 
@@ -29,3 +31,28 @@ def test_ep_errors_exit_2(capsys):
     assert "MoE models only" in capsys.readouterr().err
     assert main(["estimate", "--model", "deepseek-v3", "--hardware", "h100", "--tp", "1", "--ep", "2", "--dtype", "fp8"]) == 2
     assert "larger --ep" in capsys.readouterr().err
+
+
+SPEC_ARGS = ["estimate", "--model", "llama-3.3-70b", "--hardware", "h100", "--tp", "8", "--batch", "1",
+             "--input-len", "512", "--output-len", "256", "--json"]
+
+
+def test_speculative_decoding_in_estimate(capsys):
+    """--speculative-k prices draft + verify over (1 - p^(k+1)) / (1 - p) tokens, against the plain TPOT it printed."""
+    assert main([*SPEC_ARGS, "--speculative-k", "4", "--acceptance", "0.8", "--speculative-method", "eagle"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    sp = r["speculative"]
+    assert sp["plain_step_s"] == r["tpot_s"]  # the same decode step, at the same context
+    assert sp["tokens_per_step"] == pytest.approx((1 - 0.8**5) / (1 - 0.8), abs=1e-12)
+    assert sp["tpot_s"] == pytest.approx((sp["draft_s"] + sp["verify_step_s"]) / sp["tokens_per_step"])
+    assert sp["draft_s"] == pytest.approx(4 * r["tpot_s"] / 80)  # four EAGLE proposals, one of Llama-70B's 80 layers each
+    assert sp["speedup"] > 2  # batch 1 is memory-bound: verifying 5 positions costs about one step
+
+
+def test_speculative_with_a_draft_model_and_bad_input(capsys):
+    assert main([*SPEC_ARGS, "--speculative-k", "3", "--acceptance", "0.9,0.7,0.5", "--draft-model", "llama-3.1-8b"]) == 0
+    sp = json.loads(capsys.readouterr().out)["speculative"]
+    assert (sp["method"], sp["acceptance"]) == ("draft", [0.9, 0.7, 0.5])
+    assert sp["tokens_per_step"] == pytest.approx(1 + 0.9 + 0.9 * 0.7 + 0.9 * 0.7 * 0.5)
+    assert main([*SPEC_ARGS, "--speculative-k", "3", "--acceptance", "high"]) == 2
+    assert "--acceptance" in capsys.readouterr().err

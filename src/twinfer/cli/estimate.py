@@ -4,7 +4,10 @@ TTFT is the prefill of the whole batch in one step; time per output token
 is one decode step of the batch at mid-generation context (input + output/2).
 With ``--ep N`` the instance is N attention replicas of ``--tp`` GPUs with a
 MoE model's experts split over them (:mod:`twinfer.gpu.expert_parallel`);
-memory is then per GPU for the replica holding the most sequences.
+memory is then per GPU for the replica holding the most sequences. With
+``--speculative-k K --acceptance P`` it also prices speculative decoding at
+that context (:mod:`twinfer.perf.speculative`): the drafter's K proposals
+plus a verify step of K + 1 positions, over the expected accepted tokens.
 """
 
 from __future__ import annotations
@@ -47,6 +50,35 @@ def _suggest_tp(model: Any, gpu: Any, tp: int, pp: int, precision: Any, need_tok
     return "no TP within one NVLink domain fits: add --pp, use --dtype fp8, or a GPU with more memory"
 
 
+def _speculative(cost: Any, spec: Any, gpu: Any, tp: int, precision: Any, batch: int, context: int, k: int,
+                 acceptance: str, draft_model: str | None, method: str | None, extra: Any) -> dict[str, Any]:
+    """Speculative decoding at ``context`` cached tokens per sequence: draft + verify time over the expected tokens."""
+    from twinfer.errors import ConfigError
+    from twinfer.gpu import GpuStepCost
+    from twinfer.models import load_model
+    from twinfer.perf.speculative import SpeculativeConfig, speculative_timing
+
+    try:
+        rates = [float(x) for x in acceptance.split(",")]
+    except ValueError:
+        raise ConfigError(f"--acceptance: a probability or a comma-separated list of them, got {acceptance!r}") from None
+    how = method or ("draft" if draft_model else "mtp")
+    cfg = SpeculativeConfig.build(how, k, rates[0] if len(rates) == 1 else rates, draft_model, where="--speculative")
+    if cfg.method == "draft":
+        assert cfg.draft_model is not None
+        draft: Any = GpuStepCost(load_model(cfg.draft_model), gpu, tp=tp, precision=precision, max_batch_seqs=batch,
+                                 extra_hardware=extra)
+        assumption = f"draft model {cfg.draft_model} on the same GPUs (tp={tp}), its memory not charged"
+    else:
+        draft = 1.0 / spec.num_layers
+        assumption = f"each {cfg.method} proposal costs one layer of the target (1/{spec.num_layers} of a decode step)"
+    t = speculative_timing(cfg, cost, [context] * batch, draft)
+    return {"method": cfg.method, "k": cfg.k, "acceptance": list(cfg.acceptance), "draft_model": cfg.draft_model,
+            "assumption": assumption, "tokens_per_step": t.tokens_per_step, "plain_step_s": t.plain_step_s,
+            "draft_s": t.draft_s, "verify_step_s": t.verify_step_s, "tpot_s": t.time_per_token_s,
+            "tokens_per_s_per_user": 1.0 / t.time_per_token_s, "speedup": t.speedup}
+
+
 def _rows(ops: list[Any]) -> list[dict[str, Any]]:
     return [{"op": o.name, "kind": o.kind, "time_ms": o.time_s * 1e3, "repeat": o.repeat,
              "total_ms": o.total_s * 1e3} for o in ops]
@@ -64,6 +96,10 @@ def estimate_command(
     output_len: Annotated[int, typer.Option("--output-len", help="Generated tokens per sequence.")] = 256,
     dtype: Annotated[str, typer.Option("--dtype", help="Weight dtype: bf16, fp8, fp4 ... (fp8/fp4 also use an fp8 KV cache).")] = "bf16",
     kv_dtype: Annotated[str | None, typer.Option("--kv-dtype", help="KV-cache dtype (default: follows --dtype).")] = None,
+    speculative_k: Annotated[int | None, typer.Option("--speculative-k", help="Speculative decoding: tokens proposed per verify step.")] = None,
+    acceptance: Annotated[str, typer.Option("--acceptance", help="With --speculative-k: acceptance rate, or one per position (0.9,0.8,0.7).")] = "0.7",
+    draft_model: Annotated[str | None, typer.Option("--draft-model", help="With --speculative-k: the drafter model (default method: mtp heads).")] = None,
+    speculative_method: Annotated[str | None, typer.Option("--speculative-method", help="draft | mtp | eagle (default: draft with --draft-model, else mtp).")] = None,
     breakdown: Annotated[bool, typer.Option("--breakdown", help="Per-op time of one layer for the prefill and a decode step.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (always with the breakdown).")] = False,
     calibration: Annotated[Path | None, typer.Option("--calibration", help="Calibration JSON from `twinfer calibrate`.")] = None,
@@ -141,6 +177,9 @@ def estimate_command(
         },
         "breakdown": {"prefill": _rows(cost.op_times(prefill)), "decode": _rows(cost.op_times(decode))},
     }
+    if speculative_k is not None:
+        result["speculative"] = _speculative(cost, spec, gpu, tp, precision, batch, input_len + output_len // 2 - 1,
+                                             speculative_k, acceptance, draft_model, speculative_method, extra)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
@@ -163,6 +202,14 @@ def _print(r: dict[str, Any], breakdown: bool) -> None:
     console.print(f"  tokens/s per user                {r['tokens_per_s_per_user']:10.1f}")
     console.print(f"  decode tokens/s per GPU          {r['decode_tokens_per_s_per_gpu']:10.1f}")
     console.print(f"  output tokens/s per GPU (w/ TTFT) {r['output_tokens_per_s_per_gpu']:9.1f}")
+    sp = r.get("speculative")
+    if sp:
+        console.print(f"  with speculative decoding ({sp['method']}, k={sp['k']}, acceptance "
+                      f"{','.join(f'{a:g}' for a in sp['acceptance'])}): {sp['tokens_per_step']:.2f} tokens per verify step")
+        console.print(f"    time per output token          {sp['tpot_s'] * 1e3:10.2f} ms   (draft {sp['draft_s'] * 1e3:.2f} + "
+                      f"verify {sp['verify_step_s'] * 1e3:.2f} ms per step)")
+        console.print(f"    tokens/s per user              {sp['tokens_per_s_per_user']:10.1f}   ({sp['speedup']:.2f}x plain; "
+                      f"{sp['assumption']})")
     used = m["weights_bytes"] + m["workspace_bytes"] + m["kv_needed_bytes"]
     console.print(f"  memory per GPU: {used / 1e9:.1f} GB used (weights {m['weights_bytes'] / 1e9:.1f} + workspace "
                   f"{m['workspace_bytes'] / 1e9:.1f} + KV {m['kv_needed_bytes'] / 1e9:.1f}) of {m['usable_bytes'] / 1e9:.1f} GB "
