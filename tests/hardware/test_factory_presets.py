@@ -31,6 +31,18 @@ def test_vr200_matches_the_reference_and_is_uncertain():
         assert key in gpu.uncertain, f"vr200.{key} is preliminary and must be [U]"
 
 
+@pytest.mark.parametrize("name", ["vr200", "gb300", "rubin-cpx"])
+def test_optional_factory_gpus_are_sourced_and_uncertain(name):
+    """GB300 and Rubin CPX (and Rubin): every value has a source and is [U]; CPX is 128 GB GDDR7 at 30 PF NVFP4."""
+    gpu = get_hardware(name)
+    assert isinstance(gpu, GpuSpec)
+    for key, source in gpu.sources.items():
+        assert source and key in gpu.uncertain
+    assert "ASSUMPTION" in gpu.sources["price_per_hour_usd"]
+    if name == "rubin-cpx":
+        assert (gpu.memory_bytes, gpu.peak_flops("fp4")) == (128e9, 30e15)
+
+
 def test_nvlink6_is_half_the_quoted_bidirectional_figure():
     """3.6 TB/s per GPU bidirectional (260 TB/s / 72 GPUs) -> 1.8 TB/s per direction, twice NVLink 5."""
     nv6 = get_link("nvlink6")
