@@ -113,3 +113,16 @@ def test_bad_configs_are_clear_errors():
         SpeculativeConfig.from_dict({"k": 2, "acceptance": 0.5, "gamma": 3})
     cfg = SpeculativeConfig.from_dict({"k": 2, "acceptance": [0.9, 0.8], "draft_model": "llama-3.1-8b"})
     assert (cfg.method, cfg.acceptance) == ("draft", (0.9, 0.8))
+
+
+@pytest.mark.parametrize("hardware", ["h100", "groq-tsp-v1"])
+def test_both_backends_price_the_verify_step(hardware):
+    """GPU and LPU price k + 1 positions above one and well below k + 1 separate steps, so speculation pays at batch 1."""
+    from twinfer.models import load_model
+    from twinfer.models.ops import Precision
+    from twinfer.perf import make_step_cost
+
+    target = make_step_cost(load_model("llama-3.1-8b"), hardware, precision=Precision(weights="int8"))
+    t = speculative_timing(SpeculativeConfig.build("eagle", 4, 0.8), target, [1000], 1 / 32)
+    assert t.plain_step_s < t.verify_step_s < 5 * t.plain_step_s / 2
+    assert t.speedup > 1.5
