@@ -79,15 +79,21 @@ def test_one_rank_is_the_plain_model():
 
 
 def test_dispatch_volume_and_imbalance_on_deepseek():
-    """The breakdown's dispatch moves tokens x 8 x 7168 x 2 B x 7/8 per replica; imbalance 2 doubles it and the expert rows."""
+    """FP8 DeepSeek dispatches tokens x 8 x 7168 x 1 B x 7/8 per replica and combines in bf16 (2 B); imbalance 2 doubles both."""
     model, prec = load_model("deepseek-v3"), Precision(weights="fp8")
     shape = StepShape.decode([2048] * 64)
     even = {o.name: o for o in ExpertParallelStepCost(model, "vr200", ep=8, precision=prec).op_times(shape)}
     hot_cost = ExpertParallelStepCost(model, "vr200", ep=8, expert_imbalance=2.0, precision=prec)
     hot = {o.name: o for o in hot_cost.op_times(shape)}
-    assert even["ep_dispatch"].bytes_moved == 8 * 8 * 7168 * 2 * 7 / 8  # 8 sequences per replica
-    assert even["ep_dispatch"].bytes_moved == dispatch_bytes_per_rank(8, 8, 7168, 2, 8)
+    assert even["ep_dispatch"].bytes_moved == 8 * 8 * 7168 * 1 * 7 / 8  # 8 sequences per replica, fp8
+    assert even["ep_combine"].bytes_moved == 8 * 8 * 7168 * 2 * 7 / 8  # bf16
+    assert even["ep_combine"].bytes_moved == dispatch_bytes_per_rank(8, 8, 7168, 2, 8)
     assert hot["ep_dispatch"].bytes_moved == 2 * even["ep_dispatch"].bytes_moved
+    assert hot["ep_combine"].bytes_moved == 2 * even["ep_combine"].bytes_moved
+    fp4 = {o.name: o for o in ExpertParallelStepCost(model, "vr200", ep=8, precision=Precision(weights="fp4")).op_times(shape)}
+    assert fp4["ep_dispatch"].bytes_moved == even["ep_dispatch"].bytes_moved  # fp4 weights: also an 8-bit dispatch
+    bf16 = {o.name: o for o in ExpertParallelStepCost(model, "vr200", ep=8).op_times(shape)}
+    assert bf16["ep_dispatch"].bytes_moved == even["ep_combine"].bytes_moved  # bf16 weights: bf16 both ways
     # Expert rows on the hottest rank: imbalance x 64 x 8 / 8 (token, expert) pairs, padded to whole rows per expert.
     per_row = 2 * 7168 * 2 * 2048  # up-projection FLOPs of one row (gate and up fused)
     for cost_ops, pairs in ((even, 64), (hot, 128)):

@@ -16,7 +16,9 @@ the replica's ``tp`` GPUs). Each MoE layer then
 The step ends when the slowest rank ends: the replica with the most
 sequences for steps 1, 2 and 4, and for step 3 the *hottest* rank, whose
 expert load is ``expert_imbalance`` times the mean (1.0 is perfectly uniform
-routing; DeepSeek's EPLB exists because real routing is not). What is not
+routing; DeepSeek's EPLB exists because real routing is not). Models with
+8-bit weights dispatch 8-bit activations and combine in bf16, as DeepEP
+does for DeepSeek-V3. What is not
 modelled: overlap of the all-to-all with compute (SGLang's two-batch
 overlap), redundant experts, and a token sent once per rank rather than once
 per expert (see :mod:`twinfer.gpu.all_to_all`).
@@ -124,6 +126,9 @@ class ExpertParallelStepCost(GpuStepCost):
         wide = ep * tp > self.gpu.scale_up_gpus
         link = self.kernels.scale_out if wide else self.kernels.scale_up
         self._a2a_bw = link.bw_bytes_per_s * self.efficiency.allreduce_bw_eff
+        # 8-bit models dispatch 8-bit activations and combine in the activation type (DeepEP's FP8 dispatch, BF16 combine).
+        one_byte = dtype_bytes(self.precision.weights) <= 1
+        self._dispatch_bytes = 1.0 if one_byte else float(dtype_bytes(self.precision.activations))
         self._moe_s = lru_cache(maxsize=1 << 14)(self._moe_time_s)
 
     # ---- memory and resources ----------------------------------------------------------
@@ -161,11 +166,10 @@ class ExpertParallelStepCost(GpuStepCost):
         act_bytes = 3.0 * pairs * width * dtype_bytes(prec.activations)  # reads gate and up, writes one
         out.insert(1, OpTime("moe_act", "elementwise", layers, self.kernels.memory_time_s(act_bytes), 5.0 * pairs * width, act_bytes))
         # The hottest rank receives expert_imbalance x the mean dispatch and sends as much back in the combine.
-        moved = self.expert_imbalance * dispatch_bytes_per_rank(replica_tokens, moe.experts_per_token, h,
-                                                                dtype_bytes(prec.activations), ep)
-        t = all_to_all_time_s(moved, self._a2a_bw, self.efficiency.allreduce_latency_s)
-        out += [OpTime("ep_dispatch", "collective", layers, t, 0.0, moved),
-                OpTime("ep_combine", "collective", layers, t, 0.0, moved)]
+        for name, nbytes in (("ep_dispatch", self._dispatch_bytes), ("ep_combine", dtype_bytes(prec.activations))):
+            moved = self.expert_imbalance * dispatch_bytes_per_rank(replica_tokens, moe.experts_per_token, h, nbytes, ep)
+            t = all_to_all_time_s(moved, self._a2a_bw, self.efficiency.allreduce_latency_s)
+            out.append(OpTime(name, "collective", layers, t, 0.0, moved))
         return out
 
     def _moe_time_s(self, instance_tokens: int, replica_tokens: int) -> float:
