@@ -102,3 +102,21 @@ def test_user_ranges_load_and_bad_ranges_are_clear_errors(write_file):
     lpu_range = write_file("lpu.toml", '[lpu.x]\nclock_hz = { value = 1e9, range = [0.9e9, 1.1e9], uncertain = true }\n')
     with pytest.raises(ConfigError, match="do not take ranges"):
         load_hardware_file(lpu_range)
+
+
+def test_hardware_command_lists_racks_and_ranges(capsys, monkeypatch):
+    """`twinfer hardware --json` carries the racks and every range; --sources prints them beside the source."""
+    import json
+
+    from twinfer.cli import main
+
+    assert main(["hardware", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    racks = {r["name"]: r for r in data["racks"]}
+    assert racks["groq3-lpx"]["devices"] == 256 and racks["vr200-nvl72"]["ranges"]["power_max_w"] == [190e3, 230e3]
+    links = {r["name"]: r for r in data["links"]}
+    assert links["lpx-gpu"]["ranges"]["bw_bytes_per_s"] == [50e9, 200e9]
+    monkeypatch.setenv("COLUMNS", "250")  # rich wraps tables at the terminal width
+    assert main(["hardware", "--sources"]) == 0
+    out = capsys.readouterr().out
+    assert "Racks" in out and "range 5e+10..2e+11" in out
