@@ -128,5 +128,7 @@ def test_bad_layouts_are_clear_errors(tiny):
         ExpertParallelStepCost(load_model("llama-3-8b"), "h100", ep=2)
     with pytest.raises(ConfigError, match=">= 1.0"):
         ExpertParallelStepCost(tiny, "h100", ep=2, expert_imbalance=0.5)
+    with pytest.raises(ConfigError, match="set pp to 1"):
+        ExpertParallelStepCost(tiny, "h100", ep=2, pp=2)
     with pytest.raises(CapacityError, match="larger --ep"):
         ExpertParallelStepCost(load_model("deepseek-v3"), "h100", ep=2, precision=Precision(weights="fp8"))

@@ -108,6 +108,8 @@ class ExpertParallelStepCost(GpuStepCost):
             raise ConfigError(f"{model.name} has no experts; expert parallelism (--ep) applies to MoE models only")
         if ep < 1:
             raise ConfigError(f"ep must be >= 1, got {ep}")
+        if kwargs.pop("pp", 1) != 1:
+            raise ConfigError(f"ep={ep} with pipeline stages: expert parallelism here runs without them; set pp to 1")
         if not expert_imbalance >= 1.0:
             raise ConfigError(f"expert_imbalance is the hottest rank's expert load over the mean: >= 1.0, got {expert_imbalance}")
         self.ep, self.expert_imbalance = ep, float(expert_imbalance)
