@@ -45,10 +45,29 @@ def test_parameter_counts_match_published(name: str, total: float, active: float
         ("llama-3-8b", 128 * 1024),
         ("llama-2-7b", 512 * 1024),
         ("deepseek-v3", 61 * (512 + 64) * 2),  # MLA latent + rope key, ~68.6 KiB
+        ("kimi-k2", 61 * (512 + 64) * 2),  # same MLA shape as DeepSeek-V3: 70,272 B
     ],
 )
 def test_kv_bytes_per_token_matches_formula(name: str, kv_bytes: int) -> None:
     assert load_model(name).kv_bytes_per_token("bf16") == kv_bytes
+
+
+def test_kimi_k2_parameters_match_published() -> None:
+    """Kimi K2: "1.04 trillion total, 32 billion activated" (Kimi K2 technical report, arXiv 2507.20534).
+
+    Both are rounded; Hugging Face's safetensors count of the FP8 checkpoint is
+    1,026.5B (it also counts the ~0.06B FP8 block scales), so our total must be
+    within 0.1 % of that and within 2 % of "1.04T". Active: we count both
+    embedding tables (as for Mixtral's 12.9B), 2 x 163,840 x 7,168 = 2.35B, so
+    allow 3 % on "32B".
+    """
+    spec = load_model("kimi-k2")
+    assert spec.architecture == "deepseek_v3" and spec.moe is not None and spec.mla is not None
+    assert (spec.moe.num_experts, spec.moe.experts_per_token, spec.moe.first_dense_layers) == (384, 8, 1)
+    assert (spec.num_layers, spec.hidden_size, spec.vocab_size, spec.num_attention_heads) == (61, 7168, 163840, 64)
+    assert spec.param_count() == pytest.approx(1026.5e9, rel=0.001)
+    assert spec.param_count() == pytest.approx(1.04e12, rel=0.02)
+    assert spec.active_param_count() == pytest.approx(32e9, rel=0.03)
 
 
 def test_kv_bytes_scale_with_dtype() -> None:
@@ -59,7 +78,7 @@ def test_kv_bytes_scale_with_dtype() -> None:
 def test_every_preset_loads() -> None:
     names = preset_names()
     for required in ("llama-2-7b", "llama-2-70b", "llama-3-8b", "llama-3-70b", "llama-3.1-405b",
-                     "mixtral-8x7b", "qwen2.5-72b", "deepseek-v3"):
+                     "mixtral-8x7b", "qwen2.5-72b", "deepseek-v3", "kimi-k2"):
         assert required in names
     for name in names:
         assert load_model(name).num_layers > 0

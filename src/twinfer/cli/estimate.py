@@ -5,6 +5,12 @@ is one decode step of the batch at mid-generation context (input + output/2).
 ``--engine`` picks a serving-engine profile (:mod:`twinfer.gpu.engines`):
 its fusions, host time and defaults; the breakdown keeps the unfused
 roofline beside it so the difference is visible.
+With ``--ep N`` the instance is N attention replicas of ``--tp`` GPUs with a
+MoE model's experts split over them (:mod:`twinfer.gpu.expert_parallel`);
+memory is then per GPU for the replica holding the most sequences. With
+``--speculative-k K --acceptance P`` it also prices speculative decoding at
+that context (:mod:`twinfer.perf.speculative`): the drafter's K proposals
+plus a verify step of K + 1 positions, over the expected accepted tokens.
 """
 
 from __future__ import annotations
@@ -47,6 +53,35 @@ def _suggest_tp(model: Any, gpu: Any, tp: int, pp: int, precision: Any, need_tok
     return "no TP within one NVLink domain fits: add --pp, use --dtype fp8, or a GPU with more memory"
 
 
+def _speculative(cost: Any, spec: Any, gpu: Any, tp: int, precision: Any, batch: int, context: int, k: int,
+                 acceptance: str, draft_model: str | None, method: str | None, extra: Any) -> dict[str, Any]:
+    """Speculative decoding at ``context`` cached tokens per sequence: draft + verify time over the expected tokens."""
+    from twinfer.errors import ConfigError
+    from twinfer.gpu import GpuStepCost
+    from twinfer.models import load_model
+    from twinfer.perf.speculative import SpeculativeConfig, speculative_timing
+
+    try:
+        rates = [float(x) for x in acceptance.split(",")]
+    except ValueError:
+        raise ConfigError(f"--acceptance: a probability or a comma-separated list of them, got {acceptance!r}") from None
+    how = method or ("draft" if draft_model else "mtp")
+    cfg = SpeculativeConfig.build(how, k, rates[0] if len(rates) == 1 else rates, draft_model, where="--speculative")
+    if cfg.method == "draft":
+        assert cfg.draft_model is not None
+        draft: Any = GpuStepCost(load_model(cfg.draft_model), gpu, tp=tp, precision=precision, max_batch_seqs=batch,
+                                 extra_hardware=extra)
+        assumption = f"draft model {cfg.draft_model} on the same GPUs (tp={tp}), its memory not charged"
+    else:
+        draft = 1.0 / spec.num_layers
+        assumption = f"each {cfg.method} proposal costs one layer of the target (1/{spec.num_layers} of a decode step)"
+    t = speculative_timing(cfg, cost, [context] * batch, draft)
+    return {"method": cfg.method, "k": cfg.k, "acceptance": list(cfg.acceptance), "draft_model": cfg.draft_model,
+            "assumption": assumption, "tokens_per_step": t.tokens_per_step, "plain_step_s": t.plain_step_s,
+            "draft_s": t.draft_s, "verify_step_s": t.verify_step_s, "tpot_s": t.time_per_token_s,
+            "tokens_per_s_per_user": 1.0 / t.time_per_token_s, "speedup": t.speedup}
+
+
 def _rows(ops: list[Any]) -> list[dict[str, Any]]:
     return [{"op": o.name, "kind": o.kind, "time_ms": o.time_s * 1e3, "repeat": o.repeat,
              "total_ms": o.total_s * 1e3} for o in ops]
@@ -64,11 +99,17 @@ def estimate_command(
     hardware: Annotated[str, typer.Option("--hardware", help="GPU preset (twinfer hardware lists them).")] = "h100",
     tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel GPUs.")] = 8,
     pp: Annotated[int, typer.Option("--pp", help="Pipeline stages.")] = 1,
+    ep: Annotated[int, typer.Option("--ep", help="Expert parallelism (MoE): attention replicas of --tp GPUs, experts split over them.")] = 1,
+    expert_imbalance: Annotated[float, typer.Option("--expert-imbalance", help="With --ep: hottest rank's expert load / mean (>= 1).")] = 1.0,
     batch: Annotated[int, typer.Option("--batch", help="Sequences served together.")] = 16,
     input_len: Annotated[int, typer.Option("--input-len", help="Prompt tokens per sequence.")] = 2048,
     output_len: Annotated[int, typer.Option("--output-len", help="Generated tokens per sequence.")] = 256,
     dtype: Annotated[str, typer.Option("--dtype", help="Weight dtype: bf16, fp8, fp4 ... (fp8/fp4 also use an fp8 KV cache).")] = "bf16",
     kv_dtype: Annotated[str | None, typer.Option("--kv-dtype", help="KV-cache dtype (default: follows --dtype).")] = None,
+    speculative_k: Annotated[int | None, typer.Option("--speculative-k", help="Speculative decoding: tokens proposed per verify step.")] = None,
+    acceptance: Annotated[str, typer.Option("--acceptance", help="With --speculative-k: acceptance rate, or one per position (0.9,0.8,0.7).")] = "0.7",
+    draft_model: Annotated[str | None, typer.Option("--draft-model", help="With --speculative-k: the drafter model (default method: mtp heads).")] = None,
+    speculative_method: Annotated[str | None, typer.Option("--speculative-method", help="draft | mtp | eagle (default: draft with --draft-model, else mtp).")] = None,
     breakdown: Annotated[bool, typer.Option("--breakdown", help="Per-op time of one layer for the prefill and a decode step.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (always with the breakdown).")] = False,
     calibration: Annotated[Path | None, typer.Option("--calibration", help="Calibration JSON from `twinfer calibrate`.")] = None,
@@ -88,7 +129,7 @@ def estimate_command(
     from twinfer.hardware import GpuSpec, get_hardware
     from twinfer.models import StepShape, load_model
 
-    for name, value in (("--batch", batch), ("--input-len", input_len), ("--output-len", output_len)):
+    for name, value in (("--batch", batch), ("--input-len", input_len), ("--output-len", output_len), ("--ep", ep)):
         if value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}")
         if value > 10_000_000:  # same ceiling as a workload's tokens per request (twinfer.workload.columns)
@@ -105,15 +146,29 @@ def estimate_command(
         typer.echo(warning, err=True)
     kw: dict[str, Any] = {"efficiency": eff, "extra_hardware": extra, "max_batch_seqs": max(batch, 1),
                           "engine": profile, "kv_context_tokens": input_len + output_len}
-    need_tokens = batch * (input_len + output_len)
-    try:
-        cost = GpuStepCost(spec, gpu, tp=tp, pp=pp, precision=precision, **kw)
-    except CapacityError as exc:
-        raise CapacityError(f"{exc}. Suggestion: {_suggest_tp(spec, gpu, tp, pp, precision, need_tokens, kw)}") from None
+    need_tokens = -(-batch // ep) * (input_len + output_len)  # on the replica holding the most sequences
+    if ep > 1:
+        from twinfer.gpu.expert_parallel import ExpertParallelStepCost
+
+        if pp > 1:
+            raise ConfigError(f"--ep {ep} with --pp {pp}: expert parallelism here runs without pipeline stages; drop --pp")
+        cost: GpuStepCost = ExpertParallelStepCost(spec, gpu, tp=tp, ep=ep, expert_imbalance=expert_imbalance,
+                                                   precision=precision, **kw)
+    else:
+        try:
+            cost = GpuStepCost(spec, gpu, tp=tp, pp=pp, precision=precision, **kw)
+        except CapacityError as exc:
+            raise CapacityError(f"{exc}. Suggestion: {_suggest_tp(spec, gpu, tp, pp, precision, need_tokens, kw)}") from None
     mem = cost.memory
     kv_need = need_tokens * mem.kv_bytes_per_token  # per-token size already averaged over input + output
     if kv_need > mem.kv_free_bytes:
         missing = (kv_need - mem.kv_free_bytes) / 1e9
+        if ep > 1:
+            raise CapacityError(
+                f"{spec.name} on {ep} x {tp} x {gpu.name} (ep={ep}): the KV cache of the busiest replica's "
+                f"{-(-batch // ep)} x ({input_len} + {output_len}) tokens needs {kv_need / 1e9:.1f} GB per GPU but only "
+                f"{mem.kv_free_bytes / 1e9:.1f} GB are free: {missing:.1f} GB missing. Suggestion: a larger --ep or a smaller --batch"
+            )
         raise CapacityError(
             f"{spec.name} on {tp * pp} x {gpu.name}: the KV cache of {batch} x ({input_len} + {output_len}) tokens needs "
             f"{kv_need / 1e9:.1f} GB per GPU but only {mem.kv_free_bytes / 1e9:.1f} GB are free after weights and workspace: "
@@ -124,10 +179,11 @@ def estimate_command(
     decode = StepShape.decode([input_len + output_len // 2] * batch)
     ttft = cost.step_time_s(prefill) + profile.request_overhead_s  # the request's host path (0 for roofline)
     tpot = cost.step_time_s(decode)
-    gpus = tp * pp
+    gpus = tp * pp * ep
     e2e = ttft + output_len * tpot
     result = {
-        "model": spec.name, "hardware": gpu.name, "tp": tp, "pp": pp, "gpus": gpus, "batch": batch,
+        "model": spec.name, "hardware": gpu.name, "tp": tp, "pp": pp, "ep": ep, "expert_imbalance": expert_imbalance,
+        "gpus": gpus, "batch": batch,
         "input_len": input_len, "output_len": output_len,
         "precision": {"weights": precision.weights, "activations": precision.activations, "kv_cache": precision.kv_cache},
         "calibration": str(calibration) if calibration else None,
@@ -144,13 +200,16 @@ def estimate_command(
         "memory_per_gpu": {
             "capacity_bytes": gpu.memory_bytes, "usable_bytes": mem.usable_bytes, "weights_bytes": mem.weight_bytes,
             "workspace_bytes": mem.workspace_bytes, "kv_needed_bytes": kv_need, "kv_free_bytes": mem.kv_free_bytes,
-            "kv_capacity_tokens": cost.resources().kv_capacity_tokens,
+            "kv_capacity_tokens": int(mem.kv_free_bytes // mem.kv_bytes_per_token),
         },
         "breakdown": {"prefill": _rows(cost.op_times(prefill)), "decode": _rows(cost.op_times(decode))},
         "breakdown_roofline": {"prefill": _rows(cost.op_times(prefill, fused=False)),
                                "decode": _rows(cost.op_times(decode, fused=False))},
         "host": {"prefill": _host(cost, prefill), "decode": _host(cost, decode)},
     }
+    if speculative_k is not None:
+        result["speculative"] = _speculative(cost, spec, gpu, tp, precision, batch, input_len + output_len // 2 - 1,
+                                             speculative_k, acceptance, draft_model, speculative_method, extra)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
@@ -165,7 +224,8 @@ def _print(r: dict[str, Any], breakdown: bool) -> None:
     m = r["memory_per_gpu"]
     p = r["precision"]
     e = r["engine"]
-    console.print(f"[bold]{r['model']}[/] on {r['gpus']} x {r['hardware']} (tp={r['tp']}, pp={r['pp']}), "
+    ep = f", ep={r['ep']}" if r["ep"] > 1 else ""
+    console.print(f"[bold]{r['model']}[/] on {r['gpus']} x {r['hardware']} (tp={r['tp']}, pp={r['pp']}{ep}), "
                   f"batch {r['batch']}, {r['input_len']} in / {r['output_len']} out, weights {p['weights']}, KV {p['kv_cache']}, "
                   f"engine {e['name']} (fused: {', '.join(e['fusions']) or 'nothing'})")
     console.print(f"  TTFT (prefill of the batch)      {r['ttft_s'] * 1e3:10.1f} ms"
@@ -175,6 +235,14 @@ def _print(r: dict[str, Any], breakdown: bool) -> None:
     console.print(f"  tokens/s per user                {r['tokens_per_s_per_user']:10.1f}")
     console.print(f"  decode tokens/s per GPU          {r['decode_tokens_per_s_per_gpu']:10.1f}")
     console.print(f"  output tokens/s per GPU (w/ TTFT) {r['output_tokens_per_s_per_gpu']:9.1f}")
+    sp = r.get("speculative")
+    if sp:
+        console.print(f"  with speculative decoding ({sp['method']}, k={sp['k']}, acceptance "
+                      f"{','.join(f'{a:g}' for a in sp['acceptance'])}): {sp['tokens_per_step']:.2f} tokens per verify step")
+        console.print(f"    time per output token          {sp['tpot_s'] * 1e3:10.2f} ms   (draft {sp['draft_s'] * 1e3:.2f} + "
+                      f"verify {sp['verify_step_s'] * 1e3:.2f} ms per step)")
+        console.print(f"    tokens/s per user              {sp['tokens_per_s_per_user']:10.1f}   ({sp['speedup']:.2f}x plain; "
+                      f"{sp['assumption']})")
     used = m["weights_bytes"] + m["workspace_bytes"] + m["kv_needed_bytes"]
     console.print(f"  memory per GPU: {used / 1e9:.1f} GB used (weights {m['weights_bytes'] / 1e9:.1f} + workspace "
                   f"{m['workspace_bytes'] / 1e9:.1f} + KV {m['kv_needed_bytes'] / 1e9:.1f}) of {m['usable_bytes'] / 1e9:.1f} GB "

@@ -1,4 +1,4 @@
-"""``twinfer hardware``: list the GPU, LPU and link presets (and a user's own file) with sources."""
+"""``twinfer hardware``: list the GPU, LPU, link and rack presets (and a user's own file) with sources."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ def _spec_dict(spec: Any) -> dict[str, Any]:
     out = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
     out["sources"] = dict(spec.sources)
     out["uncertain"] = list(spec.uncertain)
+    if "ranges" in out:
+        out["ranges"] = {k: list(v) for k, v in spec.ranges.items()}
     for key in ("peak_flops_per_s", "peak_ops_per_s"):
         if key in out:
             out[key] = dict(out[key])
@@ -51,13 +53,22 @@ def hardware_command(
     from rich.console import Console
     from rich.table import Table
 
-    from twinfer.hardware import get_hardware, get_link, hardware_names, link_names
+    from twinfer.hardware import (
+        get_hardware,
+        get_link,
+        get_rack,
+        hardware_names,
+        link_names,
+        rack_names,
+    )
 
     extra = load_extra(hardware_file)
     chips = [get_hardware(n, extra) for n in hardware_names(extra)]
     links = [get_link(n, extra) for n in link_names(extra)]
+    racks = [get_rack(n, extra) for n in rack_names(extra)]
     if as_json:
-        typer.echo(json.dumps({"chips": [_spec_dict(s) for s in chips], "links": [_spec_dict(s) for s in links]}, indent=2))
+        typer.echo(json.dumps({"chips": [_spec_dict(s) for s in chips], "links": [_spec_dict(s) for s in links],
+                               "racks": [_spec_dict(s) for s in racks]}, indent=2))
         return
     import sys
 
@@ -92,16 +103,34 @@ def hardware_command(
         ltable.add_row(link.name, _fmt(link, "bw_bytes_per_s", f"{link.bw_bytes_per_s / 1e9:.0f} GB/s"),
                        _fmt(link, "latency_s", f"{link.latency_s * 1e6:.1f} us"), str(link.links_per_node))
     console.print(ltable)
+    _print_racks(console, racks)
     if sources:
-        stable = Table(title="Sources ([U] = uncertain / guess)")
+        stable = Table(title="Sources ([U] = uncertain / guess, with its range where one is given)")
         for col in ("entry", "field", "source"):
             stable.add_column(col, overflow="fold")
-        for entry in (*chips, *links):
+        for entry in (*chips, *links, *racks):
+            spans = getattr(entry, "ranges", {})
             for key, src in entry.sources.items():
-                stable.add_row(entry.name, key + (" [U]" if key in entry.uncertain else ""), src)
+                span = f" range {spans[key][0]:g}..{spans[key][1]:g}" if key in spans else ""
+                stable.add_row(entry.name, key + (" [U]" if key in entry.uncertain else "") + span, src)
         console.print(stable)
     else:
         console.print("[U] marks a guessed or weakly sourced value; --sources shows every source.")
+
+
+def _print_racks(console: Any, racks: list[Any]) -> None:
+    """One row per rack: its devices, fabric and power."""
+    from rich.table import Table
+
+    table = Table(title="Racks (system facts)")
+    for col in ("name", "devices", "scale-up", "attach link", "rack power"):
+        table.add_column(col, no_wrap=col == "name")
+    for r in racks:
+        power = "not public" if r.power_max_w is None else _fmt(r, "power_max_w", f"{r.power_max_w / 1e3:.0f} kW")
+        table.add_row(r.name, _fmt(r, "devices", f"{r.devices} x {r.device}"),
+                      _fmt(r, "scale_up_bw_bytes_per_s", f"{r.scale_up_link}, {r.scale_up_bw_bytes_per_s / 1e12:.0f} TB/s"),
+                      r.attach_link or "-", power)
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -114,6 +114,9 @@ class GpuStepCost:
     Raises :class:`CapacityError` when the weights and workspace alone do not fit.
     """
 
+    #: Ops a subclass prices itself rather than per token here (expert parallelism: the routed experts).
+    _excluded_token_ops: frozenset[str] = frozenset()
+
     def __init__(
         self,
         model: ModelSpec,
@@ -241,7 +244,8 @@ class GpuStepCost:
         else:
             shape = StepShape(decode_seqs=total_tokens, decode_context_tokens=total_tokens)
         return sum(self.kernels.op_time_s(op, self._cross_node_pp) * op.repeat
-                   for op in self._graph_ops(shape) if op.kind != "attention" and op.name not in _PER_SEQ_OPS)
+                   for op in self._graph_ops(shape) if op.kind != "attention" and op.name not in _PER_SEQ_OPS
+                   and op.name not in self._excluded_token_ops)
 
     def _seq_time_s(self, num_seqs: int) -> float:
         """The ops that run once per sequence (final norm, lm_head on the last position)."""

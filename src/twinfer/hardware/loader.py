@@ -1,10 +1,12 @@
 """Build hardware specs from TOML/YAML tables: the shipped presets and users' own files.
 
-Both use one layout: top-level tables ``gpu``, ``lpu`` and ``link``, each
-mapping a name to its fields. A field is either a plain value or a table
-``{value = ..., source = "...", uncertain = true}`` so every number can carry
-where it came from. Plain values in a user file get the file as their source.
-Mistakes raise :class:`ConfigError` naming the file, the entry and the field.
+Both use one layout: top-level tables ``gpu``, ``lpu``, ``link`` and ``rack``,
+each mapping a name to its fields. A field is either a plain value or a table
+``{value = ..., source = "...", uncertain = true, range = [low, high]}`` so
+every number can carry where it came from and, when it is a guess, the span
+it may lie in (a range needs ``uncertain = true`` and must hold the value).
+Plain values in a user file get the file as their source. Mistakes raise
+:class:`ConfigError` naming the file, the entry and the field.
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from twinfer.errors import ConfigError
-from twinfer.hardware.specs import GpuSpec, HardwareSpec, LinkSpec, LpuSpec
+from twinfer.hardware.specs import GpuSpec, HardwareSpec, LinkSpec, LpuSpec, RackSpec
 
-_KINDS: dict[str, type] = {"gpu": GpuSpec, "lpu": LpuSpec, "link": LinkSpec}
+_KINDS: dict[str, type] = {"gpu": GpuSpec, "lpu": LpuSpec, "link": LinkSpec, "rack": RackSpec}
 #: Fields that hold a mapping of dtype -> rate.
 _RATE_FIELDS = {"peak_flops_per_s", "peak_ops_per_s"}
 #: Largest value any hardware field may hold: 1e18 is an exaFLOP/s or an exabyte on one chip or link.
 MAX_FIELD_VALUE = 1e18
 #: Fields filled by the loader itself, never by a file.
-_META_FIELDS = {"name", "sources", "uncertain", "kind"}
+_META_FIELDS = {"name", "sources", "uncertain", "ranges", "kind"}
 
 
 @dataclass(frozen=True)
@@ -35,17 +37,32 @@ class HardwareSet:
 
     chips: Mapping[str, HardwareSpec] = field(default_factory=dict)
     links: Mapping[str, LinkSpec] = field(default_factory=dict)
-    aliases: Mapping[str, str] = field(default_factory=dict)  # alias -> name (chips and links)
+    aliases: Mapping[str, str] = field(default_factory=dict)  # alias -> name (chips, links and racks)
+    racks: Mapping[str, RackSpec] = field(default_factory=dict)
 
 
-def _unwrap(raw: Any, where: str, default_source: str) -> tuple[Any, str, bool]:
-    """Split a field into (value, source, uncertain)."""
+def _unwrap(raw: Any, where: str, default_source: str) -> tuple[Any, str, bool, Any]:
+    """Split a field into (value, source, uncertain, range or None)."""
     if isinstance(raw, Mapping) and "value" in raw:
-        extra = set(raw) - {"value", "source", "uncertain"}
+        extra = set(raw) - {"value", "source", "uncertain", "range"}
         if extra:
-            raise ConfigError(f"{where}: unknown keys {sorted(extra)}; a field table may hold value, source, uncertain")
-        return raw["value"], str(raw.get("source", default_source)), bool(raw.get("uncertain", False))
-    return raw, default_source, False
+            raise ConfigError(f"{where}: unknown keys {sorted(extra)}; a field table may hold value, source, uncertain, range")
+        return raw["value"], str(raw.get("source", default_source)), bool(raw.get("uncertain", False)), raw.get("range")
+    return raw, default_source, False, None
+
+
+def _range(raw: Any, value: float, uncertain: bool, where: str, cls: type) -> tuple[float, float]:
+    """Check a ``range = [low, high]`` beside ``value``: two numbers, low <= value <= high, on an uncertain field."""
+    if "ranges" not in {f.name for f in dataclasses.fields(cls)}:
+        raise ConfigError(f"{where}.range: these entries do not take ranges yet; give one value and uncertain = true")
+    if not uncertain:
+        raise ConfigError(f"{where}.range: a range belongs to a guessed value; add uncertain = true (and say why in source)")
+    if isinstance(raw, str) or not isinstance(raw, list | tuple) or len(raw) != 2:
+        raise ConfigError(f"{where}.range: expected [low, high], got {raw!r}")
+    low, high = (float(_number(v, f"{where}.range", want_int=False)) for v in raw)
+    if not low <= value <= high:
+        raise ConfigError(f"{where}.range: [{low:g}, {high:g}] must hold the value {value:g} (low <= value <= high)")
+    return low, high
 
 
 def _number(value: Any, where: str, want_int: bool) -> float | int:
@@ -85,6 +102,7 @@ def _build(kind: str, name: str, body: Any, origin: str) -> tuple[Any, list[str]
     kwargs: dict[str, Any] = {"name": name}
     sources: dict[str, str] = {}
     uncertain: list[str] = []
+    ranges: dict[str, tuple[float, float]] = {}
     aliases = body.get("aliases", [])
     if isinstance(aliases, str) or not isinstance(aliases, list):
         raise ConfigError(f"{where}.aliases: expected a list of names")
@@ -100,16 +118,18 @@ def _build(kind: str, name: str, body: Any, origin: str) -> tuple[Any, list[str]
                 raise ConfigError(f"{fwhere}: expected a table of dtype -> rate, e.g. {key}.bf16 = 989e12")
             rates = {}
             for dtype, rraw in raw.items():
-                value, src, unc = _unwrap(rraw, f"{fwhere}.{dtype}", f"user file {origin}")
+                value, src, unc, span = _unwrap(rraw, f"{fwhere}.{dtype}", f"user file {origin}")
                 rates[str(dtype)] = _number(value, f"{fwhere}.{dtype}", want_int=False)
                 sources[f"{key}.{dtype}"] = src
                 if unc:
                     uncertain.append(f"{key}.{dtype}")
+                if span is not None:
+                    ranges[f"{key}.{dtype}"] = _range(span, rates[str(dtype)], unc, f"{fwhere}.{dtype}", cls)
             if not rates:
                 raise ConfigError(f"{fwhere}: needs at least one dtype rate")
             kwargs[key] = rates
             continue
-        value, src, unc = _unwrap(raw, fwhere, f"user file {origin}")
+        value, src, unc, span = _unwrap(raw, fwhere, f"user file {origin}")
         ftype = str(fields[key].type)
         if ftype == "str":
             if not isinstance(value, str) or not value:
@@ -120,36 +140,45 @@ def _build(kind: str, name: str, body: Any, origin: str) -> tuple[Any, list[str]
         sources[key] = src
         if unc:
             uncertain.append(key)
+        if span is not None:
+            if ftype == "str":
+                raise ConfigError(f"{fwhere}.range: only numbers take a range")
+            ranges[key] = _range(span, kwargs[key], unc, fwhere, cls)
     missing = [n for n in required if n not in kwargs]
     if missing:
         raise ConfigError(f"{where}: missing field(s) {', '.join(missing)}")
     if kwargs.get("power_idle_w", 0) > kwargs.get("power_max_w", math.inf):
         raise ConfigError(f"{where}.power_idle_w: {kwargs['power_idle_w']!r} W is above power_max_w "
                           f"{kwargs['power_max_w']!r} W; idle power must not exceed peak power")
-    spec = cls(**kwargs, sources=sources, uncertain=tuple(uncertain))
+    meta: dict[str, Any] = {"sources": sources, "uncertain": tuple(uncertain)}
+    if ranges:
+        meta["ranges"] = ranges
+    spec = cls(**kwargs, **meta)
     return spec, [str(a) for a in aliases]
 
 
 def parse_hardware_tables(data: Any, origin: str) -> HardwareSet:
     """Specs from parsed TOML/YAML ``data``; ``origin`` names the file in error messages."""
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{origin}: expected top-level tables gpu, lpu and/or link")
+        raise ConfigError(f"{origin}: expected top-level tables gpu, lpu, link and/or rack")
     unknown = set(data) - set(_KINDS)
     if unknown:
-        raise ConfigError(f"{origin}: unknown top-level key(s) {sorted(unknown)}; use gpu, lpu, link")
+        raise ConfigError(f"{origin}: unknown top-level key(s) {sorted(unknown)}; use gpu, lpu, link, rack")
     chips: dict[str, HardwareSpec] = {}
     links: dict[str, LinkSpec] = {}
+    racks: dict[str, RackSpec] = {}
     aliases: dict[str, str] = {}
     for kind, entries in data.items():
         if not isinstance(entries, Mapping):
             raise ConfigError(f"{origin}: {kind} must be a table of named entries")
         for name, body in entries.items():
             spec, names = _build(kind, str(name), body, origin)
-            target: dict[str, Any] = links if kind == "link" else chips
+            targets: dict[str, dict[str, Any]] = {"link": links, "rack": racks}
+            target = targets.get(kind, chips)
             target[spec.name] = spec
             for alias in names:
                 aliases[alias.lower()] = spec.name
-    return HardwareSet(chips=chips, links=links, aliases=aliases)
+    return HardwareSet(chips=chips, links=links, aliases=aliases, racks=racks)
 
 
 def load_hardware_file(path: str | Path) -> HardwareSet:

@@ -1,8 +1,10 @@
-"""Frozen hardware specs: GPUs, LPU chips and links, with units in field names.
+"""Frozen hardware specs: GPUs, LPU chips, links and racks, with units in field names.
 
 Each preset value carries its source (datasheet, paper, measurement) in
 ``sources``; values that are guesses or weakly sourced are listed in
-``uncertain``. Prices are assumptions the user is expected to override.
+``uncertain``, and where a plausible span is known, ``ranges`` holds its
+(low, high) beside the point value. Prices are assumptions the user is
+expected to override.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class LinkSpec:
     links_per_node: int = 1  # how many of these a node has (IB NDR: 8 NICs in a DGX-H100)
     sources: Mapping[str, str] = field(default_factory=dict)
     uncertain: tuple[str, ...] = ()
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # field -> (low, high) of an uncertain value
 
     def transfer_time_s(self, num_bytes: float) -> float:
         """Alpha-beta time to move ``num_bytes`` over an idle link."""
@@ -46,6 +49,7 @@ class GpuSpec:
     l2_bytes: float = 50e6  # L2 cache (bandwidth-bound kernels whose data stays in L2 run faster)
     sources: Mapping[str, str] = field(default_factory=dict)
     uncertain: tuple[str, ...] = ()
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # field -> (low, high) of an uncertain value
     kind: str = "gpu"
 
     def peak_flops(self, dtype: str) -> float:
@@ -80,6 +84,32 @@ class LpuSpec:
     sources: Mapping[str, str] = field(default_factory=dict)
     uncertain: tuple[str, ...] = ()
     kind: str = "lpu"
+
+
+@dataclass(frozen=True)
+class RackSpec:
+    """A rack of one kind of device, as a system fact: how many devices, their fabric, the rack's power.
+
+    Vera Rubin NVL72 (72 GPUs on NVLink 6) and Groq 3 LPX (256 LP30 chips on
+    C2C) are racks. ``attach_link`` names the link that joins this rack's
+    devices to the GPUs they serve (the LPX's link to Rubin); GPU racks leave
+    it empty. ``power_max_w`` is the whole rack (devices, CPUs, switches);
+    None when no figure is public (then count the devices' own power).
+    """
+
+    name: str
+    device: str  # chip preset of the rack's devices
+    devices: int  # devices per rack
+    trays: int  # compute trays the devices sit in
+    scale_up_link: str  # LinkSpec name of the device-to-device fabric inside the rack
+    scale_up_bw_bytes_per_s: float  # the rack's aggregate scale-up bandwidth, as quoted by the vendor
+    host_cpus: int = 0  # host CPUs in the rack (NVL72: 36 Vera CPUs)
+    attach_link: str = ""  # LinkSpec name joining these devices to the GPUs they serve ("" for GPU racks)
+    power_max_w: float | None = None  # whole rack; None: not public
+    sources: Mapping[str, str] = field(default_factory=dict)
+    uncertain: tuple[str, ...] = ()
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # field -> (low, high) of an uncertain value
+    kind: str = "rack"
 
 
 HardwareSpec = GpuSpec | LpuSpec

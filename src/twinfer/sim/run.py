@@ -80,7 +80,7 @@ class StepCostCache(MutableMapping[Hashable, StepCostModel]):
 def pool_cost_key(model: ModelSpec, pool: PoolConfig) -> tuple[Hashable, ...]:
     """What determines the step-cost model of one instance of ``pool``: the whole model and every backend setting."""
     return (model, pool.hardware, pool.tp, pool.pp, pool.chips, pool.precision, pool.batching.max_batch_seqs,
-            pool.engine)
+            pool.engine, pool.ep, pool.expert_imbalance)
 
 
 def make_pool_cost(model: ModelSpec, pool: PoolConfig, cache: CostCache | None = None) -> StepCostModel:
@@ -92,7 +92,7 @@ def make_pool_cost(model: ModelSpec, pool: PoolConfig, cache: CostCache | None =
     if cost is None:
         cost = make_step_cost(model, pool.hardware, tp=pool.tp, pp=pool.pp, chips=pool.chips,
                               precision=pool.precision, max_batch_seqs=pool.batching.max_batch_seqs,
-                              engine=pool.engine)
+                              engine=pool.engine, ep=pool.ep, expert_imbalance=pool.expert_imbalance)
         if cache is not None:
             cache[key] = cost
     return cost

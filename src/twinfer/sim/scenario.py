@@ -19,6 +19,8 @@ YAML schema (every key below; optional ones show their default)::
             hardware: h100               # twinfer hardware preset (GPU or LPU)
             tp: 4                        # GPUs: tensor x pipeline parallel (default 1, 1)
             pp: 1
+            ep: 1                        # GPUs, MoE models: attention replicas with the experts split over them
+            expert_imbalance: 1.0        # with ep > 1: hottest rank's expert load / mean
             chips: null                  # LPUs: chips per instance (null: the fewest that fit)
             count: 2                     # instances in the pool
             precision: bf16              # bf16 | fp8 | int8 (weights; KV bf16) or
@@ -139,6 +141,8 @@ class PoolConfig:
     count: int = 1
     tp: int = 1
     pp: int = 1
+    ep: int = 1  # expert-parallel attention replicas (GPUs: ep x tp per instance)
+    expert_imbalance: float = 1.0  # hottest EP rank's expert load over the mean
     chips: int | None = None  # LPU chips per instance (None: the fewest that fit)
     precision: Precision = field(default_factory=Precision)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
@@ -150,8 +154,8 @@ class PoolConfig:
     @classmethod
     def from_dict(cls, d: Any, where: str) -> PoolConfig:
         """Parse one entry of ``pools:``."""
-        d = _keys(d, ("hardware", "count", "tp", "pp", "chips", "precision", "batching", "price_per_hour_usd",
-                      "power_idle_w", "power_max_w", "engine"), where)
+        d = _keys(d, ("hardware", "count", "tp", "pp", "ep", "expert_imbalance", "chips", "precision", "batching",
+                      "price_per_hour_usd", "power_idle_w", "power_max_w", "engine"), where)
         hw = _str(d, "hardware", where)
         if not hw:
             raise ConfigError(f"{where}.hardware: required (a preset such as h100 or groq-tsp-v1; see `twinfer hardware`)")
@@ -170,6 +174,8 @@ class PoolConfig:
             count=int(_num(d, "count", where, 1, integer=True, minimum=1)),
             tp=int(_num(d, "tp", where, 1, integer=True, minimum=1)),
             pp=int(_num(d, "pp", where, 1, integer=True, minimum=1)),
+            ep=int(_num(d, "ep", where, 1, integer=True, minimum=1)),
+            expert_imbalance=float(_num(d, "expert_imbalance", where, 1.0, minimum=1.0, strict=False)),
             chips=_num(d, "chips", where, None, integer=True, minimum=1),
             precision=parse_precision(d.get("precision", "bf16"), f"{where}.precision"),
             batching=batching,

@@ -1,0 +1,170 @@
+"""Speculative decoding: tokens per verify step (closed form and seeded draws) and the time per output token.
+
+A drafter proposes ``k`` tokens; the target model checks all of them in one
+*verify* step over ``k + 1`` positions and keeps the longest accepted prefix
+plus one token of its own (the correction, or the bonus token when all ``k``
+pass). With ``a_i`` the probability that proposal ``i`` is accepted given
+that proposals ``1 .. i-1`` were, a verify step yields
+
+    E[tokens] = 1 + a_1 + a_1 a_2 + ... + a_1 ... a_k
+
+tokens, which for one acceptance rate ``a`` at every position is
+``(1 - a^(k+1)) / (1 - a)`` (Leviathan et al., "Fast Inference from
+Transformers via Speculative Decoding", ICML 2023, eq. 1). Drafters:
+``draft`` (a smaller model run ``k`` times), ``mtp`` (DeepSeek-V3's
+multi-token-prediction module) and ``eagle`` (EAGLE heads); the last two are
+about one decoder layer of the target per proposed token.
+
+Time per output token = (draft time + verify time) / E[tokens]. The verify
+step is priced by a backend's ``step_time_s`` on the existing
+:class:`~twinfer.models.step.StepShape` as a chunk of ``k + 1`` new tokens on
+top of each sequence's cache (:func:`verify_shape`), so GPU and LPU price it
+with their own models. What is left out: the drafter's catch-up on accepted
+tokens, its memory, and logits at every verified position (a step prices the
+LM head once per sequence).
+
+How it plugs into the simulator once multi-token decode steps land (the
+simulator-core issue): a decode pool with ``speculative:`` (parsed by
+:meth:`SpeculativeConfig.from_dict`) runs one verify step of ``k + 1`` tokens
+per sequence per iteration, adds :func:`draft_time_s`, and advances each
+request by tokens drawn with :func:`draw_tokens_per_step` from the scenario's
+seeded generator, so TPOT, TBT and throughput count accepted tokens and runs
+stay deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from twinfer.errors import ConfigError
+from twinfer.models.step import StepShape
+from twinfer.perf.base import StepCostModel
+
+METHODS = ("draft", "mtp", "eagle")
+
+
+@dataclass(frozen=True)
+class SpeculativeConfig:
+    """How a pool speculates: drafter kind, tokens proposed per step, and their acceptance.
+
+    ``acceptance[i]`` is the probability that proposal ``i + 1`` is accepted
+    given that the ones before it were (one value per proposed position).
+    """
+
+    method: str  # draft | mtp | eagle
+    k: int  # tokens proposed per verify step
+    acceptance: tuple[float, ...]  # per position, length k
+    draft_model: str | None = None  # the drafter's model preset (method "draft")
+
+    @classmethod
+    def build(cls, method: str, k: int, acceptance: float | Sequence[float], draft_model: str | None = None,
+              where: str = "speculative") -> SpeculativeConfig:
+        """Validate and normalise: one acceptance rate is repeated over the ``k`` positions."""
+        if method not in METHODS:
+            raise ConfigError(f"{where}.method: unknown drafter {method!r}; choose one of {', '.join(METHODS)}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"{where}.k: tokens proposed per step must be an integer >= 1, got {k!r}")
+        rates = [acceptance] * k if isinstance(acceptance, int | float) else list(acceptance)
+        if len(rates) != k:
+            raise ConfigError(f"{where}.acceptance: give one rate or one per proposed position ({k}), got {len(rates)}")
+        for rate in rates:
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
+                raise ConfigError(f"{where}.acceptance: probabilities in [0, 1], got {rate!r}")
+        if method == "draft" and not draft_model:
+            raise ConfigError(f"{where}.draft_model: method draft needs the drafter's model (e.g. llama-3.1-8b)")
+        return cls(method=method, k=k, acceptance=tuple(float(r) for r in rates), draft_model=draft_model)
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "speculative") -> SpeculativeConfig:
+        """Parse ``speculative: {method, k, acceptance, draft_model}`` (a pool's key once the simulator takes it)."""
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"{where}: expected a mapping {{method, k, acceptance, draft_model}}, got {d!r}")
+        unknown = set(d) - {"method", "k", "acceptance", "draft_model"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed keys are method, k, acceptance, draft_model")
+        if "k" not in d or "acceptance" not in d:
+            raise ConfigError(f"{where}: needs k (tokens proposed per step) and acceptance (a rate or one per position)")
+        method = d.get("method", "draft" if d.get("draft_model") else "mtp")
+        return cls.build(str(method), d["k"], d["acceptance"], d.get("draft_model"), where)
+
+
+def expected_tokens_per_step(cfg: SpeculativeConfig) -> float:
+    """E[tokens a verify step yields]: the sum over accepted prefixes of their probabilities, plus the target's token."""
+    total, prefix = 1.0, 1.0
+    for rate in cfg.acceptance:
+        prefix *= rate
+        total += prefix
+    return total
+
+
+def draw_tokens_per_step(cfg: SpeculativeConfig, rng: np.random.Generator, size: int) -> np.ndarray:
+    """Tokens yielded by ``size`` verify steps (each 1 .. k + 1), drawn from ``rng``: accepted prefix + 1."""
+    passed = rng.random((size, cfg.k)) < np.asarray(cfg.acceptance)
+    return np.cumprod(passed, axis=1).sum(axis=1) + 1
+
+
+def verify_steps_for(cfg: SpeculativeConfig, rng: np.random.Generator, output_tokens: int) -> int:
+    """Verify steps one request needs to produce ``output_tokens`` tokens, drawn from ``rng``."""
+    if output_tokens < 1:
+        return 0
+    emitted = np.cumsum(draw_tokens_per_step(cfg, rng, output_tokens))  # each step yields >= 1: enough draws
+    return int(np.searchsorted(emitted, output_tokens)) + 1
+
+
+def verify_shape(cached_lens: Sequence[int], k: int) -> StepShape:
+    """One verify step: ``k + 1`` new positions per sequence on top of its ``cached_lens`` tokens, as a prefill chunk."""
+    return StepShape.prefill([k + 1] * len(cached_lens), cached_lens)
+
+
+def draft_time_s(cfg: SpeculativeConfig, cached_lens: Sequence[int], draft: StepCostModel | float,
+                 target_decode_s: float) -> float:
+    """Time the drafter takes to propose ``k`` tokens for the batch.
+
+    ``draft`` is the drafter's step-cost model (``k`` decode steps at growing
+    contexts), or, for MTP/EAGLE heads, the fraction of the target's decode
+    step one proposal costs (about one layer of the target: 1 / num_layers).
+    """
+    if isinstance(draft, int | float):
+        if not 0.0 <= draft <= 1.0:
+            raise ConfigError(f"a drafter's cost as a fraction of the target's step is in [0, 1], got {draft}")
+        return cfg.k * draft * target_decode_s
+    return sum(draft.step_time_s(StepShape.decode([c + 1 + i for c in cached_lens])) for i in range(cfg.k))
+
+
+@dataclass(frozen=True)
+class SpeculativeTiming:
+    """One speculative iteration of a batch against plain decoding (seconds, tokens per sequence)."""
+
+    plain_step_s: float  # one plain decode step (one token per sequence)
+    draft_s: float  # the drafter's k proposals
+    verify_step_s: float  # the target's step over k + 1 positions
+    tokens_per_step: float  # expected tokens per sequence per iteration
+
+    @property
+    def time_per_token_s(self) -> float:
+        """Expected time per output token with speculation."""
+        return (self.draft_s + self.verify_step_s) / self.tokens_per_step
+
+    @property
+    def speedup(self) -> float:
+        """Plain time per token over speculative time per token (> 1: speculation pays)."""
+        return self.plain_step_s / self.time_per_token_s
+
+
+def speculative_timing(cfg: SpeculativeConfig, target: StepCostModel, cached_lens: Sequence[int],
+                       draft: StepCostModel | float) -> SpeculativeTiming:
+    """Price one speculative iteration of a batch whose sequences hold ``cached_lens`` tokens, against plain decoding."""
+    if not cached_lens or min(cached_lens) < 0:
+        raise ConfigError("speculative timing needs at least one sequence with a cached length >= 0")
+    plain = target.step_time_s(StepShape.decode([c + 1 for c in cached_lens]))
+    verify = target.step_time_s(verify_shape(cached_lens, cfg.k))
+    drafting = draft_time_s(cfg, cached_lens, draft, plain)
+    tokens = expected_tokens_per_step(cfg)
+    if not math.isfinite(verify) or verify <= 0:
+        raise ConfigError(f"the target priced a verify step at {verify} s")
+    return SpeculativeTiming(plain_step_s=plain, draft_s=drafting, verify_step_s=verify, tokens_per_step=tokens)
