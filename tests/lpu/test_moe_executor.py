@@ -1,0 +1,56 @@
+"""The executor on compiled Mixtral programs against transformers' ``MixtralForCausalLM``.
+
+A random tiny Mixtral (moe_helpers.make_tiny_mixtral) is saved as safetensors
++ config.json and loaded through twinfer's own checkpoint code. Tolerances as
+in test_executor.py: logits within 1e-4 (bf16-valued weights held exactly;
+fp32 accumulation order differs, ~1e-5), and every greedy step wins by a
+margin far above that, so equal tokens are evidence.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from executor_helpers import greedy_margins, hf_greedy, tiny_chip
+from moe_helpers import make_tiny_mixtral
+
+from twinfer.lpu.executor import compile_generation, execute_generation, unused_weights
+from twinfer.lpu.weights import WeightStore, checkpoint_spec
+from twinfer.models.ops import Precision
+
+LOGIT_ATOL = 1e-4
+MIN_MARGIN = 20 * LOGIT_ATOL
+PROMPT = [[3, 17, 42, 99, 5, 64, 12], [7, 7, 1, 120, 33, 2, 90]]
+NEW_TOKENS = 6
+
+
+@pytest.mark.parametrize(
+    ("sram_bytes", "chips", "kwargs"),
+    [
+        (400_000, None, {}),  # fewest chips: attention stage(s) + expert chips
+        (150_000, 12, {"experts": 8}),  # tensor split, experts on more chips than the stage has
+        (400_000, None, {"experts": 4, "top_k": 1, "layers": 3}),  # top-1 routing
+    ],
+    ids=["min-chips", "tp-8experts", "top1"],
+)
+def test_executor_on_compiled_mixtral_matches_transformers(tmp_path, sram_bytes, chips, kwargs):
+    model = make_tiny_mixtral(tmp_path, **kwargs)
+    spec = checkpoint_spec(tmp_path)
+    prec = Precision(weights="bf16", activations="fp16", kv_cache="fp16")
+    compiled = compile_generation(spec, tiny_chip(sram_bytes), chips=chips, batch=len(PROMPT),
+                                  prompt_len=len(PROMPT[0]), max_new_tokens=NEW_TOKENS, precision=prec)
+    store = WeightStore.open(tmp_path, spec)
+    assert unused_weights(compiled, store) == []  # every router and expert tensor is read
+    plan = compiled.plan
+    expert_chips = {c for g in plan.expert_groups for c in g.chips}
+    assert expert_chips and {i.chip for i in compiled.prefill.instrs if i.op == "moe_experts"} == expert_chips
+    if chips:
+        assert plan.tp > 1 and plan.ep > plan.tp
+    gen = execute_generation(compiled, store, np.array(PROMPT))
+    hf_tokens, hf_logits = hf_greedy(model, PROMPT, NEW_TOKENS)
+    assert greedy_margins(hf_logits).min() > MIN_MARGIN, "test model too flat to discriminate"
+    assert len(set(hf_tokens.reshape(-1).tolist())) > 3, "greedy output collapsed"
+    diffs = [np.abs(a - b).max() for a, b in zip(gen.logits, hf_logits, strict=True)]
+    print(f"max |logit diff| vs transformers: {max(diffs):.2e}")
+    assert max(diffs) < LOGIT_ATOL, diffs
+    assert np.array_equal(gen.tokens, hf_tokens)
