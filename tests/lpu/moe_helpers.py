@@ -56,3 +56,30 @@ def tiny_moe_spec(*, experts: int = 8, top_k: int = 2, shared: int = 0, mla: boo
         head_dim=24 if mla else 16, intermediate_size=128, vocab_size=128, max_position_embeddings=256,
         attention="mla" if mla else "gqa", mla=shape if mla else None, moe=moe,
     )  # fmt: skip
+
+
+def make_tiny_deepseek_v3(folder: Path, *, layers: int = 3, seed: int = 0, rope_interleave: bool = True) -> Any:
+    """A random ``DeepseekV3ForCausalLM`` (MLA with q LoRA, 1 dense + MoE layers with a shared expert,
+    sigmoid group-limited routing), bf16-valued weights and a random score-correction bias, saved to disk."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(seed)
+    cfg = transformers.DeepseekV3Config(
+        hidden_size=64, intermediate_size=128, moe_intermediate_size=32, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=4, vocab_size=128, n_routed_experts=8, num_experts_per_tok=2,
+        n_group=2, topk_group=1, n_shared_experts=1, first_k_dense_replace=1, q_lora_rank=48, kv_lora_rank=32,
+        qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16, max_position_embeddings=256,
+        routed_scaling_factor=2.5, initializer_range=0.3, rms_norm_eps=1e-6, rope_interleave=rope_interleave,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, tie_word_embeddings=False,
+    )  # fmt: skip
+    model = transformers.DeepseekV3ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim == 1 and "norm" in name:
+                p.add_(torch.randn_like(p) * 0.2)
+            p.copy_(p.to(torch.bfloat16).float())
+        for name, buf in model.named_buffers():
+            if name.endswith("e_score_correction_bias"):
+                buf.copy_((torch.randn_like(buf) * 0.1).to(torch.bfloat16).float())
+    model.save_pretrained(folder, safe_serialization=True)
+    return model

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from executor_helpers import greedy_margins, hf_greedy, tiny_chip
-from moe_helpers import make_tiny_mixtral
+from moe_helpers import make_tiny_deepseek_v3, make_tiny_mixtral
 
 from twinfer.lpu.executor import compile_generation, execute_generation, unused_weights
 from twinfer.lpu.weights import WeightStore, checkpoint_spec
@@ -46,6 +46,29 @@ def test_executor_on_compiled_mixtral_matches_transformers(tmp_path, sram_bytes,
     assert expert_chips and {i.chip for i in compiled.prefill.instrs if i.op == "moe_experts"} == expert_chips
     if chips:
         assert plan.tp > 1 and plan.ep > plan.tp
+    gen = execute_generation(compiled, store, np.array(PROMPT))
+    hf_tokens, hf_logits = hf_greedy(model, PROMPT, NEW_TOKENS)
+    assert greedy_margins(hf_logits).min() > MIN_MARGIN, "test model too flat to discriminate"
+    assert len(set(hf_tokens.reshape(-1).tolist())) > 3, "greedy output collapsed"
+    diffs = [np.abs(a - b).max() for a, b in zip(gen.logits, hf_logits, strict=True)]
+    print(f"max |logit diff| vs transformers: {max(diffs):.2e}")
+    assert max(diffs) < LOGIT_ATOL, diffs
+    assert np.array_equal(gen.tokens, hf_tokens)
+
+
+@pytest.mark.parametrize(("sram_bytes", "chips", "interleave"), [(600_000, None, True), (200_000, 24, False)],
+                         ids=["min-chips", "head-split-rotate-half"])
+def test_executor_on_compiled_deepseek_v3_matches_transformers(tmp_path, sram_bytes, chips, interleave):
+    model = make_tiny_deepseek_v3(tmp_path, rope_interleave=interleave)
+    spec = checkpoint_spec(tmp_path)
+    assert spec.mla is not None and spec.mla.rope_interleave == interleave
+    prec = Precision(weights="bf16", activations="fp16", kv_cache="fp16")
+    compiled = compile_generation(spec, tiny_chip(sram_bytes), chips=chips, batch=len(PROMPT),
+                                  prompt_len=len(PROMPT[0]), max_new_tokens=NEW_TOKENS, precision=prec)
+    store = WeightStore.open(tmp_path, spec)
+    assert unused_weights(compiled, store) == []
+    if chips:
+        assert compiled.plan.tp > 1
     gen = execute_generation(compiled, store, np.array(PROMPT))
     hf_tokens, hf_logits = hf_greedy(model, PROMPT, NEW_TOKENS)
     assert greedy_margins(hf_logits).min() > MIN_MARGIN, "test model too flat to discriminate"

@@ -116,18 +116,6 @@ def test_checkpoint_spec_reads_transformers5_rope(tmp_path):
     assert dict(spec.rope_scaling)["rope_type"] == "llama3"
 
 
-def test_checkpoint_spec_rejects_mla_naming_the_factory_issue(tmp_path):
-    cfg = {
-        "architectures": ["DeepseekV3ForCausalLM"], "hidden_size": 8, "num_attention_heads": 2,
-        "num_hidden_layers": 1, "intermediate_size": 16, "vocab_size": 10,
-        "max_position_embeddings": 32, "kv_lora_rank": 4, "qk_nope_head_dim": 2, "qk_rope_head_dim": 2,
-        "v_head_dim": 2, "n_routed_experts": 2, "num_experts_per_tok": 1, "moe_intermediate_size": 4,
-    }  # fmt: skip
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ConfigError, match="MLA.*issue 12"):
-        checkpoint_spec(tmp_path)
-
-
 def test_checkpoint_spec_accepts_mixtral(tmp_path):
     cfg = {
         "architectures": ["MixtralForCausalLM"], "hidden_size": 8, "num_attention_heads": 2,

@@ -100,7 +100,7 @@ class ProgramExecutor:
             attrs = dict(instr.attrs)
             if placed and instr.op in ("matmul", "embed"):
                 _check_placed(instr, attrs, placed)
-            if placed and instr.op in ("router", "moe_experts"):
+            if placed and instr.op in ("router", "moe_experts", "mla_attention"):
                 for key in weight_keys(instr.op, attrs):
                     if (key, instr.chip) not in placed:
                         raise ProgramError(f"instr {instr.index} ({instr.op} on chip {instr.chip}) reads weight "

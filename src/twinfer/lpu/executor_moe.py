@@ -1,9 +1,9 @@
 """Executor handlers of the mixture-of-experts and latent-attention ops (see :mod:`twinfer.lpu.executor`).
 
-``router`` and ``moe_experts`` run numerically with :mod:`twinfer.lpu.moe_kernels`.
-``mla_attention`` (DeepSeek's multi-head latent attention) is compiled and
-costed by the cycle model but not executed: numeric MLA is left to issue 12
-(the 2026 AI factory), so running it raises a ConfigError saying so.
+``router`` and ``moe_experts`` run with :mod:`twinfer.lpu.moe_kernels`,
+``mla_attention`` with :mod:`twinfer.lpu.mla_kernels`; its KV cache entry per
+(chip, layer) holds the latent [B, 1, S, kv_lora_rank] and the rotated shared
+key [B, 1, S, qk_rope_head_dim] (every chip of a head split keeps its copy).
 """
 
 from __future__ import annotations
@@ -11,20 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twinfer.errors import ConfigError
+import numpy as np
+
+from twinfer.lpu import kernels as K
+from twinfer.lpu import mla_kernels as ML
 from twinfer.lpu import moe_kernels as MK
 from twinfer.lpu.ir import weight_key
-
-#: The message every refusal to execute MLA carries.
-MLA_NOT_EXECUTED = (
-    "DeepSeek multi-head latent attention (MLA) is compiled and costed on the LPU but the numpy executor "
-    "does not run it yet; numeric MLA is planned with issue 12 (the 2026 AI factory). Use `twinfer compile` "
-    "for its latency, or run a grouped-query model (llama, mistral, qwen2, mixtral)"
-)
+from twinfer.lpu.reference import _scaling_dict
 
 
 def weight_keys(op: str, attrs: dict[str, Any]) -> list[str]:
-    """Placement names of the weight shards a router or moe_experts instruction reads."""
+    """Placement names of the weight shards a router, moe_experts or mla_attention instruction reads."""
+    if op == "mla_attention":
+        return [weight_key(attrs["weight"], tuple(attrs["rows"]), tuple(attrs["cols"]))]
     if op == "router":
         return [weight_key(attrs["weight"], (0, attrs["num_experts"]), (0, attrs["hidden"]))]
     h, inter = attrs["hidden"], tuple(attrs["inter"])
@@ -57,7 +56,24 @@ def _op_moe_experts(ex: Any, ctx: Any, instr: Any, a: dict[str, Any], args: list
 
 
 def _op_mla_attention(ex: Any, ctx: Any, instr: Any, a: dict[str, Any], args: list[Any]) -> Any:
-    raise ConfigError(MLA_NOT_EXECUTED)
+    q, kva = args
+    b = ctx.program.batch
+    heads, kvr, nope = int(a["heads"]), int(a["kv_lora_rank"]), int(a["qk_nope_head_dim"])
+    rope, v_dim = int(a["qk_rope_head_dim"]), int(a["v_head_dim"])
+    t, past = q.shape[0] // b, ctx.past_len
+    positions = np.tile(past + np.arange(t), b)
+    inv = ex._inv_freq.get(rope, float(a["theta"]), _scaling_dict(a.get("rope_scaling")))
+    interleave = bool(a.get("rope_interleave", True))
+    latent = K.rmsnorm(kva[:, :kvr], ex.store.vector(a["norm"]), float(a["eps"]))
+    k_rot = ML.rotate(kva[:, kvr:].reshape(-1, 1, rope), positions, inv, interleave)
+    qh = q.reshape(-1, heads, nope + rope)
+    qh = np.concatenate([qh[..., :nope], ML.rotate(qh[..., nope:], positions, inv, interleave)], axis=-1)
+    key = (instr.chip, int(a["layer"]), "mla", 0)
+    lat_all, rot_all = ex.cache.append(key, latent.reshape(b, 1, t, kvr), k_rot.reshape(b, 1, t, rope))
+    kv_b = ex._shard(a["weight"], tuple(a["rows"]), tuple(a["cols"]), a.get("dtype", ctx.program.weight_dtype))
+    out = ML.mla_attention(qh.reshape(b, t, heads, nope + rope), lat_all[:, 0], rot_all[:, 0], kv_b, heads=heads,
+                           nope=nope, v_dim=v_dim, scale=float(a["softmax_scale"]), past_len=past)
+    return out.reshape(-1, heads * v_dim)
 
 
 MOE_HANDLERS: dict[str, Callable[..., Any]] = {

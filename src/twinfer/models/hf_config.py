@@ -119,6 +119,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, where: str = "config.json")
             qk_nope_head_dim=_positive_int(cfg, "qk_nope_head_dim", where),
             qk_rope_head_dim=_positive_int(cfg, "qk_rope_head_dim", where),
             v_head_dim=_positive_int(cfg, "v_head_dim", where),
+            rope_interleave=bool(cfg.get("rope_interleave", True)),
         )
         common["head_dim"] = common["mla"].qk_nope_head_dim + common["mla"].qk_rope_head_dim
         common["num_kv_heads"] = heads

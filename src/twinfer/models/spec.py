@@ -25,6 +25,7 @@ class MlaShape:
     qk_nope_head_dim: int  # per-head query/key dims without rotary embedding
     qk_rope_head_dim: int  # per-head dims that carry rotary embedding (shared key part)
     v_head_dim: int  # per-head value dims
+    rope_interleave: bool = True  # rotary pairs (x0, x1), (x2, x3)... (HF DeepseekV3Config default)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ and ``mlp.shared_experts.*`` (the shared experts fused into one FFN of width
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 from twinfer.lpu.ir import Instr
@@ -104,5 +105,21 @@ def lower_mla_attention(e: Emitter, model: ModelSpec, li: int, sfx: str, tokens:
            v_head_dim=m.v_head_dim, weight=p + "kv_b_proj.weight", dtype=wd,
            rows=(0, nh * (m.qk_nope_head_dim + m.v_head_dim)), cols=(0, m.kv_lora_rank),
            norm=p + "kv_a_layernorm.weight", eps=model.rms_norm_eps, theta=model.rope_theta, pos_offset=pos,
+           rope_scaling=tuple(model.rope_scaling) if model.rope_scaling else None,
+           rope_interleave=m.rope_interleave, softmax_scale=mla_softmax_scale(model),
            role="mla_attention", block=b, shape=(tokens, nh * m.v_head_dim))
     mm("mla_o", t("a"), t("o"), "o_proj", h, nh * m.v_head_dim)
+
+
+def mla_softmax_scale(model: ModelSpec) -> float:
+    """qk_head_dim^-0.5, times mscale^2 under YaRN rope scaling with ``mscale_all_dim`` (HF ``yarn_apply_mscale``)."""
+    m = model.mla
+    assert m is not None
+    scale = (m.qk_nope_head_dim + m.qk_rope_head_dim) ** -0.5
+    rs = dict(model.rope_scaling)
+    kind = rs.get("rope_type") or rs.get("type") or "default"
+    all_dim, factor = float(rs.get("mscale_all_dim", 0) or 0), float(rs.get("factor", 1) or 1)  # type: ignore[arg-type]
+    if kind != "default" and all_dim and factor > 1:
+        mscale = 0.1 * all_dim * math.log(factor) + 1.0
+        scale *= mscale * mscale
+    return scale
