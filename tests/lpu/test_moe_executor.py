@@ -14,7 +14,13 @@ import pytest
 from executor_helpers import greedy_margins, hf_greedy, tiny_chip
 from moe_helpers import make_tiny_deepseek_v3, make_tiny_mixtral
 
-from twinfer.lpu.executor import compile_generation, execute_generation, unused_weights
+from twinfer.lpu.executor import (
+    ReferenceModel,
+    compile_generation,
+    execute_generation,
+    greedy_generate,
+    unused_weights,
+)
 from twinfer.lpu.weights import WeightStore, checkpoint_spec
 from twinfer.models.ops import Precision
 
@@ -76,4 +82,22 @@ def test_executor_on_compiled_deepseek_v3_matches_transformers(tmp_path, sram_by
     diffs = [np.abs(a - b).max() for a, b in zip(gen.logits, hf_logits, strict=True)]
     print(f"max |logit diff| vs transformers: {max(diffs):.2e}")
     assert max(diffs) < LOGIT_ATOL, diffs
+    assert np.array_equal(gen.tokens, hf_tokens)
+
+
+@pytest.mark.parametrize("family", ["mixtral", "deepseek_v3"])
+def test_reference_forward_matches_transformers_at_every_position(tmp_path, family):
+    """The plain reference forward (used by ``twinfer serve``) on MoE and MLA models, prefill then decode."""
+    torch = pytest.importorskip("torch")
+    model = make_tiny_mixtral(tmp_path) if family == "mixtral" else make_tiny_deepseek_v3(tmp_path)
+    spec = checkpoint_spec(tmp_path)
+    ref = ReferenceModel(spec, WeightStore.open(tmp_path, spec), dtype="bf16")
+    ours = ref.forward(np.array(PROMPT))
+    with torch.no_grad():
+        theirs = model(input_ids=torch.tensor(PROMPT)).logits.numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=LOGIT_ATOL)
+    fresh = ReferenceModel(spec, ref.store, dtype="bf16")  # empty cache: prefill, then decode steps
+    gen = greedy_generate(lambda ids: fresh.forward(ids)[:, -1], np.array(PROMPT), NEW_TOKENS)
+    hf_tokens, hf_logits = hf_greedy(model, PROMPT, NEW_TOKENS)
+    assert max(np.abs(a - b).max() for a, b in zip(gen.logits, hf_logits, strict=True)) < LOGIT_ATOL
     assert np.array_equal(gen.tokens, hf_tokens)

@@ -36,8 +36,6 @@ def weight_keys(op: str, attrs: dict[str, Any]) -> list[str]:
 
 
 def _op_router(ex: Any, ctx: Any, instr: Any, a: dict[str, Any], args: list[Any]) -> Any:
-    from twinfer.lpu import kernels as K
-
     e, h = int(a["num_experts"]), int(a["hidden"])
     gate = ex._shard(a["weight"], (0, e), (0, h), a.get("dtype", ctx.program.weight_dtype))
     bias = ex.store.vector(a["bias"]) if a.get("bias") else None
@@ -63,11 +61,9 @@ def _op_mla_attention(ex: Any, ctx: Any, instr: Any, a: dict[str, Any], args: li
     t, past = q.shape[0] // b, ctx.past_len
     positions = np.tile(past + np.arange(t), b)
     inv = ex._inv_freq.get(rope, float(a["theta"]), _scaling_dict(a.get("rope_scaling")))
-    interleave = bool(a.get("rope_interleave", True))
-    latent = K.rmsnorm(kva[:, :kvr], ex.store.vector(a["norm"]), float(a["eps"]))
-    k_rot = ML.rotate(kva[:, kvr:].reshape(-1, 1, rope), positions, inv, interleave)
-    qh = q.reshape(-1, heads, nope + rope)
-    qh = np.concatenate([qh[..., :nope], ML.rotate(qh[..., nope:], positions, inv, interleave)], axis=-1)
+    qh, latent, k_rot = ML.mla_inputs(q, kva, ex.store.vector(a["norm"]), eps=float(a["eps"]), heads=heads,
+                                      kv_lora_rank=kvr, nope=nope, rope=rope, positions=positions, inv_freq=inv,
+                                      interleave=bool(a.get("rope_interleave", True)))
     key = (instr.chip, int(a["layer"]), "mla", 0)
     lat_all, rot_all = ex.cache.append(key, latent.reshape(b, 1, t, kvr), k_rot.reshape(b, 1, t, rope))
     kv_b = ex._shard(a["weight"], tuple(a["rows"]), tuple(a["cols"]), a.get("dtype", ctx.program.weight_dtype))

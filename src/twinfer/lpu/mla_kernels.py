@@ -33,6 +33,18 @@ def rotate(x: np.ndarray, positions: np.ndarray, inv_freq: np.ndarray, interleav
     return K.rope(x.reshape(t, n * d), positions, n, d, inv_freq).reshape(t, n, d)
 
 
+def mla_inputs(q: np.ndarray, kva: np.ndarray, norm: np.ndarray, *, eps: float, heads: int, kv_lora_rank: int,
+               nope: int, rope: int, positions: np.ndarray, inv_freq: np.ndarray, interleave: bool
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Queries [T, heads, nope+rope] (rope part rotated), the normalised latent [T, kv_lora_rank] and the
+    rotated shared key [T, rope], from q [T, heads*(nope+rope)] and kv_a's output [T, kv_lora_rank + rope]."""
+    latent = K.rmsnorm(kva[:, :kv_lora_rank], norm, eps)
+    k_rot = rotate(kva[:, kv_lora_rank:].reshape(-1, 1, rope), positions, inv_freq, interleave).reshape(-1, rope)
+    qh = q.reshape(-1, heads, nope + rope)
+    qh = np.concatenate([qh[..., :nope], rotate(qh[..., nope:], positions, inv_freq, interleave)], axis=-1)
+    return qh, latent, k_rot
+
+
 def mla_attention(q: np.ndarray, latent: np.ndarray, k_rot: np.ndarray, kv_b: K.QuantWeight, *, heads: int,
                   nope: int, v_dim: int, scale: float, past_len: int) -> np.ndarray:
     """Causal MLA of new queries over the cache.

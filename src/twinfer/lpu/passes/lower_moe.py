@@ -12,6 +12,7 @@ and ``mlp.shared_experts.*`` (the shared experts fused into one FFN of width
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twinfer.lpu.ir import Instr
@@ -25,18 +26,28 @@ class Emitter(Protocol):
              cycles: int = -1, **attrs: Any) -> Instr: ...
 
 
-def moe_names(model: ModelSpec, li: int) -> dict[str, object]:
-    """HF tensor names of layer ``li``'s router, experts (with ``{e}``) and shared experts."""
+@dataclass(frozen=True)
+class MoeNames:
+    """HF tensor names of one MoE layer: router, its bias, experts (``{e}`` = expert id), shared experts."""
+
+    gate: str
+    bias: str | None  # DeepSeek-V3's e_score_correction_bias
+    experts: tuple[str, str, str]  # gate, up, down projections
+    shared: tuple[str, str, str] | None  # DeepSeek's shared experts (gate, up, down), None for Mixtral
+
+
+def moe_names(model: ModelSpec, li: int) -> MoeNames:
+    """The tensor names of layer ``li``'s MoE block in a Mixtral or DeepSeek-V3 checkpoint."""
     p = f"model.layers.{li}."
     if model.architecture == "mixtral":
         base = p + "block_sparse_moe."
-        return {"gate": base + "gate.weight", "bias": None,
-                "experts": tuple(base + f"experts.{{e}}.{w}.weight" for w in ("w1", "w3", "w2")),
-                "shared": None}
+        w1, w3, w2 = (base + f"experts.{{e}}.{w}.weight" for w in ("w1", "w3", "w2"))
+        return MoeNames(gate=base + "gate.weight", bias=None, experts=(w1, w3, w2), shared=None)
     base = p + "mlp."
-    return {"gate": base + "gate.weight", "bias": base + "gate.e_score_correction_bias",
-            "experts": tuple(base + f"experts.{{e}}.{w}_proj.weight" for w in ("gate", "up", "down")),
-            "shared": tuple(base + f"shared_experts.{w}_proj.weight" for w in ("gate", "up", "down"))}
+    g, u, d = (base + f"experts.{{e}}.{w}_proj.weight" for w in ("gate", "up", "down"))
+    sg, su, sd = (base + f"shared_experts.{w}_proj.weight" for w in ("gate", "up", "down"))
+    return MoeNames(gate=base + "gate.weight", bias=base + "gate.e_score_correction_bias", experts=(g, u, d),
+                    shared=(sg, su, sd))
 
 
 def lower_moe_ffn(e: Emitter, model: ModelSpec, li: int, sfx: str, tokens: int, wd: str) -> None:
@@ -49,20 +60,19 @@ def lower_moe_ffn(e: Emitter, model: ModelSpec, li: int, sfx: str, tokens: int, 
     def t(name: str) -> str:
         return f"L{li}.{name}{sfx}"
 
-    e.emit("router", 0, "MXM", (t("n2"),), (t("rw"),), weight=names["gate"], bias=names["bias"], dtype=wd,
+    e.emit("router", 0, "MXM", (t("n2"),), (t("rw"),), weight=names.gate, bias=names.bias, dtype=wd,
            num_experts=moe.num_experts, top_k=moe.experts_per_token, scoring=moe.scoring, n_group=moe.n_group,
            topk_group=moe.topk_group, norm_topk_prob=moe.norm_topk_prob,
            routed_scaling_factor=moe.routed_scaling_factor, layer=li, hidden=h, role="router", block=b,
            shape=(tokens, moe.num_experts))
-    shared = names["shared"]
+    shared = names.shared
     routed_out = t("ed") if shared else t("d")
     e.emit("moe_experts", 0, "MXM", (t("n2"), t("rw")), (routed_out,), layer=li, experts=(0, moe.num_experts),
-           inter=(0, moe.expert_intermediate_size), names=names["experts"], dtype=wd,
+           inter=(0, moe.expert_intermediate_size), names=names.experts, dtype=wd,
            num_experts=moe.num_experts, top_k=moe.experts_per_token, hidden=h, role="experts", block=b,
            shape=(tokens, h))
     if not shared:
         return
-    assert isinstance(shared, tuple)
     width = moe.num_shared_experts * moe.expert_intermediate_size
     for role, name, out in (("shared_gate", shared[0], "sg"), ("shared_up", shared[1], "su")):
         e.emit("matmul", 0, "MXM", (t("n2"),), (t(out),), weight=name, rows=(0, width), cols=(0, h), dtype=wd,
