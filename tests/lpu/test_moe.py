@@ -169,7 +169,8 @@ def test_moe_plan_given_chips_fits_and_reports_the_minimum():
 
 
 def test_expert_cycles_follow_the_closed_form_by_hand():
-    """Busiest chip's experts = max(1, imbalance * n * (1 - (1 - k/E)^B)) x one expert's gate/up/silu/down."""
+    """Busiest chip: a = min(n, max(1, imbalance*n*(1-(1-k/E)^B))) experts, each on its share of the chip's
+    routed rows min(B*n, imbalance*B*k*n/E), priced by the chip's own matmul and vector costs."""
     spec, chip, plan, prog = _moe_program()
     ins = next(i for i in prog.instrs if i.op == "moe_experts")
     (e0, e1), (i0, i1) = ins.attr("experts"), ins.attr("inter")
@@ -181,11 +182,12 @@ def test_expert_cycles_follow_the_closed_form_by_hand():
         return (2 * chip.matmul_cycles(rows, h, ir, "bf16") + chip.vxm_cycles(rows * ir, p.vxm_ops_silu_mul)
                 + chip.matmul_cycles(rows, ir, h, "bf16") + chip.vxm_cycles(rows * h, 2))
 
-    for tokens, imb in ((2, 1.0), (2, 1.4), (40, 1.0)):
+    for tokens, imb in ((2, 1.0), (2, 1.4), (40, 1.0), (40, 1.5), (400, 1.5)):
         c = with_params(chip, moe_imbalance_factor=imb)
         busy_frac = 1 - (1 - 2 / 8) ** tokens
         busy = min(n, max(1.0, imb * n * busy_frac))
-        rows = math.ceil(tokens * 2 / 8 / busy_frac)
+        routed = min(tokens * n, imb * tokens * 2 * n / 8)  # the busiest chip's share of the B*k slots
+        rows = min(tokens, math.ceil(routed / busy))
         got = instr_cycles(ins.with_attrs(shape=(tokens, h)), c, step)
         assert got == math.ceil(busy * one_expert(rows))
 

@@ -36,8 +36,9 @@ NEW_TOKENS = 6
         (400_000, None, {}),  # fewest chips: attention stage(s) + expert chips
         (150_000, 12, {"experts": 8}),  # tensor split, experts on more chips than the stage has
         (400_000, None, {"experts": 4, "top_k": 1, "layers": 3}),  # top-1 routing
+        (200_000, None, {"intermediate": 768}),  # an expert larger than a chip: split by intermediate rows
     ],
-    ids=["min-chips", "tp-8experts", "top1"],
+    ids=["min-chips", "tp-8experts", "top1", "split-experts"],
 )
 def test_executor_on_compiled_mixtral_matches_transformers(tmp_path, sram_bytes, chips, kwargs):
     model = make_tiny_mixtral(tmp_path, **kwargs)
@@ -52,6 +53,8 @@ def test_executor_on_compiled_mixtral_matches_transformers(tmp_path, sram_bytes,
     assert expert_chips and {i.chip for i in compiled.prefill.instrs if i.op == "moe_experts"} == expert_chips
     if chips:
         assert plan.tp > 1 and plan.ep > plan.tp
+    if kwargs.get("intermediate"):
+        assert plan.ep > spec.moe.num_experts  # each expert spread over several chips
     gen = execute_generation(compiled, store, np.array(PROMPT))
     hf_tokens, hf_logits = hf_greedy(model, PROMPT, NEW_TOKENS)
     assert greedy_margins(hf_logits).min() > MIN_MARGIN, "test model too flat to discriminate"

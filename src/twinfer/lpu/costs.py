@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from twinfer.lpu.chip import Chip
+from twinfer.lpu.experts import expected_active_experts, routed_rows
 from twinfer.lpu.ir import Instr
 from twinfer.units import dtype_bytes
 
@@ -78,16 +79,15 @@ def moe_mla_cycles(ins: Instr, chip: Chip, step: StepInfo) -> int:
     Router: gate GEMM on the MXM, then softmax/sigmoid and ``top_k`` max passes
     over the ``E`` scores on the VXM (assumption: one pass per pick).
     Experts: a static schedule gives every expert chip the slot of the busiest
-    one, which runs ``max(1, imbalance x n x (1 - (1 - k/E)^B))`` of its ``n``
-    experts (at most ``n``), each streaming the expected routed rows through
-    gate, up (MXM), SwiGLU (VXM), down (MXM) and the weighted accumulate (VXM).
+    one, which runs ``a = min(n, max(1, imbalance x n x (1 - (1 - k/E)^B)))`` of
+    its ``n`` experts, each streaming ``ceil(R / a)`` of the chip's routed rows
+    ``R = min(B n, imbalance x B k n / E)`` through gate, up (MXM), SwiGLU (VXM),
+    down (MXM) and the weighted accumulate (VXM).
     MLA (absorbed form, DeepSeek-V2 sec. 2.1.2): rope on q/k rope parts and the
     latent norm (VXM), q_nope x W_UK per head, attention over the cached latent
     + rope key (``kv_lora_rank + qk_rope_head_dim`` wide, one KV head), and
     the latent output x W_UV per head.
     """
-    from twinfer.lpu.experts import expected_active_experts, rows_per_active_expert
-
     rows, width = ins.attr("shape")
     p, wd = chip.params, ins.attr("dtype")
     if ins.op == "router":
@@ -98,11 +98,12 @@ def moe_mla_cycles(ins: Instr, chip: Chip, step: StepInfo) -> int:
         e0, e1 = ins.attr("experts")
         i0, i1 = ins.attr("inter")
         n, ir = e1 - e0, i1 - i0
-        busy = max(1.0, expected_active_experts(e, k, rows, local_experts=n, imbalance=p.moe_imbalance_factor))
-        r = max(1, math.ceil(rows_per_active_expert(e, k, rows)))
+        imb = p.moe_imbalance_factor
+        busy = min(float(n), max(1.0, expected_active_experts(e, k, rows, local_experts=n, imbalance=imb)))
+        r = max(1, min(rows, math.ceil(routed_rows(e, k, rows, local_experts=n, imbalance=imb) / busy)))
         one = (2 * chip.matmul_cycles(r, h, ir, wd) + chip.vxm_cycles(r * ir, p.vxm_ops_silu_mul)
                + chip.matmul_cycles(r, ir, h, wd) + chip.vxm_cycles(r * h, 2))
-        return math.ceil(min(float(n), busy) * one)
+        return math.ceil(busy * one)
     heads, kvr = ins.attr("heads"), ins.attr("kv_lora_rank")
     nope, rope, v = ins.attr("qk_nope_head_dim"), ins.attr("qk_rope_head_dim"), ins.attr("v_head_dim")
     q_rows, ctx = attention_geometry(ins, step)

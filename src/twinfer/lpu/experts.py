@@ -21,9 +21,10 @@ Load (:func:`expected_active_experts`): with ``B`` tokens each picking ``k``
 of ``E`` experts uniformly, an expert is idle with probability
 ``(1 - k/E)^B``, so ``E[distinct experts] = E * (1 - (1 - k/E)^B)`` and a
 chip holding ``n`` experts expects ``n * (1 - (1 - k/E)^B)`` of them active.
-Real routers are not uniform; the busiest chip is costed at that expectation
-times an imbalance factor >= 1 (capped at ``n``). Each active expert streams
-``B*k/E / (1 - (1 - k/E)^B)`` token rows on average.
+Each active expert streams ``B*k/E / (1 - (1 - k/E)^B)`` token rows on
+average. Real routers are not uniform: the busiest chip is costed at an
+imbalance factor >= 1 times both expectations, its active experts (capped at
+``n``) and its routed rows ``B*k*n/E`` (capped at ``B*n``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ def expected_active_experts(num_experts: int, top_k: int, tokens: int, *, local_
     n = num_experts if local_experts is None else local_experts
     busy = imbalance * n * active_fraction(num_experts, top_k, tokens)
     return min(float(n), float(tokens * top_k), busy)
+
+
+def routed_rows(num_experts: int, top_k: int, tokens: int, *, local_experts: int, imbalance: float = 1.0) -> float:
+    """Token rows routed to a chip holding ``local_experts`` experts: ``imbalance * B*k*n/E``, at most ``B*n``."""
+    return min(float(tokens * local_experts), imbalance * tokens * top_k * local_experts / num_experts)
 
 
 def rows_per_active_expert(num_experts: int, top_k: int, tokens: int) -> float:

@@ -258,6 +258,13 @@ class MoePlan(Plan):
         """Stage chips plus expert chips."""
         return self.tp * len(self.stages) + sum(len(g.chips) for g in self.expert_groups)
 
+    def expert_summary(self) -> dict[str, int]:
+        """What ``twinfer compile`` shows of the expert placement (plain JSON values)."""
+        return {"expert_groups": len(self.expert_groups), "chips_per_group": self.ep,
+                "moe_layers_per_group": max((g.last_layer - g.first_layer + 1 for g in self.expert_groups), default=0),
+                "expert_chips": sum(len(g.chips) for g in self.expert_groups),
+                "expert_bytes_per_chip": self.expert_shard_bytes}
+
     def expert_group_of_layer(self, layer: int) -> ExpertGroup:
         """The expert group holding MoE layer ``layer``'s routed experts."""
         for g in self.expert_groups:
