@@ -15,7 +15,10 @@ means fewer of them to run on the busiest chip. Each expert chip receives
 the layer's normalised activations from one attention chip (dispatch, one
 C2C transfer), runs the router (gate GEMM + top-k, the gate is only E x
 hidden) and its experts, and sends its weighted partial sum back (combine);
-the attention chips add what they received and all-reduce it.
+the attention chips add what they received and all-reduce it. A static
+schedule cannot know which experts a token will pick, so every expert chip of
+the group gets the activations and a slot in the schedule, sized for the
+busiest chip (below).
 
 Load (:func:`expected_active_experts`): with ``B`` tokens each picking ``k``
 of ``E`` experts uniformly, an expert is idle with probability
