@@ -41,3 +41,10 @@ def test_imbalance_parameter_reaches_compile(capsys):
     assert runs[0]["experts"]["expert_bytes_per_chip"] < 2 * 3 * 4096 * 14336  # at most one expert per layer
     assert runs[1]["prefill_s"] > runs[0]["prefill_s"]
     assert runs[1]["per_token_latency_s"] == runs[0]["per_token_latency_s"]
+
+
+def test_imbalance_below_one_exits_2(capsys):
+    rc = main(["compile", "--model", "mixtral-8x7b", "--hardware", "groq3-lp30", "--param", "moe_imbalance_factor=0.5"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "moe_imbalance_factor" in err and ">= 1" in err and "Traceback" not in err

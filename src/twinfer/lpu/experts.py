@@ -53,7 +53,8 @@ def expected_active_experts(num_experts: int, top_k: int, tokens: int, *, local_
     never exceeds ``local_experts`` nor the ``tokens * top_k`` routed slots.
     """
     if imbalance < 1.0:
-        raise ConfigError(f"expert load imbalance must be >= 1 (1 = uniform routing), got {imbalance}")
+        raise ConfigError(f"moe_imbalance_factor (expert load imbalance) must be >= 1, 1 meaning uniform routing; "
+                          f"got {imbalance} (e.g. --param moe_imbalance_factor=1.2)")
     n = num_experts if local_experts is None else local_experts
     busy = imbalance * n * active_fraction(num_experts, top_k, tokens)
     return min(float(n), float(tokens * top_k), busy)
