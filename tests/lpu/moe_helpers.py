@@ -58,7 +58,8 @@ def tiny_moe_spec(*, experts: int = 8, top_k: int = 2, shared: int = 0, mla: boo
     )  # fmt: skip
 
 
-def make_tiny_deepseek_v3(folder: Path, *, layers: int = 3, seed: int = 0, rope_interleave: bool = True) -> Any:
+def make_tiny_deepseek_v3(folder: Path, *, layers: int = 3, seed: int = 0, rope_interleave: bool = True,
+                          rope_parameters: dict[str, Any] | None = None) -> Any:
     """A random ``DeepseekV3ForCausalLM`` (MLA with q LoRA, 1 dense + MoE layers with a shared expert,
     sigmoid group-limited routing), bf16-valued weights and a random score-correction bias, saved to disk."""
     torch = pytest.importorskip("torch")
@@ -70,7 +71,7 @@ def make_tiny_deepseek_v3(folder: Path, *, layers: int = 3, seed: int = 0, rope_
         n_group=2, topk_group=1, n_shared_experts=1, first_k_dense_replace=1, q_lora_rank=48, kv_lora_rank=32,
         qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16, max_position_embeddings=256,
         routed_scaling_factor=2.5, initializer_range=0.3, rms_norm_eps=1e-6, rope_interleave=rope_interleave,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, tie_word_embeddings=False,
+        rope_parameters=rope_parameters or {"rope_type": "default", "rope_theta": 10000.0}, tie_word_embeddings=False,
     )  # fmt: skip
     model = transformers.DeepseekV3ForCausalLM(cfg).eval()
     with torch.no_grad():

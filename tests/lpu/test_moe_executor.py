@@ -104,3 +104,23 @@ def test_reference_forward_matches_transformers_at_every_position(tmp_path, fami
     hf_tokens, hf_logits = hf_greedy(model, PROMPT, NEW_TOKENS)
     assert max(np.abs(a - b).max() for a, b in zip(gen.logits, hf_logits, strict=True)) < LOGIT_ATOL
     assert np.array_equal(gen.tokens, hf_tokens)
+
+
+#: YaRN as DeepSeek-V3 ships it (mscale, mscale_all_dim), shrunk to a tiny context; mscale_all_dim != mscale so
+#: both the softmax scale and the cos/sin attention factor differ from 1.
+DEEPSEEK_YARN = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 32,
+                 "beta_fast": 8.0, "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 0.8}
+
+
+def test_executor_on_deepseek_v3_with_yarn_rope_matches_transformers(tmp_path):
+    model = make_tiny_deepseek_v3(tmp_path, rope_parameters=DEEPSEEK_YARN)
+    spec = checkpoint_spec(tmp_path)
+    assert dict(spec.rope_scaling)["rope_type"] == "yarn"
+    prec = Precision(weights="bf16", activations="fp16", kv_cache="fp16")
+    compiled = compile_generation(spec, tiny_chip(600_000), chips=None, batch=len(PROMPT),
+                                  prompt_len=len(PROMPT[0]), max_new_tokens=NEW_TOKENS, precision=prec)
+    gen = execute_generation(compiled, WeightStore.open(tmp_path, spec), np.array(PROMPT))
+    hf_tokens, hf_logits = hf_greedy(model, PROMPT, NEW_TOKENS)
+    assert greedy_margins(hf_logits).min() > MIN_MARGIN
+    assert max(np.abs(a - b).max() for a, b in zip(gen.logits, hf_logits, strict=True)) < LOGIT_ATOL
+    assert np.array_equal(gen.tokens, hf_tokens)

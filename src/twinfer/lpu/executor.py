@@ -230,8 +230,11 @@ def _op_rope(ex, ctx, instr, a, args):
     t = ctx.ids.shape[1]
     positions = np.tile(past + np.arange(t), ctx.ids.shape[0])
     head_dim = int(a.get("head_dim"))
-    inv = ex._inv_freq.get(head_dim, float(a.get("theta")), _scaling_dict(a.get("rope_scaling")))
-    return K.rope(args[0], positions, int(a.get("heads")), head_dim, inv)
+    scaling = _scaling_dict(a.get("rope_scaling"))
+    inv = ex._inv_freq.get(head_dim, float(a.get("theta")), scaling)
+    out = K.rope(args[0], positions, int(a.get("heads")), head_dim, inv)
+    factor = K.rope_attention_factor(scaling)  # YaRN scales cos and sin
+    return out if factor == 1.0 else (out * np.float32(factor)).astype(np.float32)
 
 
 def _op_attention(ex, ctx, instr, a, args):

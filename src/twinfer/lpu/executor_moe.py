@@ -60,10 +60,12 @@ def _op_mla_attention(ex: Any, ctx: Any, instr: Any, a: dict[str, Any], args: li
     rope, v_dim = int(a["qk_rope_head_dim"]), int(a["v_head_dim"])
     t, past = q.shape[0] // b, ctx.past_len
     positions = np.tile(past + np.arange(t), b)
-    inv = ex._inv_freq.get(rope, float(a["theta"]), _scaling_dict(a.get("rope_scaling")))
+    scaling = _scaling_dict(a.get("rope_scaling"))
+    inv = ex._inv_freq.get(rope, float(a["theta"]), scaling)
     qh, latent, k_rot = ML.mla_inputs(q, kva, ex.store.vector(a["norm"]), eps=float(a["eps"]), heads=heads,
                                       kv_lora_rank=kvr, nope=nope, rope=rope, positions=positions, inv_freq=inv,
-                                      interleave=bool(a.get("rope_interleave", True)))
+                                      interleave=bool(a.get("rope_interleave", True)),
+                                      attention_factor=K.rope_attention_factor(scaling))
     key = (instr.chip, int(a["layer"]), "mla", 0)
     lat_all, rot_all = ex.cache.append(key, latent.reshape(b, 1, t, kvr), k_rot.reshape(b, 1, t, rope))
     kv_b = ex._shard(a["weight"], tuple(a["rows"]), tuple(a["cols"]), a.get("dtype", ctx.program.weight_dtype))

@@ -34,15 +34,17 @@ def rotate(x: np.ndarray, positions: np.ndarray, inv_freq: np.ndarray, interleav
 
 
 def mla_inputs(q: np.ndarray, kva: np.ndarray, norm: np.ndarray, *, eps: float, heads: int, kv_lora_rank: int,
-               nope: int, rope: int, positions: np.ndarray, inv_freq: np.ndarray, interleave: bool
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               nope: int, rope: int, positions: np.ndarray, inv_freq: np.ndarray, interleave: bool,
+               attention_factor: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Queries [T, heads, nope+rope] (rope part rotated), the normalised latent [T, kv_lora_rank] and the
-    rotated shared key [T, rope], from q [T, heads*(nope+rope)] and kv_a's output [T, kv_lora_rank + rope]."""
+    rotated shared key [T, rope], from q [T, heads*(nope+rope)] and kv_a's output [T, kv_lora_rank + rope].
+    ``attention_factor`` scales the rotated parts (YaRN's cos/sin scaling)."""
+    f = np.float32(attention_factor)
     latent = K.rmsnorm(kva[:, :kv_lora_rank], norm, eps)
-    k_rot = rotate(kva[:, kv_lora_rank:].reshape(-1, 1, rope), positions, inv_freq, interleave).reshape(-1, rope)
+    k_rot = rotate(kva[:, kv_lora_rank:].reshape(-1, 1, rope), positions, inv_freq, interleave).reshape(-1, rope) * f
     qh = q.reshape(-1, heads, nope + rope)
-    qh = np.concatenate([qh[..., :nope], rotate(qh[..., nope:], positions, inv_freq, interleave)], axis=-1)
-    return qh, latent, k_rot
+    qh = np.concatenate([qh[..., :nope], rotate(qh[..., nope:], positions, inv_freq, interleave) * f], axis=-1)
+    return qh, latent, k_rot.astype(np.float32)
 
 
 def mla_attention(q: np.ndarray, latent: np.ndarray, k_rot: np.ndarray, kv_b: K.QuantWeight, *, heads: int,

@@ -154,6 +154,8 @@ class ReferenceModel:
             s.head_dim,
             self.inv_freq,
         )
+        factor = np.float32(K.rope_attention_factor(_scaling_dict(s.rope_scaling)))  # YaRN scales cos/sin
+        q, k = q * factor, k * factor
         v = self._linear(x, f"{p}.self_attn.v_proj")
         k_all, v_all = self.cache.append(
             ("ref", layer),
@@ -176,12 +178,14 @@ class ReferenceModel:
             q = self._linear(qa, f"{p}.q_b_proj")
         else:
             q = self._linear(x, f"{p}.q_proj")
-        inv = K.rope_inv_freq(m.qk_rope_head_dim, s.rope_theta, _scaling_dict(s.rope_scaling))
+        scaling = _scaling_dict(s.rope_scaling)
+        inv = K.rope_inv_freq(m.qk_rope_head_dim, s.rope_theta, scaling)
         heads, nope = s.num_attention_heads, m.qk_nope_head_dim
         qh, latent, k_rot = ML.mla_inputs(
             q, self._linear(x, f"{p}.kv_a_proj_with_mqa"), self.store.vector(f"{p}.kv_a_layernorm.weight"),
             eps=s.rms_norm_eps, heads=heads, kv_lora_rank=m.kv_lora_rank, nope=nope, rope=m.qk_rope_head_dim,
-            positions=positions, inv_freq=inv, interleave=m.rope_interleave)
+            positions=positions, inv_freq=inv, interleave=m.rope_interleave,
+            attention_factor=K.rope_attention_factor(scaling))
         lat_all, rot_all = self.cache.append(("ref", layer), latent.reshape(b, 1, t, -1), k_rot.reshape(b, 1, t, -1))
         a = ML.mla_attention(qh.reshape(b, t, heads, -1), lat_all[:, 0], rot_all[:, 0],
                              self._matrix(f"{p}.kv_b_proj.weight", self.dtype), heads=heads, nope=nope,
