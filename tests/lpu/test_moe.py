@@ -229,3 +229,9 @@ def test_fp8_weights_take_one_byte():
                         plan=plan).program
     experts = [p for p in prog.placements if ".experts." in p.tensor]
     assert experts and all(p.num_bytes == 96 * 64 for p in experts)  # 96 x 64 weights at 1 byte
+
+
+def test_moe_mla_compile_is_deterministic():
+    a = _moe_program(sram=300_000, shared=1, mla=True, first_dense=1, layers=3)[3]
+    b = _moe_program(sram=300_000, shared=1, mla=True, first_dense=1, layers=3)[3]
+    assert a.to_json() == b.to_json()
