@@ -28,6 +28,9 @@ from twinfer.lpu.ir import weight_key
 from twinfer.lpu.weights import WeightStore, checkpoint_spec
 from twinfer.models.ops import Precision
 
+#: YaRN rope shrunk to a tiny context (HF keys); its attention factor 0.1 ln 4 + 1 scales cos and sin.
+YARN_ROPE = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32, "beta_fast": 8.0,
+             "beta_slow": 1.0}
 LOGIT_ATOL = 1e-4
 MIN_MARGIN = 20 * LOGIT_ATOL  # each greedy step must win by at least this much
 PROMPT = [[3, 17, 42, 99, 5, 64, 12], [7, 7, 1, 120, 33, 2, 90]]
@@ -251,3 +254,12 @@ def test_program_reading_a_weight_shard_placed_elsewhere_is_refused(tmp_path):
     assert len(kept) == len(prog.placements) - 1
     with pytest.raises(ProgramError, match="not placed in that chip's SRAM"):
         ProgramExecutor(store).run(dataclasses.replace(prog, placements=kept), np.array(PROMPT))
+
+
+def test_yarn_rope_reference_and_compiled_match_transformers(tmp_path):
+    model = make_tiny_llama(tmp_path, layers=2, rope_scaling=YARN_ROPE)
+    ref = _reference(tmp_path, "bf16")
+    _check_against_hf(model, greedy_generate(lambda ids: ref.forward(ids)[:, -1], np.array(PROMPT), NEW_TOKENS),
+                      LOGIT_ATOL)
+    compiled, store = _compile(tmp_path, 300_000, 2, "bf16")
+    _check_against_hf(model, execute_generation(compiled, store, np.array(PROMPT)), LOGIT_ATOL)

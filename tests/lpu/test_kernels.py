@@ -205,7 +205,9 @@ def test_rope_llama3_changes_only_low_frequencies():
 
 
 def test_rope_unknown_scaling():
-    with pytest.raises(ConfigError, match="yarn"):
+    with pytest.raises(ConfigError, match="dynamic"):
+        K.rope_inv_freq(16, 1e4, {"rope_type": "dynamic", "factor": 2.0})
+    with pytest.raises(ConfigError, match="original_max_position_embeddings"):
         K.rope_inv_freq(16, 1e4, {"rope_type": "yarn", "factor": 2.0})
 
 

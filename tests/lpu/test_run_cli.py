@@ -87,7 +87,7 @@ def test_run_text_output(tmp_path, capsys):
     [
         ("none", ["--token-ids", "1"], "not found"),
         ("config_only", ["--token-ids", "1"], "no weights"),
-        ("mixtral", ["--token-ids", "1"], "not supported by the executor"),
+        ("deepseek", ["--token-ids", "1"], "no weights"),
         ("model", ["--prompt", "hi"], "no tokenizer.json"),
         ("model", ["--prompt", "hi", "--token-ids", "1"], "exactly one of"),
         ("model", ["--token-ids", "1,x"], "comma-separated"),
@@ -111,11 +111,13 @@ def test_run_user_errors_exit_2(tmp_path, capsys, setup, args, message):
     elif setup == "config_only":
         make_tiny_llama(folder, layers=1)
         (folder / "model.safetensors").unlink()
-    elif setup == "mixtral":
+    elif setup == "deepseek":  # an MLA + MoE config is accepted up to the missing weights
         cfg = {
-            "architectures": ["MixtralForCausalLM"], "hidden_size": 8, "num_attention_heads": 2,
+            "architectures": ["DeepseekV3ForCausalLM"], "hidden_size": 8, "num_attention_heads": 2,
             "num_hidden_layers": 1, "intermediate_size": 16, "vocab_size": 10,
-            "max_position_embeddings": 32, "num_local_experts": 2, "num_experts_per_tok": 1,
+            "max_position_embeddings": 32, "kv_lora_rank": 4, "qk_nope_head_dim": 2,
+            "qk_rope_head_dim": 2, "v_head_dim": 2, "n_routed_experts": 2, "num_experts_per_tok": 1,
+            "moe_intermediate_size": 4, "n_group": 1, "topk_group": 1,
         }  # fmt: skip
         (folder / "config.json").write_text(json.dumps(cfg))
     rc = main(["run", "--model-dir", str(folder), *args])

@@ -52,6 +52,10 @@ def compile_command(
     cm = compile_model(spec, hardware, chips=chips, batch=batch, context=context, prompt=prompt, weights=dtype,
                        chip=chip, prefill_chunk=prefill_chunk)
     d = cm.to_dict()
+    from twinfer.lpu.plan import MoePlan
+
+    if isinstance(cm.plan, MoePlan):  # routed experts live on expert chips after the attention stages
+        d["experts"] = cm.plan.expert_summary()
     if trace:
         from twinfer.lpu.trace import trace_events
 
@@ -84,6 +88,11 @@ def _print(d: dict) -> None:
         else:
             t.add_row(str(s["stage"]), f"{s['chips'][0]}-{s['chips'][1]}", s["blocks"])
     con.print(t)
+    if "experts" in d:
+        e = d["experts"]
+        con.print(f"routed experts: {e['expert_groups']} groups of {e['chips_per_group']} chips "
+                  f"({e['moe_layers_per_group']} MoE layer(s) each) = {e['expert_chips']} of the chips used; "
+                  f"tokens dispatched to them and combined over C2C")
     s = d["sram_bytes_per_chip"]
     con.print(f"SRAM per chip: min {s['min'] / mib:.1f} / mean {s['mean'] / mib:.1f} / max {s['max'] / mib:.1f} MiB "
               f"of {s['usable'] / mib:.1f} MiB usable")

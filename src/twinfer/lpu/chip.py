@@ -41,6 +41,7 @@ PARAM_SOURCES: dict[str, str] = {
     "vxm_ops_rope": "guess: 2 multiplies + 1 add per element (rotate on SXM) ~ 3, +1 for the permute hand-off",
     "vxm_ops_silu_mul": "guess: exp, add, reciprocal, 2 multiplies ~ 5 ops/element",
     "vxm_ops_softmax": "guess: max, subtract, exp, sum, scale ~ 5 ops/element",
+    "moe_imbalance_factor": "guess [U], range 1.0-1.5: busiest expert chip's active experts and routed rows over their uniform-routing expectations, n*(1-(1-k/E)^B) and B*k*n/E (1.0 = uniform routing; see twinfer.lpu.experts)",
     "c2c_deskew_cycles": "guess: Deskew/Receive alignment per transfer (P2 keeps chips in lockstep via counters)",
     "activation_rows_resident": "guess (bounded by a capacity fact): token rows of activations held in MEM at once, longer prompts stream through in chunks; at 128 rows Llama-2-70B at 8-bit would not fit the 576 chips Groq ran it on (lpu.md), so it must be small",
     "host_overhead_s": "groq/groqflow groqmodel.py estimator: 2 x 10 us PCIe transfer overhead per inference",
@@ -69,6 +70,7 @@ class ChipParams:
     vxm_ops_rope: int = 4
     vxm_ops_silu_mul: int = 5
     vxm_ops_softmax: int = 5
+    moe_imbalance_factor: float = 1.0  # MoE: busiest expert chip's load over the uniform expectation (>= 1)
     c2c_deskew_cycles: int = 10
     reserved_sram_bytes: int = 8 * 1024**2
     activation_rows_resident: int = 32

@@ -102,6 +102,8 @@ def attribute(prog: Program, chip: Chip) -> dict[str, int]:
         cat = {
             "matmul": "MXM matmul (weight install + streaming)", "attention": "MXM attention + softmax",
             "send": "C2C serialisation", "embed": "MEM embedding gather",
+            "moe_experts": "MXM routed experts (busiest chip)", "router": "MXM router + VXM top-k",
+            "mla_attention": "MXM attention + softmax",
         }.get(ins.op, "VXM vector ops" if ins.unit == "VXM" else "SXM layout")
         out[cat] += body
         t = ins.end_cycle
@@ -122,7 +124,25 @@ def mxm_macs(prog: Program) -> int:
         elif ins.op == "attention":
             q_rows, ctx = attention_geometry(ins, StepInfo(prog.phase, prog.batch, prog.seq_len, ""))
             total += 2 * prog.batch * q_rows * ins.attr("heads") * ctx * ins.attr("head_dim")
+        elif ins.op in ("router", "moe_experts", "mla_attention"):
+            total += moe_mla_macs(ins, prog)
     return total
+
+
+def moe_mla_macs(ins: Instr, prog: Program) -> int:
+    """Useful MACs of a router, a chip's routed experts (routed rows only) or an MLA attention shard."""
+    rows = ins.attr("shape")[0]
+    if ins.op == "router":
+        return rows * ins.attr("hidden") * ins.attr("num_experts")
+    if ins.op == "moe_experts":
+        e0, e1 = ins.attr("experts")
+        i0, i1 = ins.attr("inter")
+        routed = rows * ins.attr("top_k") * (e1 - e0) / ins.attr("num_experts")  # expected routed rows
+        return int(routed * 3 * ins.attr("hidden") * (i1 - i0))
+    heads, kvr = ins.attr("heads"), ins.attr("kv_lora_rank")
+    q_rows, ctx = attention_geometry(ins, StepInfo(prog.phase, prog.batch, prog.seq_len, ""))
+    absorb = rows * heads * kvr * (ins.attr("qk_nope_head_dim") + ins.attr("v_head_dim"))
+    return absorb + prog.batch * q_rows * heads * ctx * (2 * kvr + ins.attr("qk_rope_head_dim"))
 
 
 def report(prog: Program, chip: Chip) -> CycleReport:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from twinfer.lpu import kernels as K
+from twinfer.lpu.executor_moe import MOE_HANDLERS, weight_keys
 from twinfer.lpu.reference import (  # noqa: F401  (re-exported)
     Generation,
     KVCache,
@@ -99,6 +100,11 @@ class ProgramExecutor:
             attrs = dict(instr.attrs)
             if placed and instr.op in ("matmul", "embed"):
                 _check_placed(instr, attrs, placed)
+            if placed and instr.op in ("router", "moe_experts", "mla_attention"):
+                for key in weight_keys(instr.op, attrs):
+                    if (key, instr.chip) not in placed:
+                        raise ProgramError(f"instr {instr.index} ({instr.op} on chip {instr.chip}) reads weight "
+                                           f"shard {key}, which is not placed in that chip's SRAM")
             if len(instr.outputs) != (0 if instr.op == "send" else 1):
                 raise ProgramError(
                     f"instr {instr.index} ({instr.op}) names {len(instr.outputs)} outputs"
@@ -224,8 +230,11 @@ def _op_rope(ex, ctx, instr, a, args):
     t = ctx.ids.shape[1]
     positions = np.tile(past + np.arange(t), ctx.ids.shape[0])
     head_dim = int(a.get("head_dim"))
-    inv = ex._inv_freq.get(head_dim, float(a.get("theta")), _scaling_dict(a.get("rope_scaling")))
-    return K.rope(args[0], positions, int(a.get("heads")), head_dim, inv)
+    scaling = _scaling_dict(a.get("rope_scaling"))
+    inv = ex._inv_freq.get(head_dim, float(a.get("theta")), scaling)
+    out = K.rope(args[0], positions, int(a.get("heads")), head_dim, inv)
+    factor = K.rope_attention_factor(scaling)  # YaRN scales cos and sin
+    return out if factor == 1.0 else (out * np.float32(factor)).astype(np.float32)
 
 
 def _op_attention(ex, ctx, instr, a, args):
@@ -295,6 +304,7 @@ _HANDLERS: dict[str, Callable[..., Any]] = {
     "recv": _op_recv,
     "last_rows": _op_last_rows,
     "argmax": lambda ex, ctx, instr, a, args: K.argmax(args[0]),
+    **MOE_HANDLERS,
 }
 
 
@@ -380,10 +390,12 @@ def unused_weights(compiled: CompiledGeneration, store: WeightStore) -> list[str
     used = set()
     for prog in compiled.programs:
         for ins in prog.instrs:
-            for key in ("weight", "bias"):
+            for key in ("weight", "bias", "norm"):
                 name = ins.attr(key)
                 if name:
                     used.add(name)
+            if ins.op == "moe_experts":
+                used.update(n.format(e=e) for n in ins.attr("names") for e in range(*ins.attr("experts")))
     if LM_HEAD_NAME in used and store.tie_word_embeddings:
         used.add("model.embed_tokens.weight")
     if "model.embed_tokens.weight" in used and store.tie_word_embeddings:

@@ -38,6 +38,19 @@ recv        ()                     peer (sending chip), tensor (name on the send
 last_rows   (x,)                   batch, seq_len -> the last row of each sequence
                                    (``x.reshape(batch, seq_len, -1)[:, -1]``); prefill only
 argmax      (logits,)              greedy token ids (optional)
+router      (x,)                   weight (gate [E, hidden]), bias (DeepSeek score correction or
+                                   None), num_experts, top_k, scoring ("softmax" | "sigmoid"),
+                                   n_group, topk_group, norm_topk_prob, routed_scaling_factor ->
+                                   dense routing weights ``[tokens, E]`` (0 for unpicked experts)
+moe_experts (x, rw)                layer, experts=(e0, e1), inter=(i0, i1), names (gate, up, down
+                                   weight names with ``{e}``), num_experts, top_k, imbalance ->
+                                   sum over e0<=e<e1 of rw[:, e] * down_e(silu(gate_e x) * up_e x),
+                                   each expert's intermediate rows i0:i1 -> ``[tokens, hidden]``
+mla_attention (q, kva)             DeepSeek multi-head latent attention (absorbed form): layer,
+                                   heads, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim,
+                                   v_head_dim, weight (kv_b_proj), rows (this shard's kv_b rows),
+                                   norm (kv_a_layernorm), eps; caches kv_lora_rank +
+                                   qk_rope_head_dim values per token -> ``[tokens, heads*v_head_dim]``
 ==========  =====================  ===========================================================
 
 Program inputs: ``token_ids`` on the chip whose ``embed`` reads it, and the
@@ -60,6 +73,7 @@ from typing import Any
 SEMANTIC_OPS = (
     "embed", "rmsnorm", "matmul", "add", "concat", "split", "rope",
     "attention", "silu_mul", "send", "recv", "last_rows", "argmax",
+    "router", "moe_experts", "mla_attention",
 )
 
 

@@ -267,10 +267,60 @@ def rope_inv_freq(head_dim: int, theta: float, rope_scaling: dict | None = None)
         smoothed = (1 - smooth) * scaled / factor + smooth * scaled
         medium = ~(wavelen < old_len / high) & ~(wavelen > old_len / low)
         return np.where(medium, smoothed, scaled).astype(np.float32)
+    if kind == "yarn":
+        return _yarn_inv_freq(head_dim, theta, rope_scaling)  # type: ignore[arg-type]
     raise ConfigError(
         f"rope_scaling type {kind!r} is not supported by the executor; "
-        "supported: default, linear, llama3"
+        "supported: default, linear, llama3, yarn"
     )
+
+
+def _yarn_inv_freq(head_dim: int, theta: float, scaling: dict) -> np.ndarray:
+    """YaRN (Peng et al., 2023; HF ``_compute_yarn_parameters``): interpolate low frequencies by ``factor``,
+    keep high ones, with a linear ramp between the dims that rotate ``beta_fast`` and ``beta_slow`` times
+    over the original context."""
+    missing = [k for k in ("factor", "original_max_position_embeddings") if not scaling.get(k)]
+    if missing:
+        raise ConfigError(f"yarn rope_scaling needs {' and '.join(missing)} (HF config keys); add them to config.json")
+    factor = float(scaling["factor"])
+    old_len = float(scaling["original_max_position_embeddings"])
+    beta_fast, beta_slow = float(scaling.get("beta_fast") or 32), float(scaling.get("beta_slow") or 1)
+
+    def correction_dim(rotations: float) -> float:
+        return head_dim * math.log(old_len / (rotations * 2 * math.pi)) / (2 * math.log(theta))
+
+    low, high = correction_dim(beta_fast), correction_dim(beta_slow)
+    if scaling.get("truncate", True):
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, head_dim - 1)
+    if low == high:
+        high += 0.001  # as HF: avoid a zero-width ramp
+    ramp = np.clip((np.arange(head_dim // 2, dtype=np.float32) - low) / (high - low), 0, 1).astype(np.float32)
+    pos = (np.float32(theta) ** (np.arange(0, head_dim, 2).astype(np.float32) / np.float32(head_dim)))
+    extrapolate = (1.0 - ramp).astype(np.float32)
+    inv = (1.0 / (factor * pos)) * (1 - extrapolate) + (1.0 / pos) * extrapolate
+    return inv.astype(np.float32)
+
+
+def rope_attention_factor(rope_scaling: dict | None) -> float:
+    """The factor YaRN multiplies cos and sin by (1 for other rope types), as HF's rotary embeddings do.
+
+    ``attention_factor`` when given, else 0.1 ln(factor) + 1, or with ``mscale`` and ``mscale_all_dim`` the
+    ratio of the two such terms (DeepSeek-V3: 1).
+    """
+    s = rope_scaling or {}
+    if (s.get("rope_type") or s.get("type")) != "yarn":
+        return 1.0
+    if s.get("attention_factor") is not None:
+        return float(s["attention_factor"])
+    factor = float(s["factor"])
+
+    def mscale(m: float) -> float:
+        return 1.0 if factor <= 1 else 0.1 * m * math.log(factor) + 1.0
+
+    if s.get("mscale") and s.get("mscale_all_dim"):
+        return mscale(float(s["mscale"])) / mscale(float(s["mscale_all_dim"]))
+    return mscale(1.0)
 
 
 def rope(

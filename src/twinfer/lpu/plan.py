@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from twinfer.errors import CapacityError, ConfigError
 from twinfer.lpu.chip import Chip
+from twinfer.lpu.experts import ExpertGroup, choose_expert_layout
 from twinfer.models.ops import Precision
 from twinfer.models.spec import ModelSpec
 from twinfer.units import dtype_bytes
@@ -87,7 +88,7 @@ def block_bytes(model: ModelSpec, chip: Chip, tp: int, precision: Precision, *,
     largest workspace, since its blocks run one after another and reuse it.
     """
     if model.moe is not None or model.mla is not None:
-        raise ConfigError(f"{model.name}: the LPU compiler supports dense GQA models (Llama, Mistral, Qwen2) only")
+        return moe_mla_block_bytes(model, chip, tp, precision, batch=batch, ctx=ctx, tokens=tokens)
     wb, ab, kvb = dtype_bytes(precision.weights), dtype_bytes(precision.activations), dtype_bytes(precision.kv_cache)
     h, inter, hd = model.hidden_size, model.intermediate_size, model.head_dim
     # Reserve a full resident workspace whatever ``tokens`` is, so one plan serves prefill and decode.
@@ -200,10 +201,14 @@ def make_plan(model: ModelSpec, chip: Chip, precision: Precision, *, chips: int 
     """
     if (unsupported := model.lpu_unsupported_reason()) is not None:
         raise ConfigError(unsupported)
+    if chips is None and model.moe is not None:
+        return make_moe_plan(model, chip, precision, chips=None, batch=batch, ctx=ctx, tokens=tokens)
     if chips is None:
         return min_chips(model, chip, precision, batch=batch, ctx=ctx, tokens=tokens)
     if chips < 1:
         raise ConfigError(f"--chips must be >= 1, got {chips}")
+    if model.moe is not None:
+        return make_moe_plan(model, chip, precision, chips=chips, batch=batch, ctx=ctx, tokens=tokens)
     cap = chip.usable_sram_bytes
     for tp in tp_candidates(model, min(chips, chip.spec.chips_per_node)):
         loads = block_bytes(model, chip, tp, precision, batch=batch, ctx=ctx, tokens=tokens)
@@ -228,6 +233,8 @@ def kv_capacity_tokens(model: ModelSpec, chip: Chip, plan: Plan, precision: Prec
     cap = chip.usable_sram_bytes
     loads = block_bytes(model, chip, plan.tp, precision, batch=0, ctx=0, tokens=1)
     per_tok_layer = 2 * kv_heads_local(model, plan.tp) * model.head_dim * dtype_bytes(precision.kv_cache)
+    if model.mla is not None:  # MLA caches one latent + shared rotary key per token, on every chip of the split
+        per_tok_layer = (model.mla.kv_lora_rank + model.mla.qk_rope_head_dim) * dtype_bytes(precision.kv_cache)
     best: int | None = None
     for st in plan.stages:
         blocks = loads[st.first_block:st.last_block + 1]
@@ -237,3 +244,126 @@ def kv_capacity_tokens(model: ModelSpec, chip: Chip, plan: Plan, precision: Prec
             tokens = int((cap - used) // (per_tok_layer * layers))
             best = tokens if best is None else min(best, tokens)
     return max(0, best or 0)
+
+
+# ---- mixture of experts and multi-head latent attention ---------------------------------
+@dataclass(frozen=True)
+class MoePlan(Plan):
+    """A plan whose MoE layers keep their routed experts on expert groups after the stages (see lpu.experts)."""
+
+    expert_groups: tuple[ExpertGroup, ...] = ()
+    ep: int = 1  # chips per layer's expert group
+    expert_shard_bytes: int = 0  # one layer's experts on one expert chip
+
+    @property
+    def chips_used(self) -> int:
+        """Stage chips plus expert chips."""
+        return self.tp * len(self.stages) + sum(len(g.chips) for g in self.expert_groups)
+
+    def expert_summary(self) -> dict[str, int]:
+        """What ``twinfer compile`` shows of the expert placement (plain JSON values)."""
+        return {"expert_groups": len(self.expert_groups), "chips_per_group": self.ep,
+                "moe_layers_per_group": max((g.last_layer - g.first_layer + 1 for g in self.expert_groups), default=0),
+                "expert_chips": sum(len(g.chips) for g in self.expert_groups),
+                "expert_bytes_per_chip": self.expert_shard_bytes}
+
+    def expert_group_of_layer(self, layer: int) -> ExpertGroup:
+        """The expert group holding MoE layer ``layer``'s routed experts."""
+        for g in self.expert_groups:
+            if g.first_layer <= layer <= g.last_layer:
+                return g
+        raise KeyError(layer)
+
+
+def mla_attention_weights(model: ModelSpec, tp: int) -> int:
+    """Weight elements of one MLA attention block per chip of a ``tp``-way head split (q_a, kv_a replicated)."""
+    m, h, nh = model.mla, model.hidden_size, model.num_attention_heads // tp
+    assert m is not None
+    qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+    q = h * m.q_lora_rank + m.q_lora_rank * nh * qk if m.q_lora_rank else h * nh * qk
+    kv = h * (m.kv_lora_rank + m.qk_rope_head_dim) + m.kv_lora_rank * nh * (m.qk_nope_head_dim + m.v_head_dim)
+    return q + kv + nh * m.v_head_dim * h
+
+
+def moe_mla_block_bytes(model: ModelSpec, chip: Chip, tp: int, precision: Precision, *,
+                        batch: int, ctx: int, tokens: int) -> list[tuple[int, int]]:
+    """:func:`block_bytes` for models with MoE FFNs and/or MLA attention (routed experts excluded: they live
+    on expert groups); a dense-FFN layer of such a model keeps its FFN split ``tp`` ways."""
+    wb, ab, kvb = dtype_bytes(precision.weights), dtype_bytes(precision.activations), dtype_bytes(precision.kv_cache)
+    h, hd, moe, mla = model.hidden_size, model.head_dim, model.moe, model.mla
+    rows = chip.params.activation_rows_resident
+    norm = h * 2
+    if mla is not None:
+        attn_w = mla_attention_weights(model, tp) * wb + (mla.q_lora_rank + mla.kv_lora_rank) * 2
+        kv = batch * ctx * (mla.kv_lora_rank + mla.qk_rope_head_dim) * kvb
+        attn_act = (mla.q_lora_rank + mla.kv_lora_rank + mla.qk_rope_head_dim
+                    + model.num_attention_heads // tp * (hd + mla.v_head_dim + mla.kv_lora_rank))
+    else:
+        q_local, kv_local = model.num_attention_heads // tp * hd, kv_heads_local(model, tp) * hd
+        attn_w = (2 * h * q_local + 2 * h * kv_local) * wb + (q_local + 2 * kv_local) * 2 * model.qkv_bias
+        kv = batch * ctx * 2 * kv_local * kvb
+        attn_act = q_local + 2 * kv_local
+    dense_local = math.ceil(model.intermediate_size / tp)
+    out = [(int(math.ceil(model.vocab_size * h / tp) * wb), int(rows * h * ab * 2))]
+    for li in range(model.num_layers):
+        if moe is not None and li >= moe.first_dense_layers:
+            shared_local = math.ceil(moe.num_shared_experts * moe.expert_intermediate_size / tp)
+            ffn_w = moe.num_experts * h * wb + moe.num_experts * 4 + 3 * h * shared_local * wb
+            ffn_act = 2 * moe.num_experts + 3 * shared_local + 2 * h
+        else:
+            ffn_w, ffn_act = 3 * h * dense_local * wb, 3 * dense_local
+        out.append((int(attn_w + 2 * norm + ffn_w + kv), int(rows * (6 * h + attn_act + ffn_act) * ab)))
+    out.append((int(math.ceil(model.vocab_size / tp) * h * wb + norm), int(rows * (2 * h + model.vocab_size) * ab)))
+    return out
+
+
+def make_moe_plan(model: ModelSpec, chip: Chip, precision: Precision, *, chips: int | None,
+                  batch: int, ctx: int, tokens: int) -> MoePlan:
+    """Stages for attention/dense blocks plus expert groups (fewest chips when ``chips`` is None)."""
+    moe = model.moe
+    assert moe is not None
+    cap = chip.usable_sram_bytes
+    wb, ab = dtype_bytes(precision.weights), dtype_bytes(precision.activations)
+    h, inter = model.hidden_size, moe.expert_intermediate_size
+    moe_layers = list(range(moe.first_dense_layers, model.num_layers))
+    rows = chip.params.activation_rows_resident
+    workspace = int(rows * (3 * h + moe.num_experts + 3 * inter) * ab)
+    best: MoePlan | None = None
+    for tp in tp_candidates(model, min(chips or chip.spec.chips_per_node, chip.spec.chips_per_node)):
+        loads = block_bytes(model, chip, tp, precision, batch=batch, ctx=ctx, tokens=tokens)
+        try:
+            layout = choose_expert_layout(
+                num_experts=moe.num_experts, expert_bytes=int(3 * h * inter * wb), inter=inter, tp=tp,
+                moe_layers=len(moe_layers), capacity_bytes=cap, workspace_bytes=workspace,
+                router_bytes=int(moe.num_experts * (h * wb + 4)),
+                max_chips=None if chips is None else chips - tp)
+        except CapacityError:
+            continue
+        if chips is None:
+            runs = _greedy(loads, cap)
+        else:
+            stage_chips = chips - layout.chips_needed(len(moe_layers))
+            runs = _balanced(loads, stage_chips // tp, cap) if stage_chips >= tp else None
+        if runs is None:
+            continue
+        base = _make_plan(loads, runs, tp, chips or len(runs) * tp + layout.chips_needed(len(moe_layers)), cap)
+        plan = MoePlan(tp=tp, stages=base.stages, num_chips=base.num_chips, capacity_bytes=cap,
+                       expert_groups=layout.groups(moe_layers, first_chip=tp * len(runs)), ep=layout.ep,
+                       expert_shard_bytes=layout.shard_bytes)
+        if chips is not None:
+            return plan
+        if best is None or plan.chips_used < best.chips_used:
+            best = plan
+    if best is None:
+        if chips is not None:
+            need = make_moe_plan(model, chip, precision, chips=None, batch=batch, ctx=ctx, tokens=tokens)
+            raise CapacityError(
+                f"{model.name} at {precision.weights} weights, batch {batch}, context {ctx} does not fit on {chips} "
+                f"{chip.spec.name} chips; it needs at least {need.chips_used} ({need.tp}-way tensor split x "
+                f"{len(need.stages)} stages + {len(need.expert_groups)} expert groups of {need.ep} chips); "
+                f"pass --chips {need.chips_used} or more")
+        raise CapacityError(
+            f"{model.name} cannot fit on {chip.spec.name} chips ({cap / 2**20:.1f} MiB usable SRAM each) at "
+            f"{precision.weights} weights: a block or an expert is larger than a chip; use 8-bit weights, a "
+            "smaller batch or context, or a chip with more SRAM")
+    return best

@@ -1,4 +1,4 @@
-"""A plain reference forward of a Llama-family model from its weights, with the LPU kernels.
+"""A plain reference forward of a Llama-family, Mixtral or DeepSeek-V3 model from its weights, with the LPU kernels.
 
 :class:`ReferenceModel` computes the model straight from the weights with the
 op definitions of :mod:`twinfer.lpu.kernels`, no compiler involved: it is the
@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 
 from twinfer.lpu import kernels as K
+from twinfer.lpu import mla_kernels as ML
+from twinfer.lpu import moe_kernels as MK
+from twinfer.lpu.passes.lower_moe import mla_softmax_scale, moe_names
 from twinfer.lpu.weights import LM_HEAD_NAME, WeightStore
 from twinfer.models.spec import ModelSpec
 
@@ -71,7 +74,7 @@ class _InvFreqCache:
 
 # ---- reference forward ----------------------------------------------------------------
 class ReferenceModel:
-    """A Llama/Mistral/Qwen2 forward built directly from kernels and a WeightStore.
+    """A Llama/Mistral/Qwen2/Mixtral/DeepSeek-V3 forward built directly from kernels and a WeightStore.
 
     Matmul weights (LM head included) are stored in ``dtype``; the embedding
     table in ``embed_dtype`` (default: same); norms and biases in fp32. The
@@ -116,34 +119,16 @@ class ReferenceModel:
         for layer in range(s.num_layers):
             p = f"model.layers.{layer}"
             x = K.rmsnorm(h, self.store.vector(f"{p}.input_layernorm.weight"), s.rms_norm_eps)
-            q = K.rope(
-                self._linear(x, f"{p}.self_attn.q_proj"),
-                positions,
-                s.num_attention_heads,
-                s.head_dim,
-                self.inv_freq,
-            )
-            k = K.rope(
-                self._linear(x, f"{p}.self_attn.k_proj"),
-                positions,
-                s.num_kv_heads,
-                s.head_dim,
-                self.inv_freq,
-            )
-            v = self._linear(x, f"{p}.self_attn.v_proj")
-            k_all, v_all = self.cache.append(
-                ("ref", layer),
-                _heads_first(k, b, s.num_kv_heads, s.head_dim),
-                _heads_first(v, b, s.num_kv_heads, s.head_dim),
-            )
-            a = K.attention(
-                q.reshape(b, t, -1), k_all, v_all,
-                heads=s.num_attention_heads, kv_heads=s.num_kv_heads, head_dim=s.head_dim, past_len=past,
-            )  # fmt: skip
-            h = K.add(h, self._linear(a.reshape(b * t, -1), f"{p}.self_attn.o_proj"))
+            if s.mla is not None:
+                h = K.add(h, self._mla(x, layer, b, t, past, positions))
+            else:
+                h = K.add(h, self._gqa(x, layer, b, t, past, positions))
             x = K.rmsnorm(
                 h, self.store.vector(f"{p}.post_attention_layernorm.weight"), s.rms_norm_eps
             )
+            if s.moe is not None and layer >= s.moe.first_dense_layers:
+                h = K.add(h, self._moe(x, layer))
+                continue
             act = K.silu_mul(
                 self._linear(x, f"{p}.mlp.gate_proj"), self._linear(x, f"{p}.mlp.up_proj")
             )
@@ -151,6 +136,78 @@ class ReferenceModel:
         h = K.rmsnorm(h, self.store.vector("model.norm.weight"), s.rms_norm_eps)
         logits = K.matmul(h, self._matrix(LM_HEAD_NAME, self.dtype))
         return logits.reshape(b, t, -1)
+
+    def _gqa(self, x: np.ndarray, layer: int, b: int, t: int, past: int, positions: np.ndarray) -> np.ndarray:
+        """Grouped-query attention of layer ``layer`` through o_proj: [B*T, hidden]."""
+        s, p = self.spec, f"model.layers.{layer}"
+        q = K.rope(
+            self._linear(x, f"{p}.self_attn.q_proj"),
+            positions,
+            s.num_attention_heads,
+            s.head_dim,
+            self.inv_freq,
+        )
+        k = K.rope(
+            self._linear(x, f"{p}.self_attn.k_proj"),
+            positions,
+            s.num_kv_heads,
+            s.head_dim,
+            self.inv_freq,
+        )
+        factor = np.float32(K.rope_attention_factor(_scaling_dict(s.rope_scaling)))  # YaRN scales cos/sin
+        q, k = q * factor, k * factor
+        v = self._linear(x, f"{p}.self_attn.v_proj")
+        k_all, v_all = self.cache.append(
+            ("ref", layer),
+            _heads_first(k, b, s.num_kv_heads, s.head_dim),
+            _heads_first(v, b, s.num_kv_heads, s.head_dim),
+        )
+        a = K.attention(
+            q.reshape(b, t, -1), k_all, v_all,
+            heads=s.num_attention_heads, kv_heads=s.num_kv_heads, head_dim=s.head_dim, past_len=past,
+        )  # fmt: skip
+        return self._linear(a.reshape(b * t, -1), f"{p}.self_attn.o_proj")
+
+    def _mla(self, x: np.ndarray, layer: int, b: int, t: int, past: int, positions: np.ndarray) -> np.ndarray:
+        """DeepSeek latent attention of layer ``layer`` through o_proj: [B*T, hidden]."""
+        s, m, p = self.spec, self.spec.mla, f"model.layers.{layer}.self_attn"
+        assert m is not None
+        if m.q_lora_rank:
+            qa = K.rmsnorm(self._linear(x, f"{p}.q_a_proj"), self.store.vector(f"{p}.q_a_layernorm.weight"),
+                           s.rms_norm_eps)
+            q = self._linear(qa, f"{p}.q_b_proj")
+        else:
+            q = self._linear(x, f"{p}.q_proj")
+        scaling = _scaling_dict(s.rope_scaling)
+        inv = K.rope_inv_freq(m.qk_rope_head_dim, s.rope_theta, scaling)
+        heads, nope = s.num_attention_heads, m.qk_nope_head_dim
+        qh, latent, k_rot = ML.mla_inputs(
+            q, self._linear(x, f"{p}.kv_a_proj_with_mqa"), self.store.vector(f"{p}.kv_a_layernorm.weight"),
+            eps=s.rms_norm_eps, heads=heads, kv_lora_rank=m.kv_lora_rank, nope=nope, rope=m.qk_rope_head_dim,
+            positions=positions, inv_freq=inv, interleave=m.rope_interleave,
+            attention_factor=K.rope_attention_factor(scaling))
+        lat_all, rot_all = self.cache.append(("ref", layer), latent.reshape(b, 1, t, -1), k_rot.reshape(b, 1, t, -1))
+        a = ML.mla_attention(qh.reshape(b, t, heads, -1), lat_all[:, 0], rot_all[:, 0],
+                             self._matrix(f"{p}.kv_b_proj.weight", self.dtype), heads=heads, nope=nope,
+                             v_dim=m.v_head_dim, scale=mla_softmax_scale(s), past_len=past)
+        return self._linear(a.reshape(b * t, -1), f"{p}.o_proj")
+
+    def _moe(self, x: np.ndarray, layer: int) -> np.ndarray:
+        """Router, routed experts and shared experts of MoE layer ``layer``: [B*T, hidden]."""
+        moe, names = self.spec.moe, moe_names(self.spec, layer)
+        assert moe is not None
+        bias = self.store.vector(names.bias) if names.bias else None
+        weights = MK.route(K.matmul(x, self._matrix(names.gate, self.dtype)), top_k=moe.experts_per_token,
+                           scoring=moe.scoring, bias=bias, n_group=moe.n_group, topk_group=moe.topk_group,
+                           norm_topk_prob=moe.norm_topk_prob, routed_scaling_factor=moe.routed_scaling_factor)
+        gate, up, down = names.experts
+        shards = [(e, self._matrix(gate.format(e=e), self.dtype), self._matrix(up.format(e=e), self.dtype),
+                   self._matrix(down.format(e=e), self.dtype)) for e in range(moe.num_experts)]
+        out = MK.experts(x, weights, shards)
+        if names.shared:
+            sg, su, sd = (self._matrix(n, self.dtype) for n in names.shared)
+            out = K.add(out, K.matmul(K.silu_mul(K.matmul(x, sg), K.matmul(x, su)), sd))
+        return out
 
 
 # ---- generation ---------------------------------------------------------------------------

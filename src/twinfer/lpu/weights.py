@@ -146,11 +146,6 @@ def checkpoint_spec(folder: str | Path) -> ModelSpec:
             f"{path}: model folder not found (give a folder with config.json and *.safetensors)"
         )
     spec = load_model(str(path))
-    if spec.attention != "gqa" or spec.moe is not None:
-        raise ConfigError(
-            f"{path}: architecture {spec.architecture!r} is not supported by the executor "
-            "(it runs dense grouped-query models: llama, mistral, qwen2)"
-        )
     theta, scaling = rope_from_config(read_config_file(path))
     rope_scaling = tuple(sorted((scaling or {}).items()))
     return replace(spec, rope_theta=theta, rope_scaling=rope_scaling)

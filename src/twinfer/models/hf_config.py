@@ -154,6 +154,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, where: str = "config.json")
             qk_nope_head_dim=_positive_int(cfg, "qk_nope_head_dim", where),
             qk_rope_head_dim=_positive_int(cfg, "qk_rope_head_dim", where),
             v_head_dim=_positive_int(cfg, "v_head_dim", where),
+            rope_interleave=bool(cfg.get("rope_interleave", True)),
         )
         common["head_dim"] = common["mla"].qk_nope_head_dim + common["mla"].qk_rope_head_dim
         common["num_kv_heads"] = heads
@@ -165,7 +166,18 @@ def spec_from_config(cfg: dict[str, Any], name: str, where: str = "config.json")
             expert_intermediate_size=_positive_int(cfg, "moe_intermediate_size", where),
             num_shared_experts=int(cfg.get("n_shared_experts") or 0),
             first_dense_layers=int(cfg.get("first_k_dense_replace") or 0),
+            scoring=str(cfg.get("scoring_func") or "sigmoid"),
+            n_group=int(cfg.get("n_group") or 1),
+            topk_group=int(cfg.get("topk_group") or 1),
+            norm_topk_prob=bool(cfg.get("norm_topk_prob", True)),
+            routed_scaling_factor=float(cfg.get("routed_scaling_factor") or 1.0),
         )
+        moe = common["moe"]
+        if moe.scoring not in ("sigmoid", "softmax"):
+            raise ConfigError(f"{where}: scoring_func {moe.scoring!r} is not supported; use sigmoid or softmax")
+        if moe.num_experts % moe.n_group or not 1 <= moe.topk_group <= moe.n_group:
+            raise ConfigError(f"{where}: n_routed_experts {moe.num_experts} must split into n_group {moe.n_group} "
+                              f"equal groups and 1 <= topk_group ({moe.topk_group}) <= n_group")
     return ModelSpec(**common)
 
 

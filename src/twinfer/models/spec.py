@@ -25,6 +25,7 @@ class MlaShape:
     qk_nope_head_dim: int  # per-head query/key dims without rotary embedding
     qk_rope_head_dim: int  # per-head dims that carry rotary embedding (shared key part)
     v_head_dim: int  # per-head value dims
+    rope_interleave: bool = True  # rotary pairs (x0, x1), (x2, x3)... (HF DeepseekV3Config default)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,13 @@ class MoeShape:
     expert_intermediate_size: int  # FFN width of one routed expert
     num_shared_experts: int = 0  # always-on experts (DeepSeek), same width as routed ones
     first_dense_layers: int = 0  # leading layers that keep a dense FFN (DeepSeek-V3: 3)
+    # Routing (HF MixtralTopKRouter / DeepseekV3TopkRouter): "softmax" over the router logits,
+    # or DeepSeek-V3's "sigmoid" scores with group-limited top-k over ``n_group`` groups.
+    scoring: str = "softmax"
+    n_group: int = 1  # expert groups (DeepSeek-V3: 8)
+    topk_group: int = 1  # groups a token may pick experts from (DeepSeek-V3: 4)
+    norm_topk_prob: bool = True  # renormalise the top-k weights to sum to 1
+    routed_scaling_factor: float = 1.0  # multiplies the routed weights (DeepSeek-V3: 2.5)
 
 
 @dataclass(frozen=True)

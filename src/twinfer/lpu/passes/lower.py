@@ -1,4 +1,4 @@
-"""Pass 1, lower: a Llama/Mistral/Qwen2-family forward step to semantic chip ops on one logical chip.
+"""Pass 1, lower: a Llama/Mistral/Qwen2/Mixtral/DeepSeek-V3 forward step to semantic chip ops on one logical chip.
 
 The result is the whole model as if on one unbounded chip (chip 0): every
 matmul is full-size, every tensor replicated nowhere. Each instruction
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twinfer.lpu.ir import Instr, Program
+from twinfer.lpu.passes.lower_moe import lower_mla_attention, lower_moe_ffn
 from twinfer.models.ops import Precision
 from twinfer.models.spec import ModelSpec
 
@@ -68,8 +69,6 @@ def lower(model: ModelSpec, *, phase: str, batch: int, seq_len: int, precision: 
         raise ConfigError(f"phase must be 'prefill' or 'decode', got {phase!r}")
     if batch < 1 or seq_len < 1:
         raise ConfigError(f"batch and sequence length must be >= 1, got batch={batch}, seq_len={seq_len}")
-    if model.moe is not None or model.mla is not None:
-        raise ConfigError(f"{model.name}: the LPU compiler supports dense GQA models (Llama, Mistral, Qwen2) only")
     tokens = batch * seq_len if phase == "prefill" else batch
     h, wd = model.hidden_size, precision.weights
     bounds = chunk_bounds(phase, batch, seq_len, prefill_chunk)
@@ -107,9 +106,42 @@ def lower(model: ModelSpec, *, phase: str, batch: int, seq_len: int, precision: 
 
 def _lower_layer(e: Emitter, model: ModelSpec, li: int, sfx: str, tokens: int, pos: int, wd: str) -> None:
     """One decoder layer over ``tokens`` rows whose first position is ``pos``; names end in ``sfx``."""
-    h, hd, inter = model.hidden_size, model.head_dim, model.intermediate_size
-    nh, nkv = model.num_attention_heads, model.num_kv_heads
+    h, inter = model.hidden_size, model.intermediate_size
     p, b, x = f"model.layers.{li}.", li + 1, f"x{li}{sfx}"
+
+    def t(name: str) -> str:
+        return f"L{li}.{name}{sfx}"
+
+    def mm(role: str, src: str, dst: str, name: str, out_f: int, in_f: int) -> None:
+        e.emit("matmul", 0, "MXM", (src,), (dst,), weight=p + name + ".weight", rows=(0, out_f),
+               cols=(0, in_f), dtype=wd, bias=None, role=role, block=b, shape=(tokens, out_f))
+
+    e.emit("rmsnorm", 0, "VXM", (x,), (t("n1"),), weight=p + "input_layernorm.weight",
+           eps=model.rms_norm_eps, role="attn_norm", block=b, shape=(tokens, h))
+    if model.mla is not None:
+        lower_mla_attention(e, model, li, sfx, tokens, pos, wd)
+    else:
+        _lower_gqa_attention(e, model, li, sfx, tokens, pos, wd)
+    e.emit("add", 0, "VXM", (x, t("o")), (t("r"),), role="residual", block=b, shape=(tokens, h))
+    e.emit("rmsnorm", 0, "VXM", (t("r"),), (t("n2"),), weight=p + "post_attention_layernorm.weight",
+           eps=model.rms_norm_eps, role="mlp_norm", block=b, shape=(tokens, h))
+    if model.moe is not None and li >= model.moe.first_dense_layers:
+        lower_moe_ffn(e, model, li, sfx, tokens, wd)
+    else:
+        mm("gate", t("n2"), t("g"), "mlp.gate_proj", inter, h)
+        mm("up", t("n2"), t("u"), "mlp.up_proj", inter, h)
+        e.emit("silu_mul", 0, "VXM", (t("g"), t("u")), (t("s"),), role="silu_mul", block=b,
+               shape=(tokens, inter))
+        mm("down", t("s"), t("d"), "mlp.down_proj", h, inter)
+    e.emit("add", 0, "VXM", (t("r"), t("d")), (f"x{li + 1}{sfx}",), role="residual", block=b,
+           shape=(tokens, h))
+
+
+def _lower_gqa_attention(e: Emitter, model: ModelSpec, li: int, sfx: str, tokens: int, pos: int, wd: str) -> None:
+    """Grouped-query attention from ``L{li}.n1`` to ``L{li}.o`` (q/k/v, rope, attention, o)."""
+    h, hd = model.hidden_size, model.head_dim
+    nh, nkv = model.num_attention_heads, model.num_kv_heads
+    p, b = f"model.layers.{li}.", li + 1
     bias = model.qkv_bias
 
     def t(name: str) -> str:
@@ -120,8 +152,6 @@ def _lower_layer(e: Emitter, model: ModelSpec, li: int, sfx: str, tokens: int, p
                cols=(0, in_f), dtype=wd, bias=(p + name + ".bias") if with_bias else None,
                role=role, block=b, shape=(tokens, out_f))
 
-    e.emit("rmsnorm", 0, "VXM", (x,), (t("n1"),), weight=p + "input_layernorm.weight",
-           eps=model.rms_norm_eps, role="attn_norm", block=b, shape=(tokens, h))
     mm("q", t("n1"), t("q"), "self_attn.q_proj", nh * hd, h, bias)
     mm("k", t("n1"), t("k"), "self_attn.k_proj", nkv * hd, h, bias)
     mm("v", t("n1"), t("v"), "self_attn.v_proj", nkv * hd, h, bias)
@@ -133,12 +163,3 @@ def _lower_layer(e: Emitter, model: ModelSpec, li: int, sfx: str, tokens: int, p
            kv_heads=nkv, head_dim=hd, kv_head_offset=0, pos_offset=pos, role="attention", block=b,
            shape=(tokens, nh * hd))
     mm("o", t("a"), t("o"), "self_attn.o_proj", h, nh * hd)
-    e.emit("add", 0, "VXM", (x, t("o")), (t("r"),), role="residual", block=b, shape=(tokens, h))
-    e.emit("rmsnorm", 0, "VXM", (t("r"),), (t("n2"),), weight=p + "post_attention_layernorm.weight",
-           eps=model.rms_norm_eps, role="mlp_norm", block=b, shape=(tokens, h))
-    mm("gate", t("n2"), t("g"), "mlp.gate_proj", inter, h)
-    mm("up", t("n2"), t("u"), "mlp.up_proj", inter, h)
-    e.emit("silu_mul", 0, "VXM", (t("g"), t("u")), (t("s"),), role="silu_mul", block=b, shape=(tokens, inter))
-    mm("down", t("s"), t("d"), "mlp.down_proj", h, inter)
-    e.emit("add", 0, "VXM", (t("r"), t("d")), (f"x{li + 1}{sfx}",), role="residual", block=b,
-           shape=(tokens, h))

@@ -17,6 +17,7 @@ from __future__ import annotations
 from twinfer.lpu.costs import StepInfo, instr_cycles
 from twinfer.lpu.ir import Instr, Program
 from twinfer.lpu.passes.lower import Emitter
+from twinfer.lpu.passes.partition_moe import MOE_MLA_ROLES, rewrite_moe_mla
 from twinfer.lpu.plan import Plan, kv_heads_local, split_bounds
 from twinfer.lpu.system import System
 from twinfer.models.spec import ModelSpec
@@ -33,6 +34,7 @@ class _Partitioner:
         chip = system.chip
         self.e = Emitter(cost=lambda ins: instr_cycles(ins, chip, step))
         self.holders: dict[str, list[int]] = {"token_ids": []}
+        self.pending: dict[int, Instr] = {}  # MoE router of a layer, emitted on its expert chips
 
     # ---- transfers ---------------------------------------------------------
     def transfer(self, src: int, dst: int, tensor: str, out: str, shape: tuple[int, int]) -> None:
@@ -185,6 +187,9 @@ class _Partitioner:
                 self.transfer(c, group[0], f"logits.p{i}", f"logits.p{i}", (rows, r[1] - r[0]))
             self.e.emit("concat", group[0], "SXM_E", tuple(f"logits.p{i}" for i in range(tp)), ("logits",),
                         axis=1, shape=(rows, width))
+            return
+        if role in MOE_MLA_ROLES:
+            rewrite_moe_mla(self, ins, group, rows, width)
             return
         raise ValueError(f"partition: no rule for role {role!r} ({ins.op})")
 

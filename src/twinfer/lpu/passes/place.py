@@ -19,8 +19,46 @@ from dataclasses import replace
 
 from twinfer.errors import CapacityError
 from twinfer.lpu.chip import Chip
-from twinfer.lpu.ir import Placement, Program, weight_key
+from twinfer.lpu.ir import Instr, Placement, Program, weight_key
 from twinfer.units import dtype_bytes
+
+
+def _instr_needs(ins: Instr, prog: Program, wb: float, ab: float) -> list[tuple[str, str, float]]:
+    """(placement name, kind, bytes) of the weights and KV shard one instruction reads."""
+    w = ins.attr("weight")
+    if ins.op == "matmul":
+        r0, r1 = ins.attr("rows")
+        c0, c1 = ins.attr("cols")
+        return [(weight_key(w, (r0, r1), (c0, c1)),
+                 "weight", (r1 - r0) * (c1 - c0) * wb + (2 * (r1 - r0) if ins.attr("bias") else 0))]
+    if ins.op == "embed":
+        a, b = ins.attr("cols")
+        vocab = ins.attr("vocab", 0)
+        return [(weight_key(w, (0, vocab), (a, b)), "weight", vocab * (b - a) * wb)]
+    if ins.op == "rmsnorm":
+        return [(w, "weight", 2 * ins.attr("shape")[1])]
+    if ins.op == "attention":
+        return [(f"kv.L{ins.attr('layer')}", "kv",
+                 prog.batch * prog.seq_len * 2 * ins.attr("kv_heads") * ins.attr("head_dim") * ab)]
+    if ins.op == "router":
+        e, h = ins.attr("num_experts"), ins.attr("hidden")
+        bias = [(ins.attr("bias"), "weight", 4 * e)] if ins.attr("bias") else []
+        return [(weight_key(w, (0, e), (0, h)), "weight", e * h * wb), *bias]
+    if ins.op == "moe_experts":
+        h, (i0, i1) = ins.attr("hidden"), ins.attr("inter")
+        gate, up, down = ins.attr("names")
+        out = []
+        for e in range(*ins.attr("experts")):
+            for name, rows, cols in ((gate, (i0, i1), (0, h)), (up, (i0, i1), (0, h)), (down, (0, h), (i0, i1))):
+                out.append((weight_key(name.format(e=e), rows, cols), "weight", (i1 - i0) * h * wb))
+        return out
+    if ins.op == "mla_attention":
+        (r0, r1), (c0, c1) = ins.attr("rows"), ins.attr("cols")
+        latent = ins.attr("kv_lora_rank") + ins.attr("qk_rope_head_dim")
+        return [(weight_key(w, (r0, r1), (c0, c1)), "weight", (r1 - r0) * (c1 - c0) * wb),
+                (ins.attr("norm"), "weight", 2 * ins.attr("kv_lora_rank")),
+                (f"kv.L{ins.attr('layer')}", "kv", prog.batch * prog.seq_len * latent * ab)]
+    return []
 
 
 def _needs(prog: Program, chip: Chip) -> dict[int, list[tuple[str, str, int]]]:
@@ -39,26 +77,10 @@ def _needs(prog: Program, chip: Chip) -> dict[int, list[tuple[str, str, int]]]:
     cap_rows = chip.params.activation_rows_resident
     for ins in prog.instrs:
         c = ins.chip
-        w = ins.attr("weight")
-        if ins.op == "matmul":
-            r0, r1 = ins.attr("rows")
-            c0, c1 = ins.attr("cols")
-            key = weight_key(w, (r0, r1), (c0, c1))
-            nbytes = (r1 - r0) * (c1 - c0) * wb + (2 * (r1 - r0) if ins.attr("bias") else 0)
-        elif ins.op == "embed":
-            a, b = ins.attr("cols")
-            vocab = ins.attr("vocab", 0)
-            key, nbytes = weight_key(w, (0, vocab), (a, b)), vocab * (b - a) * wb
-        elif ins.op == "rmsnorm":
-            key, nbytes = w, 2 * ins.attr("shape")[1]
-        elif ins.op == "attention":
-            key = f"kv.L{ins.attr('layer')}"
-            nbytes = int(prog.batch * prog.seq_len * 2 * ins.attr("kv_heads") * ins.attr("head_dim") * ab)
-        else:
-            key = ""
-        if key and (c, key) not in seen:
-            seen.add((c, key))
-            out[c].append((key, "kv" if ins.op == "attention" else "weight", int(nbytes)))
+        for key, kind, nbytes in _instr_needs(ins, prog, wb, ab):
+            if (c, key) not in seen:
+                seen.add((c, key))
+                out[c].append((key, kind, int(nbytes)))
         # activation liveness (program order is a valid execution order on each chip)
         rows, width = ins.attr("shape", (0, 0))
         for t in ins.outputs:
