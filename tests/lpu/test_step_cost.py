@@ -7,7 +7,7 @@ decode programs tested and within 0.05% for prefill, where VXM ops overlap MXM w
 from __future__ import annotations
 
 import pytest
-from compiler_helpers import make_tsp_spec
+from compiler_helpers import make_tsp_chip, make_tsp_spec
 
 from twinfer.lpu.passes import compile_step
 from twinfer.lpu.plan import make_plan
@@ -84,7 +84,8 @@ def kv_room_upper_bound(usable_sram_bytes: int) -> float:
 
 def test_resources_and_protocol(tsp):
     model = load_model("llama-2-70b")
-    cost = LpuStepCost(model, make_tsp_spec(), chips=576, max_batch_seqs=16)
+    cost = LpuStepCost(model, make_tsp_spec(), chips=576, max_batch_seqs=16, chip=tsp,
+                       precision=LPU_DEFAULT_PRECISION)
     assert isinstance(cost, StepCostModel)
     res = cost.resources()
     assert res.num_devices == 576 and res.max_batch_seqs == 16
@@ -97,11 +98,13 @@ def test_resources_and_protocol(tsp):
     assert 0.5 * upper < res.kv_capacity_tokens <= upper
     dec = cost.step_time_s(StepShape.decode([600]))
     # Batch-1 decode installs every weight tile once: 4 planes x a 320x320 int8 tile per 40 cycles
-    # = 10,240 B/cycle per chip (P1), the 8 chips of a stage in parallel, the stages one after
+    # = 10,240 B/cycle per chip (P1), here in fp16 mode (int8 weights meet fp16 activations) at
+    # mxm_wide_install_factor x that time, the 8 chips of a stage in parallel, the stages one after
     # another. Issue skew, unit delays and C2C hops add to that floor (about 40% of the step in
     # the compiler's critical-path breakdown), so the step lies between 1x and 2.5x the floor.
     per_chip_bytes = (80 * LLAMA2_70B_LAYER_PARAMS + 32_000 * 8192) / 8  # layers + LM head
-    floor_s = per_chip_bytes / (4 * 320 * 320 / 40) / 900e6
+    install = 40 * tsp.params.mxm_wide_install_factor
+    floor_s = per_chip_bytes / (4 * 320 * 320 / install) / 900e6
     assert floor_s < dec < 2.5 * floor_s
     mixed = StepShape.decode([600]) + StepShape.prefill([100])
     assert cost.step_time_s(mixed) > cost.step_time_s(StepShape.prefill([100]))
@@ -109,6 +112,7 @@ def test_resources_and_protocol(tsp):
 
 
 def test_chips_none_picks_the_smallest_system():
-    cost = LpuStepCost(load_model("llama-2-7b"), make_tsp_spec(), max_batch_seqs=1)
+    cost = LpuStepCost(load_model("llama-2-7b"), make_tsp_spec(), max_batch_seqs=1, chip=make_tsp_chip(),
+                       precision=LPU_DEFAULT_PRECISION)
     # 7B at 1 byte per weight over 220 MiB chips needs >= 30 chips.
     assert cost.resources().num_devices >= load_model("llama-2-7b").param_count() / (220 * 2**20)

@@ -20,8 +20,8 @@ from twinfer.errors import ConfigError
 from twinfer.hardware.specs import GpuSpec, HardwareSpec, LinkSpec, LpuSpec
 
 _KINDS: dict[str, type] = {"gpu": GpuSpec, "lpu": LpuSpec, "link": LinkSpec}
-#: Fields that hold a mapping of dtype -> rate.
-_RATE_FIELDS = {"peak_flops_per_s", "peak_ops_per_s"}
+#: Fields that hold a mapping of name -> number (dtype -> rate; an LPU's micro-architecture parameters).
+_RATE_FIELDS = {"peak_flops_per_s", "peak_ops_per_s", "microarch"}
 #: Fields filled by the loader itself, never by a file.
 _META_FIELDS = {"name", "sources", "uncertain", "kind"}
 
@@ -45,7 +45,7 @@ def _unwrap(raw: Any, where: str, default_source: str) -> tuple[Any, str, bool]:
     return raw, default_source, False
 
 
-def _number(value: Any, where: str, want_int: bool) -> float | int:
+def _number(value: Any, where: str, want_int: bool, allow_zero: bool = False) -> float | int:
     """Coerce a field to a positive number (YAML reads '80e9' as a string, so parse strings too)."""
     if isinstance(value, bool):
         raise ConfigError(f"{where}: expected a number, got {value!r}")
@@ -56,7 +56,8 @@ def _number(value: Any, where: str, want_int: bool) -> float | int:
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
     if not isinstance(value, int | float):
         raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if value < 0 or (value == 0 and not where.endswith(("power_idle_w", "price_per_hour_usd", "latency_s"))):
+    if value < 0 or (value == 0 and not allow_zero
+                     and not where.endswith(("power_idle_w", "price_per_hour_usd", "latency_s"))):
         raise ConfigError(f"{where}: must be positive, got {value!r}")
     if want_int:
         if float(value) != int(value):
@@ -89,15 +90,15 @@ def _build(kind: str, name: str, body: Any, origin: str) -> tuple[Any, list[str]
         fwhere = f"{where}.{key}"
         if key in _RATE_FIELDS:
             if not isinstance(raw, Mapping) or "value" in raw:
-                raise ConfigError(f"{fwhere}: expected a table of dtype -> rate, e.g. {key}.bf16 = 989e12")
+                raise ConfigError(f"{fwhere}: expected a table of names -> numbers, e.g. {key}.bf16 = 989e12")
             rates = {}
             for dtype, rraw in raw.items():
                 value, src, unc = _unwrap(rraw, f"{fwhere}.{dtype}", f"user file {origin}")
-                rates[str(dtype)] = _number(value, f"{fwhere}.{dtype}", want_int=False)
+                rates[str(dtype)] = _number(value, f"{fwhere}.{dtype}", want_int=False, allow_zero=key == "microarch")
                 sources[f"{key}.{dtype}"] = src
                 if unc:
                     uncertain.append(f"{key}.{dtype}")
-            if not rates:
+            if not rates and key != "microarch":
                 raise ConfigError(f"{fwhere}: needs at least one dtype rate")
             kwargs[key] = rates
             continue

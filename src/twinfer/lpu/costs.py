@@ -46,7 +46,7 @@ def instr_cycles(ins: Instr, chip: Chip, step: StepInfo) -> int:
     if op == "matmul":
         r0, r1 = ins.attr("rows")
         c0, c1 = ins.attr("cols")
-        return chip.matmul_cycles(rows, c1 - c0, r1 - r0, ins.attr("dtype"))
+        return chip.matmul_cycles(rows, c1 - c0, r1 - r0, ins.attr("dtype"), step.act_dtype)
     if op == "attention":
         q_rows, ctx = attention_geometry(ins, step)
         return chip.attention_cycles(batch=step.batch, q_rows=q_rows, ctx=ctx,

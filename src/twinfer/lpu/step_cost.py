@@ -16,9 +16,11 @@ from __future__ import annotations
 import math
 
 from twinfer.hardware.specs import LpuSpec
-from twinfer.lpu.chip import Chip, make_chip
+from twinfer.lpu.chip import Chip, make_chip, param_names
+from twinfer.lpu.microarch import microarch_for
 from twinfer.lpu.plan import Plan, kv_capacity_tokens, kv_heads_local, make_plan
 from twinfer.lpu.system import System
+from twinfer.lpu.token_loop import TokenLoopCosts, token_loop_costs
 from twinfer.models.ops import Precision
 from twinfer.models.spec import ModelSpec
 from twinfer.models.step import StepShape
@@ -27,6 +29,12 @@ from twinfer.units import dtype_bytes
 
 #: Default precision on the LPU: 8-bit weights (Llama-2-70B only fits ~576 TSP v1 chips at <= 8 bits, lpu.md).
 LPU_DEFAULT_PRECISION = Precision(weights="int8", activations="fp16", kv_cache="fp16")
+
+
+def native_precision(spec: LpuSpec) -> Precision:
+    """The precision ``spec`` runs models at by default (its micro-architecture set's ``precision``)."""
+    w, a, kv = microarch_for(spec, param_names()).precision
+    return Precision(weights=w, activations=a, kv_cache=kv)
 
 
 class AnalyticLpu:
@@ -64,19 +72,19 @@ class AnalyticLpu:
 
     def layer_cycles(self, shape: StepShape, tp: int) -> int:
         """One decoder layer on a ``tp``-chip stage."""
-        m, c, wd = self.m, self.chip, self.prec.weights
+        m, c, wd, ad = self.m, self.chip, self.prec.weights, self.prec.activations
         t, h, hd = shape.total_tokens, m.hidden_size, m.head_dim
         ql, kvl = m.num_attention_heads // tp * hd, kv_heads_local(m, tp) * hd
         il = math.ceil(m.intermediate_size / tp)
         p = c.params
         norm = c.vxm_cycles(t * h, p.vxm_ops_rmsnorm)
-        q, k, v = c.matmul_cycles(t, h, ql, wd), c.matmul_cycles(t, h, kvl, wd), c.matmul_cycles(t, h, kvl, wd)
+        q, k, v = c.matmul_cycles(t, h, ql, wd, ad), c.matmul_cycles(t, h, kvl, wd, ad), c.matmul_cycles(t, h, kvl, wd, ad)
         rope_k = c.vxm_cycles(t * kvl, p.vxm_ops_rope)
         attn = self._attention(shape, m.num_attention_heads // tp, kv_heads_local(m, tp))
-        o = c.matmul_cycles(t, ql, h, wd)
-        gate, up = c.matmul_cycles(t, h, il, wd), c.matmul_cycles(t, h, il, wd)
+        o = c.matmul_cycles(t, ql, h, wd, ad)
+        gate, up = c.matmul_cycles(t, h, il, wd, ad), c.matmul_cycles(t, h, il, wd, ad)
         silu = c.vxm_cycles(t * il, p.vxm_ops_silu_mul)
-        down = c.matmul_cycles(t, il, h, wd)
+        down = c.matmul_cycles(t, il, h, wd, ad)
         add = c.vxm_cycles(t * h, 1)
         ar = self._allreduce(t, h, tp)
         return (norm + q + k + v + max(0, rope_k - v) + attn + o + ar + add
@@ -118,7 +126,7 @@ class AnalyticLpu:
             total += c.sxm_cycles(t * h)
         total += c.vxm_cycles(rows * h, c.params.vxm_ops_rmsnorm)
         vl = math.ceil(m.vocab_size / tpl)
-        total += c.matmul_cycles(rows, h, vl, wd)
+        total += c.matmul_cycles(rows, h, vl, wd, self.prec.activations)
         if tpl > 1:
             total += c.c2c_cycles(int(rows * vl * byte)) + c.hop_latency_cycles + c.sxm_cycles(rows * m.vocab_size)
         # Stage hand-offs: each chip sends its 1/tp slice to its counterpart, the next stage all-gathers.
@@ -126,6 +134,15 @@ class AnalyticLpu:
             chunk = math.ceil(h / tp)
             total += n * (c.sxm_cycles(t * chunk) + c.c2c_cycles(int(t * chunk * byte)) + self._gather(t, h, tp_next))
         return total + hops * c.hop_latency_cycles
+
+    def loop_costs(self, shape: StepShape) -> TokenLoopCosts:
+        """Sampling, token return, sync and host costs of a step of ``shape`` (see :mod:`twinfer.lpu.token_loop`)."""
+        return token_loop_costs(self.chip, self.sys, self.plan, vocab=self.m.vocab_size, seqs=shape.num_seqs,
+                                tokens_in=shape.total_tokens, decode=shape.decode_seqs > 0)
+
+    def step_seconds(self, shape: StepShape) -> float:
+        """Wall time of one step: the layer chain plus the per-token loop costs."""
+        return self.step_cycles(shape) / self.chip.spec.clock_hz + self.loop_costs(shape).seconds(self.chip.spec.clock_hz)
 
     def _gather(self, rows: int, width: int, tp: int) -> int:
         if tp == 1:
@@ -143,7 +160,9 @@ class LpuStepCost:
     ``chips=None`` picks the fewest chips that hold the weights plus KV cache
     for ``max_batch_seqs`` sequences at the model's context length (capped at
     8,192 tokens). Step times are analytic (see :class:`AnalyticLpu`) and
-    cached per shape; add the host I/O overhead of the groqflow estimator.
+    cached per shape, plus the per-token loop costs (:mod:`twinfer.lpu.token_loop`).
+    Precision defaults to the chip's native one (TSP v1: int8 weights, fp16
+    activations; LP30: fp8).
     """
 
     def __init__(self, model: ModelSpec, lpu_spec: LpuSpec, *, chips: int | None = None,
@@ -151,7 +170,7 @@ class LpuStepCost:
                  chip: Chip | None = None) -> None:
         self.model = model
         self.chip = chip or make_chip(lpu_spec)
-        self.precision = precision or LPU_DEFAULT_PRECISION
+        self.precision = precision or native_precision(self.chip.spec)
         self._batch = max_batch_seqs or 8
         ctx = min(model.max_position_embeddings, 8192)
         # With a chip count given, plan for the weights alone and report the SRAM left as KV capacity.
@@ -167,16 +186,13 @@ class LpuStepCost:
         return kv_capacity_tokens(self.model, self.chip, self.plan, self.precision)
 
     def step_time_s(self, shape: StepShape) -> float:
-        """Wall time of one forward step of ``shape`` (cycles / clock + host I/O overhead)."""
+        """Wall time of one forward step of ``shape`` (layer chain + sampling, token return, sync, host loop)."""
         hit = self._cache.get(shape)
         if hit is not None:
             return hit
         if shape.total_tokens <= 0:
             return 0.0
-        cycles = self.analytic.step_cycles(shape)
-        p = self.chip.params
-        io_bytes = shape.total_tokens * 4 + shape.num_seqs * 4  # token ids in, sampled ids out
-        t = cycles / self.chip.spec.clock_hz + p.host_overhead_s + io_bytes / p.host_bw_bytes_per_s
+        t = self.analytic.step_seconds(shape)
         if len(self._cache) < 1_000_000:
             self._cache[shape] = t
         return t

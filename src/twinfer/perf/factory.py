@@ -54,7 +54,9 @@ def make_step_cost(
         from twinfer.errors import ConfigError
 
         raise ConfigError(f"a GPU calibration file was given for {hardware!r}, which is an LPU; drop it for LPU pools")
+    from twinfer.lpu.chip import make_chip
     from twinfer.lpu.step_cost import LpuStepCost
 
     assert isinstance(spec, LpuSpec)
-    return LpuStepCost(model, spec, chips=chips, precision=precision, max_batch_seqs=max_batch_seqs)
+    return LpuStepCost(model, spec, chips=chips, precision=precision, max_batch_seqs=max_batch_seqs,
+                       chip=make_chip(spec, extra=extra_hardware))
