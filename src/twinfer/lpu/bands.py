@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from twinfer.lpu.chip import Chip, param_names
+from twinfer.lpu.chip import Chip, override_params, param_names
 from twinfer.lpu.microarch import microarch_for
 from twinfer.lpu.plan import Plan
 from twinfer.lpu.step_cost import AnalyticLpu
@@ -49,7 +49,7 @@ def step_bands(model: ModelSpec, chip: Chip, plan: Plan, precision: Precision, s
     ratios = [1.0]
     sets = ma.band_overrides()
     for overrides in sets:
-        c = replace(chip, params=replace(chip.params, **overrides))
+        c = replace(chip, params=override_params(chip.params, overrides))
         ratios.append(AnalyticLpu(model, System(c, plan.num_chips), plan, precision).step_seconds(shape) / point)
     return StepBands(ratio_low=min(ratios), ratio_high=max(ratios), sets=len(sets), calibrated=ma.calibrated)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from twinfer.errors import CapacityError, ConfigError
-from twinfer.lpu.chip import Chip, make_chip, params_from_values
+from twinfer.lpu.chip import Chip, make_chip, override_params, params_from_values
 from twinfer.lpu.microarch import shipped_sets
 from twinfer.lpu.plan import Plan, make_plan
 from twinfer.lpu.step_cost import AnalyticLpu, native_precision
@@ -103,7 +103,7 @@ class Case:
 
     def predict(self, overrides: Mapping[str, float]) -> float:
         """The metric this row measured, predicted with ``overrides`` applied to the base parameters."""
-        chip = replace(self.base_chip, params=replace(self.base_chip.params, **overrides))
+        chip = replace(self.base_chip, params=override_params(self.base_chip.params, overrides))
         est = AnalyticLpu(self.model, System(chip, self.plan.num_chips), self.plan, self.prec)
         m = self.meas
         if m.metric == "ttft_s":

@@ -282,3 +282,9 @@ def with_params(chip: Chip, **overrides: Any) -> Chip:
     if unknown:
         raise ConfigError(f"unknown chip parameter(s) {sorted(unknown)}; known: {sorted(PARAM_SOURCES)}")
     return replace(chip, params=replace(chip.params, **overrides))
+
+
+def override_params(params: ChipParams, overrides: Mapping[str, float]) -> ChipParams:
+    """``params`` with some values replaced (a calibration or band parameter set)."""
+    kw: dict[str, Any] = dict(overrides)
+    return replace(params, **kw)
