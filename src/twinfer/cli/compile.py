@@ -120,6 +120,15 @@ def _print(d: dict) -> None:
     for k, v in d["decode_attribution_cycles"].items():
         a.add_row(k, f"{v:,}", f"{v / total:.1%}")
     con.print(a)
+    if d["layouts_tried"]:
+        lt = Table(title=f"layouts tried on {d['chips']} chips (analytic per-token latency; the fastest is compiled)")
+        for col in ("tensor split", "stages", "chips used", "ms per token", "tokens/s per user", "instructions"):
+            lt.add_column(col, justify="right")
+        for row in d["layouts_tried"]:
+            lt.add_row(str(row["tensor_split"]), str(row["pipeline_stages"]), str(row["chips_used"]),
+                       f"{row['per_token_latency_s'] * 1e3:.3f}", f"{row['tokens_per_s_per_user']:.0f}",
+                       f"~{row['instructions_est']:,}" + ("" if row["within_budget"] else " (over budget)"))
+        con.print(lt)
     con.print(f"compiled {d['instructions']['decode']:,} + {d['instructions']['prefill']:,} instructions "
               f"in {d['compile_seconds']:.1f} s")
     if "trace_file" in d:

@@ -31,8 +31,9 @@ from typing import Any
 
 from twinfer.errors import CapacityError, ConfigError
 from twinfer.lpu.chip import Chip, make_chip, override_params, params_from_values
+from twinfer.lpu.layout import MAX_INSTRUCTIONS, estimated_instructions
 from twinfer.lpu.microarch import shipped_sets
-from twinfer.lpu.plan import Plan, make_plan
+from twinfer.lpu.plan import Plan, make_plan, tp_candidates
 from twinfer.lpu.step_cost import AnalyticLpu, native_precision
 from twinfer.lpu.system import System
 from twinfer.models.ops import Precision
@@ -41,7 +42,8 @@ from twinfer.models.step import StepShape
 
 METRICS = ("decode_step_s", "tokens_per_s_per_user", "ttft_s")
 #: Grid points per fitted parameter (evenly spaced over its range); the rest take 2 (low, high).
-GRID_POINTS: Mapping[str, int] = {"host_loop_s": 16, "mxm_wide_install_factor": 7, "stage_sync_cycles": 3}
+GRID_POINTS: Mapping[str, int] = {"host_loop_s": 16, "mxm_wide_install_factor": 7, "stage_sync_cycles": 3,
+                                  "cross_node_sync_cycles": 5}
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,12 @@ def load_measurements(path: str | Path | None = None) -> list[Measurement]:
 
 
 class Case:
-    """One measurement's model, plan and system, built once; predicts the metric for any parameter set."""
+    """One measurement's model and every layout (tensor split x stages) that fits, planned once.
+
+    A prediction takes the layout the compiler would choose under the trial
+    parameters (the lowest decode latency, :mod:`twinfer.lpu.layout`), so the
+    fit sees the same layout choice ``twinfer compile`` makes.
+    """
 
     def __init__(self, meas: Measurement, base_chip: Chip) -> None:
         from twinfer.models import load_model
@@ -98,17 +105,31 @@ class Case:
         self.model: ModelSpec = load_model(meas.model)
         self.base_chip = base_chip
         self.prec: Precision = native_precision(base_chip.spec)
-        self.plan: Plan = make_plan(self.model, base_chip, self.prec, chips=meas.chips, batch=meas.batch,
-                                    ctx=max(meas.context, meas.prompt), tokens=meas.batch)
+        ctx = max(meas.context, meas.prompt)
+        self.plans: list[Plan] = []
+        for tp in tp_candidates(self.model, meas.chips, base_chip.spec.chips_per_node):
+            try:
+                plan = make_plan(self.model, base_chip, self.prec, chips=meas.chips, batch=meas.batch,
+                                 ctx=ctx, tokens=meas.batch, tp=tp)
+            except (CapacityError, ConfigError):
+                continue
+            est = estimated_instructions(self.model.num_layers, tp, len(plan.stages), base_chip.spec.chips_per_node)
+            if est <= MAX_INSTRUCTIONS:  # the layouts twinfer compile may choose
+                self.plans.append(plan)
+        if not self.plans:  # make_plan's own error names the chips needed
+            make_plan(self.model, base_chip, self.prec, chips=meas.chips, batch=meas.batch, ctx=ctx,
+                      tokens=meas.batch)
+        self.estimates = [AnalyticLpu(self.model, System(base_chip, p.num_chips), p, self.prec) for p in self.plans]
 
     def predict(self, overrides: Mapping[str, float]) -> float:
         """The metric this row measured, predicted with ``overrides`` applied to the base parameters."""
         chip = replace(self.base_chip, params=override_params(self.base_chip.params, overrides))
-        est = AnalyticLpu(self.model, System(chip, self.plan.num_chips), self.plan, self.prec)
         m = self.meas
+        dec = StepShape.decode([m.context] * m.batch)
+        ests = [e.with_chip(chip) for e in self.estimates]
+        step, best = min((e.step_seconds(dec), i) for i, e in enumerate(ests))
         if m.metric == "ttft_s":
-            return est.step_seconds(StepShape.prefill([m.prompt] * m.batch))
-        step = est.step_seconds(StepShape.decode([m.context] * m.batch))
+            return ests[best].step_seconds(StepShape.prefill([m.prompt] * m.batch))
         return step if m.metric == "decode_step_s" else 1.0 / step
 
 

@@ -65,5 +65,6 @@ def instr_cycles(ins: Instr, chip: Chip, step: StepInfo) -> int:
     if op == "embed":
         return chip.mem_gather_cycles(rows, width)
     if op in ("send", "recv"):
-        return chip.c2c_cycles(int(rows * width * dtype_bytes(step.act_dtype)))
+        sync = p.cross_node_sync_cycles if ins.attr("cross_node_sync", False) else 0
+        return chip.c2c_cycles(int(rows * width * dtype_bytes(step.act_dtype))) + sync
     raise ValueError(f"no cost for op {op!r}")

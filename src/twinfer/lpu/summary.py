@@ -15,6 +15,7 @@ from typing import Any
 from twinfer.lpu.chip import Chip, make_chip
 from twinfer.lpu.cycles import CycleReport, report
 from twinfer.lpu.ir import Program
+from twinfer.lpu.layout import LayoutTrial, search_layouts
 from twinfer.lpu.passes import compile_step
 from twinfer.lpu.plan import Plan, kv_capacity_tokens, make_plan
 from twinfer.lpu.step_cost import native_precision
@@ -36,6 +37,7 @@ class CompiledModel:
     prefill_report: CycleReport
     decode_report: CycleReport
     compile_seconds: float
+    layouts: tuple[LayoutTrial, ...] = ()  # every tensor split x stages the layout search costed (chips given)
 
     @property
     def host_overhead_s(self) -> float:
@@ -105,6 +107,11 @@ class CompiledModel:
             "decode_c2c_hops_on_critical_path": d.c2c_hops_on_path,
             "instructions": {"prefill": len(self.prefill.instrs), "decode": len(self.decode.instrs)},
             "compile_seconds": self.compile_seconds,
+            "layouts_tried": [{"tensor_split": t.tp, "pipeline_stages": t.stages, "chips_used": t.chips_used,
+                               "per_token_latency_s": t.per_token_latency_s,
+                               "tokens_per_s_per_user": t.tokens_per_s_per_user,
+                               "instructions_est": t.instructions_est, "within_budget": t.within_budget}
+                              for t in self.layouts],
             "chip_params": {k: v for k, v in asdict(self.chip.params).items() if k != "sources"},
             "activation_dtype": self.decode.activation_dtype,
         }
@@ -126,6 +133,8 @@ def compile_model(model: ModelSpec, hardware: str | Any, *, chips: int | None, b
     ``weights`` defaults to the chip's native precision (activations and KV
     cache too); a given weight dtype keeps the chip's native activations.
     ``prefill_chunk`` cuts a batch-1 prompt into chunks pipelined across the stages.
+    With ``chips`` given the layout (tensor split x stages) is the one with the
+    lowest per-token latency (:func:`twinfer.lpu.layout.search_layouts`).
     """
     import time
 
@@ -136,11 +145,15 @@ def compile_model(model: ModelSpec, hardware: str | Any, *, chips: int | None, b
     native = native_precision(ch.spec)
     prec = native if weights is None else Precision(weights=weights, activations=native.activations,
                                                     kv_cache=native.kv_cache)
-    plan = make_plan(model, ch, prec, chips=chips, batch=batch, ctx=ctx, tokens=batch)
+    layouts: tuple[LayoutTrial, ...] = ()
+    if chips is None:
+        plan = make_plan(model, ch, prec, chips=chips, batch=batch, ctx=ctx, tokens=batch)
+    else:
+        plan, layouts = search_layouts(model, ch, prec, chips=chips, batch=batch, ctx=ctx, tokens=batch)
     system = System(ch, plan.num_chips)
     dec = compile_step(model, system, phase="decode", batch=batch, seq_len=ctx, precision=prec, plan=plan).program
     pre = compile_step(model, system, phase="prefill", batch=batch, seq_len=pr, precision=prec, plan=plan,
                        prefill_chunk=prefill_chunk).program
     secs = time.perf_counter() - t0
     return CompiledModel(model=model, chip=ch, plan=plan, prefill=pre, decode=dec, prefill_report=report(pre, ch),
-                         decode_report=report(dec, ch), compile_seconds=secs)
+                         decode_report=report(dec, ch), compile_seconds=secs, layouts=layouts)
