@@ -135,12 +135,14 @@ def main() -> None:
           f"weights stream through the MXM at {cm.chip.mxm_planes} x 320x320 tiles per "
           f"{cm.chip.mxm_mode('int8', 'fp16')[1]} cycles per chip (fp16 mode)")
 
-    print("\npipeline depth vs chips (batch-1 decode at context 625, per-token loop costs included):")
-    from twinfer.lpu.plan import make_plan
+    print("\nchips -> the fastest layout within the instruction budget (batch-1 decode at context 625, "
+          "per-token loop costs included):")
+    from twinfer.lpu.layout import search_layouts
 
     for n in (336, 448, 576, 640):
         try:
-            pl = make_plan(model, base_chip_for_depth, prec_depth, chips=n, batch=1, ctx=PROMPT + OUTPUT, tokens=1)
+            pl, _ = search_layouts(model, base_chip_for_depth, prec_depth, chips=n, batch=1, ctx=PROMPT + OUTPUT,
+                                   tokens=1)
         except Exception as exc:  # a count too small to hold the model
             print(f"  {n:4d} chips: {exc}")
             continue
