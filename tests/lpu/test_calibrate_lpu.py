@@ -82,3 +82,27 @@ def test_a_bad_measurements_file_is_a_clear_error(tmp_path):
     p.write_text('[[measurement]]\nid = "x"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="measurement 1"):
         load_measurements(p)
+
+
+def test_cli_writes_the_fit_as_json_and_reports_skipped_rows(tmp_path, capsys):
+    from twinfer.cli import main
+
+    text = ROW.format(id="a", role="fit", model="llama-2-7b", chips=72, value=700.0)
+    text += ROW.format(id="b", role="held_out", model="llama-2-70b", chips=8, value=100.0)
+    meas, out = tmp_path / "m.toml", tmp_path / "cal.json"
+    meas.write_text(text, encoding="utf-8")
+    assert main(["calibrate-lpu", "--measurements", str(meas), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "not unique" in printed and "skipped b" in printed
+    data = json.loads(out.read_text(encoding="utf-8"))["chips"]["groq-tsp-v1"]
+    assert data["rows"][0]["id"] == "a" and abs(data["rows"][0]["error"]) < 0.05
+    assert set(data["fitted"]) <= set(data["consistent_sets"][0])
+
+
+def test_cli_without_a_compiling_fit_row_is_a_clear_error(tmp_path, capsys):
+    from twinfer.cli import main
+
+    meas = tmp_path / "m.toml"
+    meas.write_text(ROW.format(id="b", role="fit", model="llama-2-70b", chips=8, value=100.0), encoding="utf-8")
+    assert main(["calibrate-lpu", "--measurements", str(meas)]) == 2
+    assert "nothing to calibrate" in capsys.readouterr().err
