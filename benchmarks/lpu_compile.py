@@ -6,8 +6,10 @@ Run:  .venv/bin/python benchmarks/lpu_compile.py [--chips 576] [--repeat 1] [--m
 8x7B on TSP v1 (int8) and on Groq 3 LP30 (fp8), and DeepSeek-V3 on LP30 (fp8;
 issue 10 target: < 60 s), each on the fewest chips that hold it.
 
-Compiles the decode step (batch 1, context 4096) and the prefill step (550
-tokens) with every pass and verifier, and prints the wall time of each pass.
+Searches the stage x tensor-split layouts as ``twinfer compile`` does (timed
+separately), then compiles the decode step (batch 1, context 4096) and the
+prefill step (550 tokens) of the chosen layout with every pass and verifier,
+and prints the wall time of each pass.
 Baseline in the same process: allocating as many bare ``Instr`` objects as
 the decode program holds (the floor any one-instruction-per-op-per-shard
 compiler pays), so the ratio shows the passes' cost over that floor.
@@ -41,6 +43,7 @@ def moe_compiles() -> None:
 def main() -> None:
     from twinfer.lpu.chip import make_chip
     from twinfer.lpu.ir import Instr
+    from twinfer.lpu.layout import search_layouts
     from twinfer.lpu.passes import compile_step
     from twinfer.lpu.system import System
     from twinfer.models import load_model
@@ -57,9 +60,12 @@ def main() -> None:
     system = System(chip, args.chips)
     prec = Precision(weights="int8", activations="fp16", kv_cache="fp16")
     best: dict[str, float] = {}
+    t0 = time.perf_counter()
+    plan, _ = search_layouts(model, chip, prec, chips=args.chips, batch=1, ctx=4096, tokens=1)
+    search_s = time.perf_counter() - t0
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        dec = compile_step(model, system, phase="decode", batch=1, seq_len=4096, precision=prec)
+        dec = compile_step(model, system, phase="decode", batch=1, seq_len=4096, precision=prec, plan=plan)
         t1 = time.perf_counter()
         pre = compile_step(model, system, phase="prefill", batch=1, seq_len=550, precision=prec, plan=dec.plan)
         t2 = time.perf_counter()
@@ -74,8 +80,11 @@ def main() -> None:
     print(f"decode program: {n:,} instructions; prefill program: {len(pre.program.instrs):,}")
     for name, secs in dec.pass_seconds:
         print(f"  decode pass {name:<10s} {secs:6.2f} s")
+    print(f"layout search   : {search_s:6.2f} s")
     print(f"compile decode  : {best['decode']:6.2f} s  (target {TARGET_S:.0f} s: {best['decode'] / TARGET_S:.2f}x of it)")
     print(f"compile prefill : {best['prefill']:6.2f} s  (target {TARGET_S:.0f} s: {best['prefill'] / TARGET_S:.2f}x of it)")
+    total = search_s + best["decode"] + best["prefill"]
+    print(f"twinfer compile total: {total:6.2f} s  (target {TARGET_S:.0f} s: {total / TARGET_S:.2f}x of it)")
     print(f"baseline (allocate {n:,} bare Instr): {floor:.3f} s -> compile is {best['decode'] / floor:.0f}x the floor")
     print(f"decode step: {dec.program.schedule_cycles:,} cycles = {dec.program.latency_s * 1e3:.3f} ms")
     if args.moe:

@@ -2,32 +2,55 @@
 
 Run:  .venv/bin/python benchmarks/lpu_validation.py
 
-Measured (shared/reference/lpu.md; ray-project/llmperf-leaderboard raw_data
-groq_70b.json, 2024-01-10): 550 input / 150 output tokens, concurrency 5:
-median 185 output tokens/s per request (output tokens / end-to-end time),
-inter-token latency 5.32 ms, TTFT 0.22 s, end-to-end 0.81 s.
+Measured (shared/data/measurements/llmperf_groq_70b_individual.json, LLMPerf
+leaderboard raw data, Apache-2.0, 2024-01-10): 550 input / 150 output tokens,
+concurrency 5, 150 requests. The decode time per token is
+(end-to-end - TTFT) / (output tokens - 1): median 3.74 ms. LLMPerf's
+``inter_token_latency_s`` (median 5.32 ms) is NOT a decode step: it sums every
+gap from the request's start, TTFT included, and divides by the token count,
+so it is compared here only as what it is. TTFT 0.22 s and end-to-end 0.81 s
+include the public internet and Groq's API, which the model lacks.
 
 Predicted: Llama-2-70B compiled onto 576 TSP v1 chips with 8-bit weights
-(the deployment lpu.md describes). Nothing here is tuned to the measurement:
-the chip parameters are the documented defaults of twinfer.lpu.chip (the
-only constant bounded by a public fact is ``activation_rows_resident``,
-chosen small so the 576-chip deployment fits at all — a capacity fact, not
-this latency measurement). The measured numbers include the public
-internet, Groq's API stack, queueing behind other users and token
-streaming granularity; the model has none of these, so it is a lower bound
-on latency. The sensitivity table shows how the prediction moves with the
-uncertain parameters (analytic estimate, which equals the compiled decode
+(the deployment lpu.md describes), with TSP v1's calibrated parameter set
+(``twinfer calibrate-lpu``: the LLMPerf decode step is one of its fit rows,
+so the decode row below is a fit error, not a validation; the other rows are
+held out). The band is spanned by the parameter sets consistent with the
+calibration data. The sensitivity table shows how the prediction moves with
+the uncertain parameters (analytic estimate, which equals the compiled decode
 schedule exactly — see tests/lpu/test_step_cost.py).
 """
 
 from __future__ import annotations
 
-MEASURED = {"itl_s": 5.32e-3, "ttft_s": 0.22, "tok_s": 185.0, "e2e_s": 0.81}
+MEASURED_FILE = "../shared/data/measurements/llmperf_groq_70b_individual.json"
+#: Fallback medians when the per-request file is not beside the repository (lpu.md).
+MEDIANS = {"decode_s": 3.74e-3, "llmperf_itl_s": 5.32e-3, "ttft_s": 0.22, "tok_s": 185.0, "e2e_s": 0.81}
 PROMPT, OUTPUT, CONCURRENCY = 550, 150, 5
 
 
 def _err(pred: float, meas: float) -> str:
     return f"{(pred - meas) / meas:+.0%}"
+
+
+def measured() -> dict[str, float]:
+    """Medians over LLMPerf's requests: the decode step as (e2e - TTFT)/(tokens - 1), and the rest as published."""
+    import json
+    import statistics
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / MEASURED_FILE
+    if not path.is_file():
+        return dict(MEDIANS)
+    reqs = [r for r in json.loads(path.read_text(encoding="utf-8")) if r.get("number_output_tokens", 0) > 1]
+    return {
+        "decode_s": statistics.median((r["end_to_end_latency_s"] - r["ttft_s"]) / (r["number_output_tokens"] - 1)
+                                      for r in reqs),
+        "llmperf_itl_s": statistics.median(r["inter_token_latency_s"] for r in reqs),
+        "ttft_s": statistics.median(r["ttft_s"] for r in reqs),
+        "e2e_s": statistics.median(r["end_to_end_latency_s"] for r in reqs),
+        "tok_s": statistics.median(r["request_output_throughput_token_per_s"] for r in reqs),
+    }
 
 
 def main() -> None:
@@ -46,6 +69,7 @@ def main() -> None:
     ap.add_argument("--prefill-chunk", type=int, default=128,
                     help="also compile the prompt in chunks pipelined across stages (0: skip)")
     args = ap.parse_args()
+    MEASURED = measured()
     model = load_model("llama-2-70b")
     mid_ctx = PROMPT + OUTPUT // 2  # decode context halfway through the answer
     print("Llama-2-70B on 576 x groq-tsp-v1, int8 weights, fp16 activations/KV, fp32 accumulation")
@@ -61,16 +85,20 @@ def main() -> None:
         prec = Precision(weights="int8", activations="fp16", kv_cache="fp16")
         dec = compile_step(model, sysm, phase="decode", batch=batch, seq_len=mid_ctx, precision=prec, plan=cm.plan).program
         pre = compile_step(model, sysm, phase="prefill", batch=1, seq_len=PROMPT, precision=prec, plan=cm.plan).program
-        itl = dec.latency_s + cm.host_overhead_s
-        ttft = pre.latency_s + cm.host_overhead_s
+        clock = cm.chip.spec.clock_hz
+        itl = dec.latency_s + cm.loop_costs("decode").seconds(clock)
+        ttft = pre.latency_s + cm.loop_costs("prefill").seconds(clock)
         e2e = ttft + (OUTPUT - 1) * itl
-        rows.append((batch, itl, ttft, e2e, OUTPUT / e2e, report(dec, cm.chip), cm))
-    print(f"{'':26s}{'measured':>10s}" + "".join(f"{'batch ' + str(b):>12s}{'error':>8s}" for b, *_ in rows))
+        # LLMPerf's inter_token_latency_s: all gaps from the request's start over the output tokens.
+        llmperf_itl = e2e / OUTPUT
+        rows.append((batch, itl, ttft, e2e, OUTPUT / e2e, report(dec, cm.chip), cm, llmperf_itl))
+    print(f"{'':36s}{'measured':>10s}" + "".join(f"{'batch ' + str(b):>12s}{'error':>8s}" for b, *_ in rows))
     for label, key, idx, scale, unit in (
-        ("inter-token latency", "itl_s", 1, 1e3, "ms"), ("TTFT (1 prompt)", "ttft_s", 2, 1e3, "ms"),
+        ("decode step (e2e-TTFT)/(n-1)", "decode_s", 1, 1e3, "ms"),
+        ("LLMPerf ITL (TTFT incl.)", "llmperf_itl_s", 7, 1e3, "ms"), ("TTFT (1 prompt)", "ttft_s", 2, 1e3, "ms"),
         ("end-to-end", "e2e_s", 3, 1e3, "ms"), ("tokens/s per request", "tok_s", 4, 1.0, ""),
     ):
-        line = f"{label + (' [' + unit + ']' if unit else ''):26s}{MEASURED[key] * scale:10.2f}"
+        line = f"{label + (' [' + unit + ']' if unit else ''):36s}{MEASURED[key] * scale:10.2f}"
         for r in rows:
             line += f"{r[idx] * scale:12.2f}{_err(r[idx], MEASURED[key]):>8s}"
         print(line)
@@ -79,14 +107,21 @@ def main() -> None:
         sysm = System(rows[0][6].chip, rows[0][6].plan.num_chips)
         chunked = compile_step(model, sysm, phase="prefill", batch=1, seq_len=PROMPT, precision=prec,
                                plan=rows[0][6].plan, prefill_chunk=args.prefill_chunk).program
-        ttft_c = chunked.latency_s + rows[0][6].host_overhead_s
+        ttft_c = chunked.latency_s + rows[0][6].loop_costs("prefill").seconds(rows[0][6].chip.spec.clock_hz)
         e2e_c = ttft_c + (OUTPUT - 1) * rows[0][1]
-        print(f"{'TTFT, prompt pipelined':26s}{MEASURED['ttft_s'] * 1e3:10.2f}{ttft_c * 1e3:12.2f}"
+        print(f"{'TTFT, prompt pipelined':36s}{MEASURED['ttft_s'] * 1e3:10.2f}{ttft_c * 1e3:12.2f}"
               f"{_err(ttft_c, MEASURED['ttft_s']):>8s}   ({args.prefill_chunk}-token chunks, batch-1 ITL)")
-        print(f"{'tokens/s, pipelined':26s}{MEASURED['tok_s']:10.2f}{OUTPUT / e2e_c:12.2f}"
+        print(f"{'tokens/s, pipelined':36s}{MEASURED['tok_s']:10.2f}{OUTPUT / e2e_c:12.2f}"
               f"{_err(OUTPUT / e2e_c, MEASURED['tok_s']):>8s}")
 
-    batch, itl, _, _, _, rep, cm = rows[0]
+    from twinfer.lpu.bands import compiled_bands
+
+    bands = compiled_bands(rows[1][6])
+    lo, hi = bands["per_token_latency_s_range"]
+    print(f"\nbatch-5 compile at context {PROMPT + OUTPUT}: per-token band {lo * 1e3:.2f}-{hi * 1e3:.2f} ms "
+          f"({bands['band_parameter_sets']} sets: {bands['band_from']}); measured median "
+          f"{MEASURED['decode_s'] * 1e3:.2f} ms")
+    batch, itl, _, _, _, rep, cm, _ = rows[0]
     base_chip_for_depth = cm.chip
     prec_depth = Precision(weights="int8", activations="fp16", kv_cache="fp16")
     total = sum(c for _, c in rep.attribution_cycles)
@@ -98,22 +133,24 @@ def main() -> None:
           f"({cm.chip.hop_latency_cycles} cycles each = {cm.chip.link.latency_s * 1e6:.2f} us, guess from P2)")
     print(f"per layer: {rep.cycles / model.num_layers:,.0f} cycles = {rep.latency_s / model.num_layers * 1e6:.1f} us; "
           f"weights stream through the MXM at {cm.chip.mxm_planes} x 320x320 tiles per "
-          f"{cm.chip.params.mxm_install_cycles} cycles per chip")
+          f"{cm.chip.mxm_mode('int8', 'fp16')[1]} cycles per chip (fp16 mode)")
 
-    print("\npipeline depth vs chips (batch-1 decode at context 625; analytic = schedule):")
-    from twinfer.lpu.plan import make_plan
+    print("\nchips -> the fastest layout within the instruction budget (batch-1 decode at context 625, "
+          "per-token loop costs included):")
+    from twinfer.lpu.layout import search_layouts
 
     for n in (336, 448, 576, 640):
         try:
-            pl = make_plan(model, base_chip_for_depth, prec_depth, chips=n, batch=1, ctx=PROMPT + OUTPUT, tokens=1)
+            pl, _ = search_layouts(model, base_chip_for_depth, prec_depth, chips=n, batch=1, ctx=PROMPT + OUTPUT,
+                                   tokens=1)
         except Exception as exc:  # a count too small to hold the model
             print(f"  {n:4d} chips: {exc}")
             continue
         est = AnalyticLpu(model, System(base_chip_for_depth, n), pl, prec_depth)
-        ms = est.step_cycles(StepShape.decode([mid_ctx])) / base_chip_for_depth.spec.clock_hz * 1e3
+        ms = est.step_seconds(StepShape.decode([mid_ctx])) * 1e3
         print(f"  {n:4d} chips: {pl.tp}-way x {len(pl.stages):3d} stages -> {ms:.3f} ms per token")
 
-    print("\nsensitivity of the batch-1 decode step to uncertain parameters (not fitted; analytic = schedule):")
+    print("\nsensitivity of the batch-1 decode step to uncertain parameters (analytic = schedule):")
     base_chip = make_chip("groq-tsp-v1")
     shape = StepShape.decode([mid_ctx])
     plan = cm.plan
@@ -121,22 +158,26 @@ def main() -> None:
 
     def step_ms(chip, topo=TopologyParams()) -> float:
         est = AnalyticLpu(model, System(chip, 576, topo), plan, prec)
-        return est.step_cycles(shape) / chip.spec.clock_hz * 1e3
+        return est.step_seconds(shape) * 1e3
 
     base = step_ms(base_chip)
     cases = [
         ("defaults", base_chip, TopologyParams()),
         ("weight install 80 cycles/tile (2x)", with_params(base_chip, mxm_install_cycles=80), TopologyParams()),
+        ("MXM fp16 mode at 4x the int8 install (paired planes)", with_params(base_chip, mxm_wide_install_factor=4.0),
+         TopologyParams()),
+        ("host loop +0.5 ms", with_params(base_chip, host_loop_s=base_chip.params.host_loop_s + 5e-4),
+         TopologyParams()),
         ("C2C hop 1.0 us (2x)", replace(base_chip, link=replace(base_chip.link, latency_s=1e-6)), TopologyParams()),
         ("d_func x4 (MXM 96, VXM/SXM 16)", with_params(base_chip, d_mxm_cycles=96, d_vxm_cycles=16, d_sxm_cycles=16),
          TopologyParams()),
         ("5 hops between racks", base_chip, TopologyParams(hops_other_rack=5)),
-        ("fp16 weights on MXM (rate 1/4)", base_chip, None),
+        ("fp16 weights (the same fp16 MXM mode as int8 x fp16)", base_chip, None),
     ]
     for name, chip, topo in cases:
         if topo is None:
             est = AnalyticLpu(model, System(chip, 576), plan, Precision(weights="fp16", activations="fp16", kv_cache="fp16"))
-            ms = est.step_cycles(shape) / chip.spec.clock_hz * 1e3
+            ms = est.step_seconds(shape) * 1e3
             name += " (ignores that fp16 weights do not fit 576 chips)"
         else:
             ms = step_ms(chip, topo)

@@ -24,7 +24,12 @@ def test_compile_json_and_trace(tmp_path, capsys):
                "--context", "64", "--prompt", "16", "--json", "--trace", str(trace), "--trace-chips", "1"])
     assert rc == 0
     d = json.loads(capsys.readouterr().out)
-    assert d["chips_used"] == 2 and d["tensor_split"] == 2 and d["pipeline_stages"] == 1
+    assert d["chips_used"] == 2 and d["tensor_split"] * d["pipeline_stages"] == 2
+    # The compiled layout is the fastest of those the search tried (1 x 2 and 2 x 1).
+    tried = d["layouts_tried"]
+    assert {(t["tensor_split"], t["pipeline_stages"]) for t in tried} == {(1, 2), (2, 1)}
+    fastest = min(tried, key=lambda t: t["per_token_latency_s"])
+    assert (fastest["tensor_split"], fastest["pipeline_stages"]) == (d["tensor_split"], d["pipeline_stages"])
     assert d["tokens_per_s_per_user"] == 1.0 / d["per_token_latency_s"]
     assert d["prefill_cycles"] > d["decode_step_cycles"] > 0
     assert sum(d["decode_attribution_cycles"].values()) == d["decode_step_cycles"]

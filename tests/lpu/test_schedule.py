@@ -29,8 +29,9 @@ def _prog(instrs: list[Instr], chips: int = 1) -> Program:
     )
 
 
-def _costed(ins: Instr, tsp) -> Instr:
-    return replace(ins, cycles=instr_cycles(ins, tsp, StepInfo("decode", 1, 1, "fp16")))
+def _costed(ins: Instr, tsp, act_dtype: str = "int8") -> Instr:
+    """Cost ``ins`` for a decode step with ``act_dtype`` activations (int8: the MXM runs in int8 mode)."""
+    return replace(ins, cycles=instr_cycles(ins, tsp, StepInfo("decode", 1, 1, act_dtype)))
 
 
 def _mm(i: int, chip: int, src: str, dst: str) -> Instr:
@@ -57,6 +58,13 @@ def test_single_matmul_on_one_chip(tsp):
     assert p.schedule_cycles == 40 + 1 + FIXED_MXM == 131
     assert (p.instrs[0].start_cycle, p.instrs[0].end_cycle) == (0, 131)
     verify_schedule(p, HOP)
+
+
+def test_int8_weights_meeting_fp16_activations_run_in_fp16_mode(tsp):
+    p = schedule(_prog([_costed(_mm(0, 0, "x", "y"), tsp, act_dtype="fp16")]), HOP)
+    # By hand: fp16 mode installs the tile at mxm_wide_install_factor (2) x 40 cycles and streams
+    # one vector at the fp16 rate, 737/188 -> 4 cycles; then N + d_MXM + transit.
+    assert p.schedule_cycles == 2 * 40 + 4 + FIXED_MXM
 
 
 def test_two_op_chain_waits_for_its_input(tsp):
@@ -126,7 +134,7 @@ def test_transfer_between_nodes_pays_two_hops(tsp):
         outputs=("s",),
         attrs=(("shape", shape),),
     )
-    instrs = [_costed(i, tsp) for i in (_mm(0, 0, "x", "y"), send, recv, use)]
+    instrs = [_costed(_mm(0, 0, "x", "y"), tsp)] + [_costed(i, tsp, "fp16") for i in (send, recv, use)]
     p = schedule(_prog(instrs, chips=16), HOP)
     # send starts when the matmul ends (131) and serialises 2,048 B: ceil(2048 / 15.56) = 132 + 10 deskew.
     assert (p.instrs[1].start_cycle, p.instrs[1].end_cycle) == (131, 131 + 142)

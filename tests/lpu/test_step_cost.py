@@ -7,7 +7,7 @@ decode programs tested and within 0.05% for prefill, where VXM ops overlap MXM w
 from __future__ import annotations
 
 import pytest
-from compiler_helpers import make_tsp_spec
+from compiler_helpers import make_tsp_chip, make_tsp_spec
 
 from twinfer.lpu.passes import compile_step
 from twinfer.lpu.plan import make_plan
@@ -73,18 +73,20 @@ def test_analytic_matches_schedule_on_llama_70b_over_576_chips(tsp):
 LLAMA2_70B_LAYER_PARAMS = 2 * 8192 * 8192 + 2 * 8192 * 1024 + 3 * 8192 * 28672 + 2 * 8192
 
 
-def kv_room_upper_bound(usable_sram_bytes: int) -> float:
-    """KV tokens a 2-layer stage of 8 chips can hold if weights alone used its SRAM (int8 weights, fp16 KV).
+def kv_room_upper_bound(usable_sram_bytes: int, layers: int, tp: int) -> float:
+    """KV tokens a stage of ``layers`` layers over ``tp`` chips holds if weights alone used its SRAM.
 
-    Each chip keeps 1/8 of two layers' weights and, per token, K and V of its one KV head
-    (8 KV heads over 8 chips) for both layers: 2 layers x 2 x 128 x 2 B = 1,024 B.
+    Int8 weights, fp16 KV. Each chip keeps 1/tp of the layers' weights and, per token, K and V
+    of one KV head (8 KV heads over 8 chips; over 16 each head is held twice) for each layer:
+    layers x 2 x 128 x 2 B.
     """
-    return (usable_sram_bytes - 2 * LLAMA2_70B_LAYER_PARAMS / 8) / 1024
+    return (usable_sram_bytes - layers * LLAMA2_70B_LAYER_PARAMS / tp) / (layers * 512)
 
 
 def test_resources_and_protocol(tsp):
     model = load_model("llama-2-70b")
-    cost = LpuStepCost(model, make_tsp_spec(), chips=576, max_batch_seqs=16)
+    cost = LpuStepCost(model, make_tsp_spec(), chips=576, max_batch_seqs=16, chip=tsp,
+                       precision=LPU_DEFAULT_PRECISION)
     assert isinstance(cost, StepCostModel)
     res = cost.resources()
     assert res.num_devices == 576 and res.max_batch_seqs == 16
@@ -93,15 +95,18 @@ def test_resources_and_protocol(tsp):
     )
     # SRAM left after weights holds a few thousand tokens of KV: at most what weights alone
     # leave on the tightest (2-layer) stage; activations take some, but not half, of that.
-    upper = kv_room_upper_bound(tsp.usable_sram_bytes)
+    n_layers = [sum(1 <= b <= 80 for b in range(st.first_block, st.last_block + 1)) for st in cost.plan.stages]
+    upper = min(kv_room_upper_bound(tsp.usable_sram_bytes, n, cost.plan.tp) for n in n_layers if n)
     assert 0.5 * upper < res.kv_capacity_tokens <= upper
     dec = cost.step_time_s(StepShape.decode([600]))
     # Batch-1 decode installs every weight tile once: 4 planes x a 320x320 int8 tile per 40 cycles
-    # = 10,240 B/cycle per chip (P1), the 8 chips of a stage in parallel, the stages one after
+    # = 10,240 B/cycle per chip (P1), here in fp16 mode (int8 weights meet fp16 activations) at
+    # mxm_wide_install_factor x that time, the tp chips of a stage in parallel, the stages one after
     # another. Issue skew, unit delays and C2C hops add to that floor (about 40% of the step in
     # the compiler's critical-path breakdown), so the step lies between 1x and 2.5x the floor.
-    per_chip_bytes = (80 * LLAMA2_70B_LAYER_PARAMS + 32_000 * 8192) / 8  # layers + LM head
-    floor_s = per_chip_bytes / (4 * 320 * 320 / 40) / 900e6
+    per_chip_bytes = (80 * LLAMA2_70B_LAYER_PARAMS + 32_000 * 8192) / cost.plan.tp  # layers + LM head
+    install = 40 * tsp.params.mxm_wide_install_factor
+    floor_s = per_chip_bytes / (4 * 320 * 320 / install) / 900e6
     assert floor_s < dec < 2.5 * floor_s
     mixed = StepShape.decode([600]) + StepShape.prefill([100])
     assert cost.step_time_s(mixed) > cost.step_time_s(StepShape.prefill([100]))
@@ -109,6 +114,7 @@ def test_resources_and_protocol(tsp):
 
 
 def test_chips_none_picks_the_smallest_system():
-    cost = LpuStepCost(load_model("llama-2-7b"), make_tsp_spec(), max_batch_seqs=1)
+    cost = LpuStepCost(load_model("llama-2-7b"), make_tsp_spec(), max_batch_seqs=1, chip=make_tsp_chip(),
+                       precision=LPU_DEFAULT_PRECISION)
     # 7B at 1 byte per weight over 220 MiB chips needs >= 30 chips.
     assert cost.resources().num_devices >= load_model("llama-2-7b").param_count() / (220 * 2**20)

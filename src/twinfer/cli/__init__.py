@@ -23,7 +23,7 @@ COMMAND_MODULES = [
     "twinfer.cli.simulate",
     "twinfer.cli.hardware",
     "twinfer.cli.estimate",
-    "twinfer.cli.calibrate",
+    "twinfer.cli.calibrate", "twinfer.cli.calibrate_lpu",
     "twinfer.cli.report",
     "twinfer.cli.sweep", "twinfer.cli.results", "twinfer.cli.plan", "twinfer.cli.deploy",
     "twinfer.cli.compile",

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from twinfer.cli.hardware import HardwareFileOption
+
 
 def compile_command(
     model: Annotated[str, typer.Option("--model", help="Model preset or config.json path (e.g. llama-2-70b).")],
@@ -15,12 +17,13 @@ def compile_command(
     batch: Annotated[int, typer.Option("--batch", help="Sequences per step (the compiled batch).")] = 1,
     context: Annotated[int | None, typer.Option("--context", help="Context length for decode and KV capacity (default: min(model max, 4096)).")] = None,
     prompt: Annotated[int | None, typer.Option("--prompt", help="Prompt length for the prefill time (default 550).")] = None,
-    dtype: Annotated[str, typer.Option("--dtype", help="Weight dtype: int8, fp8, fp16, bf16 (fp32 accumulation).")] = "int8",
+    dtype: Annotated[str | None, typer.Option("--dtype", help="Weight dtype: int8, fp8, fp16, bf16 (fp32 accumulation); default: the chip's native one (TSP v1 int8, LP30 fp8).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     trace: Annotated[str | None, typer.Option("--trace", help="Write the decode schedule as Chrome trace JSON (Perfetto).")] = None,
     trace_chips: Annotated[int, typer.Option("--trace-chips", help="Chips to include in the trace (the first N).")] = 16,
     trace_phase: Annotated[str, typer.Option("--trace-phase", help="Which program to trace: decode or prefill.")] = "decode",
     prefill_chunk: Annotated[int | None, typer.Option("--prefill-chunk", help="Cut a batch-1 prompt into chunks of N tokens pipelined across stages (multiplies instructions and compile time by ~prompt/N).")] = None,
+    hardware_file: HardwareFileOption = None,
     param: Annotated[list[str] | None, typer.Option("--param", help="Override a chip micro-architecture parameter, NAME=VALUE (repeatable; see twinfer.lpu.chip.PARAM_SOURCES).")] = None,
 ) -> None:
     """Compile prefill and decode of MODEL onto an LPU system: partition plan, SRAM per chip, latencies."""
@@ -31,7 +34,7 @@ def compile_command(
     from twinfer.lpu.summary import compile_model
     from twinfer.models import load_model
 
-    if dtype not in ("int8", "fp8", "fp16", "bf16"):
+    if dtype is not None and dtype not in ("int8", "fp8", "fp16", "bf16"):
         raise ConfigError(f"--dtype {dtype!r} is not supported; use int8, fp8, fp16 or bf16")
     if trace_phase not in ("decode", "prefill"):
         raise ConfigError(f"--trace-phase must be decode or prefill, got {trace_phase!r}")
@@ -47,15 +50,21 @@ def compile_command(
         if not sep:
             raise ConfigError(f"--param {item!r} must look like NAME=NUMBER, e.g. --param d_mxm_cycles=30")
     _check_ranges(overrides, trace, trace_chips, prefill_chunk, prompt)
-    chip = with_params(make_chip(hardware), **overrides) if overrides else None
+    from twinfer.cli.hardware import load_extra
+
+    base = make_chip(hardware, extra=load_extra(hardware_file))
+    chip = with_params(base, **overrides) if overrides else base
     spec = load_model(model)
     cm = compile_model(spec, hardware, chips=chips, batch=batch, context=context, prompt=prompt, weights=dtype,
                        chip=chip, prefill_chunk=prefill_chunk)
+    from twinfer.lpu.bands import compiled_bands
+
     d = cm.to_dict()
     from twinfer.lpu.plan import MoePlan
 
     if isinstance(cm.plan, MoePlan):  # routed experts live on expert chips after the attention stages
         d["experts"] = cm.plan.expert_summary()
+    d.update(compiled_bands(cm))
     if trace:
         from twinfer.lpu.trace import trace_events
 
@@ -98,8 +107,18 @@ def _print(d: dict) -> None:
               f"of {s['usable'] / mib:.1f} MiB usable")
     con.print(f"KV cache room: {d['kv_capacity_tokens']:,} tokens in all (sequences x context) on the tightest stage")
     con.print(f"decode (batch {d['batch']}, context {d['context']}): {d['per_token_latency_s'] * 1e3:.3f} ms per token "
-              f"({d['decode_step_cycles']:,} cycles + {d['host_overhead_s'] * 1e6:.0f} us host I/O) -> "
+              f"({d['decode_step_cycles']:,} cycles + the per-token costs below) -> "
               f"{d['tokens_per_s_per_user']:.1f} tokens/s per user, {d['tokens_per_s_system']:.1f} tokens/s system")
+    lo, hi = d["per_token_latency_s_range"]
+    ulo, uhi = d["tokens_per_s_per_user_range"]
+    slo, shi = d["tokens_per_s_system_range"]
+    tlo, thi = d["ttft_s_range"]
+    con.print(f"band ({d['band_parameter_sets']} parameter sets: {d['band_from']}): {lo * 1e3:.3f}-{hi * 1e3:.3f} ms "
+              f"per token, {ulo:.0f}-{uhi:.0f} tokens/s per user, {slo:.0f}-{shi:.0f} tokens/s system, "
+              f"TTFT {tlo * 1e3:.1f}-{thi * 1e3:.1f} ms")
+    loop = d["decode_loop_s"]
+    con.print("per-token costs outside the layer chain: " + ", ".join(
+        f"{k.removesuffix('_s').replace('_', ' ')} {v * 1e6:.1f} us" for k, v in loop.items()))
     how = (f"chunks of {d['prefill_chunk']} pipelined across stages" if d["prefill_chunk"]
            else "whole prompt stage after stage; --prefill-chunk N pipelines it")
     con.print(f"prefill ({d['batch']} x {d['prompt']} tokens, {how}): {d['prefill_s'] * 1e3:.2f} ms")
@@ -112,6 +131,15 @@ def _print(d: dict) -> None:
     for k, v in d["decode_attribution_cycles"].items():
         a.add_row(k, f"{v:,}", f"{v / total:.1%}")
     con.print(a)
+    if d["layouts_tried"]:
+        lt = Table(title=f"layouts tried on {d['chips']} chips (analytic per-token latency; the fastest is compiled)")
+        for col in ("tensor split", "stages", "chips used", "ms per token", "tokens/s per user", "instructions"):
+            lt.add_column(col, justify="right")
+        for row in d["layouts_tried"]:
+            lt.add_row(str(row["tensor_split"]), str(row["pipeline_stages"]), str(row["chips_used"]),
+                       f"{row['per_token_latency_s'] * 1e3:.3f}", f"{row['tokens_per_s_per_user']:.0f}",
+                       f"~{row['instructions_est']:,}" + ("" if row["within_budget"] else " (over budget)"))
+        con.print(lt)
     con.print(f"compiled {d['instructions']['decode']:,} + {d['instructions']['prefill']:,} instructions "
               f"in {d['compile_seconds']:.1f} s")
     if "trace_file" in d:

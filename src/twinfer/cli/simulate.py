@@ -113,6 +113,7 @@ def simulate_command(
     trace: Annotated[Path | None, typer.Option("--trace", help="Write a Perfetto/Chrome trace JSON of batches and KV transfers.")] = None,
     skip_bad_rows: Annotated[bool, typer.Option("--skip-bad-rows", help="Drop malformed trace rows and count them.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summaries as JSON instead of a table.")] = False,
+    no_bands: Annotated[bool, typer.Option("--no-bands", help="Skip the LPU uncertainty bands (two extra runs per fleet with an LPU pool).")] = False,
 ) -> None:
     """Simulate fleets serving a workload and compare latency, goodput, cost and energy."""
     import json
@@ -154,6 +155,10 @@ def simulate_command(
     finally:
         if prog is not None:
             prog.stop()
+    if not no_bands:
+        from twinfer.sim.lpu_bands import add_lpu_bands
+
+        add_lpu_bands(scen, results, seed, workload=workload, model=model, cost_cache=cache)
     summaries = [r.summary for r in results]
     if out is not None:
         import pyarrow.parquet as pq
@@ -186,6 +191,10 @@ def simulate_command(
     out_console = Console() if sys.stdout.isatty() else Console(width=220)
     out_console.print(comparison_table(summaries, title))
     for line in pool_lines(summaries):
+        out_console.print(f"  {line}", highlight=False)
+    from twinfer.sim.lpu_bands import band_lines
+
+    for line in band_lines(summaries):
         out_console.print(f"  {line}", highlight=False)
     for note in notes:
         out_console.print(f"  note: {note}", highlight=False)

@@ -23,8 +23,8 @@ from twinfer.errors import ConfigError
 from twinfer.hardware.specs import GpuSpec, HardwareSpec, LinkSpec, LpuSpec, RackSpec
 
 _KINDS: dict[str, type] = {"gpu": GpuSpec, "lpu": LpuSpec, "link": LinkSpec, "rack": RackSpec}
-#: Fields that hold a mapping of dtype -> rate.
-_RATE_FIELDS = {"peak_flops_per_s", "peak_ops_per_s"}
+#: Fields that hold a mapping of name -> number (dtype -> rate; an LPU's micro-architecture parameters).
+_RATE_FIELDS = {"peak_flops_per_s", "peak_ops_per_s", "microarch"}
 #: Largest value any hardware field may hold: 1e18 is an exaFLOP/s or an exabyte on one chip or link.
 MAX_FIELD_VALUE = 1e18
 #: Fields filled by the loader itself, never by a file.
@@ -65,7 +65,7 @@ def _range(raw: Any, value: float, uncertain: bool, where: str, cls: type) -> tu
     return low, high
 
 
-def _number(value: Any, where: str, want_int: bool) -> float | int:
+def _number(value: Any, where: str, want_int: bool, allow_zero: bool = False) -> float | int:
     """Coerce a field to a positive number (YAML reads '80e9' as a string, so parse strings too)."""
     if isinstance(value, bool):
         raise ConfigError(f"{where}: expected a number, got {value!r}")
@@ -81,7 +81,8 @@ def _number(value: Any, where: str, want_int: bool) -> float | int:
     if value > MAX_FIELD_VALUE:
         raise ConfigError(f"{where}: {value!r} is above {MAX_FIELD_VALUE:g}, absurd for one chip or link; "
                           "check the unit (bytes, bytes/s, FLOP/s, W, USD/h)")
-    if value < 0 or (value == 0 and not where.endswith(("power_idle_w", "price_per_hour_usd", "latency_s"))):
+    if value < 0 or (value == 0 and not allow_zero
+                     and not where.endswith(("power_idle_w", "price_per_hour_usd", "latency_s"))):
         raise ConfigError(f"{where}: must be positive, got {value!r}")
     if want_int:
         if float(value) != int(value):
@@ -115,17 +116,17 @@ def _build(kind: str, name: str, body: Any, origin: str) -> tuple[Any, list[str]
         fwhere = f"{where}.{key}"
         if key in _RATE_FIELDS:
             if not isinstance(raw, Mapping) or "value" in raw:
-                raise ConfigError(f"{fwhere}: expected a table of dtype -> rate, e.g. {key}.bf16 = 989e12")
+                raise ConfigError(f"{fwhere}: expected a table of names -> numbers, e.g. {key}.bf16 = 989e12")
             rates = {}
             for dtype, rraw in raw.items():
                 value, src, unc, span = _unwrap(rraw, f"{fwhere}.{dtype}", f"user file {origin}")
-                rates[str(dtype)] = _number(value, f"{fwhere}.{dtype}", want_int=False)
+                rates[str(dtype)] = _number(value, f"{fwhere}.{dtype}", want_int=False, allow_zero=key == "microarch")
                 sources[f"{key}.{dtype}"] = src
                 if unc:
                     uncertain.append(f"{key}.{dtype}")
                 if span is not None:
                     ranges[f"{key}.{dtype}"] = _range(span, rates[str(dtype)], unc, f"{fwhere}.{dtype}", cls)
-            if not rates:
+            if not rates and key != "microarch":
                 raise ConfigError(f"{fwhere}: needs at least one dtype rate")
             kwargs[key] = rates
             continue

@@ -81,6 +81,10 @@ class LpuSpec:
     power_idle_w: float
     power_max_w: float
     price_per_hour_usd: float  # an assumption: override it with your own
+    # Micro-architecture (twinfer.lpu.chip.ChipParams fields) of a user-defined LPU; presets keep theirs in
+    # twinfer/lpu/data/microarch.toml. ``microarch_based_on`` names the preset whose set it starts from.
+    microarch: Mapping[str, float] = field(default_factory=dict)
+    microarch_based_on: str = ""
     sources: Mapping[str, str] = field(default_factory=dict)
     uncertain: tuple[str, ...] = ()
     kind: str = "lpu"

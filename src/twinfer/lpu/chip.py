@@ -19,13 +19,18 @@ computes, so a plane's round costs ``max(install, streaming)``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twinfer.errors import ConfigError
 from twinfer.hardware.specs import LinkSpec, LpuSpec
+from twinfer.lpu.microarch import microarch_for
 from twinfer.units import dtype_bytes
+
+if TYPE_CHECKING:
+    from twinfer.hardware.loader import HardwareSet
 
 #: Where each ChipParams default comes from. "guess" marks a number that is not public.
 PARAM_SOURCES: dict[str, str] = {
@@ -47,7 +52,23 @@ PARAM_SOURCES: dict[str, str] = {
     "host_overhead_s": "groq/groqflow groqmodel.py estimator: 2 x 10 us PCIe transfer overhead per inference",
     "host_bw_bytes_per_s": "groq/groqflow groqmodel.py estimator: 24 GB/s host link",
     "reserved_sram_bytes": "guess: SRAM kept for instruction buffers, stream staging and alignment per chip",
+    "mxm_wide_install_factor": "[U] install time of a tile in a 2-byte MXM mode (fp16: int8 weights meeting fp16 "
+                               "activations run as fp16, P1: both MXM operands share a type) relative to int8; "
+                               "2 = twice the bytes through the same streams, 4 = also paired planes, as the "
+                               "188/737 fp16/int8 peak ratio suggests",
+    "mxm_ktile_acc_cycles": "[U] cycles per plane round to add a k-tile's partial sums into the fp32 accumulators "
+                            "(P1 ACC); overlaps the next install, so it only shows when larger than it",
+    "sampling_ops_per_logit": "[U] VXM ops per vocabulary logit to pick the next token (arg-max 1, top-k/top-p "
+                              "with temperature ~4-16), on the chip that gathers the logits",
+    "stage_sync_cycles": "[U] per pipeline stage and step: program synchronisation and Deskew of a stage's chips "
+                         "(P2 keeps chips in lockstep with aligned counters; the cost is not public)",
+    "cross_node_sync_cycles": "[U] per collective that leaves a node (a tensor split wider than a node): aligning "
+                              "the chips of several nodes over the global links (P2: plesiochronous links, Deskew, "
+                              "hardware-aligned counters); not public",
+    "host_loop_s": "[U] per token: the host runtime's loop (return the sampled token, stream it to the user, "
+                   "launch the next step); not public",
 }
+
 
 
 @dataclass(frozen=True)
@@ -56,6 +77,9 @@ class ChipParams:
 
     Sources are in :data:`PARAM_SOURCES`; most are guesses and are named so a
     user can change them (``dataclasses.replace(params, d_mxm_cycles=40)``).
+    The defaults are TSP v1's documented values with the per-token costs the
+    calibration adds set to their cheapest; a preset's own set (calibrated)
+    comes from :func:`twinfer.lpu.microarch.chip_params_for`.
     """
 
     superlane_skew_cycles: int = 20
@@ -76,6 +100,12 @@ class ChipParams:
     activation_rows_resident: int = 32
     host_overhead_s: float = 20e-6
     host_bw_bytes_per_s: float = 24e9
+    mxm_wide_install_factor: float = 2.0
+    mxm_ktile_acc_cycles: int = 0
+    sampling_ops_per_logit: int = 1
+    stage_sync_cycles: int = 0
+    cross_node_sync_cycles: int = 0
+    host_loop_s: float = 0.0
     sources: dict[str, str] = field(default_factory=lambda: dict(PARAM_SOURCES), compare=False)
 
 
@@ -130,39 +160,49 @@ class Chip:
         p = self.params
         return p.superlane_skew_cycles + d_func + p.stream_transit_cycles
 
-    def mxm_mode(self, weight_dtype: str) -> tuple[int, int]:
-        """(cycles per streamed vector, install cycles per tile) for matmuls with ``weight_dtype`` weights.
+    def mxm_mode(self, weight_dtype: str, act_dtype: str | None = None) -> tuple[int, int]:
+        """(cycles per streamed vector, install cycles per tile) of matmuls of ``weight_dtype`` weights.
 
-        The MXM rate of a type is its peak relative to int8 (``peak_ops_per_s``);
-        a type the chip has no rate for (fp8 on TSP v1) runs as fp16, installed
-        at 2 bytes per weight (assumption: converted on the way to the MXM).
+        Both MXM operands share one type (P1), so with ``act_dtype`` given the
+        mode is the wider of the two: int8 weights meeting fp16 activations
+        run in fp16 mode. The rate of a mode is its peak relative to the top
+        rate (``peak_ops_per_s``); a type the chip has no rate for (fp8 on
+        TSP v1) runs as fp16. A 2-byte mode installs a tile
+        ``mxm_wide_install_factor`` times slower than a 1-byte one.
         """
         peaks = self.spec.peak_ops_per_s
         if not peaks:
             raise ConfigError(f"{self.spec.name} lists no peak_ops_per_s; add int8/fp16 rates")
         top = max(peaks.values())
-        key = "fp16" if weight_dtype == "bf16" else weight_dtype
+        mode = weight_dtype
+        if act_dtype is not None and dtype_bytes(act_dtype) > dtype_bytes(weight_dtype):
+            mode = act_dtype
+        key = "fp16" if mode == "bf16" else mode
         if key not in peaks:
             key = "fp16"
         # A chip without a published fp16 rate: assume 1/4 of its top rate (TSP v1 ratio 188/737; guess).
         rate = peaks.get(key, top / 4)
         vector_cycles = max(1, round(top / rate))
-        width = 2 if key == "fp16" else max(1, int(dtype_bytes(key)))
-        return vector_cycles, self.params.mxm_install_cycles * width
+        wide = key == "fp16" or dtype_bytes(key) >= 2
+        install = self.params.mxm_install_cycles
+        return vector_cycles, round(install * self.params.mxm_wide_install_factor) if wide else install
 
     # ---- closed-form op costs ----------------------------------------------
-    def matmul_cycles(self, m: int, k: int, n: int, weight_dtype: str) -> int:
+    def matmul_cycles(self, m: int, k: int, n: int, weight_dtype: str, act_dtype: str | None = None) -> int:
         """Cycles of ``[m,k] x [k,n]`` with the weights stationary in the MXM planes.
 
         Tiles of ``mxm_dim`` x ``mxm_dim`` are spread over the planes; each
         plane round installs a tile (overlapped with the previous round's
-        streaming) and streams ``m`` vectors. The first install is exposed.
+        streaming) and streams ``m`` vectors, then (when ``k`` spans more than
+        one tile) adds them into the fp32 accumulators. The first install is
+        exposed. ``act_dtype`` sets the MXM mode with the weights (:meth:`mxm_mode`).
         """
         dim, planes = self.spec.mxm_dim, self.mxm_planes
-        tiles = math.ceil(k / dim) * math.ceil(n / dim)
+        k_tiles = math.ceil(k / dim)
+        tiles = k_tiles * math.ceil(n / dim)
         rounds = math.ceil(tiles / planes)
-        vector_cycles, install = self.mxm_mode(weight_dtype)
-        stream = m * vector_cycles
+        vector_cycles, install = self.mxm_mode(weight_dtype, act_dtype)
+        stream = m * vector_cycles + (self.params.mxm_ktile_acc_cycles if k_tiles > 1 else 0)
         body = install + (rounds - 1) * max(install, stream) + stream
         return body + self.fixed_cycles(self.params.d_mxm_cycles)
 
@@ -178,7 +218,7 @@ class Chip:
         group = max(1, heads // max(1, kv_heads))
         tiles = 2 * batch * kv_heads * math.ceil(ctx / dim) * math.ceil(head_dim / dim)
         rounds = math.ceil(tiles / planes)
-        vector_cycles, install = self.mxm_mode(act_dtype)
+        vector_cycles, install = self.mxm_mode(act_dtype, act_dtype)
         stream = q_rows * group * vector_cycles
         mxm = install + (rounds - 1) * max(install, stream) + stream
         softmax = self._vxm_body(batch * q_rows * heads * ctx, self.params.vxm_ops_softmax)
@@ -207,15 +247,39 @@ class Chip:
         return math.ceil(num_bytes / self.link_bytes_per_cycle) + self.params.c2c_deskew_cycles
 
 
-def make_chip(spec: LpuSpec | str, *, params: ChipParams | None = None, link: LinkSpec | str | None = None) -> Chip:
-    """A :class:`Chip` from an LpuSpec (or preset name), its C2C link preset and optional params."""
+def params_from_values(values: Mapping[str, float], sources: Mapping[str, str] | None = None) -> ChipParams:
+    """A :class:`ChipParams` from plain values (whole-number fields rounded), e.g. a microarch table."""
+    kinds = {f.name: f.type for f in fields(ChipParams) if f.name != "sources"}
+    unknown = sorted(set(values) - set(kinds))
+    if unknown:
+        raise ConfigError(f"unknown chip parameter(s) {unknown}; known: {sorted(kinds)}")
+    kw: dict[str, Any] = {k: int(round(v)) if kinds[k] in ("int", int) else float(v) for k, v in values.items()}
+    return ChipParams(**kw, sources={**PARAM_SOURCES, **(sources or {})})
+
+
+def param_names() -> tuple[str, ...]:
+    """Names of the micro-architecture parameters (``ChipParams`` fields)."""
+    return tuple(f.name for f in fields(ChipParams) if f.name != "sources")
+
+
+def make_chip(spec: LpuSpec | str, *, params: ChipParams | None = None, link: LinkSpec | str | None = None,
+              extra: HardwareSet | None = None) -> Chip:
+    """A :class:`Chip` from an LpuSpec (or preset name), its C2C link and its own micro-architecture.
+
+    Without ``params`` the chip's own set is used (:func:`twinfer.lpu.microarch.microarch_for`):
+    a preset's shipped (calibrated) set or a user LPU's ``microarch`` table; an LPU with
+    neither is an error that says what to add. ``extra`` holds a user's hardware file.
+    """
     from twinfer.hardware import get_hardware, get_link
 
-    lpu = get_hardware(spec) if isinstance(spec, str) else spec
+    lpu = get_hardware(spec, extra) if isinstance(spec, str) else spec
     if not isinstance(lpu, LpuSpec):
         raise ConfigError(f"{lpu.name} is not an LPU; use an LPU preset such as groq-tsp-v1")
-    lk = get_link(link if link is not None else lpu.c2c_link)
-    return Chip(spec=lpu, link=lk, params=params or ChipParams())
+    lk = get_link(link if link is not None else lpu.c2c_link, extra)
+    if params is None:
+        ma = microarch_for(lpu, param_names())
+        params = params_from_values(ma.values, ma.sources)
+    return Chip(spec=lpu, link=lk, params=params)
 
 
 def with_params(chip: Chip, **overrides: Any) -> Chip:
@@ -224,3 +288,9 @@ def with_params(chip: Chip, **overrides: Any) -> Chip:
     if unknown:
         raise ConfigError(f"unknown chip parameter(s) {sorted(unknown)}; known: {sorted(PARAM_SOURCES)}")
     return replace(chip, params=replace(chip.params, **overrides))
+
+
+def override_params(params: ChipParams, overrides: Mapping[str, float]) -> ChipParams:
+    """``params`` with some values replaced (a calibration or band parameter set)."""
+    kw: dict[str, Any] = dict(overrides)
+    return replace(params, **kw)

@@ -48,7 +48,7 @@ def instr_cycles(ins: Instr, chip: Chip, step: StepInfo) -> int:
     if op == "matmul":
         r0, r1 = ins.attr("rows")
         c0, c1 = ins.attr("cols")
-        return chip.matmul_cycles(rows, c1 - c0, r1 - r0, ins.attr("dtype"))
+        return chip.matmul_cycles(rows, c1 - c0, r1 - r0, ins.attr("dtype"), step.act_dtype)
     if op == "attention":
         q_rows, ctx = attention_geometry(ins, step)
         return chip.attention_cycles(batch=step.batch, q_rows=q_rows, ctx=ctx,
@@ -67,7 +67,8 @@ def instr_cycles(ins: Instr, chip: Chip, step: StepInfo) -> int:
     if op == "embed":
         return chip.mem_gather_cycles(rows, width)
     if op in ("send", "recv"):
-        return chip.c2c_cycles(int(rows * width * dtype_bytes(step.act_dtype)))
+        sync = p.cross_node_sync_cycles if ins.attr("cross_node_sync", False) else 0
+        return chip.c2c_cycles(int(rows * width * dtype_bytes(step.act_dtype))) + sync
     if op in ("router", "moe_experts", "mla_attention"):
         return moe_mla_cycles(ins, chip, step)
     raise ValueError(f"no cost for op {op!r}")
@@ -89,10 +90,10 @@ def moe_mla_cycles(ins: Instr, chip: Chip, step: StepInfo) -> int:
     the latent output x W_UV per head.
     """
     rows, width = ins.attr("shape")
-    p, wd = chip.params, ins.attr("dtype")
+    p, wd, ad = chip.params, ins.attr("dtype"), step.act_dtype
     if ins.op == "router":
         e, k = ins.attr("num_experts"), ins.attr("top_k")
-        return chip.matmul_cycles(rows, ins.attr("hidden"), e, wd) + chip.vxm_cycles(rows * e, p.vxm_ops_softmax + k)
+        return chip.matmul_cycles(rows, ins.attr("hidden"), e, wd, ad) + chip.vxm_cycles(rows * e, p.vxm_ops_softmax + k)
     if ins.op == "moe_experts":
         e, k, h = ins.attr("num_experts"), ins.attr("top_k"), ins.attr("hidden")
         e0, e1 = ins.attr("experts")
@@ -101,14 +102,14 @@ def moe_mla_cycles(ins: Instr, chip: Chip, step: StepInfo) -> int:
         imb = p.moe_imbalance_factor
         busy = min(float(n), max(1.0, expected_active_experts(e, k, rows, local_experts=n, imbalance=imb)))
         r = max(1, min(rows, math.ceil(routed_rows(e, k, rows, local_experts=n, imbalance=imb) / busy)))
-        one = (2 * chip.matmul_cycles(r, h, ir, wd) + chip.vxm_cycles(r * ir, p.vxm_ops_silu_mul)
-               + chip.matmul_cycles(r, ir, h, wd) + chip.vxm_cycles(r * h, 2))
+        one = (2 * chip.matmul_cycles(r, h, ir, wd, ad) + chip.vxm_cycles(r * ir, p.vxm_ops_silu_mul)
+               + chip.matmul_cycles(r, ir, h, wd, ad) + chip.vxm_cycles(r * h, 2))
         return math.ceil(busy * one)
     heads, kvr = ins.attr("heads"), ins.attr("kv_lora_rank")
     nope, rope, v = ins.attr("qk_nope_head_dim"), ins.attr("qk_rope_head_dim"), ins.attr("v_head_dim")
     q_rows, ctx = attention_geometry(ins, step)
     vxm = chip.vxm_cycles(rows * kvr, p.vxm_ops_rmsnorm) + chip.vxm_cycles(rows * (heads + 1) * rope, p.vxm_ops_rope)
-    absorb = chip.matmul_cycles(rows, nope, heads * kvr, wd) + chip.matmul_cycles(rows, kvr, heads * v, wd)
+    absorb = chip.matmul_cycles(rows, nope, heads * kvr, wd, ad) + chip.matmul_cycles(rows, kvr, heads * v, wd, ad)
     attn = chip.attention_cycles(batch=step.batch, q_rows=q_rows, ctx=ctx, heads=heads, kv_heads=1,
                                  head_dim=kvr + rope, act_dtype=step.act_dtype)
     return vxm + absorb + attn

@@ -61,6 +61,7 @@ def critical_path(prog: Program) -> list[Instr]:
     for ins in prog.instrs:
         for t in ins.outputs:
             producer[(ins.chip, t)] = ins
+    recv_of = {ins.attr("pair"): ins for ins in prog.instrs if ins.op == "recv"}
     cur = max(prog.instrs, key=lambda i: (i.end_cycle, -i.index))
     path = [cur]
     while cur.start_cycle > 0:
@@ -75,6 +76,13 @@ def critical_path(prog: Program) -> list[Instr]:
             nxt = cands[0]
         else:
             tight = [c for c in cands if c.end_cycle == cur.start_cycle]
+            if not tight and cur.op == "send" and cur.index in recv_of:
+                # A send held back by its receiver's busy link: the path runs through the receiver's
+                # previous transfer on that link, which ended exactly one flight after this send starts.
+                rv = recv_of[cur.index]
+                before = prev_on_unit.get(rv.index)
+                if before is not None and before.end_cycle == rv.start_cycle:
+                    tight = [before]
             if not tight:
                 break
             nxt = max(tight, key=lambda i: i.index)

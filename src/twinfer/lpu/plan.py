@@ -61,11 +61,16 @@ def split_bounds(n: int, parts: int, i: int) -> tuple[int, int]:
     return n * i // parts, n * (i + 1) // parts
 
 
-def tp_candidates(model: ModelSpec, max_tp: int) -> list[int]:
-    """Tensor splits (largest first) that divide the heads and map KV heads cleanly, up to ``max_tp``."""
+def tp_candidates(model: ModelSpec, max_tp: int, chips_per_node: int | None = None) -> list[int]:
+    """Tensor splits (largest first) that divide the heads and map KV heads cleanly, up to ``max_tp``.
+
+    With ``chips_per_node`` given, splits wider than a node must span whole nodes.
+    """
     out = []
     for t in range(max(1, max_tp), 0, -1):
         if model.num_attention_heads % t:
+            continue
+        if chips_per_node and t > chips_per_node and t % chips_per_node:
             continue
         kv = model.num_kv_heads
         if kv % t and t % kv:
@@ -194,10 +199,13 @@ def min_chips(model: ModelSpec, chip: Chip, precision: Precision, *, batch: int,
 
 
 def make_plan(model: ModelSpec, chip: Chip, precision: Precision, *, chips: int | None,
-              batch: int, ctx: int, tokens: int) -> Plan:
+              batch: int, ctx: int, tokens: int, tp: int | None = None) -> Plan:
     """Partition ``model`` over ``chips`` chips (the fewest that fit when None).
 
-    Raises CapacityError naming the minimum chip count when ``chips`` is too few.
+    Without ``tp`` the widest tensor split inside one node that fits is used;
+    ``tp`` forces a split (wider than a node only in whole nodes; see
+    :mod:`twinfer.lpu.layout` for the search by latency). Raises CapacityError
+    naming the minimum chip count when ``chips`` is too few.
     """
     if (unsupported := model.lpu_unsupported_reason()) is not None:
         raise ConfigError(unsupported)
@@ -210,6 +218,15 @@ def make_plan(model: ModelSpec, chip: Chip, precision: Precision, *, chips: int 
     if model.moe is not None:
         return make_moe_plan(model, chip, precision, chips=chips, batch=batch, ctx=ctx, tokens=tokens)
     cap = chip.usable_sram_bytes
+    if tp is not None:
+        if tp not in tp_candidates(model, chips, chip.spec.chips_per_node):
+            raise ConfigError(f"{model.name}: a {tp}-way tensor split does not divide its heads, map its KV heads "
+                              f"or span whole {chip.spec.chips_per_node}-chip nodes on {chips} chips")
+        loads = block_bytes(model, chip, tp, precision, batch=batch, ctx=ctx, tokens=tokens)
+        runs = _balanced(loads, chips // tp, cap)
+        if runs is None:
+            raise CapacityError(f"{model.name} does not fit {chips} chips as a {tp}-way tensor split")
+        return _make_plan(loads, runs, tp, chips, cap)
     for tp in tp_candidates(model, min(chips, chip.spec.chips_per_node)):
         loads = block_bytes(model, chip, tp, precision, batch=batch, ctx=ctx, tokens=tokens)
         runs = _balanced(loads, chips // tp, cap)

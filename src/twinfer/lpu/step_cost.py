@@ -14,11 +14,14 @@ tightest stage — on an SRAM-only chip it binds concurrency and context.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from twinfer.hardware.specs import LpuSpec
-from twinfer.lpu.chip import Chip, make_chip
+from twinfer.lpu.chip import Chip, make_chip, param_names
+from twinfer.lpu.microarch import microarch_for
 from twinfer.lpu.plan import Plan, kv_capacity_tokens, kv_heads_local, make_plan
 from twinfer.lpu.system import System
+from twinfer.lpu.token_loop import TokenLoopCosts, token_loop_costs
 from twinfer.models.ops import Precision
 from twinfer.models.spec import ModelSpec
 from twinfer.models.step import StepShape
@@ -29,24 +32,47 @@ from twinfer.units import dtype_bytes
 LPU_DEFAULT_PRECISION = Precision(weights="int8", activations="fp16", kv_cache="fp16")
 
 
+def native_precision(spec: LpuSpec) -> Precision:
+    """The precision ``spec`` runs models at by default (its micro-architecture set's ``precision``)."""
+    w, a, kv = microarch_for(spec, param_names()).precision
+    return Precision(weights=w, activations=a, kv_cache=kv)
+
+
 class AnalyticLpu:
     """Closed-form step cycles for a plan: the compiled schedule's critical chain, summed."""
 
     def __init__(self, model: ModelSpec, system: System, plan: Plan, precision: Precision) -> None:
         self.m, self.sys, self.plan, self.prec = model, system, plan, precision
         self.chip: Chip = system.chip
-        self._struct: tuple[dict[int, int], dict[tuple[int, int], int], int, int, int] | None = None
+        self._struct: tuple[dict[tuple[int, int], int], dict[tuple[int, int], int], int, int, int] | None = None
 
-    def _allreduce(self, rows: int, width: int, tp: int) -> int:
+    def with_chip(self, chip: Chip) -> AnalyticLpu:
+        """The same model and plan on ``chip`` (e.g. other parameters), reusing the plan's structure."""
+        out = AnalyticLpu(self.m, replace(self.sys, chip=chip), self.plan, self.prec)
+        out._struct = self._structure()
+        return out
+
+    def _allreduce(self, rows: int, width: int, tp: int, cross_hops: int = 0) -> int:
+        """Cycles of the all-reduce the partition pass emits (flat in a node, hierarchical across nodes)."""
         c = self.chip
         if tp == 1:
             return 0
-        chunk = math.ceil(width / tp)
+        n = self.sys.chips_per_node
+        hier = not (n < 2 or tp <= n or tp % n)
+        group = n if hier else tp
+        chunk = math.ceil(width / group)
         byte = dtype_bytes(self.prec.activations)
         xfer = c.c2c_cycles(int(rows * chunk * byte)) + c.hop_latency_cycles * self.sys.topology.hops_same_node
-        splits = tp * c.sxm_cycles(rows * chunk)
-        adds = (tp - 1) * c.vxm_cycles(rows * chunk, 1)
-        return splits + xfer + adds + xfer + c.sxm_cycles(rows * width)
+        splits = group * c.sxm_cycles(rows * chunk)
+        adds = (group - 1) * c.vxm_cycles(rows * chunk, 1)
+        cross = 0
+        if hier:
+            others = tp // n - 1
+            global_ports = max(1, c.spec.c2c_links - (n - 1))
+            cross = ((c.c2c_cycles(int(rows * chunk * byte)) + c.params.cross_node_sync_cycles)
+                     * math.ceil(others / global_ports)
+                     + c.hop_latency_cycles * cross_hops + others * c.vxm_cycles(rows * chunk, 1))
+        return splits + xfer + adds + cross + xfer + c.sxm_cycles(rows * width)
 
     def _attention(self, shape: StepShape, heads: int, kvh: int) -> int:
         c, hd, act = self.chip, self.m.head_dim, self.prec.activations
@@ -63,37 +89,38 @@ class AnalyticLpu:
                                         head_dim=hd, act_dtype=act)
         return total
 
-    def layer_cycles(self, shape: StepShape, tp: int) -> int:
-        """One decoder layer on a ``tp``-chip stage."""
-        m, c, wd = self.m, self.chip, self.prec.weights
+    def layer_cycles(self, shape: StepShape, tp: int, cross_hops: int = 0) -> int:
+        """One decoder layer on a ``tp``-chip stage (``cross_hops``: hops between its nodes, when it spans several)."""
+        m, c, wd, ad = self.m, self.chip, self.prec.weights, self.prec.activations
         t, h, hd = shape.total_tokens, m.hidden_size, m.head_dim
         ql, kvl = m.num_attention_heads // tp * hd, kv_heads_local(m, tp) * hd
         il = math.ceil(m.intermediate_size / tp)
         p = c.params
         norm = c.vxm_cycles(t * h, p.vxm_ops_rmsnorm)
-        q, k, v = c.matmul_cycles(t, h, ql, wd), c.matmul_cycles(t, h, kvl, wd), c.matmul_cycles(t, h, kvl, wd)
+        q, k, v = c.matmul_cycles(t, h, ql, wd, ad), c.matmul_cycles(t, h, kvl, wd, ad), c.matmul_cycles(t, h, kvl, wd, ad)
         rope_k = c.vxm_cycles(t * kvl, p.vxm_ops_rope)
         attn = self._attention(shape, m.num_attention_heads // tp, kv_heads_local(m, tp))
-        o = c.matmul_cycles(t, ql, h, wd)
-        gate, up = c.matmul_cycles(t, h, il, wd), c.matmul_cycles(t, h, il, wd)
+        o = c.matmul_cycles(t, ql, h, wd, ad)
+        gate, up = c.matmul_cycles(t, h, il, wd, ad), c.matmul_cycles(t, h, il, wd, ad)
         silu = c.vxm_cycles(t * il, p.vxm_ops_silu_mul)
-        down = c.matmul_cycles(t, il, h, wd)
+        down = c.matmul_cycles(t, il, h, wd, ad)
         add = c.vxm_cycles(t * h, 1)
-        ar = self._allreduce(t, h, tp)
+        ar = self._allreduce(t, h, tp, cross_hops)
         return (norm + q + k + v + max(0, rope_k - v) + attn + o + ar + add
                 + norm + gate + up + silu + down + ar + add)
 
-    def _structure(self) -> tuple[dict[int, int], dict[tuple[int, int], int], int, int, int]:
-        """Plan facts that do not depend on the shape: layers per tensor split, hand-offs, hops."""
+    def _structure(self) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], int], int, int, int]:
+        """Plan facts that do not depend on the shape: layers per (tensor split, cross-node hops), hand-offs, hops."""
         if self._struct is None:
             m, stages = self.m, self.plan.stages
-            layers: dict[int, int] = {}
+            layers: dict[tuple[int, int], int] = {}
             handoffs: dict[tuple[int, int], int] = {}
             hops = 0
             for si, st in enumerate(stages):
                 tp = len(st.chips)
                 n = sum(1 for b in range(st.first_block, st.last_block + 1) if 1 <= b <= m.num_layers)
-                layers[tp] = layers.get(tp, 0) + n
+                key = (tp, self._cross_hops(st.chips))
+                layers[key] = layers.get(key, 0) + n
                 if si + 1 < len(stages):
                     nxt = stages[si + 1]
                     key = (tp, len(nxt.chips))
@@ -104,13 +131,20 @@ class AnalyticLpu:
             self._struct = (layers, handoffs, hops, first, last)
         return self._struct
 
+    def _cross_hops(self, chips: tuple[int, ...]) -> int:
+        """Most hops between a chip and its counterpart in another node of the same stage (0 inside one node)."""
+        n = self.sys.chips_per_node
+        if n < 2 or len(chips) <= n or len(chips) % n:
+            return 0
+        return max(self.sys.hops(chips[j], chips[b + j]) for j in range(n) for b in range(n, len(chips), n))
+
     def step_cycles(self, shape: StepShape) -> int:
         """Cycles of one step of ``shape`` through every stage of the plan (same chain as the schedule)."""
         m, c, wd = self.m, self.chip, self.prec.weights
         t, h = shape.total_tokens, m.hidden_size
         byte = dtype_bytes(self.prec.activations)
         layers, handoffs, hops, tp0, tpl = self._structure()
-        total = sum(n * self.layer_cycles(shape, tp) for tp, n in layers.items())
+        total = sum(n * self.layer_cycles(shape, tp, xh) for (tp, xh), n in layers.items())
         # Embedding on the first stage: gather a column shard, then all-gather it.
         total += c.mem_gather_cycles(t, math.ceil(h / tp0)) + self._gather(t, h, tp0)
         # LM head on the last stage: last rows (prefill), final norm, vocabulary-split matmul, gather.
@@ -119,7 +153,7 @@ class AnalyticLpu:
             total += c.sxm_cycles(t * h)
         total += c.vxm_cycles(rows * h, c.params.vxm_ops_rmsnorm)
         vl = math.ceil(m.vocab_size / tpl)
-        total += c.matmul_cycles(rows, h, vl, wd)
+        total += c.matmul_cycles(rows, h, vl, wd, self.prec.activations)
         if tpl > 1:
             total += c.c2c_cycles(int(rows * vl * byte)) + c.hop_latency_cycles + c.sxm_cycles(rows * m.vocab_size)
         # Stage hand-offs: each chip sends its 1/tp slice to its counterpart, the next stage all-gathers.
@@ -127,6 +161,15 @@ class AnalyticLpu:
             chunk = math.ceil(h / tp)
             total += n * (c.sxm_cycles(t * chunk) + c.c2c_cycles(int(t * chunk * byte)) + self._gather(t, h, tp_next))
         return total + hops * c.hop_latency_cycles
+
+    def loop_costs(self, shape: StepShape) -> TokenLoopCosts:
+        """Sampling, token return, sync and host costs of a step of ``shape`` (see :mod:`twinfer.lpu.token_loop`)."""
+        return token_loop_costs(self.chip, self.sys, self.plan, vocab=self.m.vocab_size, seqs=shape.num_seqs,
+                                tokens_in=shape.total_tokens, decode=shape.decode_seqs > 0)
+
+    def step_seconds(self, shape: StepShape) -> float:
+        """Wall time of one step: the layer chain plus the per-token loop costs."""
+        return self.step_cycles(shape) / self.chip.spec.clock_hz + self.loop_costs(shape).seconds(self.chip.spec.clock_hz)
 
     def _gather(self, rows: int, width: int, tp: int) -> int:
         if tp == 1:
@@ -144,7 +187,9 @@ class LpuStepCost:
     ``chips=None`` picks the fewest chips that hold the weights plus KV cache
     for ``max_batch_seqs`` sequences at the model's context length (capped at
     8,192 tokens). Step times are analytic (see :class:`AnalyticLpu`) and
-    cached per shape; add the host I/O overhead of the groqflow estimator.
+    cached per shape, plus the per-token loop costs (:mod:`twinfer.lpu.token_loop`).
+    Precision defaults to the chip's native one (TSP v1: int8 weights, fp16
+    activations; LP30: fp8).
     """
 
     def __init__(self, model: ModelSpec, lpu_spec: LpuSpec, *, chips: int | None = None,
@@ -152,13 +197,19 @@ class LpuStepCost:
                  chip: Chip | None = None) -> None:
         self.model = model
         self.chip = chip or make_chip(lpu_spec)
-        self.precision = precision or LPU_DEFAULT_PRECISION
+        self.precision = precision or native_precision(self.chip.spec)
         self._batch = max_batch_seqs or 8
         ctx = min(model.max_position_embeddings, 8192)
         # With a chip count given, plan for the weights alone and report the SRAM left as KV capacity.
         kv_batch, kv_ctx = (self._batch, ctx) if chips is None else (1, 1)
-        self.plan = make_plan(model, self.chip, self.precision, chips=chips, batch=kv_batch, ctx=kv_ctx,
-                              tokens=self._batch)
+        if chips is None:
+            self.plan = make_plan(model, self.chip, self.precision, chips=chips, batch=kv_batch, ctx=kv_ctx,
+                                  tokens=self._batch)
+        else:
+            from twinfer.lpu.layout import search_layouts
+
+            self.plan, _ = search_layouts(model, self.chip, self.precision, chips=chips, batch=kv_batch,
+                                          ctx=kv_ctx, tokens=self._batch)
         self.system = System(self.chip, self.plan.num_chips)
         self.analytic = AnalyticLpu(model, self.system, self.plan, self.precision)
         self._cache: dict[StepShape, float] = {}
@@ -168,16 +219,13 @@ class LpuStepCost:
         return kv_capacity_tokens(self.model, self.chip, self.plan, self.precision)
 
     def step_time_s(self, shape: StepShape) -> float:
-        """Wall time of one forward step of ``shape`` (cycles / clock + host I/O overhead)."""
+        """Wall time of one forward step of ``shape`` (layer chain + sampling, token return, sync, host loop)."""
         hit = self._cache.get(shape)
         if hit is not None:
             return hit
         if shape.total_tokens <= 0:
             return 0.0
-        cycles = self.analytic.step_cycles(shape)
-        p = self.chip.params
-        io_bytes = shape.total_tokens * 4 + shape.num_seqs * 4  # token ids in, sampled ids out
-        t = cycles / self.chip.spec.clock_hz + p.host_overhead_s + io_bytes / p.host_bw_bytes_per_s
+        t = self.analytic.step_seconds(shape)
         if len(self._cache) < 1_000_000:
             self._cache[shape] = t
         return t

@@ -79,14 +79,15 @@ class System:
 
         Inside a node, ports 0..n-2 go to the n-1 peers in order; routes that
         leave the node use the global ports that follow, picked by the
-        destination node so that different destinations spread over them.
+        destination chip so that a chip's transfers to the counterparts in
+        several other nodes (a hierarchical all-reduce) spread over them.
         """
         n = self.chips_per_node
         if src // n == dst // n:
             a, b = src % n, dst % n
             return b if b < a else b - 1
         global_ports = max(1, self.chip.spec.c2c_links - (n - 1))
-        return (n - 1) + (dst // n) % global_ports
+        return (n - 1) + dst % global_ports
 
     def transfer_latency_cycles(self, src: int, dst: int) -> int:
         """Cycles of flight from ``src`` to ``dst``: hops x per-hop latency."""

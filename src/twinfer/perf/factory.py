@@ -72,7 +72,9 @@ def make_step_cost(
         raise ConfigError(f"a GPU calibration file was given for {hardware!r}, which is an LPU; drop it for LPU pools")
     if engine not in (None, "roofline"):
         raise ConfigError(f"engine {engine!r} is a GPU serving engine but {hardware!r} is an LPU; drop engine: for LPU pools")
+    from twinfer.lpu.chip import make_chip
     from twinfer.lpu.step_cost import LpuStepCost
 
     assert isinstance(spec, LpuSpec)
-    return LpuStepCost(model, spec, chips=chips, precision=precision, max_batch_seqs=max_batch_seqs)
+    return LpuStepCost(model, spec, chips=chips, precision=precision, max_batch_seqs=max_batch_seqs,
+                       chip=make_chip(spec, extra=extra_hardware))

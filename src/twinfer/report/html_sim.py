@@ -90,6 +90,25 @@ def compare_table(fleets: list[tuple[str, str | int, dict[str, Any]]], keys: lis
     return table(["metric"] + [name for name, _, _ in fleets], rows, css=css)
 
 
+def lpu_band_table(fleets: list[tuple[str, str | int, dict[str, Any]]]) -> str:
+    """Low and high of each ``<key>_range`` band (fleets with LPU pools, twinfer.sim.lpu_bands), each cell cited."""
+    rows = []
+    for key, label in KEY_METRICS:
+        band = f"{key}_range"
+        if not any(band in f for _, _, f in fleets):
+            continue
+        for i, end in enumerate(("low", "high")):
+            rows.append([Cell(f"{label}, LPU band {end}")] + [
+                Cell(f[band][i], SRC, pointer(("fleets", fk, band, i))) if band in f else Cell(None)
+                for _, fk, f in fleets
+            ])
+    if not rows:
+        return ""
+    return note("Bands: each fleet with an LPU pool rerun at the LPU parameter sets with the fastest and slowest "
+                "decode step among those consistent with the calibration data.") + table(
+        ["metric"] + [name for name, _, _ in fleets], rows, css="lpu-bands")
+
+
 def _keys_with_prefix(fleets: list[tuple[str, str | int, dict[str, Any]]], prefixes: tuple[str, ...]) -> list[str]:
     seen: list[str] = []
     for _, _, f in fleets:
@@ -243,7 +262,7 @@ def build(res: SimResults) -> str:
     overview = Section(
         "overview", "Fleets compared",
         note("One column per fleet, as listed in summary.json.") + notes_html
-        + compare_table(fleets, list(KEY_METRICS), css="summary-table"),
+        + compare_table(fleets, list(KEY_METRICS), css="summary-table") + lpu_band_table(fleets),
         data={"fleets": [n for n, _, _ in fleets]},
     )
     sections = [

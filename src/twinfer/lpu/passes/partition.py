@@ -14,6 +14,8 @@ Every emitted instruction is costed by the chip model.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twinfer.lpu.costs import StepInfo, instr_cycles
 from twinfer.lpu.ir import Instr, Program
 from twinfer.lpu.passes.lower import Emitter
@@ -37,13 +39,13 @@ class _Partitioner:
         self.pending: dict[int, Instr] = {}  # MoE router of a layer, emitted on its expert chips
 
     # ---- transfers ---------------------------------------------------------
-    def transfer(self, src: int, dst: int, tensor: str, out: str, shape: tuple[int, int]) -> None:
-        """A scheduled send on ``src`` and its matching recv on ``dst``."""
+    def transfer(self, src: int, dst: int, tensor: str, out: str, shape: tuple[int, int], **extra: Any) -> None:
+        """A scheduled send on ``src`` and its matching recv on ``dst`` (``extra``: attrs of both)."""
         hops = self.system.hops(src, dst)
         snd = self.e.emit("send", src, f"C2C{self.system.port(src, dst)}.tx", (tensor,), (), peer=dst,
-                          tensor=tensor, hops=hops, shape=shape)
+                          tensor=tensor, hops=hops, shape=shape, **extra)
         self.e.emit("recv", dst, f"C2C{self.system.port(dst, src)}.rx", (), (out,), peer=src, tensor=tensor,
-                    hops=hops, pair=snd.index, shape=shape)
+                    hops=hops, pair=snd.index, shape=shape, **extra)
 
     def all_gather(self, group: tuple[int, ...], name: str, rows: int, width: int, prefix: str = "") -> None:
         """Chip i holds ``{prefix}{i}`` (its column chunk; prefix defaults to ``name.p``); afterwards every chip holds ``name`` whole."""
@@ -60,7 +62,45 @@ class _Partitioner:
         self.holders[name] = list(group)
 
     def all_reduce(self, group: tuple[int, ...], part: str, name: str, rows: int, width: int) -> None:
-        """Every chip holds a partial sum ``part``; afterwards every chip holds the total ``name``."""
+        """Every chip holds a partial sum ``part``; afterwards every chip holds the total ``name``.
+
+        Inside a node: a direct reduce-scatter over the fully connected links, then an
+        all-gather. A group wider than a node (whole nodes) reduces hierarchically: a
+        reduce-scatter inside each node, an exchange of each chunk between the chips
+        holding it in the other nodes (over the global ports), then an all-gather inside
+        each node, so no chip talks to more than its node and its counterparts.
+        """
+        n = self.system.chips_per_node
+        if n < 2 or len(group) <= n or len(group) % n:
+            self._reduce_scatter(group, part, name, rows, width, out_prefix=f"{name}.p")
+            self.all_gather(group, name, rows, width)
+            return
+        nodes = [group[i:i + n] for i in range(0, len(group), n)]
+        for node in nodes:
+            self._reduce_scatter(node, part, name, rows, width, out_prefix=f"{name}.ns")
+        k = len(nodes)
+        for j in range(n):
+            a, b = split_bounds(width, n, j)
+            holders = [node[j] for node in nodes]
+            for i, src in enumerate(holders):
+                for dst in holders:
+                    if dst != src:
+                        self.transfer(src, dst, f"{name}.ns{j}", f"{name}.ns{j}.x{i}", (rows, b - a),
+                                      cross_node_sync=True)
+            for i, c in enumerate(holders):
+                acc = f"{name}.ns{j}"
+                others = [o for o in range(k) if o != i]
+                for o in others:
+                    out = f"{name}.p{j}" if o == others[-1] else f"{name}.xacc{j}.{o}"
+                    self.e.emit("add", c, "VXM", (acc, f"{name}.ns{j}.x{o}"), (out,), shape=(rows, b - a))
+                    acc = out
+        for node in nodes:
+            self.all_gather(node, name, rows, width)
+        self.holders[name] = list(group)
+
+    def _reduce_scatter(self, group: tuple[int, ...], part: str, name: str, rows: int, width: int,
+                        out_prefix: str) -> None:
+        """Chip j of ``group`` ends with ``{out_prefix}{j}``: the group's sum of column chunk j of ``part``."""
         tp = len(group)
         for i, c in enumerate(group):
             for j in range(tp):
@@ -76,10 +116,9 @@ class _Partitioner:
             acc = f"{name}.rs{j}"
             for i in range(tp):
                 if i != j:
-                    out = f"{name}.p{j}" if i == max(k for k in range(tp) if k != j) else f"{name}.acc{j}.{i}"
+                    out = f"{out_prefix}{j}" if i == max(k for k in range(tp) if k != j) else f"{name}.acc{j}.{i}"
                     self.e.emit("add", c, "VXM", (acc, f"{name}.rs{j}.from{i}"), (out,), shape=(rows, b - a))
                     acc = out
-        self.all_gather(group, name, rows, width)
 
     def ensure(self, tensor: str, group: tuple[int, ...], rows: int, width: int) -> None:
         """Make ``tensor`` (held whole by another group) present whole on every chip of ``group``."""
