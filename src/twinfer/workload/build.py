@@ -28,7 +28,10 @@ from twinfer.workload.readers import read_trace
 from twinfer.workload.types import Workload
 
 #: Traces shipped inside the package (see workload/data/README.txt for origin and licence).
-BUILTIN_TRACES = {"azure-conv-sample": "azure2023_conv_sample.csv"}
+BUILTIN_TRACES = {
+    "azure-conv-sample": "azure2023_conv_sample.csv",
+    "mooncake-conv-sample": "mooncake_conversation_sample.jsonl",
+}
 
 
 def builtin_trace_names() -> list[str]:
