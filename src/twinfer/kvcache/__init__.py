@@ -28,9 +28,11 @@ Scheduler ``update()``
     are read per instance and summed per pool and fleet by the metrics layer;
     saved prefill time = the backend's prefill time of the hit tokens.
 
-Offload tiers (:mod:`twinfer.kvcache.tiers`)
+Offload tiers (:mod:`twinfer.kvcache.tiers`, :mod:`twinfer.kvcache.offload`)
     After ``acquire`` matched ``m`` device blocks, ``tiers.lookup(keys[m:])``
-    says how many following blocks sit in host DRAM / SSD / a shared pool and
+    (an :class:`OffloadTiers` per instance; one :class:`BlockStore` per fleet
+    for a shared tier) says how many following blocks sit in host DRAM / SSD /
+    a shared pool and
     what reloading them costs; if :func:`reload_beats_recompute` says so, the
     scheduler calls ``tiers.take(plan)``, adds ``plan.transfer_s`` before the
     prefill and counts those tokens as cached. Presets: ``tiers.toml``.
@@ -53,15 +55,36 @@ Planner (:mod:`twinfer.autoscale`)
 """
 
 from twinfer.kvcache.chain import ChainInterner, chain_keys
+from twinfer.kvcache.kv_route import InstanceSnapshot, RouteDecision, choose_instance, route_costs
+from twinfer.kvcache.offload import (
+    BlockStore,
+    OffloadTiers,
+    ReloadPlan,
+    breakeven_tokens,
+    reload_beats_recompute,
+)
 from twinfer.kvcache.prefix_cache import InsertResult, PrefixCache, PrefixCacheStats
 from twinfer.kvcache.replay import replay_prefixes, replay_workload
+from twinfer.kvcache.tiers import TierSpec, get_tier, load_tiers
 
 __all__ = [
+    "BlockStore",
     "ChainInterner",
     "InsertResult",
+    "InstanceSnapshot",
+    "OffloadTiers",
     "PrefixCache",
     "PrefixCacheStats",
+    "ReloadPlan",
+    "RouteDecision",
+    "TierSpec",
+    "breakeven_tokens",
     "chain_keys",
+    "choose_instance",
+    "get_tier",
+    "load_tiers",
+    "reload_beats_recompute",
     "replay_prefixes",
     "replay_workload",
+    "route_costs",
 ]
