@@ -6,7 +6,7 @@ import pytest
 
 from twinfer.errors import ConfigError
 from twinfer.kvcache.chain import ChainInterner
-from twinfer.kvcache.prefix_cache import PrefixCache
+from twinfer.kvcache.prefix_cache import NO_STATS, PrefixCache
 
 
 def _serve(cache: PrefixCache, rid: int, keys: list[int], tokens: int) -> int:
@@ -57,8 +57,10 @@ def test_reference_counts_by_hand() -> None:
     assert cache.refs(3) == 1
     cache.release(0)
     assert (cache.refs(1), cache.refs(2), cache.refs(3)) == (1, 1, 1)
+    assert cache.referenced_blocks == 3
     cache.release(1)
     assert (cache.refs(1), cache.refs(2), cache.refs(3)) == (0, 0, 0)
+    assert cache.referenced_blocks == 0
     assert cache.used_blocks == 3  # still cached
     with pytest.raises(ConfigError, match="released twice"):
         cache.release(1)
@@ -123,3 +125,24 @@ def test_bad_arguments_are_config_errors() -> None:
     cache.acquire(7, [1], 16)
     with pytest.raises(ConfigError, match="already holds"):
         cache.acquire(7, [1], 16)
+
+
+def test_available_blocks_counts_what_eviction_could_free() -> None:
+    cache = PrefixCache(capacity_blocks=5, block_tokens=1)
+    _serve(cache, 0, [1, 2], 2)  # cached, unreferenced
+    cache.acquire(1, [3, 4], 2)
+    cache.insert(1)  # held
+    assert (cache.used_blocks, cache.free_blocks, cache.available_blocks) == (4, 1, 3)
+    cache.acquire(2, [1, 9], 2)  # references 1
+    assert cache.available_blocks == 2
+    assert PrefixCache(None, 1).available_blocks is None
+
+
+def test_stats_add_up_over_instances() -> None:
+    a, b = PrefixCache(None, 4), PrefixCache(None, 4)
+    _serve(a, 0, [1], 4)
+    _serve(a, 1, [1], 4)
+    _serve(b, 0, [1, 2], 6)
+    total = sum((a.stats, b.stats), NO_STATS)
+    assert (total.lookups, total.prompt_tokens, total.hit_tokens, total.inserted_blocks) == (3, 14, 4, 3)
+    assert total.hit_rate == 4 / 14

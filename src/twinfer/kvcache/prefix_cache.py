@@ -40,6 +40,21 @@ class PrefixCacheStats:
         """Cached prompt tokens / prompt tokens (0.0 before any lookup)."""
         return self.hit_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
 
+    def __add__(self, other: PrefixCacheStats) -> PrefixCacheStats:
+        """Counters of two caches together (a pool's or a fleet's: sum the instances')."""
+        return PrefixCacheStats(
+            lookups=self.lookups + other.lookups,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            hit_tokens=self.hit_tokens + other.hit_tokens,
+            inserted_blocks=self.inserted_blocks + other.inserted_blocks,
+            evicted_blocks=self.evicted_blocks + other.evicted_blocks,
+            failed_inserts=self.failed_inserts + other.failed_inserts,
+        )
+
+
+#: Counters of a cache that saw nothing (the start of a sum over instances).
+NO_STATS = PrefixCacheStats(0, 0, 0, 0, 0, 0)
+
 
 @dataclass(frozen=True)
 class InsertResult:
@@ -90,6 +105,7 @@ class PrefixCache:
         self._leases: dict[int, _Lease] = {}
         self._evictable: list[tuple[int, int]] = []  # heap of (last_use, key); stale entries skipped
         self._clock = 0
+        self._referenced = 0  # blocks with refs > 0
         self._lookups = 0
         self._prompt_tokens = 0
         self._hit_tokens = 0
@@ -111,7 +127,17 @@ class PrefixCache:
     @property
     def referenced_blocks(self) -> int:
         """Resident blocks held by at least one running request."""
-        return sum(1 for b in self._blocks.values() if b.refs)
+        return self._referenced
+
+    @property
+    def available_blocks(self) -> int | None:
+        """Blocks a new request could get, evicting every unreferenced one (None when unbounded).
+
+        Every unreferenced block can go (evicting a leaf frees its parent to go
+        next), so this is capacity minus referenced blocks: what admission
+        control checks before acquiring.
+        """
+        return None if self.capacity_blocks is None else self.capacity_blocks - self._referenced
 
     def refs(self, key: int) -> int:
         """Reference count of block ``key`` (0 when unreferenced or not resident)."""
@@ -201,6 +227,7 @@ class PrefixCache:
         for key in lease.keys[: lease.held]:
             block = self._blocks[key]
             block.refs -= 1
+            self._referenced -= block.refs == 0
             block.last_use = self._tick()
             self._maybe_evictable(key, block)
 
@@ -225,6 +252,7 @@ class PrefixCache:
     def _ref(self, key: int) -> None:
         block = self._blocks[key]
         block.refs += 1
+        self._referenced += block.refs == 1
         block.last_use = self._tick()
 
     def _place(self, key: int, parent: int) -> None:
