@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from twinfer.errors import ConfigError
@@ -21,6 +22,7 @@ def test_match_is_read_only_and_stops_at_first_miss() -> None:
     _serve(cache, 0, [10, 11, 12], 12)
     assert cache.match([10, 11, 99, 12]) == 2
     assert cache.match([99, 10]) == 0
+    assert 11 in cache and np.int64(12) in cache and 99 not in cache
     assert cache.stats.lookups == 1  # match() counted nothing
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
+import numpy as np
+
 from twinfer.errors import CapacityError, ConfigError
 from twinfer.kvcache.chain import KeyList
 
@@ -145,7 +147,8 @@ class PrefixCache:
         return block.refs if block is not None else 0
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, int) and key in self._blocks
+        """Whether block ``key`` (a chain key, Python or numpy int) is resident."""
+        return isinstance(key, int | np.integer) and int(key) in self._blocks
 
     def match(self, keys: KeyList) -> int:
         """Leading blocks of ``keys`` that are resident (read-only: no counters, no LRU touch)."""
