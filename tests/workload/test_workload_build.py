@@ -150,3 +150,14 @@ def test_empirical_lengths_from_the_builtin_trace_reproduce_its_mean() -> None:
         }
     )
     assert w.mean_prompt_tokens == pytest.approx(source.mean(), abs=5 * source.std() / np.sqrt(n))
+
+
+def test_prefix_block_tokens_sets_the_block_size_of_trace_ids(traces_dir: Path) -> None:
+    path = str(traces_dir / "twinfer_sample.jsonl")
+    default = build_workload(WorkloadConfig.from_dict({"trace": path}), np.random.default_rng(0))
+    assert default.prefix_block_tokens == 512  # Mooncake's, the reader's default
+    w = build_workload(
+        WorkloadConfig.from_dict({"trace": path, "prefix_block_tokens": 16}), np.random.default_rng(0)
+    )
+    assert w.prefix_block_tokens == 16
+    assert [list(b) for b in w.prefix_block_ids[:2]] == [[0, 1], [0, 1, 2]]

@@ -20,7 +20,7 @@ import numpy as np
 
 from twinfer.errors import ConfigError
 
-ARRIVAL_KINDS = ("poisson", "gamma", "fixed", "replay")
+ARRIVAL_KINDS = ("poisson", "gamma", "fixed", "replay", "diurnal")  # diurnal: diurnal.py
 
 
 def _gaps(

@@ -2,13 +2,16 @@
 
 Steps, in this order: (1) requests from the trace, or synthetic arrivals then
 prompt lengths then output lengths (that draw order fixes the random stream, so
-the same config and seed give identical arrays); (2) a trace's arrival times
-replaced by ``arrivals`` when given; (3) ``rate_scale``; (4) only requests
-arriving before ``duration_s``; (5) the first ``max_requests``.
+the same config and seed give identical arrays), or session starts then the
+sessions' turns (:mod:`twinfer.workload.sessions`); (2) a trace's arrival times
+replaced by ``arrivals`` when given; (2b) ``rate_profile`` stretching and
+``prefix_block_tokens``; (3) ``rate_scale``; (4) only requests arriving before
+``duration_s``; (5) the first ``max_requests``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -18,17 +21,23 @@ import numpy as np
 from twinfer.errors import ConfigError, DataError, UnknownNameError
 from twinfer.workload.arrivals import renewal_arrivals, replayed_arrivals
 from twinfer.workload.config import BUILTIN_PREFIX, ArrivalConfig, LengthConfig, WorkloadConfig
+from twinfer.workload.diurnal import diurnal_arrivals
 from twinfer.workload.lengths import (
     empirical_lengths,
     fixed_lengths,
     lognormal_lengths,
     uniform_lengths,
 )
+from twinfer.workload.rate_profile import stretch_workload
 from twinfer.workload.readers import read_trace
+from twinfer.workload.sessions import session_workload
 from twinfer.workload.types import Workload
 
 #: Traces shipped inside the package (see workload/data/README.txt for origin and licence).
-BUILTIN_TRACES = {"azure-conv-sample": "azure2023_conv_sample.csv"}
+BUILTIN_TRACES = {
+    "azure-conv-sample": "azure2023_conv_sample.csv",
+    "mooncake-conv-sample": "mooncake_conversation_sample.jsonl",
+}
 
 
 def builtin_trace_names() -> list[str]:
@@ -100,6 +109,11 @@ def _arrivals(
             stamps, rate_per_s=cfg.rate_per_s, num_requests=num, duration_s=duration_s
         )
     assert cfg.rate_per_s is not None
+    if cfg.kind == "diurnal":
+        assert cfg.diurnal is not None
+        return diurnal_arrivals(
+            cfg.rate_per_s, cfg.diurnal, rng, num_requests=num, duration_s=duration_s
+        )[0]
     return renewal_arrivals(
         cfg.kind, cfg.rate_per_s, rng, cv=cfg.cv, num_requests=num, duration_s=duration_s
     )
@@ -181,6 +195,34 @@ def _synthetic(config: WorkloadConfig, rng: np.random.Generator) -> Workload:
     )
 
 
+def _sessions(config: WorkloadConfig, rng: np.random.Generator) -> Workload:
+    assert config.sessions is not None and config.arrivals is not None
+    cfg = config.sessions
+    horizon = config.duration_s * config.rate_scale if config.duration_s is not None else None
+    starts = _arrivals(config.arrivals, rng, cfg.num_sessions, horizon)
+    traces = _TraceCache()
+
+    def sampler(length: LengthConfig) -> Callable[[int], np.ndarray]:
+        return lambda n: _lengths(length, n, rng, traces)
+
+    recipe = (
+        f"synthetic sessions: {config.arrivals.kind} starts; {cfg.system_prompts} system prompt(s) "
+        f"of {cfg.system_prompt_tokens} tokens; turns {_describe(cfg.turns)}; user "
+        f"{_describe(cfg.user_tokens)}; reply {_describe(cfg.reply_tokens)}; think "
+        f"{cfg.think_time_s:g} s; blocks of {cfg.block_tokens}"
+    )
+    return session_workload(
+        starts,
+        cfg.shape(),
+        rng,
+        sampler(cfg.turns),
+        sampler(cfg.user_tokens),
+        sampler(cfg.reply_tokens),
+        name=config.name or "sessions",
+        source=recipe,
+    )
+
+
 def _from_trace(config: WorkloadConfig, rng: np.random.Generator) -> Workload:
     assert config.trace is not None
     workload, report = read_trace(resolve_trace(config.trace), config.format, config.skip_bad_rows)
@@ -210,7 +252,16 @@ def _from_trace(config: WorkloadConfig, rng: np.random.Generator) -> Workload:
 def build_workload(config: WorkloadConfig, rng: np.random.Generator) -> Workload:
     """The requests ``config`` describes; deterministic given ``rng``'s state (see module doc)."""
     config.check()
-    workload = _from_trace(config, rng) if config.trace is not None else _synthetic(config, rng)
+    if config.sessions is not None:
+        workload = _sessions(config, rng)
+    elif config.trace is not None:
+        workload = _from_trace(config, rng)
+    else:
+        workload = _synthetic(config, rng)
+    if config.rate_profile is not None:
+        workload = stretch_workload(workload, config.rate_profile)
+    if config.prefix_block_tokens is not None and workload.prefix_block_ids is not None:
+        workload = replace(workload, prefix_block_tokens=config.prefix_block_tokens)
     if config.rate_scale != 1.0:
         workload = workload.scaled(config.rate_scale)
     if config.duration_s is not None:

@@ -23,12 +23,37 @@ Synthetic::
 
 Arrival kinds: ``poisson`` (rate_per_s), ``gamma`` (rate_per_s, cv), ``fixed``
 (rate_per_s), ``replay`` (timestamps_file: a trace or a text file of one time in
-seconds per line; optional rate_per_s rescales it). Length kinds: ``fixed``
+seconds per line; optional rate_per_s rescales it), ``diurnal`` (rate_per_s, the
+mean; optional period_s, peak_to_trough, peak_at_s, burst_every_s,
+burst_duration_s, burst_factor; see :mod:`twinfer.workload.diurnal`). A trace
+without ``arrivals`` is replayed with its own timestamps. Length kinds: ``fixed``
 (value), ``uniform`` (low, high; inclusive), ``lognormal`` (sigma and mean or
 median), ``empirical`` (trace, optional column ``prompt_tokens`` or
 ``output_tokens`` defaulting to the field's own, optional format). When both
 lengths are empirical from the same trace, requests are drawn as whole rows, so
 the prompt/output correlation of the trace is kept.
+
+Chat sessions with shared system prompts (instead of prompt_tokens/output_tokens;
+``arrivals`` then gives session starts; see :mod:`twinfer.workload.sessions`)::
+
+    workload:
+      duration_s: 3600                   # or sessions.num_sessions
+      arrivals: {kind: poisson, rate_per_s: 0.5}
+      sessions:
+        num_sessions: 500
+        system_prompts: 4
+        system_prompt_tokens: 1500
+        turns: {kind: uniform, low: 1, high: 8}
+        user_tokens: {kind: lognormal, median: 120, sigma: 1.0}
+        reply_tokens: {kind: lognormal, median: 250, sigma: 0.8}
+        think_time_s: 60
+        block_tokens: 16
+
+Any workload may add ``rate_profile: {duration_s, points: [[time_s, rate], ...],
+repeat}`` to stretch it over ``duration_s`` following a piecewise-linear rate
+(e.g. a one-hour trace over a day; see :mod:`twinfer.workload.rate_profile`),
+and ``prefix_block_tokens`` to set the block size of a trace's prefix block ids
+(default 512, Mooncake's).
 """
 
 from __future__ import annotations
@@ -42,10 +67,22 @@ from typing import Any
 from twinfer.errors import ConfigError, yaml_number_hint
 from twinfer.workload.arrivals import ARRIVAL_KINDS
 from twinfer.workload.columns import MAX_TIME_S, MAX_TOKENS
+from twinfer.workload.diurnal import DiurnalProfile
 from twinfer.workload.lengths import LENGTH_KINDS
+from twinfer.workload.rate_profile import RateProfile, profile_from_pairs
+from twinfer.workload.sessions import SessionShape
 
 BUILTIN_PREFIX = "builtin:"
 EMPIRICAL_COLUMNS = ("prompt_tokens", "output_tokens")
+#: Keys of a diurnal ``arrivals`` mapping beyond kind and rate_per_s (DiurnalProfile fields).
+DIURNAL_KEYS = (
+    "period_s",
+    "peak_to_trough",
+    "peak_at_s",
+    "burst_every_s",
+    "burst_duration_s",
+    "burst_factor",
+)
 
 # Upper limits, checked before anything is allocated. Measured here: a 100,000-request run of
 # `twinfer simulate` peaks at 129 MB resident against 85 MB for 300 requests, ~0.45 kB per request,
@@ -123,18 +160,21 @@ def _string(d: Mapping[str, Any], key: str, where: str) -> str | None:
 class ArrivalConfig:
     """How requests arrive (see :mod:`twinfer.workload.arrivals`)."""
 
-    kind: str  # poisson | gamma | fixed | replay
+    kind: str  # poisson | gamma | fixed | replay | diurnal
     rate_per_s: float | None = None  # mean arrival rate; required except for replay
     cv: float | None = None  # gamma only: coefficient of variation of the gaps
     timestamps_file: str | None = None  # replay only: trace or one-time-per-line text file
     format: str | None = None  # replay only: trace format when not detectable
+    diurnal: DiurnalProfile | None = None  # diurnal only: the day's shape and bursts
 
     @classmethod
     def from_dict(
         cls, d: Any, where: str = "arrivals", base_dir: Path | None = None
     ) -> ArrivalConfig:
         """Parse and check an ``arrivals`` mapping; errors name ``where`` and the key."""
-        d = _check_keys(d, ("kind", "rate_per_s", "cv", "timestamps_file", "format"), where)
+        d = _check_keys(
+            d, ("kind", "rate_per_s", "cv", "timestamps_file", "format", *DIURNAL_KEYS), where
+        )
         kind = d.get("kind")
         if kind not in ARRIVAL_KINDS:
             raise ConfigError(
@@ -146,7 +186,10 @@ class ArrivalConfig:
             cv=_number(d, "cv", where),
             timestamps_file=_path(d, "timestamps_file", where, base_dir),
             format=_string(d, "format", where),
+            diurnal=_diurnal(d, where) if kind == "diurnal" else None,
         )
+        if kind != "diurnal" and any(d.get(k) is not None for k in DIURNAL_KEYS):
+            raise ConfigError(f"{where}: {', '.join(DIURNAL_KEYS)} only apply to diurnal arrivals")
         if kind != "replay" and cfg.rate_per_s is None:
             raise ConfigError(f"{where}: {kind} arrivals need rate_per_s (requests per second)")
         if kind == "gamma" and cfg.cv is None:
@@ -253,6 +296,9 @@ class WorkloadConfig:
     prompt_tokens: LengthConfig | None = None  # synthetic prompt lengths
     output_tokens: LengthConfig | None = None  # synthetic output lengths
     name: str | None = None  # label for tables; defaults from the trace or recipe
+    sessions: SessionConfig | None = None  # synthetic chat sessions (instead of lengths)
+    rate_profile: RateProfile | None = None  # stretch the requests over a span by a rate shape
+    prefix_block_tokens: int | None = None  # block size of a trace's prefix block ids
 
     @classmethod
     def default(cls) -> WorkloadConfig:
@@ -280,6 +326,9 @@ class WorkloadConfig:
             "prompt_tokens",
             "output_tokens",
             "name",
+            "sessions",
+            "rate_profile",
+            "prefix_block_tokens",
         )
         d = _check_keys(d, allowed, where)
         base = Path(base_dir) if base_dir is not None else None
@@ -301,6 +350,11 @@ class WorkloadConfig:
             prompt_tokens=cls._length(d, "prompt_tokens", where, base),
             output_tokens=cls._length(d, "output_tokens", where, base),
             name=_string(d, "name", where),
+            sessions=SessionConfig.from_dict(d["sessions"], f"{where}.sessions", base)
+            if d.get("sessions") is not None
+            else None,
+            rate_profile=_rate_profile(d.get("rate_profile"), f"{where}.rate_profile"),
+            prefix_block_tokens=_integer(d, "prefix_block_tokens", where),
         )
         cfg.check(where)
         return cfg
@@ -315,6 +369,9 @@ class WorkloadConfig:
 
     def check(self, where: str = "workload") -> None:
         """Raise :class:`ConfigError` when the fields do not describe one workload."""
+        if self.sessions is not None:
+            self.sessions.check_in(self, where)
+            return
         if self.trace is not None:
             for key in ("prompt_tokens", "output_tokens"):
                 if getattr(self, key) is not None:
@@ -348,3 +405,101 @@ class WorkloadConfig:
                     f"{where}.duration_s: {self.duration_s:g} s at {rate * self.rate_scale:g} req/s is "
                     f"~{expected:.3g} requests, above the limit of {MAX_REQUESTS:,} that fit in memory; "
                     f"shorten duration_s or set num_requests")
+
+
+def _diurnal(d: Mapping[str, Any], where: str) -> DiurnalProfile:
+    """The DiurnalProfile of a diurnal ``arrivals`` mapping (defaults for absent keys)."""
+    given = {k: _number(d, k, where, positive=k != "peak_at_s") for k in DIURNAL_KEYS}
+    try:
+        return DiurnalProfile(**{k: v for k, v in given.items() if v is not None})
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _rate_profile(d: Any, where: str) -> RateProfile | None:
+    """A ``rate_profile`` mapping (duration_s, points, optional repeat) as a RateProfile."""
+    if d is None:
+        return None
+    d = _check_keys(d, ("duration_s", "points", "repeat"), where)
+    duration = _number(d, "duration_s", where)
+    points = d.get("points")
+    if duration is None or not isinstance(points, list):
+        raise ConfigError(f"{where}: needs duration_s and points: [[time_s, rate], ...]")
+    try:
+        return profile_from_pairs(duration, points, _integer(d, "repeat", where) or 1)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """The ``sessions`` section: multi-turn chats over shared system prompts."""
+
+    turns: LengthConfig  # turns per session
+    user_tokens: LengthConfig  # tokens of each user message
+    reply_tokens: LengthConfig  # tokens of each reply (the request's output)
+    num_sessions: int | None = None  # how many sessions (else until duration_s)
+    system_prompts: int = 1  # distinct shared system prompts
+    system_prompt_tokens: int = 0  # tokens of each
+    think_time_s: float = 30.0  # mean gap between a session's turns
+    block_tokens: int = 16  # KV block size of the prefix block ids
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str, base: Path | None = None) -> SessionConfig:
+        """Parse and check a ``sessions`` mapping."""
+        keys = (
+            "num_sessions",
+            "system_prompts",
+            "system_prompt_tokens",
+            "turns",
+            "user_tokens",
+            "reply_tokens",
+            "think_time_s",
+            "block_tokens",
+        )
+        d = _check_keys(d, keys, where)
+        missing = [k for k in ("turns", "user_tokens", "reply_tokens") if d.get(k) is None]
+        if missing:
+            raise ConfigError(f"{where}: missing {', '.join(missing)} (length distributions)")
+        think = _number(d, "think_time_s", where, positive=False)
+        cfg = cls(
+            turns=LengthConfig.from_dict(d["turns"], f"{where}.turns", base),
+            user_tokens=LengthConfig.from_dict(d["user_tokens"], f"{where}.user_tokens", base),
+            reply_tokens=LengthConfig.from_dict(
+                d["reply_tokens"], f"{where}.reply_tokens", base, default_column="output_tokens"
+            ),
+            num_sessions=_integer(d, "num_sessions", where),
+            system_prompts=_integer(d, "system_prompts", where) or 1,
+            system_prompt_tokens=_integer(d, "system_prompt_tokens", where, minimum=0) or 0,
+            think_time_s=30.0 if think is None else think,
+            block_tokens=_integer(d, "block_tokens", where) or 16,
+        )
+        cfg.shape()  # checks the numbers
+        return cfg
+
+    def shape(self) -> SessionShape:
+        """The fixed knobs as a :class:`SessionShape`."""
+        return SessionShape(
+            system_prompts=self.system_prompts,
+            system_prompt_tokens=self.system_prompt_tokens,
+            think_time_s=self.think_time_s,
+            block_tokens=self.block_tokens,
+        )
+
+    def check_in(self, workload: WorkloadConfig, where: str) -> None:
+        """Raise when the rest of the workload section conflicts with sessions."""
+        clash = [
+            k
+            for k in ("trace", "format", "prompt_tokens", "output_tokens", "num_requests")
+            if getattr(workload, k) is not None
+        ] + (["skip_bad_rows"] if workload.skip_bad_rows else [])
+        if clash:
+            raise ConfigError(
+                f"{where}.sessions: drop {', '.join(clash)}; a sessions workload draws its own "
+                "prompts and replies (use sessions.num_sessions, or max_requests to cap requests)"
+            )
+        if workload.arrivals is None:
+            raise ConfigError(f"{where}.sessions: add arrivals (when sessions start)")
+        replay = workload.arrivals.kind == "replay"
+        if self.num_sessions is None and workload.duration_s is None and not replay:
+            raise ConfigError(f"{where}.sessions: give sessions.num_sessions or workload.duration_s")
