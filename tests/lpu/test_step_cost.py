@@ -118,3 +118,46 @@ def test_chips_none_picks_the_smallest_system():
                        precision=LPU_DEFAULT_PRECISION)
     # 7B at 1 byte per weight over 220 MiB chips needs >= 30 chips.
     assert cost.resources().num_devices >= load_model("llama-2-7b").param_count() / (220 * 2**20)
+
+
+@pytest.mark.parametrize(
+    ("moe_kw", "sram", "chips"),
+    [
+        ({}, 200_000, None),  # Mixtral-shaped: routed experts on their own chips, one-chip stages
+        ({}, 200_000, 24),  # ... with 4-chip stages, so 2 expert chips combine into each stage chip
+        ({"shared": 1, "mla": True, "first_dense": 1, "layers": 3}, 300_000, 40),  # DeepSeek-shaped: MLA, shared + dense
+    ],
+)
+def test_analytic_matches_schedule_on_moe_and_mla_models(moe_kw, sram, chips):
+    """The MoE chain (dispatch, router, busiest expert chip, combine; shared experts beside it) and MLA
+    attention are summed the way the compiled schedule runs them: exact for decode, 0.1% for prefill."""
+    from executor_helpers import tiny_chip
+    from moe_helpers import tiny_moe_spec
+
+    from twinfer.models.ops import Precision
+
+    bf16 = Precision(weights="bf16", activations="fp16", kv_cache="fp16")
+    spec, chip = tiny_moe_spec(**moe_kw), tiny_chip(sram)
+    plan = make_plan(spec, chip, bf16, chips=chips, batch=2, ctx=16, tokens=2)
+    system = System(chip, plan.num_chips)
+    est = AnalyticLpu(spec, system, plan, bf16)
+    for phase, batch, seq in (("decode", 2, 16), ("decode", 8, 40), ("prefill", 1, 9)):
+        prog = compile_step(spec, system, phase=phase, batch=batch, seq_len=seq, plan=plan, precision=bf16).program
+        shape = StepShape.decode([seq] * batch) if phase == "decode" else StepShape.prefill([seq] * batch)
+        tol = TOL_DECODE if phase == "decode" else TOL_PREFILL
+        assert est.step_cycles(shape) == pytest.approx(prog.schedule_cycles, rel=tol), (phase, batch, seq)
+
+
+def test_moe_step_cost_follows_expert_load():
+    """The simulator's LPU cost of a Mixtral step prices its routed experts: a hotter busiest expert chip
+    (imbalance 1.5) makes the step slower, and so does a bigger batch waking more experts per chip."""
+    from twinfer.hardware import get_hardware
+    from twinfer.lpu.chip import make_chip, with_params
+
+    spec, mixtral = get_hardware("groq-tsp-v1"), load_model("mixtral-8x7b")
+    base = make_chip(spec)
+    even = LpuStepCost(mixtral, spec, chips=268, max_batch_seqs=1, chip=with_params(base, moe_imbalance_factor=1.0))
+    hot = LpuStepCost(mixtral, spec, chips=268, max_batch_seqs=1, chip=with_params(base, moe_imbalance_factor=1.5))
+    one, eight = StepShape.decode([2048]), StepShape.decode([2048] * 8)
+    assert hot.step_time_s(eight) > even.step_time_s(eight)
+    assert even.step_time_s(eight) > even.step_time_s(one)

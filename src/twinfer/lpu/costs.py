@@ -9,12 +9,11 @@ added by the schedule pass, which knows both ends.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from twinfer.lpu.chip import Chip
-from twinfer.lpu.experts import expected_active_experts, routed_rows
 from twinfer.lpu.ir import Instr
+from twinfer.lpu.moe_costs import experts_cycles, mla_attention_cycles, router_cycles
 from twinfer.units import dtype_bytes
 
 
@@ -75,41 +74,18 @@ def instr_cycles(ins: Instr, chip: Chip, step: StepInfo) -> int:
 
 
 def moe_mla_cycles(ins: Instr, chip: Chip, step: StepInfo) -> int:
-    """Cycles of the MoE router, a chip's routed experts, or MLA attention (module docstring of lpu.experts).
-
-    Router: gate GEMM on the MXM, then softmax/sigmoid and ``top_k`` max passes
-    over the ``E`` scores on the VXM (assumption: one pass per pick).
-    Experts: a static schedule gives every expert chip the slot of the busiest
-    one, which runs ``a = min(n, max(1, imbalance x n x (1 - (1 - k/E)^B)))`` of
-    its ``n`` experts, each streaming ``ceil(R / a)`` of the chip's routed rows
-    ``R = min(B n, imbalance x B k n / E)`` through gate, up (MXM), SwiGLU (VXM),
-    down (MXM) and the weighted accumulate (VXM).
-    MLA (absorbed form, DeepSeek-V2 sec. 2.1.2): rope on q/k rope parts and the
-    latent norm (VXM), q_nope x W_UK per head, attention over the cached latent
-    + rope key (``kv_lora_rank + qk_rope_head_dim`` wide, one KV head), and
-    the latent output x W_UV per head.
-    """
-    rows, width = ins.attr("shape")
-    p, wd, ad = chip.params, ins.attr("dtype"), step.act_dtype
+    """Cycles of the MoE router, a chip's routed experts, or MLA attention (formulas in :mod:`twinfer.lpu.moe_costs`)."""
+    rows, _ = ins.attr("shape")
+    wd, ad = ins.attr("dtype"), step.act_dtype
     if ins.op == "router":
-        e, k = ins.attr("num_experts"), ins.attr("top_k")
-        return chip.matmul_cycles(rows, ins.attr("hidden"), e, wd, ad) + chip.vxm_cycles(rows * e, p.vxm_ops_softmax + k)
+        return router_cycles(chip, rows, ins.attr("hidden"), ins.attr("num_experts"), ins.attr("top_k"), wd, ad)
     if ins.op == "moe_experts":
-        e, k, h = ins.attr("num_experts"), ins.attr("top_k"), ins.attr("hidden")
         e0, e1 = ins.attr("experts")
         i0, i1 = ins.attr("inter")
-        n, ir = e1 - e0, i1 - i0
-        imb = p.moe_imbalance_factor
-        busy = min(float(n), max(1.0, expected_active_experts(e, k, rows, local_experts=n, imbalance=imb)))
-        r = max(1, min(rows, math.ceil(routed_rows(e, k, rows, local_experts=n, imbalance=imb) / busy)))
-        one = (2 * chip.matmul_cycles(r, h, ir, wd, ad) + chip.vxm_cycles(r * ir, p.vxm_ops_silu_mul)
-               + chip.matmul_cycles(r, ir, h, wd, ad) + chip.vxm_cycles(r * h, 2))
-        return math.ceil(busy * one)
-    heads, kvr = ins.attr("heads"), ins.attr("kv_lora_rank")
-    nope, rope, v = ins.attr("qk_nope_head_dim"), ins.attr("qk_rope_head_dim"), ins.attr("v_head_dim")
+        return experts_cycles(chip, rows, ins.attr("hidden"), ins.attr("num_experts"), ins.attr("top_k"),
+                              e1 - e0, i1 - i0, wd, ad)
     q_rows, ctx = attention_geometry(ins, step)
-    vxm = chip.vxm_cycles(rows * kvr, p.vxm_ops_rmsnorm) + chip.vxm_cycles(rows * (heads + 1) * rope, p.vxm_ops_rope)
-    absorb = chip.matmul_cycles(rows, nope, heads * kvr, wd, ad) + chip.matmul_cycles(rows, kvr, heads * v, wd, ad)
-    attn = chip.attention_cycles(batch=step.batch, q_rows=q_rows, ctx=ctx, heads=heads, kv_heads=1,
-                                 head_dim=kvr + rope, act_dtype=step.act_dtype)
-    return vxm + absorb + attn
+    return mla_attention_cycles(chip, rows=rows, heads=ins.attr("heads"), kv_lora_rank=ins.attr("kv_lora_rank"),
+                                qk_nope_head_dim=ins.attr("qk_nope_head_dim"),
+                                qk_rope_head_dim=ins.attr("qk_rope_head_dim"), v_head_dim=ins.attr("v_head_dim"),
+                                batch=step.batch, q_rows=q_rows, ctx=ctx, wd=wd, ad=ad)
