@@ -100,3 +100,22 @@ def test_executor_matches_transformers_on_a_split_across_two_nodes(tmp_path):
     hf_tokens, hf_logits = hf_greedy(model, PROMPT, NEW_TOKENS)
     assert max(np.abs(a - b).max() for a, b in zip(gen.logits, hf_logits, strict=True)) < 1e-4
     assert np.array_equal(gen.tokens, hf_tokens)
+
+
+def test_moe_layouts_try_expert_groups_that_split_each_expert():
+    """With chips to spare, a MoE model's layouts include groups wider than its expert count: a 16-chip group
+    of 8 experts holds half of each expert (3 x 64 x 96 / 2 bf16 weights, counted by hand, plus the 8 x 64
+    router), so the busiest chip streams half the weights; the search compiles the fastest layout it tried."""
+    from executor_helpers import tiny_chip
+    from moe_helpers import tiny_moe_spec
+
+    from twinfer.lpu.plan import MoePlan
+
+    bf16 = Precision(weights="bf16", activations="fp16", kv_cache="fp16")
+    spec, chip = tiny_moe_spec(experts=8), tiny_chip(400_000)
+    plan, trials = search_layouts(spec, chip, bf16, chips=48, batch=1, ctx=16, tokens=1)
+    assert {8, 16} <= {t.ep for t in trials}
+    wide = make_plan(spec, chip, bf16, chips=48, batch=1, ctx=16, tokens=1, tp=1, ep=16)
+    assert isinstance(wide, MoePlan) and wide.expert_shard_bytes == 3 * 64 * 48 * 2 + 8 * (64 * 2 + 4)
+    assert isinstance(plan, MoePlan) and (plan.tp, plan.ep) == (trials[0].tp, trials[0].ep)
+    assert trials[0].per_token_latency_s == min(t.per_token_latency_s for t in trials if t.within_budget)

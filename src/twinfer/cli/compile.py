@@ -133,10 +133,14 @@ def _print(d: dict) -> None:
     con.print(a)
     if d["layouts_tried"]:
         lt = Table(title=f"layouts tried on {d['chips']} chips (analytic per-token latency; the fastest is compiled)")
-        for col in ("tensor split", "stages", "chips used", "ms per token", "tokens/s per user", "instructions"):
+        moe = any(row["expert_group_chips"] for row in d["layouts_tried"])
+        cols = ("tensor split", "stages", *(("expert group",) if moe else ()), "chips used", "ms per token",
+                "tokens/s per user", "instructions")
+        for col in cols:
             lt.add_column(col, justify="right")
         for row in d["layouts_tried"]:
-            lt.add_row(str(row["tensor_split"]), str(row["pipeline_stages"]), str(row["chips_used"]),
+            group = (f"{row['expert_group_chips']} chips",) if moe else ()
+            lt.add_row(str(row["tensor_split"]), str(row["pipeline_stages"]), *group, str(row["chips_used"]),
                        f"{row['per_token_latency_s'] * 1e3:.3f}", f"{row['tokens_per_s_per_user']:.0f}",
                        f"~{row['instructions_est']:,}" + ("" if row["within_budget"] else " (over budget)"))
         con.print(lt)

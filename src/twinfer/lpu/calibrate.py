@@ -31,9 +31,9 @@ from typing import Any
 
 from twinfer.errors import CapacityError, ConfigError
 from twinfer.lpu.chip import Chip, make_chip, override_params, params_from_values
-from twinfer.lpu.layout import MAX_INSTRUCTIONS, estimated_instructions
+from twinfer.lpu.layout import MAX_INSTRUCTIONS, candidate_plans
 from twinfer.lpu.microarch import shipped_sets
-from twinfer.lpu.plan import Plan, make_plan, tp_candidates
+from twinfer.lpu.plan import Plan, make_plan
 from twinfer.lpu.step_cost import AnalyticLpu, native_precision
 from twinfer.lpu.system import System
 from twinfer.models.ops import Precision
@@ -106,16 +106,11 @@ class Case:
         self.base_chip = base_chip
         self.prec: Precision = native_precision(base_chip.spec)
         ctx = max(meas.context, meas.prompt)
-        self.plans: list[Plan] = []
-        for tp in tp_candidates(self.model, meas.chips, base_chip.spec.chips_per_node):
-            try:
-                plan = make_plan(self.model, base_chip, self.prec, chips=meas.chips, batch=meas.batch,
-                                 ctx=ctx, tokens=meas.batch, tp=tp)
-            except (CapacityError, ConfigError):
-                continue
-            est = estimated_instructions(self.model.num_layers, tp, len(plan.stages), base_chip.spec.chips_per_node)
-            if est <= MAX_INSTRUCTIONS:  # the layouts twinfer compile may choose
-                self.plans.append(plan)
+        self.plans: list[Plan] = [
+            plan for plan, est in candidate_plans(self.model, base_chip, self.prec, chips=meas.chips, batch=meas.batch,
+                                                  ctx=ctx, tokens=meas.batch)
+            if est <= MAX_INSTRUCTIONS  # the layouts twinfer compile may choose
+        ]
         if not self.plans:  # make_plan's own error names the chips needed
             make_plan(self.model, base_chip, self.prec, chips=meas.chips, batch=meas.batch, ctx=ctx,
                       tokens=meas.batch)

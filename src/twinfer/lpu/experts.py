@@ -123,25 +123,32 @@ class ExpertLayout:
 
 def choose_expert_layout(*, num_experts: int, expert_bytes: int, inter: int, tp: int, moe_layers: int,
                          capacity_bytes: int, workspace_bytes: int, router_bytes: int = 0,
-                         max_chips: int | None = None) -> ExpertLayout:
+                         max_chips: int | None = None, ep: int | None = None) -> ExpertLayout:
     """The expert-group width needing the fewest chips (ties: the wider group); CapacityError if none fits.
 
     Every expert chip also holds each of its layers' router (``router_bytes``), since it routes itself.
+    ``ep`` forces the width (it must be a candidate of :func:`ep_candidates`).
     """
     best: ExpertLayout | None = None
     limit = max(num_experts * 8, tp)
-    for ep in ep_candidates(num_experts, tp, limit):
-        if ep > num_experts and best is not None:
+    widths = ep_candidates(num_experts, tp, limit)
+    if ep is not None:
+        if ep not in widths:
+            raise ConfigError(f"an expert group of {ep} chips does not suit {num_experts} experts over a {tp}-way "
+                              f"split; use one of {widths}")
+        widths = [ep]
+    for width in widths:
+        if ep is None and width > num_experts and best is not None:
             break  # split experts only when whole experts do not fit (it multiplies dispatch traffic)
-        if ep <= num_experts:
-            shard = math.ceil(num_experts / ep) * expert_bytes
+        if width <= num_experts:
+            shard = math.ceil(num_experts / width) * expert_bytes
         else:
-            shard = math.ceil(expert_bytes * math.ceil(inter / (ep // num_experts)) / inter)
+            shard = math.ceil(expert_bytes * math.ceil(inter / (width // num_experts)) / inter)
         shard += router_bytes
         room = capacity_bytes - workspace_bytes
         if shard > room:
             continue
-        layout = ExpertLayout(ep=ep, layers_per_group=max(1, min(moe_layers, room // shard)), shard_bytes=shard)
+        layout = ExpertLayout(ep=width, layers_per_group=max(1, min(moe_layers, room // shard)), shard_bytes=shard)
         if max_chips is not None and layout.chips_needed(moe_layers) > max_chips:
             continue
         if best is None or layout.chips_needed(moe_layers) <= best.chips_needed(moe_layers):

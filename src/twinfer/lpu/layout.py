@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from twinfer.errors import CapacityError, ConfigError
 from twinfer.lpu.chip import Chip
-from twinfer.lpu.plan import Plan, make_plan, tp_candidates
+from twinfer.lpu.experts import ep_candidates
+from twinfer.lpu.plan import MoePlan, Plan, make_plan, tp_candidates
 from twinfer.lpu.step_cost import AnalyticLpu
 from twinfer.lpu.system import System
 from twinfer.models.ops import Precision
@@ -62,6 +63,7 @@ class LayoutTrial:
     per_token_latency_s: float  # analytic decode step + per-token loop costs
     instructions_est: int  # estimated instructions of one decode program
     within_budget: bool  # the search may choose it (instructions_est <= the budget)
+    ep: int = 0  # chips per expert group of a MoE layout (0: a dense model)
 
     @property
     def tokens_per_s_per_user(self) -> float:
@@ -69,24 +71,47 @@ class LayoutTrial:
         return 1.0 / self.per_token_latency_s
 
 
+def candidate_plans(model: ModelSpec, chip: Chip, precision: Precision, *, chips: int, batch: int, ctx: int,
+                    tokens: int) -> list[tuple[Plan, int]]:
+    """Every layout that fits ``chips`` chips, with its estimated decode-program instructions.
+
+    Dense models: one plan per tensor split. MoE models: one per tensor split
+    inside a node and expert-group width (wider groups split each expert over
+    more chips: less work on the busiest chip, more dispatch traffic).
+    """
+    out = []
+    n = chip.spec.chips_per_node
+    moe = model.moe
+    for tp in tp_candidates(model, min(chips, n) if moe is not None else chips, n):
+        widths: list[int | None] = [None]
+        if moe is not None:
+            widths = list(ep_candidates(moe.num_experts, tp, max(moe.num_experts * 8, tp)))
+        for ep in widths:
+            try:
+                plan = make_plan(model, chip, precision, chips=chips, batch=batch, ctx=ctx, tokens=tokens, tp=tp, ep=ep)
+            except (CapacityError, ConfigError):
+                continue
+            est = estimated_instructions(model.num_layers, tp, len(plan.stages), n)
+            if moe is not None and ep is not None:  # per MoE layer and expert chip: send, recv, router, experts, send, recv
+                est += (model.num_layers - moe.first_dense_layers) * 6 * ep
+            out.append((plan, est))
+    return out
+
+
 def search_layouts(model: ModelSpec, chip: Chip, precision: Precision, *, chips: int, batch: int, ctx: int,
                    tokens: int, max_instructions: int = MAX_INSTRUCTIONS) -> tuple[Plan, tuple[LayoutTrial, ...]]:
     """The fastest plan within the instruction budget on ``chips`` chips, and every layout tried (fastest first)."""
-    best: tuple[float, int, Plan] | None = None
+    best: tuple[float, int, int, Plan] | None = None
     trials = []
     shape = StepShape.decode([max(1, ctx)] * batch)
-    for tp in tp_candidates(model, chips, chip.spec.chips_per_node):
-        try:
-            plan = make_plan(model, chip, precision, chips=chips, batch=batch, ctx=ctx, tokens=tokens, tp=tp)
-        except (CapacityError, ConfigError):
-            continue
+    for plan, est in candidate_plans(model, chip, precision, chips=chips, batch=batch, ctx=ctx, tokens=tokens):
         t = AnalyticLpu(model, System(chip, chips), plan, precision).step_seconds(shape)
-        est = estimated_instructions(model.num_layers, tp, len(plan.stages), chip.spec.chips_per_node)
         ok = est <= max_instructions
-        trials.append(LayoutTrial(tp=tp, stages=len(plan.stages), chips_used=plan.chips_used, per_token_latency_s=t,
-                                  instructions_est=est, within_budget=ok))
-        if ok and (best is None or (t, tp) < (best[0], best[1])):
-            best = (t, tp, plan)
+        ep = plan.ep if isinstance(plan, MoePlan) else 0
+        trials.append(LayoutTrial(tp=plan.tp, stages=len(plan.stages), chips_used=plan.chips_used,
+                                  per_token_latency_s=t, instructions_est=est, within_budget=ok, ep=ep))
+        if ok and (best is None or (t, plan.tp, ep) < best[:3]):
+            best = (t, plan.tp, ep, plan)
     if best is None:  # nothing fits: make_plan's error names the chips needed
         return make_plan(model, chip, precision, chips=chips, batch=batch, ctx=ctx, tokens=tokens), tuple(trials)
-    return best[2], tuple(sorted(trials, key=lambda x: (x.per_token_latency_s, x.tp)))
+    return best[3], tuple(sorted(trials, key=lambda x: (x.per_token_latency_s, x.tp, x.ep)))

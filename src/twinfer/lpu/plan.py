@@ -199,13 +199,14 @@ def min_chips(model: ModelSpec, chip: Chip, precision: Precision, *, batch: int,
 
 
 def make_plan(model: ModelSpec, chip: Chip, precision: Precision, *, chips: int | None,
-              batch: int, ctx: int, tokens: int, tp: int | None = None) -> Plan:
+              batch: int, ctx: int, tokens: int, tp: int | None = None, ep: int | None = None) -> Plan:
     """Partition ``model`` over ``chips`` chips (the fewest that fit when None).
 
     Without ``tp`` the widest tensor split inside one node that fits is used;
     ``tp`` forces a split (wider than a node only in whole nodes; see
-    :mod:`twinfer.lpu.layout` for the search by latency). Raises CapacityError
-    naming the minimum chip count when ``chips`` is too few.
+    :mod:`twinfer.lpu.layout` for the search by latency); ``ep`` forces the
+    expert-group width of a MoE model. Raises CapacityError naming the
+    minimum chip count when ``chips`` is too few.
     """
     if (unsupported := model.lpu_unsupported_reason()) is not None:
         raise ConfigError(unsupported)
@@ -216,7 +217,7 @@ def make_plan(model: ModelSpec, chip: Chip, precision: Precision, *, chips: int 
     if chips < 1:
         raise ConfigError(f"--chips must be >= 1, got {chips}")
     if model.moe is not None:
-        return make_moe_plan(model, chip, precision, chips=chips, batch=batch, ctx=ctx, tokens=tokens)
+        return make_moe_plan(model, chip, precision, chips=chips, batch=batch, ctx=ctx, tokens=tokens, tp=tp, ep=ep)
     cap = chip.usable_sram_bytes
     if tp is not None:
         if tp not in tp_candidates(model, chips, chip.spec.chips_per_node):
@@ -335,8 +336,12 @@ def moe_mla_block_bytes(model: ModelSpec, chip: Chip, tp: int, precision: Precis
 
 
 def make_moe_plan(model: ModelSpec, chip: Chip, precision: Precision, *, chips: int | None,
-                  batch: int, ctx: int, tokens: int) -> MoePlan:
-    """Stages for attention/dense blocks plus expert groups (fewest chips when ``chips`` is None)."""
+                  batch: int, ctx: int, tokens: int, tp: int | None = None, ep: int | None = None) -> MoePlan:
+    """Stages for attention/dense blocks plus expert groups (fewest chips when ``chips`` is None).
+
+    ``tp`` and ``ep`` force the stages' tensor split and the expert-group width
+    (:func:`twinfer.lpu.layout.search_layouts` tries them by latency).
+    """
     moe = model.moe
     assert moe is not None
     cap = chip.usable_sram_bytes
@@ -346,10 +351,12 @@ def make_moe_plan(model: ModelSpec, chip: Chip, precision: Precision, *, chips: 
     rows = chip.params.activation_rows_resident
     workspace = int(rows * (3 * h + moe.num_experts + 3 * inter) * ab)
     best: MoePlan | None = None
-    for tp in tp_candidates(model, min(chips or chip.spec.chips_per_node, chip.spec.chips_per_node)):
+    splits = [tp] if tp is not None else tp_candidates(model, min(chips or chip.spec.chips_per_node,
+                                                                  chip.spec.chips_per_node))
+    for tp in splits:
         loads = block_bytes(model, chip, tp, precision, batch=batch, ctx=ctx, tokens=tokens)
         try:
-            layout = choose_expert_layout(
+            layout = choose_expert_layout(ep=ep,
                 num_experts=moe.num_experts, expert_bytes=int(3 * h * inter * wb), inter=inter, tp=tp,
                 moe_layers=len(moe_layers), capacity_bytes=cap, workspace_bytes=workspace,
                 router_bytes=int(moe.num_experts * (h * wb + 4)),

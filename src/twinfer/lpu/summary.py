@@ -110,7 +110,8 @@ class CompiledModel:
             "layouts_tried": [{"tensor_split": t.tp, "pipeline_stages": t.stages, "chips_used": t.chips_used,
                                "per_token_latency_s": t.per_token_latency_s,
                                "tokens_per_s_per_user": t.tokens_per_s_per_user,
-                               "instructions_est": t.instructions_est, "within_budget": t.within_budget}
+                               "instructions_est": t.instructions_est, "within_budget": t.within_budget,
+                               "expert_group_chips": t.ep}
                               for t in self.layouts],
             "chip_params": {k: v for k, v in asdict(self.chip.params).items() if k != "sources"},
             "activation_dtype": self.decode.activation_dtype,
