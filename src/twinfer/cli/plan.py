@@ -79,6 +79,9 @@ def plan_command(
     top: Annotated[int, typer.Option("--top", help="Rows of the feasible-fleet table.")] = 10,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only enumerate and prune; say what would be simulated.")] = False,
     runner: Annotated[str | None, typer.Option("--runner", hidden=True, help="module:function per scenario (tests).")] = None,
+    hardware_file: Annotated[
+        Path | None, typer.Option("--hardware-file", help="Your own chips and links (TOML/YAML) the plan may name.")
+    ] = None,
 ) -> None:
     """Find the fleet that meets the SLOs best by the objective; write OUT/plan.json and OUT/results/.
 
@@ -98,6 +101,13 @@ def plan_command(
     checks.number_in_range("--top", top, 1, 1_000_000)
     checks.output_folder(out, "--out")
     spec = load_plan(plan_file)
+    if hardware_file is not None:
+        from dataclasses import replace
+
+        from twinfer.sim.scenario import resolve_hardware_file
+
+        spec = replace(spec, hardware_file=resolve_hardware_file({"hardware_file": str(hardware_file)},
+                                                                 "--hardware-file", Path.cwd()))
     if dry_run:
         report = prune(spec)
         tags: dict[str, int] = {}

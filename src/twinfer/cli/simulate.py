@@ -114,6 +114,7 @@ def simulate_command(
     skip_bad_rows: Annotated[bool, typer.Option("--skip-bad-rows", help="Drop malformed trace rows and count them.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summaries as JSON instead of a table.")] = False,
     no_bands: Annotated[bool, typer.Option("--no-bands", help="Skip the LPU uncertainty bands (two extra runs per fleet with an LPU pool).")] = False,
+    hardware_file: Annotated[Path | None, typer.Option("--hardware-file", help="Your own chips and links (TOML/YAML, as `twinfer hardware --hardware-file`); the scenario's hardware_file if it has none.")] = None,
 ) -> None:
     """Simulate fleets serving a workload and compare latency, goodput, cost and energy."""
     import json
@@ -124,6 +125,7 @@ def simulate_command(
     from twinfer.cli import checks
     from twinfer.sim import default_scenario, load_scenario
     from twinfer.sim.run import build_scenario_workload, load_scenario_model, simulate_fleet
+    from twinfer.sim.scenario import with_hardware_file
 
     checks.seed(seed)
     checks.output_folder(out, "--out")
@@ -134,6 +136,8 @@ def simulate_command(
         scen, notes = default_scenario()
     else:
         scen = load_scenario(scenario)
+    if hardware_file is not None:
+        scen = with_hardware_file(scen, hardware_file)
     if skip_bad_rows and scen.workload.trace is not None:
         scen = replace(scen, workload=replace(scen.workload, skip_bad_rows=True))
     workload = build_scenario_workload(scen, seed)

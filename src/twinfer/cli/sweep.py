@@ -43,6 +43,9 @@ def sweep_command(
         bool, typer.Option("--extend", help="Allow --out to already hold results of another sweep.")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only expand the sweep and say what would run.")] = False,
+    hardware_file: Annotated[
+        Path | None, typer.Option("--hardware-file", help="Your own chips and links (TOML/YAML) for every scenario.")
+    ] = None,
     runner: Annotated[
         str, typer.Option("--runner", hidden=True, help="module:function run per scenario (for tests/plug-ins).")
     ] = "twinfer.plan.runner:run_scenario",  # DEFAULT_RUNNER
@@ -75,6 +78,13 @@ def sweep_command(
     checks.number_in_range("--flush-s", flush_s, 0, 1e6, low_open=True, unit=" s")
     checks.output_folder(out, "--out")
     spec = load_sweep(sweep_file)
+    if hardware_file is not None:
+        from dataclasses import replace
+
+        from twinfer.sim.scenario import resolve_hardware_file
+
+        path = resolve_hardware_file({"hardware_file": str(hardware_file)}, "--hardware-file", Path.cwd())
+        spec = replace(spec, base={**spec.base, "hardware_file": path})
     jobs = expand(spec)
     if runner == DEFAULT_RUNNER:
         check_scenarios(jobs)

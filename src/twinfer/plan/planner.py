@@ -139,7 +139,8 @@ def prune(spec: PlanSpec, stats_by_rate: dict[float, WorkloadStats] | None = Non
     from twinfer.perf.factory import make_step_cost
 
     model = load_model(spec.model)
-    kinds = {hw: get_hardware(hw).kind for hw in spec.hardware}
+    extra = spec.extra_hardware()
+    kinds = {hw: get_hardware(hw, extra).kind for hw in spec.hardware}
     stats_by_rate = stats_by_rate or {r: workload_stats(spec, r) for r in spec.rates_per_s}
     shapes = instance_shapes(spec, kinds)
     costs_models: dict[tuple, Any] = {}
@@ -147,7 +148,8 @@ def prune(spec: PlanSpec, stats_by_rate: dict[float, WorkloadStats] | None = Non
     for shape in shapes:
         hw, tp, chips, cap = shape
         try:
-            costs_models[shape] = _MemoCost(make_step_cost(model, hw, tp=tp, chips=chips, max_batch_seqs=cap))
+            costs_models[shape] = _MemoCost(make_step_cost(model, hw, tp=tp, chips=chips, max_batch_seqs=cap,
+                                                              extra_hardware=extra))
         except (CapacityError, ConfigError) as exc:
             memory[shape] = f"memory: {exc}"
     resources = {s: c.resources() for s, c in costs_models.items()}
@@ -209,13 +211,16 @@ def fleet_section(spec: PlanSpec, cand: Candidate) -> dict[str, Any]:
 
 def scenario_for(spec: PlanSpec, cand: Candidate, rate_per_s: float) -> dict[str, Any]:
     """The single-fleet scenario mapping that simulates ``cand`` at ``rate_per_s``."""
-    return {
+    scenario = {
         "name": f"{spec.name} @ {rate_per_s:g} req/s",
         "model": spec.model,
         "workload": workload_section(spec, rate_per_s),
         "slo": {"ttft_s": spec.ttft_s, "tpot_s": spec.tpot_s, "attainment": spec.attainment},
         "fleets": [fleet_section(spec, cand)],
     }
+    if spec.hardware_file is not None:
+        scenario["hardware_file"] = spec.hardware_file
+    return scenario
 
 
 def make_jobs(spec: PlanSpec, survivors: list[tuple[Candidate, float]]) -> list[Job]:

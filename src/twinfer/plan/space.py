@@ -44,7 +44,8 @@ MODES = ("aggregated", "disaggregated")
 #: Devices per rack by kind (see the module doc for sources; the GPU value is a guess).
 DEVICES_PER_RACK = {"gpu": 32, "lpu": 64}
 PLAN_KEYS = frozenset({"name", "model", "workload", "target_rate_per_s", "rates_per_s", "slo", "objective",
-                       "hardware", "limits", "search", "seed", "description", "arrival_pattern"})
+                       "hardware", "limits", "search", "seed", "description", "arrival_pattern",
+                       "hardware_file"})
 ARRIVAL_PATTERNS = ("poisson", "trace")
 STRATEGIES = ("staircase", "exhaustive")
 #: Largest instance count per pool the search enumerates (disaggregated fleets grow as its square).
@@ -119,6 +120,15 @@ class PlanSpec:
     arrival_pattern: str = "poisson"  # poisson at each rate | trace (its timestamps, rescaled to each rate)
     seed: int = 0
     base_dir: str | None = None
+    hardware_file: str | None = None  # user chips and links (absolute path), passed to every scenario
+
+    def extra_hardware(self) -> Any:
+        """The chips and links of ``hardware_file`` (None without one)."""
+        if self.hardware_file is None:
+            return None
+        from twinfer.hardware import load_hardware_file
+
+        return load_hardware_file(self.hardware_file)
 
     @property
     def attainment(self) -> float:
@@ -268,7 +278,15 @@ def parse_plan(raw: Any, *, where: str = "plan", base_dir: Path | None = None) -
         arrival_pattern=pattern,
         seed=int(seed),
         base_dir=str(base_dir) if base_dir is not None else None,
+        hardware_file=_hardware_file(raw, where, base_dir),
     )
+
+
+def _hardware_file(raw: dict[str, Any], where: str, base_dir: Path | None) -> str | None:
+    """The plan's ``hardware_file`` as an absolute, checked path (read like a scenario's)."""
+    from twinfer.sim.scenario import resolve_hardware_file
+
+    return resolve_hardware_file(raw, where, base_dir)
 
 
 def load_plan(path: str | Path) -> PlanSpec:

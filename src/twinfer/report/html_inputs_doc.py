@@ -65,22 +65,23 @@ def inputs_document(scenario: Any, model: Any, workload: Any, cost_cache: dict |
     hardware: dict[str, Any] = {}
     links: dict[str, Any] = {}
     fleets: dict[str, Any] = {}
+    extra = scenario.extra_hardware()
     for fleet in scenario.fleets:
         pools: dict[str, Any] = {}
         for role, pool in fleet.pools.items():
-            spec = get_hardware(pool.hardware)
+            spec = get_hardware(pool.hardware, extra)
             hardware.setdefault(spec.name, _plain(spec))
             entry = {k: _plain(v) for k, v in asdict(pool).items()}
             entry.update(hardware=spec.name, kind=spec.kind)
             if spec.kind == "lpu":
-                plan = getattr(make_pool_cost(model, pool, cost_cache), "plan", None)
+                plan = getattr(make_pool_cost(model, pool, cost_cache, extra), "plan", None)
                 if plan is not None:
                     entry["lpu_partition"] = partition_dict(plan)
             pools[str(role)] = entry
         link = None
         if fleet.kv_link is not None:
             link = _plain(fleet.kv_link)
-            spec_link = get_link(fleet.kv_link.name)
+            spec_link = get_link(fleet.kv_link.name, extra)
             links.setdefault(spec_link.name, _plain(spec_link))
         fleets[fleet.name] = {"router": fleet.router, "kv_link": link, "pools": pools}
     summary = workload.summary() if hasattr(workload, "summary") else {}

@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from twinfer.hardware import get_hardware
+from twinfer.hardware.loader import HardwareSet
 from twinfer.hardware.specs import LpuSpec
 from twinfer.lpu.chip import override_params, param_names
 from twinfer.lpu.microarch import microarch_for
@@ -48,13 +49,14 @@ def extreme_sets(cost: LpuStepCost) -> tuple[Mapping[str, float], Mapping[str, f
     return sets[timed[0][1]], sets[timed[-1][1]]
 
 
-def _lpu_costs(model: ModelSpec, fleet: FleetConfig, cache: dict, pick: int) -> dict[str, StepCostModel] | None:
+def _lpu_costs(model: ModelSpec, fleet: FleetConfig, cache: dict, pick: int,
+               extra: HardwareSet | None = None) -> dict[str, StepCostModel] | None:
     """Each pool's cost, the LPU pools' at their fastest (``pick`` 0) or slowest (1) consistent set."""
     costs: dict[str, StepCostModel] = {}
     found = False
     for role, pool in fleet.pools.items():
-        base = make_pool_cost(model, pool, cache)
-        if isinstance(get_hardware(pool.hardware), LpuSpec) and isinstance(base, LpuStepCost):
+        base = make_pool_cost(model, pool, cache, extra)
+        if isinstance(get_hardware(pool.hardware, extra), LpuSpec) and isinstance(base, LpuStepCost):
             overrides = extreme_sets(base)[pick]
             chip = replace(base.chip, params=override_params(base.chip.params, overrides))
             base = LpuStepCost(model, base.chip.spec, chips=base.plan.num_chips, precision=base.precision,
@@ -68,11 +70,12 @@ def add_lpu_bands(scenario: Scenario, results: Sequence[FleetResult], seed: int,
                   model: ModelSpec, cost_cache: dict) -> None:
     """Add ``<key>_range`` for :data:`BAND_KEYS` to the summary of every result whose fleet has an LPU pool."""
     fleets = {f.name: f for f in scenario.fleets}
+    extra = scenario.extra_hardware()
     for res in results:
         fleet = fleets[res.summary["fleet"]]
         runs = [res.summary]
         for pick in (0, 1):
-            costs = _lpu_costs(model, fleet, cost_cache, pick)
+            costs = _lpu_costs(model, fleet, cost_cache, pick, extra)
             if costs is None:
                 break
             runs.append(simulate_fleet(scenario, fleet, seed, workload=workload, model=model, costs=costs).summary)

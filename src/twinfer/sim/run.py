@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from twinfer.hardware.loader import HardwareSet
 from twinfer.models.spec import ModelSpec
 from twinfer.perf.base import StepCostModel
 from twinfer.perf.pipeline import pipelined
@@ -77,22 +78,36 @@ class StepCostCache(MutableMapping[Hashable, StepCostModel]):
         return len(self._items)
 
 
-def pool_cost_key(model: ModelSpec, pool: PoolConfig) -> tuple[Hashable, ...]:
-    """What determines the step-cost model of one instance of ``pool``: the whole model and every backend setting."""
-    return (model, pool.hardware, pool.tp, pool.pp, pool.chips, pool.precision, pool.batching.max_batch_seqs,
+def pool_cost_key(model: ModelSpec, pool: PoolConfig, extra_hardware: HardwareSet | None = None) -> tuple[Hashable, ...]:
+    """What determines the step-cost model of one instance of ``pool``: the whole model and every backend setting.
+
+    With a user hardware file the chip is keyed by its whole spec, not its name
+    (two files may define chips of the same name).
+    """
+    hardware: Hashable = pool.hardware
+    if extra_hardware is not None:
+        from twinfer.hardware import get_hardware
+
+        hardware = repr(get_hardware(pool.hardware, extra_hardware))
+    return (model, hardware, pool.tp, pool.pp, pool.chips, pool.precision, pool.batching.max_batch_seqs,
             pool.engine, pool.ep, pool.expert_imbalance)
 
 
-def make_pool_cost(model: ModelSpec, pool: PoolConfig, cache: CostCache | None = None) -> StepCostModel:
-    """The step-cost model of one instance of ``pool`` (memoised in ``cache``, see :func:`pool_cost_key`)."""
+def make_pool_cost(model: ModelSpec, pool: PoolConfig, cache: CostCache | None = None,
+                   extra_hardware: HardwareSet | None = None) -> StepCostModel:
+    """The step-cost model of one instance of ``pool`` (memoised in ``cache``, see :func:`pool_cost_key`).
+
+    ``extra_hardware`` holds the scenario's user chips and links (:meth:`Scenario.extra_hardware`).
+    """
     from twinfer.perf import make_step_cost
 
-    key = pool_cost_key(model, pool)
+    key = pool_cost_key(model, pool, extra_hardware)
     cost = cache.get(key) if cache is not None else None
     if cost is None:
         cost = make_step_cost(model, pool.hardware, tp=pool.tp, pp=pool.pp, chips=pool.chips,
                               precision=pool.precision, max_batch_seqs=pool.batching.max_batch_seqs,
-                              engine=pool.engine, ep=pool.ep, expert_imbalance=pool.expert_imbalance)
+                              engine=pool.engine, ep=pool.ep, expert_imbalance=pool.expert_imbalance,
+                              extra_hardware=extra_hardware)
         if cache is not None:
             cache[key] = cost
     return cost
@@ -130,9 +145,10 @@ def build_fleet_sim(
     from twinfer.hardware import get_link
 
     model = model or load_scenario_model(scenario)
+    extra = scenario.extra_hardware()
     setups, pricing = [], {}
     for role, pool in fleet.pools.items():
-        cost = costs[role] if costs and role in costs else make_pool_cost(model, pool, cost_cache)
+        cost = costs[role] if costs and role in costs else make_pool_cost(model, pool, cost_cache, extra)
         # A pipelined instance (LPU stages, GPU pp) keeps one micro-batch per stage in
         # flight: its batch cap is stages x the compiled batch (twinfer.perf.pipeline).
         cost = pipelined(cost)
@@ -141,7 +157,7 @@ def build_fleet_sim(
     link = None
     kv_dtype = (fleet.pools.get("prefill") or fleet.pools["mixed"]).precision.kv_cache
     if fleet.kv_link is not None:
-        spec = get_link(fleet.kv_link.name)
+        spec = get_link(fleet.kv_link.name, extra)
         link = LinkSetup(bw_bytes_per_s=spec.bw_bytes_per_s * fleet.kv_link.count, latency_s=spec.latency_s,
                          layerwise=fleet.kv_link.layerwise)
     sim = FleetSim(setups, kv_bytes_per_token=model.kv_bytes_per_token(kv_dtype), num_layers=model.num_layers,

@@ -289,13 +289,15 @@ class Scenario:
     fleets: tuple[FleetConfig, ...]
     slo: SloConfig = field(default_factory=SloConfig)
     sample_interval_s: float | None = None
+    hardware_file: str | None = None  # user chips and links (TOML/YAML, as `twinfer hardware --hardware-file`)
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "scenario", base_dir: Path | None = None) -> Scenario:
         """Parse a scenario mapping; ``where`` (e.g. the file name) prefixes every error."""
         from twinfer.workload import WorkloadConfig
 
-        d = _keys(d, ("name", "model", "workload", "slo", "fleets", "sample_interval_s"), where)
+        d = _keys(d, ("name", "model", "workload", "slo", "fleets", "sample_interval_s", "hardware_file"), where)
+        hardware_file = resolve_hardware_file(d, where, base_dir)
         model = _str(d, "model", where)
         if not model:
             raise ConfigError(f"{where}.model: required (a preset such as llama-3-70b, or a config.json path)")
@@ -318,7 +320,40 @@ class Scenario:
             fleets=fleets,
             slo=SloConfig.from_dict(d.get("slo") or {}, f"{where}.slo"),
             sample_interval_s=_num(d, "sample_interval_s", where, None),
+            hardware_file=hardware_file,
         )
+
+    def extra_hardware(self) -> Any:
+        """The chips and links of ``hardware_file`` as a :class:`twinfer.hardware.HardwareSet` (None without one)."""
+        if self.hardware_file is None:
+            return None
+        from twinfer.hardware import load_hardware_file
+
+        return load_hardware_file(self.hardware_file)
+
+
+def with_hardware_file(scenario: Scenario, path: str | Path) -> Scenario:
+    """``scenario`` reading its user chips and links from ``path`` (checked; e.g. from ``--hardware-file``)."""
+    from dataclasses import replace
+
+    return replace(scenario, hardware_file=resolve_hardware_file({"hardware_file": str(path)}, "--hardware-file", Path.cwd()))
+
+
+def resolve_hardware_file(d: Mapping[str, Any], where: str, base_dir: Path | None) -> str | None:
+    """The scenario's ``hardware_file``, made absolute (relative paths are read from the scenario's folder), and checked."""
+    raw = _str(d, "hardware_file", where)
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    from twinfer.hardware import load_hardware_file
+
+    try:
+        load_hardware_file(path)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.hardware_file: {exc}") from None
+    return str(path.resolve())
 
 
 def load_scenario(path: str | Path) -> Scenario:

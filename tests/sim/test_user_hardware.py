@@ -1,0 +1,121 @@
+"""A chip defined in a user hardware file reaches simulate, sweep and plan (not only compile and estimate)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from twinfer.cli import main
+from twinfer.errors import ConfigError
+from twinfer.sim.scenario import Scenario
+
+#: A TSP-shaped user LPU with its own price (2.5 $/chip-hour, the preset's is 1.0) and a 2 ms host loop per token.
+USER_LPU = """
+[lpu.my-tsp]
+clock_hz = 0.9e9
+sram_bytes = 230686720
+sram_bw_bytes_per_s = 80e12
+peak_ops_per_s.int8 = 750e12
+peak_ops_per_s.fp16 = 188e12
+lanes = 320
+mem_slices = 88
+mxm_planes = 4
+mxm_dim = 320
+c2c_links = 16
+c2c_link = "groq-c2c"
+chips_per_node = 8
+chips_per_rack = 72
+power_idle_w = 100
+power_max_w = 300
+price_per_hour_usd = 2.5
+microarch_based_on = "groq-tsp-v1"
+microarch.host_loop_s = { value = 0.002, source = "my lab's runtime, measured" }
+"""
+
+CHIPS = 72
+
+
+def _assert_user_price(price_per_hour_usd: float) -> None:
+    """The chips the layout uses (at most the 72 given, enough for 7B's 6.7 GB of int8 weights in 220 MB of
+    SRAM each: more than 30) at the file's 2.5 $/h each, not the preset's 1.0."""
+    chips = price_per_hour_usd / 2.5
+    assert chips == int(chips) and 30 < chips <= CHIPS
+
+
+def _scenario(hardware_file: str | None = None) -> dict:
+    d = {
+        "name": "user-lpu",
+        "model": "llama-2-7b",
+        "workload": {"arrivals": {"kind": "poisson", "rate_per_s": 2.0}, "num_requests": 12,
+                     "prompt_tokens": {"kind": "fixed", "value": 64}, "output_tokens": {"kind": "fixed", "value": 8}},
+        "slo": {"ttft_s": 5.0, "tpot_s": 1.0},
+        "fleets": [{"name": "lpu", "pools": {"mixed": {"hardware": "my-tsp", "chips": CHIPS}}}],
+    }
+    if hardware_file is not None:
+        d["hardware_file"] = hardware_file
+    return d
+
+
+@pytest.fixture
+def hw_file(tmp_path):
+    path = tmp_path / "my_hw.toml"
+    path.write_text(USER_LPU, encoding="utf-8")
+    return path
+
+
+def test_simulate_prices_and_times_the_user_lpu(tmp_path, hw_file, capsys):
+    scen = tmp_path / "scen.yaml"
+    scen.write_text(yaml.safe_dump(_scenario()), encoding="utf-8")
+    assert main(["simulate", str(scen), "--hardware-file", str(hw_file), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)["fleets"][0]
+    _assert_user_price(summary["price_per_hour_usd"])
+    assert summary["tpot_p50_s"] >= 0.002  # the user's 2 ms host loop is in every decode step
+    lo, hi = summary["tpot_p50_s_range"]  # the user LPU gets its uncertainty band too
+    assert lo <= summary["tpot_p50_s"] <= hi
+
+
+def test_a_scenario_names_its_hardware_file_relative_to_itself(tmp_path, hw_file, capsys):
+    scen = tmp_path / "scen.yaml"
+    scen.write_text(yaml.safe_dump(_scenario(hardware_file=hw_file.name)), encoding="utf-8")
+    assert main(["simulate", str(scen), "--json", "--no-bands"]) == 0
+    _assert_user_price(json.loads(capsys.readouterr().out)["fleets"][0]["price_per_hour_usd"])
+
+
+def test_without_the_file_the_chip_is_an_error_that_names_it(tmp_path):
+    scen = tmp_path / "scen.yaml"
+    scen.write_text(yaml.safe_dump(_scenario()), encoding="utf-8")
+    assert main(["simulate", str(scen), "--no-bands"]) == 2
+    with pytest.raises(ConfigError, match="hardware_file"):
+        Scenario.from_dict(_scenario(hardware_file="missing.toml"), base_dir=tmp_path)
+
+
+def test_sweep_runs_every_scenario_on_the_user_lpu(tmp_path, hw_file):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump({"name": "s", "base": _scenario(), "grid": {"workload.num_requests": [6, 12]}}),
+                     encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["sweep", str(sweep), "--out", str(out), "--workers", "1", "--hardware-file", str(hw_file)]) == 0
+    import duckdb
+
+    rows = duckdb.sql(f"SELECT status, price_per_hour_usd FROM read_parquet('{out}/*.parquet')").fetchall()
+    assert len(rows) == 2 and all(s == "ok" for s, _ in rows)
+    for _, price in rows:
+        _assert_user_price(price)
+
+
+def test_plan_searches_the_user_lpu(tmp_path, hw_file):
+    from twinfer.plan.planner import prune, scenario_for
+    from twinfer.plan.runner import run_scenario
+    from twinfer.plan.space import parse_plan
+
+    raw = {"name": "p", "model": "llama-2-7b", "workload": _scenario()["workload"], "target_rate_per_s": 2.0,
+           "slo": {"ttft_s": 5.0, "tpot_s": 1.0}, "hardware": ["my-tsp"], "hardware_file": hw_file.name,
+           "search": {"modes": ["aggregated"], "lpu_chips": [CHIPS], "max_instances_per_pool": 1}}
+    spec = parse_plan(raw, base_dir=tmp_path)
+    report = prune(spec)
+    assert report.survivors, report.reasons
+    cand, rate = report.survivors[0]
+    summary = run_scenario(scenario_for(spec, cand, rate), seed=0)
+    _assert_user_price(summary["price_per_hour_usd"])
