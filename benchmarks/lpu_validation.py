@@ -57,8 +57,8 @@ def main() -> None:
     import argparse
     from dataclasses import replace
 
+    from twinfer.lpu.analytic import AnalyticLpu
     from twinfer.lpu.chip import make_chip, with_params
-    from twinfer.lpu.step_cost import AnalyticLpu
     from twinfer.lpu.summary import compile_model
     from twinfer.lpu.system import System, TopologyParams
     from twinfer.models import load_model

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+from twinfer.lpu.analytic import AnalyticLpu
 from twinfer.lpu.bands import step_bands
 from twinfer.lpu.chip import make_chip
 from twinfer.lpu.plan import make_plan
-from twinfer.lpu.step_cost import AnalyticLpu, native_precision
+from twinfer.lpu.step_cost import native_precision
 from twinfer.lpu.system import System
 from twinfer.models import load_model
 from twinfer.models.step import StepShape

@@ -10,13 +10,14 @@ from compiler_helpers import C2C, make_tsp_spec
 from executor_helpers import hf_greedy, make_tiny_llama
 
 from twinfer.hardware import get_hardware
+from twinfer.lpu.analytic import AnalyticLpu
 from twinfer.lpu.chip import Chip, ChipParams, make_chip, with_params
 from twinfer.lpu.cycles import attribute
 from twinfer.lpu.executor import CompiledGeneration, execute_generation
 from twinfer.lpu.layout import estimated_instructions, search_layouts
 from twinfer.lpu.passes import compile_step
 from twinfer.lpu.plan import make_plan
-from twinfer.lpu.step_cost import LPU_DEFAULT_PRECISION, AnalyticLpu
+from twinfer.lpu.step_cost import LPU_DEFAULT_PRECISION
 from twinfer.lpu.system import System
 from twinfer.lpu.weights import WeightStore, checkpoint_spec
 from twinfer.models import load_model

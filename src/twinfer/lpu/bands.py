@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from twinfer.lpu.analytic import AnalyticLpu
 from twinfer.lpu.chip import Chip, override_params, param_names
 from twinfer.lpu.microarch import microarch_for
 from twinfer.lpu.plan import Plan
-from twinfer.lpu.step_cost import AnalyticLpu
 from twinfer.lpu.summary import CompiledModel
 from twinfer.lpu.system import System
 from twinfer.models.ops import Precision

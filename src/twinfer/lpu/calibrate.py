@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from twinfer.errors import CapacityError, ConfigError
+from twinfer.lpu.analytic import AnalyticLpu
 from twinfer.lpu.chip import Chip, make_chip, override_params, params_from_values
 from twinfer.lpu.layout import MAX_INSTRUCTIONS, candidate_plans
 from twinfer.lpu.microarch import shipped_sets
 from twinfer.lpu.plan import Plan, make_plan
-from twinfer.lpu.step_cost import AnalyticLpu, native_precision
+from twinfer.lpu.step_cost import native_precision
 from twinfer.lpu.system import System
 from twinfer.models.ops import Precision
 from twinfer.models.spec import ModelSpec

@@ -21,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from twinfer.errors import CapacityError, ConfigError
+from twinfer.lpu.analytic import AnalyticLpu
 from twinfer.lpu.chip import Chip
 from twinfer.lpu.experts import ep_candidates
 from twinfer.lpu.plan import MoePlan, Plan, make_plan, tp_candidates
-from twinfer.lpu.step_cost import AnalyticLpu
 from twinfer.lpu.system import System
 from twinfer.models.ops import Precision
 from twinfer.models.spec import ModelSpec

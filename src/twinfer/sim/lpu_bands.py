@@ -20,9 +20,10 @@ from typing import Any
 from twinfer.hardware import get_hardware
 from twinfer.hardware.loader import HardwareSet
 from twinfer.hardware.specs import LpuSpec
+from twinfer.lpu.analytic import AnalyticLpu
 from twinfer.lpu.chip import override_params, param_names
 from twinfer.lpu.microarch import microarch_for
-from twinfer.lpu.step_cost import AnalyticLpu, LpuStepCost
+from twinfer.lpu.step_cost import LpuStepCost
 from twinfer.models.spec import ModelSpec
 from twinfer.models.step import StepShape
 from twinfer.perf.base import StepCostModel

@@ -9,9 +9,10 @@ from __future__ import annotations
 import pytest
 from compiler_helpers import make_tsp_chip, make_tsp_spec
 
+from twinfer.lpu.analytic import AnalyticLpu
 from twinfer.lpu.passes import compile_step
 from twinfer.lpu.plan import make_plan
-from twinfer.lpu.step_cost import LPU_DEFAULT_PRECISION, AnalyticLpu, LpuStepCost
+from twinfer.lpu.step_cost import LPU_DEFAULT_PRECISION, LpuStepCost
 from twinfer.lpu.system import System
 from twinfer.models import load_model
 from twinfer.models.step import StepShape
