@@ -64,14 +64,46 @@ def test_the_mooncake_example_runs_and_reports_hit_rates():
     names = [f.name for f in scen.fleets]
     assert names[0] == "no-cache" and not scen.fleets[0].prefix_cache
     assert {f.router for f in scen.fleets} >= {"round_robin", "least_outstanding", "kv_aware"}
-    small = Scenario.from_dict({"model": scen.model, "workload": MOONCAKE,
-                                "fleets": [{"name": f.name, "router": f.router, "prefix_cache": bool(f.prefix_cache),
-                                            "pools": {"mixed": {"hardware": "h100", "count": 2}}}
-                                           for f in scen.fleets[:4]]})
-    summaries = [simulate_fleet(small, f, costs={"mixed": FixedCost(fixed_s=0.005, per_token_s=2e-6)}).summary
-                 for f in small.fleets]
-    assert "prefix_hit_rate" not in summaries[0]
-    for s in summaries[1:]:
+    small = Scenario.from_dict({"model": scen.model, "workload": MOONCAKE, "fleets": [
+        {"name": f.name, "router": f.router,
+         "prefix_cache": {"tiers": list(f.prefix_cache["mixed"].tiers)} if f.prefix_cache else False,
+         "pools": {"mixed": {"hardware": "h100", "count": 2}}} for f in scen.fleets]})
+    cost = {"mixed": FixedCost(fixed_s=0.005, per_token_s=2e-6, kv_tokens=60_000)}
+    for f in small.fleets:
+        s = simulate_fleet(small, f, costs=cost).summary
+        if not f.prefix_cache:
+            assert not any(k.startswith(("prefix_", "pool.mixed.prefix")) for k in s)
+            continue
         assert 0.0 < s["prefix_hit_rate"] < 1.0
         assert s["pool.mixed.prefix_hit_rate"] == s["prefix_hit_rate"]
         assert s["prefix_saved_prefill_s"] > 0
+        assert s["prefix_evicted_blocks"] > 0  # a small KV cache: blocks are evicted ...
+        assert (s["prefix_offloaded_blocks"] > 0) == bool(f.prefix_cache["mixed"].tiers)  # ... and kept below
+
+
+def test_a_sessions_workload_hits_at_most_its_reuse_and_more_with_kv_aware_routing():
+    sessions = {"arrivals": {"kind": "poisson", "rate_per_s": 2.0}, "sessions": {
+        "num_sessions": 60, "system_prompts": 2, "system_prompt_tokens": 1024,
+        "turns": {"kind": "uniform", "low": 2, "high": 6},
+        "user_tokens": {"kind": "lognormal", "median": 100, "sigma": 0.5},
+        "reply_tokens": {"kind": "lognormal", "median": 150, "sigma": 0.5}, "think_time_s": 20, "block_tokens": 16}}
+    pools = {"mixed": {"hardware": "h100", "count": 4}}
+    scen = Scenario.from_dict({"model": "llama-3-8b", "workload": sessions, "fleets": [
+        {"name": "rr", "router": "round_robin", "prefix_cache": True, "pools": pools},
+        {"name": "kv", "router": "kv_aware", "prefix_cache": True, "pools": pools}]})
+    from twinfer.sim.run import build_scenario_workload
+
+    wl = build_scenario_workload(scen, 0)
+    seen: set[int] = set()
+    reused = 0
+    for ids, prompt in zip(wl.prefix_block_ids, wl.prompt_tokens, strict=True):
+        full = [int(b) for b in ids[: int(prompt) // 16]]
+        run = 0
+        while run < len(full) and full[run] in seen:
+            run += 1
+        reused += run * 16
+        seen.update(full)
+    reuse = reused / int(wl.prompt_tokens.sum())
+    cost = {"mixed": FixedCost(fixed_s=0.005, per_token_s=1e-6)}
+    rr, kv = (simulate_fleet(scen, f, workload=wl, costs=cost).summary["prefix_hit_rate"] for f in scen.fleets)
+    assert 0 < rr < kv <= reuse
