@@ -10,11 +10,12 @@ from twinfer.errors import ConfigError
 from twinfer.kvcache.chain import ChainInterner
 from twinfer.kvcache.tiers import TierSpec
 from twinfer.models.step import StepShape
-from twinfer.sim.cluster import FleetSim
+from twinfer.sim.cluster import FleetSim, LinkSetup
 from twinfer.sim.metrics import request_columns
 from twinfer.sim.pool import PoolSetup
 from twinfer.sim.prefix_sched import PrefixScheduler, PrefixSetup
 from twinfer.sim.prefix_stats import prefix_summary
+from twinfer.sim.request import RequestState
 from twinfer.sim.run import prefix_keys
 from twinfer.sim.scheduler import BatchingConfig
 from twinfer.workload import WorkloadConfig, build_workload
@@ -193,3 +194,45 @@ def test_an_evicted_prefix_is_reloaded_from_a_tier_only_when_that_beats_recomput
         assert s["prefix_tier_hit_tokens"] == 0
         assert ttft[2] == pytest.approx(0.01 + 1e-4 * 40, rel=1e-9)
     assert ttft[0] == pytest.approx(0.01 + 1e-4 * 40, rel=1e-9)
+
+
+def _balanced(sched) -> bool:
+    """No request holds cached blocks, and every KV block is free or the cache's."""
+    return (sched.cache.referenced_blocks == 0 and not sched._held and not sched._leased
+            and sched.free_blocks + sched.cache.used_blocks * sched.rpb == sched.total_blocks)
+
+
+def test_cancelled_requests_leave_no_cache_references(mooncake):
+    head = mooncake.head(120)
+    sim = _fleet(FixedCost(fixed_s=0.004, per_token_s=1e-6, kv_tokens=150_000, max_seqs=16), PrefixSetup(512),
+                 count=2)
+    sim.load_workload(head.arrival_s / 5, head.prompt_tokens, head.output_tokens, prefix_keys(head))
+    cancelled = 0
+    for k in range(1, 60):
+        sim.run_until(k * 0.5)
+        for r in sim.requests[::7]:
+            if r.state not in (RequestState.DONE, RequestState.CANCELLED, RequestState.REJECTED):
+                sim.cancel(r)
+    sim.run_until()
+    cancelled = sim.cancelled
+    assert cancelled > 5 and sim.completed + sim.rejected + cancelled == len(head)
+    assert all(_balanced(i.sched) for i in sim.instances)
+
+
+def test_a_prefill_pool_caches_and_releases_after_the_kv_hand_off(mooncake):
+    head = mooncake.head(150)
+    batching = BatchingConfig(policy="chunked", token_budget=8192)
+    cost = FixedCost(fixed_s=0.003, per_token_s=1e-6, kv_tokens=200_000, max_seqs=16)
+    sim = FleetSim([PoolSetup("prefill", cost, 2, batching, "kv_aware", PrefixSetup(512)),
+                    PoolSetup("decode", cost, 2, batching, "least_outstanding")],
+                   kv_bytes_per_token=1000.0, num_layers=10, link=LinkSetup(bw_bytes_per_s=1e10, latency_s=1e-4))
+    sim.load_workload(head.arrival_s / 3, head.prompt_tokens, head.output_tokens, prefix_keys(head))
+    sim.run_until()
+    assert sim.completed + sim.rejected == len(head)
+    prefill = sim.pools["prefill"].instances
+    assert all(_balanced(i.sched) for i in prefill)
+    s = prefix_summary(sim)
+    assert s["pool.prefill.prefix_hit_rate"] == s["prefix_hit_rate"] > 0
+    assert "pool.decode.prefix_hit_rate" not in s
+    # a request's KV still crosses the link whole: the decode instance gets the full prompt
+    assert sim.kv_bytes == 1000.0 * sum(r.prompt_tokens for r in sim.requests if r.kv_end_s == r.kv_end_s)
