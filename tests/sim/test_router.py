@@ -82,8 +82,9 @@ class _Load:
 
 
 # What each router must pick on this load: instance 1 has the least work, 2 the most free KV
-# (tied with 3, which has more work), and round robin starts at 0.
-EXPECTED_PICK = {"round_robin": 0, "least_outstanding": 1, "least_kv": 2}
+# (tied with 3, which has more work), and round robin starts at 0. kv_aware sends a request
+# without prefix keys to the least loaded instance.
+EXPECTED_PICK = {"round_robin": 0, "least_outstanding": 1, "least_kv": 2, "kv_aware": 1}
 
 
 @pytest.mark.parametrize("name", sorted(ROUTERS))

@@ -82,10 +82,26 @@ def pool_lines(summaries: list[dict[str, Any]]) -> list[str]:
                 f"batch-cap-bound {s[f'{k}.batch_full_frac'] * 100:.0f}%), {s[f'{k}.mean_batch_seqs']:.1f} seqs/step")
         extra = f"; KV moved {s['kv_bytes_transferred'] / 1e9:,.1f} GB, link busy {s['kv_link_utilisation'] * 100:.0f}%" \
             if s.get("kv_bytes_transferred") else ""
+        extra += prefix_text(s)
         lines.append(f"{s['fleet']}: " + "; ".join(parts) + extra +
                      (f"; {s['rejected']} rejected" if s.get("rejected") else "") +
                      (f"; {s['preemptions']} preemptions" if s.get("preemptions") else ""))
     return lines
+
+
+def prefix_text(s: dict[str, Any]) -> str:
+    """The prefix-cache part of a fleet's pool line (empty for a fleet without a prefix cache)."""
+    if "prefix_hit_rate" not in s:
+        return ""
+    text = (f"; prefix cache hit {_fmt(s['prefix_hit_rate'], 'pct')} of prompt tokens, saved "
+            f"{s['prefix_saved_prefill_s']:,.1f} s of prefill")
+    if s.get("prefix_tier_hit_tokens"):
+        text += f" ({s['prefix_tier_hit_tokens']:,} tokens reloaded from offload tiers in {s['prefix_reload_s']:.2f} s)"
+    best = s.get("prefix_route_best_frac")
+    if best == best and best is not None:
+        text += (f", router chose a longest-prefix instance for {_fmt(best, 'pct')} of requests "
+                 f"({_fmt(s['prefix_route_cached_frac'], 'pct')} of the best cached blocks)")
+    return text
 
 
 def verdict(summaries: list[dict[str, Any]], slo: Any) -> str:

@@ -1,7 +1,12 @@
 """KV-cache orchestration pieces: prefix cache, offload tiers, KV-aware routing and pairing.
 
 Standalone, tested parts for issue 13 that the simulator core plugs in; nothing
-here imports :mod:`twinfer.sim`. How each piece is wired (the integrator's map):
+here imports :mod:`twinfer.sim`. Wired now: the prefix cache and offload tiers
+(:mod:`twinfer.sim.prefix_sched`), the Dynamo-style score (the ``kv_aware``
+router in :mod:`twinfer.sim.router`); not yet: :mod:`~twinfer.kvcache.pairing`
+(the simulator's KV link belongs to the prefill instance, so every decode
+candidate sees the same link) and a shared tier. How each piece is meant to be
+wired (the integrator's map):
 
 Block identity (once per run)
     ``Workload.prefix_block_ids`` (Mooncake ``hash_ids``, twinfer JSONL

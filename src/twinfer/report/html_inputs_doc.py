@@ -84,6 +84,8 @@ def inputs_document(scenario: Any, model: Any, workload: Any, cost_cache: dict |
             spec_link = get_link(fleet.kv_link.name, extra)
             links.setdefault(spec_link.name, _plain(spec_link))
         fleets[fleet.name] = {"router": fleet.router, "kv_link": link, "pools": pools}
+        if fleet.prefix_cache:  # only fleets that cache prefixes list it (others keep their inputs as they were)
+            fleets[fleet.name]["prefix_cache"] = {role: _plain(c) for role, c in fleet.prefix_cache.items()}
     summary = workload.summary() if hasattr(workload, "summary") else {}
     return {
         "model": model_dict(model),

@@ -222,6 +222,32 @@ def _kv_section(res: SimResults, fleets: list[tuple[str, str | int, dict[str, An
     return Section("kv", "KV-cache transfer", html, tuple(figs), html_after=compare_table(fleets, keys, css="kv"))
 
 
+#: Prefix-cache rows of the report (twinfer.sim.prefix_stats), shown for fleets that cache prefixes.
+PREFIX_KEYS = ("prefix_hit_rate", "prefix_saved_prefill_s", "prefix_prompt_tokens", "prefix_cached_tokens",
+               "prefix_tier_hit_tokens", "prefix_reload_s", "prefix_evicted_blocks", "prefix_offloaded_blocks",
+               "prefix_route_best_frac", "prefix_route_cached_frac")
+
+
+def _prefix_section(fleets: list[tuple[str, str | int, dict[str, Any]]]) -> Section | None:
+    """Prefix caching and routing: hit rate, saved prefill, how the router's choice met the cache."""
+    if not any("prefix_hit_rate" in f for _, _, f in fleets):
+        return None
+    names = [n for n, _, _ in fleets]
+    figs = [Figure("bar-prefix-hit", charts.bar_figure(
+        "Prompt tokens found in a prefix cache", "fraction of prompt tokens", names,
+        [("prefix_hit_rate", [float(f.get("prefix_hit_rate") or 0.0) for _, _, f in fleets])]))]
+    keys = [(k, k) for k in PREFIX_KEYS] + [(k, k) for k in _keys_with_prefix(fleets, ("pool.",))
+                                            if ".prefix_" in k]
+    html = note("Hit rate: prompt tokens found cached (on the instance, or reloaded from an offload tier) over "
+                "prompt tokens; a fleet without a prefix cache has none. Saved prefill: per request, the batch-1 "
+                "prefill time of the whole prompt minus that of its uncached suffix. Router: of the requests "
+                "whose prefix some instance held when routed, the share sent to an instance holding the longest "
+                "one (prefix_route_best_frac), and the cached blocks the chosen instances held over the most any "
+                "held (prefix_route_cached_frac).")
+    return Section("prefix", "Prefix caching and KV-aware routing", html, tuple(figs),
+                   html_after=compare_table(fleets, keys, css="prefix"))
+
+
 def _cost_section(fleets: list[tuple[str, str | int, dict[str, Any]]]) -> Section:
     names = [n for n, _, _ in fleets]
     figs = []
@@ -265,16 +291,18 @@ def build(res: SimResults) -> str:
         + compare_table(fleets, list(KEY_METRICS), css="summary-table") + lpu_band_table(fleets),
         data={"fleets": [n for n, _, _ in fleets]},
     )
-    sections = [
+    listed: list[Section | None] = [
         overview,
         _latency_section(res, fleets),
         _pools_section(res, fleets),
         _kv_section(res, fleets),
+        _prefix_section(fleets),
         _cost_section(fleets),
         lpu_section(fleets, summary),
         inputs_section(summary, SRC, fleets),
         _all_numbers(fleets),
     ]
+    sections = [sec for sec in listed if sec is not None]
     seed = summary.get("seed")
     subtitle = f"Simulation of {len(fleets)} fleet(s)" + (f", seed {seed}" if seed is not None else "")
     return render_page(title=f"twinfer report: {name}", subtitle=subtitle, kind="simulation",

@@ -75,7 +75,7 @@ class SchedulerOutput:
     """One scheduled step: the prefill chunks, the decode batch, and its StepShape."""
 
     __slots__ = ("chunks", "n_decode", "decode_tokens", "shape", "joined", "admitted", "preempted", "blocked",
-                 "members")
+                 "members", "delay_s")
 
     def __init__(self) -> None:
         self.chunks: list[tuple[Request, int]] = []  # (request, new prompt tokens this step)
@@ -87,6 +87,7 @@ class SchedulerOutput:
         self.preempted = 0  # requests sent back to the waiting queue this step
         self.blocked = BLOCKED_NONE  # why the head of the waiting queue was held back
         self.members: list[Request] | None = None  # decode members (only when tracking tokens)
+        self.delay_s = 0.0  # time the step waits before computing (KV reloaded from an offload tier)
 
     @property
     def num_tokens(self) -> int:
@@ -131,6 +132,10 @@ class PolicyQueues(Protocol):
     def decode_all(self, out: SchedulerOutput) -> None:
         """Put every decode member in the step (allocating KV blocks, preempting if it must)."""
 
+    def head_prefill(self) -> int:
+        """Prompt tokens the queue's head still needs prefilled here (a prefix cache may cover some)."""
+        ...
+
     def admit_head(self, out: SchedulerOutput, n: int) -> bool:
         """Admit the queue's head with a first chunk of ``n`` tokens; False (KV-blocked) if its KV does not fit."""
         ...
@@ -169,7 +174,7 @@ def _fill_chunked(q: PolicyQueues, out: SchedulerOutput) -> None:
         if seats <= 0:
             out.blocked = BLOCKED_BATCH
             break
-        n = min(q.waiting[0].prefill_target, budget)
+        n = min(q.head_prefill(), budget)
         if not q.admit_head(out, n):
             break
         budget -= n

@@ -22,9 +22,9 @@ from twinfer.sim.env import PRIO_ARRIVAL, PRIO_SAMPLE, PRIO_START, PRIO_STEP_END
 from twinfer.sim.instance import Instance
 from twinfer.sim.kinds import FLEET_LAYOUTS, INSTANCE_KINDS
 from twinfer.sim.link import KvLink
-from twinfer.sim.pool import LinkSetup, Pool, PoolSetup
+from twinfer.sim.pool import LinkSetup, Pool, PoolSetup, make_scheduler
 from twinfer.sim.request import Request, RequestState
-from twinfer.sim.scheduler import BLOCKED_NONE, Scheduler, SchedulerOutput, StepResult
+from twinfer.sim.scheduler import BLOCKED_NONE, SchedulerOutput, StepResult
 
 __all__ = ["FleetSim", "LinkSetup", "PoolSetup"]
 
@@ -71,7 +71,7 @@ class FleetSim:
                 raise ConfigError(f"{setup.role} pool: count must be >= 1, got {setup.count}")
             pool = Pool(setup.role, setup)
             for j in range(setup.count):
-                sched = Scheduler(setup.role, setup.batching, pool.kv_tokens, pool.max_seqs, track_tokens)
+                sched = make_scheduler(setup, pool.kv_tokens, pool.max_seqs, track_tokens)
                 inst = Instance(self.env, len(self.instances), j, setup.role, setup.cost, sched, self, self.timeline)
                 pool.instances.append(inst)
                 self.instances.append(inst)
@@ -91,6 +91,7 @@ class FleetSim:
         self._arr_t: list[float] = []
         self._arr_p: list[int] = []
         self._arr_o: list[int] = []
+        self._arr_k: Sequence[object] | None = None  # per request prefix chain keys (prefix caching)
         self._arr_i = 0
         self._sample_dt = sample_interval_s
         self._sampling = False
@@ -106,8 +107,13 @@ class FleetSim:
         self._to_wake: list[Instance] = []
 
     # ---- feeding requests ---------------------------------------------------------
-    def load_workload(self, arrival_s: Sequence[float], prompt_tokens: Sequence[int], output_tokens: Sequence[int]) -> None:
-        """Queue a whole workload (sorted by arrival) for batch runs; requests are created as they arrive."""
+    def load_workload(self, arrival_s: Sequence[float], prompt_tokens: Sequence[int], output_tokens: Sequence[int],
+                      prefix_keys: Sequence[object] | None = None) -> None:
+        """Queue a whole workload (sorted by arrival) for batch runs; requests are created as they arrive.
+
+        ``prefix_keys`` gives each request the chain keys of its full prefix blocks, for pools with a
+        prefix cache (:mod:`twinfer.sim.prefix_sched`).
+        """
         self._arr_t = [float(x) for x in arrival_s]
         self._arr_p = [int(x) for x in prompt_tokens]
         self._arr_o = [int(x) for x in output_tokens]
@@ -115,6 +121,9 @@ class FleetSim:
             raise ConfigError("workload arrivals must be sorted by time")
         if any(p < 1 for p in self._arr_p) or any(o < 1 for o in self._arr_o):
             raise ConfigError("every request needs >= 1 prompt token and >= 1 output token")
+        if prefix_keys is not None and len(prefix_keys) != len(self._arr_t):
+            raise ConfigError(f"prefix_keys has {len(prefix_keys)} entries for {len(self._arr_t)} requests")
+        self._arr_k = prefix_keys
         self._arr_i = 0
         self._start_sampling()
 
@@ -214,6 +223,8 @@ class FleetSim:
         self._arr_i = i + 1
         self.env.now = t
         r = Request(len(self.requests), t, self._arr_p[i], self._arr_o[i])
+        if self._arr_k is not None:
+            r.keys = self._arr_k[i]
         self.requests.append(r)
         return r
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
+from twinfer.errors import ConfigError
+from twinfer.kvcache.kv_route import InstanceSnapshot
 from twinfer.models.step import StepShape
 from twinfer.perf.base import StepCostModel
 from twinfer.sim.decode_run import DecodeRun
@@ -299,7 +301,7 @@ class Instance:
                     r.decode_start_s = now
         shape = out.shape
         assert shape is not None  # a scheduled step always has a shape
-        dt = self._step_time(shape)
+        dt = self._step_time(shape) + out.delay_s
         if not dt > 0.0:
             raise ValueError(f"step-cost model returned a non-positive step time {dt!r} for {out.shape}")
         self.busy = True
@@ -353,6 +355,21 @@ class InstanceLoads:
     def kv_used_frac(self, i: int) -> float:
         """Fraction of instance ``i``'s KV blocks in use."""
         return self._insts[i].sched.kv_used_frac()
+
+    def prefix_snapshot(self, i: int) -> InstanceSnapshot:
+        """Instance ``i`` as the KV-aware router reads it: load and a read-only prefix-cache lookup."""
+        snapshot = getattr(self._insts[i].sched, "snapshot", None)
+        if snapshot is None:
+            raise ConfigError("the kv_aware router needs a prefix cache in the pool (prefix_cache: {enabled: true})")
+        return snapshot(i)  # type: ignore[no-any-return]
+
+    def prefix_block_tokens(self) -> int:
+        """Tokens per cached prefix block of the pool's instances (pools with a prefix cache)."""
+        return int(getattr(self._insts[0].sched, "cbt", 0))
+
+    def prefix_match(self, i: int, keys: Any) -> int:
+        """Leading blocks of ``keys`` instance ``i`` holds in its prefix cache (read-only)."""
+        return int(self._insts[i].sched.cache.match(keys))  # type: ignore[attr-defined]
 
     def least_outstanding(self) -> int:
         """The index of the instance with the fewest tokens of work left now; ties to the first.

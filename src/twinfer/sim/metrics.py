@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from twinfer.sim.cluster import FleetSim
+from twinfer.sim.prefix_stats import prefix_summary
 from twinfer.sim.request import RequestState
 from twinfer.sim.results import FleetResult, PoolStats
 from twinfer.sim.scheduler import TBT_BIN_BASE, TBT_BIN_LOG_STEP
@@ -213,6 +214,7 @@ def summarize(name: str, sim: FleetSim, cols: dict[str, np.ndarray], pricing: di
     s["kv_link_utilisation"] = (sum(lk.busy_s for lk in sim.links) / (duration * len(sim.links))
                                 if sim.links and duration > 0 else 0.0)
     s["preemptions"] = int(cols["preemptions"].sum())
+    s.update(prefix_summary(sim))  # nothing without a prefix cache
     return s, pools
 
 

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from twinfer.perf.base import StepCostModel
 from twinfer.sim.instance import Instance, InstanceLoads
+from twinfer.sim.prefix_route import RouteAudit
+from twinfer.sim.prefix_sched import PrefixScheduler, PrefixSetup
 from twinfer.sim.request import Request
 from twinfer.sim.router import make_router
-from twinfer.sim.scheduler import BLOCKED_KV, BatchingConfig
+from twinfer.sim.scheduler import BLOCKED_KV, BatchingConfig, Scheduler
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class PoolSetup:
     count: int
     batching: BatchingConfig
     router: str = "least_outstanding"
+    prefix: PrefixSetup | None = None  # a prefix cache in each instance (None: none, today's code path)
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class Pool:
 
     __slots__ = ("role", "setup", "instances", "load", "pick", "waiting", "held", "_last", "queue_area",
                  "in_system_area", "pending", "series_t", "series_waiting", "series_running", "max_seqs",
-                 "kv_tokens", "wait_kv_s", "wait_batch_s", "last_block")
+                 "kv_tokens", "wait_kv_s", "wait_batch_s", "last_block", "route_audit")
 
     def __init__(self, role: str, setup: PoolSetup) -> None:
         self.role = role
@@ -45,6 +48,10 @@ class Pool:
         self.instances: list[Instance] = []
         self.load = InstanceLoads(self.instances)  # what its router reads
         self.pick = make_router(setup.router, f"{role} pool")
+        self.route_audit: RouteAudit | None = None  # with a prefix cache: the router's choice vs the best hit
+        if setup.prefix is not None:
+            self.route_audit = RouteAudit(self.pick)
+            self.pick = self.route_audit.pick
         self.waiting = 0  # requests queued at the pool (not admitted to a batch)
         self.held = 0  # requests the pool holds (waiting + running + KV in flight)
         self._last = 0.0
@@ -88,3 +95,10 @@ class Pool:
             else:
                 batch += dt
         return self.queue_area + self.waiting * dt, self.in_system_area + self.held * dt, kv, batch
+
+
+def make_scheduler(setup: PoolSetup, kv_tokens: int, max_seqs: int, track_tokens: bool) -> Scheduler:
+    """A scheduler for one instance of the pool: with a prefix cache when the pool has one."""
+    if setup.prefix is None:
+        return Scheduler(setup.role, setup.batching, kv_tokens, max_seqs, track_tokens)
+    return PrefixScheduler(setup.role, setup.batching, kv_tokens, max_seqs, track_tokens, setup.prefix, setup.cost)

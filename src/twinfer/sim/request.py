@@ -9,6 +9,7 @@ differently only by scheduling policy.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 NAN = float("nan")
 
@@ -38,7 +39,7 @@ class Request:
         "prefill_start_s", "prefill_end_s", "first_token_s", "kv_start_s", "kv_end_s",
         "decode_start_s", "finish_s", "last_token_s", "max_tbt_s",
         "preemptions", "prefill_instance", "decode_instance", "instance",
-        "blocks", "blocks_in", "join_tok", "gen_at_join", "epoch", "state", "cancelled", "user",
+        "blocks", "blocks_in", "join_tok", "gen_at_join", "epoch", "state", "cancelled", "user", "keys",
     )
 
     def __init__(self, rid: int, arrival_s: float, prompt_tokens: int, output_tokens: int) -> None:
@@ -70,6 +71,7 @@ class Request:
         self.state = _NEW
         self.cancelled = False  # FleetSim.cancel asked it to leave at its instance's next step boundary
         self.user: object = None  # free slot for the emulation server (e.g. a client handle)
+        self.keys: Any = None  # chain keys of its prompt's full prefix blocks (twinfer.kvcache.chain), or None
 
     @property
     def tokens_wanted(self) -> int:

@@ -107,6 +107,7 @@ SUMMARY_KEYS: dict[str, str] = {
     "pool.<role>.max_batch_seqs": "batch cap of one instance",
     "pool.<role>.steps": "forward steps run by the pool",
     "pool.<role>.mean_batch_seqs": "mean sequences per step",
+    "prefix_*, pool.<role>.prefix_*": "prefix-cache figures, only with a prefix cache (twinfer.sim.prefix_stats)",
 }
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from twinfer.errors import UnknownNameError
+from twinfer.kvcache.kv_route import InstanceSnapshot, choose_instance
 
 
 class PoolLoad(Protocol):
@@ -33,6 +34,14 @@ class PoolLoad(Protocol):
 
     def least_outstanding(self) -> int:
         """The index of the instance with the fewest tokens of work left (ties to the lowest index)."""
+        ...
+
+    def prefix_snapshot(self, i: int) -> InstanceSnapshot:
+        """Instance ``i``'s load and read-only prefix-cache lookup (pools with a prefix cache only)."""
+        ...
+
+    def prefix_block_tokens(self) -> int:
+        """Tokens per cached prefix block (pools with a prefix cache only)."""
         ...
 
 
@@ -70,10 +79,32 @@ def least_kv() -> Pick:
     return pick
 
 
+def kv_aware() -> Pick:
+    """NVIDIA Dynamo's KV router: the lowest ``prefill blocks + decode blocks`` cost, cache hits counted.
+
+    Each candidate's cost (:func:`twinfer.kvcache.choose_instance`, overlap
+    weight 1) is the prompt work it would still have to do (its queued and
+    running prefill plus the request's uncached tokens, in blocks) plus its
+    active KV blocks: a long cached prefix wins unless its holder is busy.
+    Needs a prefix cache in the pool; a request without prefix keys goes to
+    the least loaded instance.
+    """
+
+    def pick(load: PoolLoad, request: Any) -> int:
+        keys = getattr(request, "keys", None)
+        if keys is None:
+            return load.least_outstanding()
+        snaps = [load.prefix_snapshot(i) for i in range(len(load))]
+        return choose_instance(keys, request.prompt_tokens, snaps, block_tokens=load.prefix_block_tokens()).instance_id
+
+    return pick
+
+
 ROUTERS: dict[str, Callable[[], Pick]] = {
     "round_robin": round_robin,
     "least_outstanding": least_outstanding,
     "least_kv": least_kv,
+    "kv_aware": kv_aware,
 }
 
 

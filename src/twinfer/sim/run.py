@@ -18,14 +18,17 @@ from typing import Any
 
 import numpy as np
 
+from twinfer.errors import ConfigError
 from twinfer.hardware.loader import HardwareSet
+from twinfer.kvcache.tiers import TierSpec
 from twinfer.models.spec import ModelSpec
 from twinfer.perf.base import StepCostModel
 from twinfer.perf.pipeline import pipelined
 from twinfer.sim.cluster import FleetSim, LinkSetup, PoolSetup
 from twinfer.sim.metrics import PoolPricing, fleet_result
+from twinfer.sim.prefix_sched import PrefixSetup
 from twinfer.sim.results import FleetResult, ScenarioResult
-from twinfer.sim.scenario import FleetConfig, PoolConfig, Scenario
+from twinfer.sim.scenario import FleetConfig, PoolConfig, PrefixCacheConfig, Scenario
 
 #: A memo of step-cost models by :func:`pool_cost_key` (a :class:`StepCostCache`, or a plain dict).
 CostCache = MutableMapping[Hashable, StepCostModel]
@@ -135,27 +138,38 @@ def build_fleet_sim(
     record_timeline: bool = False,
     sample_interval_s: float | None = None,
     track_tokens: bool = False,
+    prefix_block_tokens: int | None = None,
 ) -> tuple[FleetSim, dict[str, PoolPricing]]:
     """A fresh simulator of ``fleet`` and the pricing of its pools.
 
     ``costs`` (role -> StepCostModel) replaces the backends, e.g. with a fake in
     tests; otherwise :func:`twinfer.perf.make_step_cost` builds them.
     ``track_tokens`` enables per-token callbacks (the emulation server).
+    ``prefix_block_tokens`` is the workload's prefix block size, needed by a
+    fleet with a prefix cache.
     """
     from twinfer.hardware import get_link
 
     model = model or load_scenario_model(scenario)
     extra = scenario.extra_hardware()
     setups, pricing = [], {}
+    kv_dtype = (fleet.pools.get("prefill") or fleet.pools["mixed"]).precision.kv_cache
     for role, pool in fleet.pools.items():
         cost = costs[role] if costs and role in costs else make_pool_cost(model, pool, cost_cache, extra)
         # A pipelined instance (LPU stages, GPU pp) keeps one micro-batch per stage in
         # flight: its batch cap is stages x the compiled batch (twinfer.perf.pipeline).
         cost = pipelined(cost)
-        setups.append(PoolSetup(role=role, cost=cost, count=pool.count, batching=pool.batching, router=fleet.router))
+        router = fleet.router
+        if router == "kv_aware" and role == "decode":
+            router = "least_outstanding"  # decode instances hold no prefix cache to route by
+        prefix = None
+        if role in fleet.prefix_cache:
+            prefix = prefix_setup(fleet.prefix_cache[role], pool, cost, prefix_block_tokens,
+                                  model.kv_bytes_per_token(kv_dtype), f"fleet {fleet.name!r}, {role} pool")
+        setups.append(PoolSetup(role=role, cost=cost, count=pool.count, batching=pool.batching, router=router,
+                                prefix=prefix))
         pricing[role] = pool_pricing(pool, cost)
     link = None
-    kv_dtype = (fleet.pools.get("prefill") or fleet.pools["mixed"]).precision.kv_cache
     if fleet.kv_link is not None:
         spec = get_link(fleet.kv_link.name, extra)
         link = LinkSetup(bw_bytes_per_s=spec.bw_bytes_per_s * fleet.kv_link.count, latency_s=spec.latency_s,
@@ -164,6 +178,38 @@ def build_fleet_sim(
                    link=link, record_timeline=record_timeline, sample_interval_s=sample_interval_s,
                    track_tokens=track_tokens)
     return sim, pricing
+
+
+def prefix_setup(cfg: PrefixCacheConfig, pool: PoolConfig, cost: StepCostModel, block_tokens: int | None,
+                 kv_bytes_per_token: float, where: str) -> PrefixSetup:
+    """A pool's prefix cache from its scenario setting, the workload's block size and the backend."""
+    if block_tokens is None:
+        raise ConfigError(f"{where}: prefix_cache needs a workload whose requests carry prefix block ids (a "
+                          "Mooncake trace, a twinfer JSONL trace with prefix_block_ids, or a sessions workload)")
+    tiers: tuple[TierSpec, ...] = ()
+    if cfg.tiers:
+        from twinfer.hardware import get_hardware
+        from twinfer.kvcache.tiers import get_tier
+
+        if get_hardware(pool.hardware).kind == "lpu":
+            raise ConfigError(f"{where}: offload tiers are modelled for GPUs only (an LPU keeps KV in on-chip "
+                              "SRAM with no host tier here); remove prefix_cache.tiers from this pool")
+        gpus = cost.resources().num_devices
+        tiers = tuple(get_tier(name).for_gpus(gpus) for name in cfg.tiers)
+    return PrefixSetup(block_tokens=block_tokens, capacity_blocks=cfg.blocks, tiers=tiers,
+                       kv_bytes_per_token=kv_bytes_per_token)
+
+
+def prefix_keys(workload: Any) -> list[np.ndarray]:
+    """Each request's chain keys over its full prefix blocks (one interner for the workload)."""
+    from twinfer.kvcache.chain import ChainInterner
+
+    ids = workload.prefix_block_ids
+    if ids is None:
+        return []  # prefix_setup has refused the fleet already
+    bt = workload.prefix_block_tokens
+    interner = ChainInterner()
+    return [interner.keys_for(b[: int(p) // bt]) for b, p in zip(ids, workload.prompt_tokens, strict=True)]
 
 
 def build_scenario_workload(scenario: Scenario, seed: int) -> Any:
@@ -190,9 +236,12 @@ def simulate_fleet(
     n = len(workload.arrival_s)
     horizon = float(workload.arrival_s[-1]) if n else 0.0
     interval = scenario.sample_interval_s or max(horizon / 400.0, 1e-3)
+    block_tokens = getattr(workload, "prefix_block_tokens", None)
     sim, pricing = build_fleet_sim(scenario, fleet, model=model, costs=costs, cost_cache=cost_cache,
-                                   record_timeline=record_timeline, sample_interval_s=interval)
-    sim.load_workload(workload.arrival_s, workload.prompt_tokens, workload.output_tokens)
+                                   record_timeline=record_timeline, sample_interval_s=interval,
+                                   prefix_block_tokens=block_tokens)
+    keys = prefix_keys(workload) if fleet.prefix_cache else None
+    sim.load_workload(workload.arrival_s, workload.prompt_tokens, workload.output_tokens, keys)
     if progress is None:
         sim.run_until()
     else:

@@ -13,7 +13,11 @@ YAML schema (every key below; optional ones show their default)::
     sample_interval_s: null              # queue-length sampling period (null: ~400 samples per run)
     fleets:
       - name: colocated-h100
-        router: least_outstanding        # round_robin | least_outstanding | least_kv
+        router: least_outstanding        # round_robin | least_outstanding | least_kv | kv_aware
+        prefix_cache:                    # optional: a prefix cache in each instance of the pools that prefill
+          enabled: true                  # (a pool's own prefix_cache: key overrides this one)
+          blocks: auto                   # cached blocks per instance (auto: as many as its KV cache holds)
+          tiers: [h100-host-dram]        # offload tiers below the device, top first (twinfer/kvcache/tiers.toml)
         pools:                           # {mixed: ...} or {prefill: ..., decode: ...}
           mixed:
             hardware: h100               # twinfer hardware preset (GPU or LPU)
@@ -232,6 +236,61 @@ class LinkConfig:
 
 
 @dataclass(frozen=True)
+class PrefixCacheConfig:
+    """A pool's prefix cache (twinfer.sim.prefix_sched): its size and the offload tiers below it."""
+
+    blocks: int | None = None  # cached blocks per instance; None (auto): as many as its KV cache holds
+    tiers: tuple[str, ...] = ()  # offload tier presets (twinfer.kvcache tiers.toml), top first
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> PrefixCacheConfig | None:
+        """Parse ``prefix_cache:``; None when it is absent or not enabled."""
+        if d is None or d is False:
+            return None
+        d = _keys({"enabled": True} if d is True else d, ("enabled", "blocks", "tiers"), where)
+        enabled = d.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{where}.enabled: expected true or false, got {enabled!r}")
+        if not enabled:
+            return None
+        blocks = d.get("blocks")
+        if blocks is None:
+            blocks = "auto"
+        if blocks != "auto":
+            blocks = _num(d, "blocks", where, None, integer=True, minimum=0, strict=False)
+        tiers = d.get("tiers") or []
+        if not isinstance(tiers, list) or not all(isinstance(t, str) for t in tiers):
+            raise ConfigError(f"{where}.tiers: expected a list of tier names (see tiers.toml), got {tiers!r}")
+        if tiers:
+            from twinfer.kvcache.tiers import load_tiers
+
+            known = load_tiers()
+            for t in tiers:
+                if t not in known:
+                    raise ConfigError(f"{where}.tiers: unknown tier {t!r}; choose from {', '.join(sorted(known))}")
+                if known[t].shared:
+                    raise ConfigError(f"{where}.tiers: {t!r} is a shared pool; the simulator models "
+                                      "per-instance tiers only")
+        return cls(blocks=None if blocks == "auto" else int(blocks), tiers=tuple(tiers))
+
+
+def _prefix_caches(d: Mapping[str, Any], pools_d: Mapping[str, Any], where: str) -> dict[str, PrefixCacheConfig]:
+    """Per role prefix caches: the fleet's ``prefix_cache`` for its pools that prefill, a pool's own overriding it."""
+    fleet_level = PrefixCacheConfig.from_dict(d.get("prefix_cache"), f"{where}.prefix_cache")
+    out: dict[str, PrefixCacheConfig] = {}
+    for role, pool_d in pools_d.items():
+        own = pool_d.get("prefix_cache", ...) if isinstance(pool_d, Mapping) else ...
+        cfg = fleet_level if own is ... else PrefixCacheConfig.from_dict(own, f"{where}.pools.{role}.prefix_cache")
+        if cfg is None or (own is ... and role == "decode"):
+            continue
+        if role == "decode":
+            raise ConfigError(f"{where}.pools.decode.prefix_cache: decode instances receive KV, they do not "
+                              "prefill prompts; cache prefixes in the prefill pool")
+        out[role] = cfg
+    return out
+
+
+@dataclass(frozen=True)
 class FleetConfig:
     """A fleet to simulate: named pools by role, a routing policy, and (disaggregated) a KV link."""
 
@@ -239,6 +298,7 @@ class FleetConfig:
     pools: Mapping[str, PoolConfig]  # {"mixed": ...} or {"prefill": ..., "decode": ...}
     router: str = "least_outstanding"
     kv_link: LinkConfig | None = None
+    prefix_cache: Mapping[str, PrefixCacheConfig] = field(default_factory=dict)  # role -> cache (none: no caching)
 
     @property
     def mode(self) -> str:
@@ -248,7 +308,7 @@ class FleetConfig:
     @classmethod
     def from_dict(cls, d: Any, where: str) -> FleetConfig:
         """Parse one entry of ``fleets:``."""
-        d = _keys(d, ("name", "mode", "router", "pools", "kv_link"), where)
+        d = _keys(d, ("name", "mode", "router", "pools", "kv_link", "prefix_cache"), where)
         name = _str(d, "name", where)
         if not name:
             raise ConfigError(f"{where}.name: every fleet needs a name")
@@ -258,19 +318,26 @@ class FleetConfig:
         if roles not in FLEET_LAYOUTS:
             options = " or ".join(f"{v.pools_text} ({v.mode})" for v in FLEET_LAYOUTS.values())
             raise ConfigError(f"{where}.pools: give either {options}; got {list(roles)}")
-        pools = {r: PoolConfig.from_dict(pools_d[r], f"{where}.pools.{r}") for r in pools_d}
+        prefix = _prefix_caches(d, pools_d, where)
+        pools = {r: PoolConfig.from_dict({k: v for k, v in pools_d[r].items() if k != "prefix_cache"}
+                                         if isinstance(pools_d[r], Mapping) else pools_d[r], f"{where}.pools.{r}")
+                 for r in pools_d}
         if "decode" in pools and pools["decode"].batching.policy == "static":
             raise ConfigError(f"{where}.pools.decode.batching.policy: static batching applies to prefill "
                               "or mixed pools; use continuous or chunked for decode")
         router = _str(d, "router", where, "least_outstanding") or "least_outstanding"
         if router not in ROUTERS:
             raise ConfigError(f"{where}.router: unknown policy {router!r}; choose one of {', '.join(ROUTERS)}")
+        entry = "prefill" if "prefill" in pools else "mixed"
+        if router == "kv_aware" and entry not in prefix:
+            raise ConfigError(f"{where}.router: kv_aware routes by cached prefixes; enable "
+                              f"prefix_cache on the fleet or its {entry} pool")
         link = None
         if "kv_link" in d and d["kv_link"] is not None:
             link = LinkConfig.from_dict(d["kv_link"], f"{where}.kv_link")
-        fleet = cls(name=name, pools=pools, router=router, kv_link=link)
+        fleet = cls(name=name, pools=pools, router=router, kv_link=link, prefix_cache=prefix)
         if fleet.mode == "disaggregated" and fleet.kv_link is None:
-            fleet = cls(name=name, pools=pools, router=router, kv_link=LinkConfig())
+            fleet = cls(name=name, pools=pools, router=router, kv_link=LinkConfig(), prefix_cache=prefix)
         if fleet.mode == "aggregated" and link is not None:
             raise ConfigError(f"{where}.kv_link: only disaggregated fleets (prefill + decode pools) move KV")
         mode = d.get("mode")

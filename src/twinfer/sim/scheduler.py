@@ -222,7 +222,7 @@ class Scheduler(DecodeBatch):
             _, _, r, ep = heapq.heappop(heap)
             if ep != r.epoch:
                 continue
-            while self.free_blocks < 1:
+            while self.free_blocks < 1 and not self.reclaim(1):
                 victim = self._preempt_one(out)
                 if victim is None or victim is r:
                     break
@@ -290,7 +290,7 @@ class Scheduler(DecodeBatch):
             if seats <= 0:
                 out.blocked = BLOCKED_BATCH
                 return
-            n = self.waiting[0].prefill_target
+            n = self.head_prefill()
             if out.chunks and n > budget:
                 return
             if not self.admit_head(out, n):
@@ -298,11 +298,22 @@ class Scheduler(DecodeBatch):
             budget -= n
             seats -= 1
 
+    def head_prefill(self) -> int:
+        """Prompt tokens the queue's head needs prefilled (all of its target: no prefix cache here)."""
+        return self.waiting[0].prefill_target
+
+    def reclaim(self, blocks: int) -> bool:
+        """Free at least ``blocks`` KV blocks held by something other than requests; False if none can go.
+
+        Nothing but requests holds KV here; a prefix-caching scheduler evicts cached blocks.
+        """
+        return False
+
     def admit_head(self, out: SchedulerOutput, n: int) -> bool:
         """Admit the head of the queue with a first chunk of ``n`` tokens; False (KV-blocked) if its KV does not fit."""
         r = self.waiting[0]
         cost = self._admit_cost(r)
-        if cost > self.free_blocks:
+        if cost > self.free_blocks and not self.reclaim(cost - self.free_blocks):
             out.blocked = BLOCKED_KV
             return False
         self.waiting.popleft()

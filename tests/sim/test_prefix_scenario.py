@@ -1,0 +1,109 @@
+"""Prefix caching in scenario files: parsing, errors, and the Mooncake example end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sim_factories import FixedCost
+
+from twinfer.errors import ConfigError
+from twinfer.sim import Scenario, load_scenario, simulate_fleet
+from twinfer.sim.scenario import PrefixCacheConfig
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+MOONCAKE = {"trace": "builtin:mooncake-conv-sample", "max_requests": 120}
+
+
+def _scenario(fleet: dict, workload: dict | None = None) -> Scenario:
+    return Scenario.from_dict({"model": "llama-3-8b", "workload": workload or MOONCAKE,
+                               "fleets": [{"name": "f", **fleet}]})
+
+
+def test_fleet_level_cache_applies_to_pools_that_prefill_and_a_pool_may_override_it():
+    scen = _scenario({"prefix_cache": {"enabled": True}, "pools": {
+        "prefill": {"hardware": "h100", "prefix_cache": {"blocks": 64, "tiers": ["h100-host-dram"]}},
+        "decode": {"hardware": "h100"}}})
+    assert scen.fleets[0].prefix_cache == {"prefill": PrefixCacheConfig(64, ("h100-host-dram",))}
+    scen = _scenario({"prefix_cache": True, "pools": {"mixed": {"hardware": "h100"}}})
+    assert scen.fleets[0].prefix_cache == {"mixed": PrefixCacheConfig(None, ())}
+    scen = _scenario({"prefix_cache": {"enabled": False}, "pools": {"mixed": {"hardware": "h100"}}})
+    assert scen.fleets[0].prefix_cache == {}
+
+
+@pytest.mark.parametrize(("fleet", "match"), [
+    ({"router": "kv_aware", "pools": {"mixed": {"hardware": "h100"}}}, "kv_aware routes by cached prefixes"),
+    ({"pools": {"prefill": {"hardware": "h100"}, "decode": {"hardware": "h100", "prefix_cache": True}}},
+     "decode instances receive KV"),
+    ({"prefix_cache": {"tiers": ["floppy"]}, "pools": {"mixed": {"hardware": "h100"}}}, "unknown tier 'floppy'"),
+    ({"prefix_cache": {"tiers": ["mooncake-store"]}, "pools": {"mixed": {"hardware": "h100"}}}, "shared pool"),
+    ({"prefix_cache": {"blocks": -1}, "pools": {"mixed": {"hardware": "h100"}}}, "blocks"),
+    ({"prefix_cache": {"size": 3}, "pools": {"mixed": {"hardware": "h100"}}}, "unknown key 'size'"),
+])
+def test_bad_prefix_cache_settings_are_clear_errors(fleet, match):
+    with pytest.raises(ConfigError, match=match):
+        _scenario(fleet)
+
+
+def test_a_workload_without_block_ids_cannot_cache():
+    scen = _scenario({"prefix_cache": True, "pools": {"mixed": {"hardware": "h100"}}},
+                     {"trace": "builtin:azure-conv-sample", "max_requests": 50})
+    with pytest.raises(ConfigError, match="prefix block ids"):
+        simulate_fleet(scen, scen.fleets[0], costs={"mixed": FixedCost()})
+
+
+def test_tiers_on_an_lpu_pool_are_refused():
+    scen = _scenario({"prefix_cache": {"tiers": ["h100-host-dram"]},
+                      "pools": {"mixed": {"hardware": "groq-tsp-v1"}}})
+    with pytest.raises(ConfigError, match="GPUs only"):
+        simulate_fleet(scen, scen.fleets[0], costs={"mixed": FixedCost()})
+
+
+def test_the_mooncake_example_runs_and_reports_hit_rates():
+    scen = load_scenario(EXAMPLES / "prefix_mooncake.yaml")
+    names = [f.name for f in scen.fleets]
+    assert names[0] == "no-cache" and not scen.fleets[0].prefix_cache
+    assert {f.router for f in scen.fleets} >= {"round_robin", "least_outstanding", "kv_aware"}
+    small = Scenario.from_dict({"model": scen.model, "workload": MOONCAKE, "fleets": [
+        {"name": f.name, "router": f.router,
+         "prefix_cache": {"tiers": list(f.prefix_cache["mixed"].tiers)} if f.prefix_cache else False,
+         "pools": {"mixed": {"hardware": "h100", "count": 2}}} for f in scen.fleets]})
+    cost = {"mixed": FixedCost(fixed_s=0.005, per_token_s=2e-6, kv_tokens=60_000)}
+    for f in small.fleets:
+        s = simulate_fleet(small, f, costs=cost).summary
+        if not f.prefix_cache:
+            assert not any(k.startswith(("prefix_", "pool.mixed.prefix")) for k in s)
+            continue
+        assert 0.0 < s["prefix_hit_rate"] < 1.0
+        assert s["pool.mixed.prefix_hit_rate"] == s["prefix_hit_rate"]
+        assert s["prefix_saved_prefill_s"] > 0
+        assert s["prefix_evicted_blocks"] > 0  # a small KV cache: blocks are evicted ...
+        assert (s["prefix_offloaded_blocks"] > 0) == bool(f.prefix_cache["mixed"].tiers)  # ... and kept below
+
+
+def test_a_sessions_workload_hits_at_most_its_reuse_and_more_with_kv_aware_routing():
+    sessions = {"arrivals": {"kind": "poisson", "rate_per_s": 2.0}, "sessions": {
+        "num_sessions": 60, "system_prompts": 2, "system_prompt_tokens": 1024,
+        "turns": {"kind": "uniform", "low": 2, "high": 6},
+        "user_tokens": {"kind": "lognormal", "median": 100, "sigma": 0.5},
+        "reply_tokens": {"kind": "lognormal", "median": 150, "sigma": 0.5}, "think_time_s": 20, "block_tokens": 16}}
+    pools = {"mixed": {"hardware": "h100", "count": 4}}
+    scen = Scenario.from_dict({"model": "llama-3-8b", "workload": sessions, "fleets": [
+        {"name": "rr", "router": "round_robin", "prefix_cache": True, "pools": pools},
+        {"name": "kv", "router": "kv_aware", "prefix_cache": True, "pools": pools}]})
+    from twinfer.sim.run import build_scenario_workload
+
+    wl = build_scenario_workload(scen, 0)
+    seen: set[int] = set()
+    reused = 0
+    for ids, prompt in zip(wl.prefix_block_ids, wl.prompt_tokens, strict=True):
+        full = [int(b) for b in ids[: int(prompt) // 16]]
+        run = 0
+        while run < len(full) and full[run] in seen:
+            run += 1
+        reused += run * 16
+        seen.update(full)
+    reuse = reused / int(wl.prompt_tokens.sum())
+    cost = {"mixed": FixedCost(fixed_s=0.005, per_token_s=1e-6)}
+    rr, kv = (simulate_fleet(scen, f, workload=wl, costs=cost).summary["prefix_hit_rate"] for f in scen.fleets)
+    assert 0 < rr < kv <= reuse
