@@ -107,6 +107,8 @@ SUMMARY_KEYS: dict[str, str] = {
     "pool.<role>.max_batch_seqs": "batch cap of one instance",
     "pool.<role>.steps": "forward steps run by the pool",
     "pool.<role>.mean_batch_seqs": "mean sequences per step",
+    "autoscale.*": "autoscaled fleets only: cost and SLO attainment against the static fleet at peak "
+    "(twinfer.sim.autoscale_results.AUTOSCALE_KEYS)",
 }
 
 
@@ -152,6 +154,9 @@ class FleetResult:
     pools: list[PoolStats]
     tbt_hist: tuple[np.ndarray, np.ndarray]
     timeline: list[tuple] | None = None
+    #: autoscaled fleets: instance counts per role over time and the paid-instance steps
+    #: (see twinfer.sim.autoscale_results); None for a fleet that keeps its size
+    autoscale: dict[str, Any] | None = None
 
 
 @dataclass
