@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from twinfer.autoscale.rebalance import FleetState, PlannerAction, PlannerConfig, WindowSignals, _pressure
+from twinfer.autoscale.rebalance import (
+    FleetState,
+    PlannerAction,
+    PlannerConfig,
+    WindowSignals,
+    _pressure,
+)
 
 ROLE = "mixed"
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from twinfer.report import charts
+from twinfer.report.html_autoscale import autoscale_section
 from twinfer.report.html_format import Cell, esc, is_number, kv_table, note, pointer, table
 from twinfer.report.html_inputs import inputs_section, lpu_section
 from twinfer.report.html_load import SimResults
@@ -275,6 +276,9 @@ def build(res: SimResults) -> str:
         inputs_section(summary, SRC, fleets),
         _all_numbers(fleets),
     ]
+    scaled = autoscale_section(summary, fleets, compare_table)
+    if scaled is not None:
+        sections.insert(5, scaled)  # after cost
     seed = summary.get("seed")
     subtitle = f"Simulation of {len(fleets)} fleet(s)" + (f", seed {seed}" if seed is not None else "")
     return render_page(title=f"twinfer report: {name}", subtitle=subtitle, kind="simulation",

@@ -36,7 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from twinfer.autoscale.rebalance import FleetState, PlannerAction, PlannerConfig, WindowSignals, plan_step
+from twinfer.autoscale.rebalance import (
+    FleetState,
+    PlannerAction,
+    PlannerConfig,
+    WindowSignals,
+    plan_step,
+)
 from twinfer.autoscale.single_pool import PoolState, plan_step_pool
 from twinfer.sim.cluster import FleetSim
 from twinfer.sim.env import PRIO_SAMPLE, PRIO_TRANSFER
@@ -147,7 +153,8 @@ class Rebalancer:
     def _in_flight(self, since: float) -> tuple[tuple[PlannerAction, ...], Counter]:
         """Changes the planner must see as pending (effective time unknown: inf, or when they landed) and
         how many instances joined each role since ``since``."""
-        pending, joined = [], Counter()
+        pending: list[PlannerAction] = []
+        joined: Counter[str] = Counter()
         for ch in self.changes:
             if ch.landed_s == INF:
                 pending.append(replace(ch.action, effective_at_s=INF))
