@@ -149,3 +149,22 @@ def test_a_disaggregated_fleet_moves_an_idle_decode_instance_to_prefill() -> Non
     assert got and min(r.arrival_s for r in got) >= 130.0
     assert not any(r.decode_instance == 2 and r.kv_start_s > 110.0 for r in sim.requests)
     assert sim.completed == len(wl.arrival_s)
+
+
+def test_live_submissions_restart_planning_after_an_idle_spell() -> None:
+    """Emulation-server style: requests submitted in two bursts; the planner sleeps while idle and ticks again."""
+    scen = _scenario(STEP_PLANNER)
+    sim, _ = build_fleet_sim(scen, scen.fleets[0], costs={"mixed": COST})
+    for k in range(300):  # 30 requests/s for 10 s: one instance falls behind
+        sim.submit(1000, 2, at_s=k / 30.0)
+    sim.run_until(200.0)
+    reb = sim.rebalancer
+    assert sim.completed == 300 and not reb.ticking
+    grown = len(reb.changes)
+    assert grown >= 1
+    for k in range(300):
+        sim.submit(1000, 2, at_s=500.0 + k / 30.0)
+    assert reb.ticking
+    sim.run_until()
+    assert sim.completed == 600
+    assert reb.last_tick_s > 500.0 and reb.last_tick_s % 10.0 == 0.0  # planned again, on the 10 s grid

@@ -159,6 +159,8 @@ class FleetSim:
             self._leave_lazy()
         self.env.schedule(t, PRIO_ARRIVAL, self._arrive, r)
         self._start_sampling()
+        if self.rebalancer is not None:
+            self.rebalancer.resume(t)
         return r
 
     def _leave_lazy(self) -> None:

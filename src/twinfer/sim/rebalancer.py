@@ -99,7 +99,7 @@ class Rebalancer:
                                          max_decode=hi["decode"])
         self.changes: list[Change] = []
         self._counters = (0, 0, 0)  # planner streaks: (prefill or mixed hot, decode hot, cold)
-        self._last_tick = 0.0
+        self.last_tick_s = 0.0
         self._ttft_cursor = 0
         self._hists: deque[tuple[float, Counter]] = deque([(0.0, Counter())])
         self.alive: dict[int, list[float]] = {i.index: [0.0, INF] for i in sim.instances}  # index -> [from, to]
@@ -111,7 +111,22 @@ class Rebalancer:
         sim.inline_ok = False  # ticks read every instance's state: run the plain event loop
         sim.rebalancer = self
         self._record(0.0)
-        sim.env.schedule(cfg.interval_s, PRIO_SAMPLE, self._tick, None)
+        self.ticking = False
+        self.live_until_s = 0.0  # the latest arrival time of a live (submitted) request
+        self.resume(0.0)
+
+    def resume(self, arrival_s: float) -> None:
+        """A request arrives at ``arrival_s``: plan from the next multiple of ``interval_s`` after it if asleep.
+
+        Ticks stop while the fleet is idle with no arrivals to come; the fleet
+        calls this for every live (submitted) request.
+        """
+        self.live_until_s = max(self.live_until_s, arrival_s)
+        if not self.ticking:
+            self.ticking = True
+            step = self.cfg.interval_s
+            start = max(self.sim.env.now, arrival_s)
+            self.sim.env.schedule((math.floor(start / step) + 1) * step, PRIO_SAMPLE, self._tick, None)
 
     # ---- measuring ----------------------------------------------------------------
     def _ttft_percentile(self, start: float, now: float) -> float | None:
@@ -168,7 +183,7 @@ class Rebalancer:
         sim = self.sim
         now = sim.env.now
         sig = self.signals(now)
-        pending, joined = self._in_flight(self._last_tick)
+        pending, joined = self._in_flight(self.last_tick_s)
         serving = {role: len(pool.routable) - joined[role] for role, pool in sim.pools.items()}
         hot_a, hot_b, cold = self._counters
         actions: tuple[PlannerAction, ...]
@@ -180,12 +195,14 @@ class Rebalancer:
             fstate = FleetState(serving["prefill"], serving["decode"], pending, hot_a, hot_b, cold)
             fstate, actions = plan_step(self.planner, fstate, sig)
             self._counters = (fstate.prefill_hot_windows, fstate.decode_hot_windows, fstate.cold_windows)
-        self._last_tick = now
+        self.last_tick_s = now
         for action in actions:
             self._start(action)
-        busy = sim._arr_i < len(sim._arr_t) or any(i.held for i in sim.instances)
+        busy = sim._arr_i < len(sim._arr_t) or self.live_until_s > now or any(i.held for i in sim.instances)
         if busy:
             sim.env.schedule(now + self.cfg.interval_s, PRIO_SAMPLE, self._tick, None)
+        else:
+            self.ticking = False
 
     # ---- acting -------------------------------------------------------------------
     def _start(self, action: PlannerAction) -> None:
