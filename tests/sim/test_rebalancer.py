@@ -168,3 +168,17 @@ def test_live_submissions_restart_planning_after_an_idle_spell() -> None:
     sim.run_until()
     assert sim.completed == 600
     assert reb.last_tick_s > 500.0 and reb.last_tick_s % 10.0 == 0.0  # planned again, on the 10 s grid
+
+
+def test_the_trace_names_an_instance_that_joined_after_a_move_by_its_new_role() -> None:
+    from twinfer.sim.timeline import instance_names
+
+    pools = {"prefill": {"hardware": "h100", "count": 1}, "decode": {"hardware": "h100", "count": 2}}
+    scen = _scenario({"interval_s": 10, "reconfigure_delay_s": 20, "patience_windows": 1, "ttft_target_s": 0.2,
+                      "max_instances": {"prefill": 2, "decode": 2}}, pools=pools)
+    res = simulate_fleet(scen, scen.fleets[0], workload=_step_workload(), costs={"prefill": COST, "decode": COST},
+                         record_timeline=True)
+    # fleet-wide index 3 is the instance that left decode (index 2) and joined prefill as its second instance
+    assert instance_names(res) == {0: "prefill 0 (fake)", 1: "decode 0 (fake)", 2: "decode 1 (fake)",
+                                   3: "prefill 1 (fake)"}
+    assert res.summary["autoscale.moves"] == 1 and res.summary["pool.prefill.instances"] == 2

@@ -104,7 +104,9 @@ def apply_autoscale_results(result: FleetResult, reb: Rebalancer, pricing: dict[
         s[f"autoscale.static_{k}"] = ss[k]
     s["autoscale.saving_fraction"] = 1.0 - cost.cost_usd / static_cost if static_cost > 0 else math.nan
     result.autoscale = {"timeline": list(reb.timeline), "paid": [list(p) for p in paid],
-                        "static": {f"pool.{r}.instances": ss[f"pool.{r}.instances"] for r in sim.pools}}
+                        "static": {f"pool.{r}.instances": ss[f"pool.{r}.instances"] for r in sim.pools},
+                        # (role, index in its pool) of each fleet-wide instance index
+                        "instances": [(i.role, i.local_index) for i in sim.instances]}
 
 
 def simulate_autoscaled(fleet: FleetConfig, run: Callable[[FleetConfig], tuple[FleetResult, Any, Any]]) -> FleetResult:

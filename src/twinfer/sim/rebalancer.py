@@ -88,15 +88,14 @@ class Rebalancer:
         self.window_s = cfg.window_s or cfg.interval_s
         lo, hi = cfg.min_instances, cfg.max_instances
         self.mixed = "mixed" in sim.pools
-        common = dict(ttft_slo_s=cfg.ttft_target_s or ttft_target_s, itl_slo_s=cfg.itl_target_s or itl_target_s,
-                      reconfig_delay_s=cfg.reconfigure_delay_s, hot_ratio=cfg.hot_ratio, cold_ratio=cfg.cold_ratio,
-                      queue_per_instance_hot=cfg.queue_per_instance_hot, patience_windows=cfg.patience_windows)
-        if self.mixed:
-            self.planner = PlannerConfig(**common)  # type: ignore[arg-type]
-        else:
-            self.planner = PlannerConfig(**common, min_prefill=lo["prefill"], min_decode=lo["decode"],  # type: ignore[arg-type]
-                                         max_instances=hi["prefill"] + hi["decode"], max_prefill=hi["prefill"],
-                                         max_decode=hi["decode"])
+        # a mixed pool's floor and ceiling go to plan_step_pool; prefill + decode ones into the config
+        self.planner = PlannerConfig(
+            ttft_slo_s=cfg.ttft_target_s or ttft_target_s, itl_slo_s=cfg.itl_target_s or itl_target_s,
+            reconfig_delay_s=cfg.reconfigure_delay_s, hot_ratio=cfg.hot_ratio, cold_ratio=cfg.cold_ratio,
+            queue_per_instance_hot=cfg.queue_per_instance_hot, patience_windows=cfg.patience_windows,
+            min_prefill=lo.get("prefill", 1), min_decode=lo.get("decode", 1),
+            max_instances=hi["prefill"] + hi["decode"] if not self.mixed else 64,
+            max_prefill=hi.get("prefill"), max_decode=hi.get("decode"))
         self.changes: list[Change] = []
         self._counters = (0, 0, 0)  # planner streaks: (prefill or mixed hot, decode hot, cold)
         self.last_tick_s = 0.0
