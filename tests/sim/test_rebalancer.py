@@ -182,3 +182,19 @@ def test_the_trace_names_an_instance_that_joined_after_a_move_by_its_new_role() 
     assert instance_names(res) == {0: "prefill 0 (fake)", 1: "decode 0 (fake)", 2: "decode 1 (fake)",
                                    3: "prefill 1 (fake)"}
     assert res.summary["autoscale.moves"] == 1 and res.summary["pool.prefill.instances"] == 2
+
+
+@pytest.mark.slow
+def test_the_diurnal_example_saves_instance_hours_against_its_static_peak() -> None:
+    from pathlib import Path
+
+    from twinfer.sim import load_scenario, simulate
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "autoscale_diurnal.yaml"
+    res = simulate(load_scenario(path), seed=0)
+    for f in res.fleets:
+        s = f.summary
+        assert s["completed"] == s["requests"] > 10_000
+        assert s["autoscale.instance_hours"] < s["autoscale.static_instance_hours"]
+        assert s["autoscale.min_instances"] < s["autoscale.peak_instances"] <= s["autoscale.static_instances"]
+        assert 0.0 < s["slo_attainment"] <= s["autoscale.static_slo_attainment"] <= 1.0
