@@ -80,7 +80,7 @@ def window_percentile(hist: Counter, p: float) -> float | None:
 
 
 class Rebalancer:
-    """Drives one :class:`FleetSim` with an autoscaling planner; ``attach`` makes a fleet autoscale."""
+    """Drives one :class:`FleetSim` with an autoscaling planner (constructing it attaches it to the fleet)."""
 
     def __init__(self, sim: FleetSim, cfg: AutoscaleConfig, ttft_target_s: float, itl_target_s: float) -> None:
         self.sim = sim
