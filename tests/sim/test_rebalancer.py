@@ -198,3 +198,24 @@ def test_the_diurnal_example_saves_instance_hours_against_its_static_peak() -> N
         assert s["autoscale.instance_hours"] < s["autoscale.static_instance_hours"]
         assert s["autoscale.min_instances"] < s["autoscale.peak_instances"] <= s["autoscale.static_instances"]
         assert 0.0 < s["slo_attainment"] <= s["autoscale.static_slo_attainment"] <= 1.0
+
+
+def test_a_decode_instance_that_joins_takes_hand_offs_waiting_for_kv_room() -> None:
+    """Decode KV holds 2 requests: hand-offs queue in the decode pool; the added decode instance takes them on joining."""
+    pools = {"prefill": {"hardware": "h100", "count": 1}, "decode": {"hardware": "h100", "count": 1}}
+    scen = _scenario({"interval_s": 10, "reconfigure_delay_s": 20, "patience_windows": 1,
+                      "max_instances": {"prefill": 1, "decode": 2}}, pools=pools)
+    n = 40
+    t = np.arange(n) * 0.5  # 2 requests/s of 100 prompt tokens and 200 outputs at 10 ms per decode step
+    wl = SimpleNamespace(arrival_s=t, prompt_tokens=np.full(n, 100), output_tokens=np.full(n, 200), name="kv")
+    small = FixedCost(fixed_s=0.01, kv_tokens=2 * 304)  # room for two requests (19 blocks of 16 tokens each)
+    sim, _ = build_fleet_sim(scen, scen.fleets[0], costs={"prefill": COST, "decode": small})
+    sim.load_workload(wl.arrival_s, wl.prompt_tokens, wl.output_tokens)
+    sim.run_until()
+    adds = [c for c in sim.rebalancer.changes if c.action.kind == "add"]
+    # the decode queue passes 4 per instance within the first window: add decided at 10, joining at 30
+    assert [(c.action.role, c.action.decided_at_s, c.landed_s) for c in adds] == [("decode", 10.0, 30.0)]
+    new = sim.pools["decode"].instances[-1]
+    took = sorted(r.kv_start_s for r in sim.requests if r.decode_instance == new.index)
+    assert took[:2] == [30.0, 30.0]  # two waiting hand-offs start their transfers the moment it joins
+    assert sim.completed == n
