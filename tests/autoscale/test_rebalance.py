@@ -98,3 +98,15 @@ def test_bad_config() -> None:
         PlannerConfig(ttft_slo_s=0, itl_slo_s=1, reconfig_delay_s=0)
     with pytest.raises(ConfigError, match="max_instances"):
         PlannerConfig(ttft_slo_s=1, itl_slo_s=1, reconfig_delay_s=0, max_instances=1)
+
+
+def test_a_per_role_ceiling_counts_instances_joining_the_role() -> None:
+    cfg = PlannerConfig(ttft_slo_s=1.0, itl_slo_s=0.05, reconfig_delay_s=30.0, patience_windows=1, max_prefill=3)
+    state = FleetState(prefill=2, decode=2)
+    state, actions = plan_step(cfg, state, _sig(10, ttft=2.0, itl=0.03))  # decode not cold: add prefill
+    assert actions == (PlannerAction("add", "prefill", 10.0, 40.0),)
+    state, _ = plan_step(cfg, state, _sig(40, ttft=2.0, itl=0.03))  # lands: 3 prefill
+    state, actions = plan_step(cfg, state, _sig(50, ttft=2.0, itl=0.03))
+    assert (state.prefill, actions) == (3, ())
+    with pytest.raises(ConfigError, match="max_decode"):
+        PlannerConfig(ttft_slo_s=1.0, itl_slo_s=0.05, reconfig_delay_s=1.0, min_decode=2, max_decode=1)

@@ -76,6 +76,19 @@ def _fleet(name: str, i: int, rng: np.random.Generator, n: int) -> tuple[dict[st
     return summary, cols, series
 
 
+def _tsp_partition() -> dict[str, Any]:
+    """Llama-2-7B's partition over 72 TSP v1 chips, as :func:`twinfer.report.html_inputs_doc.partition_dict` records it."""
+    from twinfer.lpu.chip import make_chip
+    from twinfer.lpu.plan import make_plan
+    from twinfer.lpu.step_cost import LPU_DEFAULT_PRECISION
+    from twinfer.models import load_model
+    from twinfer.report.html_inputs_doc import partition_dict
+
+    plan = make_plan(load_model("llama-2-7b"), make_chip("groq-tsp-v1"), LPU_DEFAULT_PRECISION, chips=72, batch=1,
+                     ctx=2048, tokens=1)
+    return json.loads(json.dumps(partition_dict(plan)))
+
+
 def write_sim_dir(folder: Path, *, n: int = 400, seed: int = 7, inputs: bool = True) -> Path:
     """``twinfer simulate --out`` files for two fleets: requests.parquet, summary.json, series.json.
 
@@ -109,6 +122,9 @@ def write_sim_dir(folder: Path, *, n: int = 400, seed: int = 7, inputs: bool = T
                                               "mem_bw_bytes_per_s": "NVIDIA H100 SXM datasheet",
                                               "peak_flops_per_s.bf16": "NVIDIA H100 datasheet, dense"},
                                   "uncertain": []}},
+            # What `simulate --out` records of an LPU pool: its kind and the compiler's real partition.
+            "fleets": {FLEETS[1]: {"pools": {"decode": {"hardware": "groq-tsp-v1", "kind": "lpu",
+                                                        "lpu_partition": _tsp_partition()}}}},
         }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
     (folder / "series.json").write_text(json.dumps(series))

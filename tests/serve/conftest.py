@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from serve_helpers import free_port
 
 from twinfer.serve.app import ServeConfig, create_app
 from twinfer.serve.fixed import FixedLatencySim
@@ -26,13 +26,6 @@ class LiveServer:
     def base_url(self) -> str:
         """The OpenAI client's base_url."""
         return self.url + "/v1"
-
-
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

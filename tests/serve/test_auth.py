@@ -7,8 +7,8 @@ import time
 
 import httpx
 import pytest
+from serve_helpers import free_port
 
-from conftest import free_port
 from twinfer.cli import main
 from twinfer.cli.serve import check_auth
 from twinfer.errors import ConfigError

@@ -8,8 +8,8 @@ import time
 
 import httpx
 import pytest
+from serve_helpers import free_port
 
-from conftest import free_port
 from twinfer.serve.app import ServeConfig, create_app
 from twinfer.serve.fixed import FixedLatencySim
 from twinfer.serve.limits import header_timeout_protocol, uvicorn_config

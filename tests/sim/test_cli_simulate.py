@@ -66,3 +66,46 @@ def test_the_verdict_names_the_cheapest_fleet_meeting_the_slos_or_says_none_does
     assert "2 of 3 fleets meet" in line and "is b ($4.00/M)" in line
     none = verdict([{**f, "slo_attainment": 0.1 * i} for i, f in enumerate(fleets)], slo)
     assert none.startswith("verdict: no fleet meets the SLOs") and "c, meets them for 20%" in none
+
+
+AUTOSCALED = """
+model: llama-3-8b
+workload:
+  num_requests: 1500
+  arrivals: {kind: diurnal, rate_per_s: 40, period_s: 60, peak_to_trough: 6, peak_at_s: 30}
+  prompt_tokens: {kind: uniform, low: 2000, high: 4000}
+  output_tokens: {kind: uniform, low: 10, high: 60}
+slo: {ttft_s: 0.3, tpot_s: 0.05}
+fleets:
+  - name: auto
+    pools: {mixed: {hardware: h100, count: 1}}
+    autoscale: {interval_s: 5, reconfigure_delay_s: 5, patience_windows: 1, max_instances: {mixed: 3}}
+"""
+
+
+def test_an_autoscaled_fleet_prints_and_writes_its_comparison_with_the_static_peak(tmp_path, capsys):
+    f = tmp_path / "a.yaml"
+    f.write_text(AUTOSCALED)
+    out = tmp_path / "out"
+    assert main(["simulate", str(f), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "autoscaled vs the same fleet static at its peak" in text
+    doc = json.loads((out / "summary.json").read_text())
+    s = doc["fleets"][0]
+    timeline = doc["autoscale"]["auto"]["timeline"]
+    assert timeline[0] == {"t_s": 0.0, "mixed": 1, "paid": 1}
+    assert max(p["mixed"] for p in timeline) == s["autoscale.static_instances"] == s["pool.mixed.instances"]
+    assert s["autoscale.adds"] >= 1 and s["autoscale.static_instances"] > 1  # the load outgrows one instance
+    # the paid steps integrate to the instance-hours (up to the run's end)
+    paid = doc["autoscale"]["auto"]["paid"]
+    end = max(s["duration_s"], paid[-1][0])
+    hours = sum(n * (b - a) for (a, n), (b, _) in zip(paid, [*paid[1:], [end, 0]], strict=True)) / 3600
+    assert abs(hours - s["autoscale.instance_hours"]) < 1e-12
+
+
+def test_a_bad_autoscale_block_is_one_clear_error(tmp_path, capsys):
+    f = tmp_path / "bad.yaml"
+    f.write_text(AUTOSCALED.replace("patience_windows: 1", "patience_windows: 0"))
+    assert main(["simulate", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "autoscale.patience_windows" in err and "Traceback" not in err

@@ -60,3 +60,32 @@ def test_same_seed_gives_byte_identical_parquet(tmp_path):
     other = simulate_fleet(scen, scen.fleets[0], seed=8, costs={"mixed": FixedCost(fixed_s=0.01, per_token_s=1e-5)})
     assert not np.array_equal(other.requests["arrival_s"], res.requests["arrival_s"])
     assert res.summary["completed"] == 300
+
+
+def _autoscaled(autoscale, pools=None):
+    pools = pools or {"mixed": {"hardware": "h100", "count": 2}}
+    return Scenario.from_dict({**BASE, "fleets": [{"name": "x", "pools": pools, "autoscale": autoscale}]})
+
+
+def test_autoscale_defaults_and_errors_name_the_key_and_the_fix():
+    cfg = _autoscaled({}).fleets[0].autoscale
+    assert (cfg.policy, cfg.interval_s, dict(cfg.min_instances), dict(cfg.max_instances)) == \
+        ("dynamo", 60.0, {"mixed": 1}, {"mixed": 4})
+    assert Scenario.from_dict(BASE).fleets[0].autoscale is None
+    with pytest.raises(ConfigError, match=r"fleets\[0\] \(x\)\.autoscale: unknown key 'delay_s'"):
+        _autoscaled({"delay_s": 3})
+    with pytest.raises(ConfigError, match=r"autoscale\.policy: unknown policy 'k8s'; choose one of dynamo"):
+        _autoscaled({"policy": "k8s"})
+    with pytest.raises(ConfigError, match=r"autoscale\.interval_s: expected a number"):
+        _autoscaled({"interval_s": -5})
+    with pytest.raises(ConfigError, match=r"starts with 2 instances, outside min_instances 3 \.\. max_instances 4"):
+        _autoscaled({"min_instances": {"mixed": 3}})
+    with pytest.raises(ConfigError, match=r"autoscale\.max_instances: unknown key 'decode'"):
+        _autoscaled({"max_instances": {"decode": 3}})
+    with pytest.raises(ConfigError, match=r"cold_ratio: must be below hot_ratio"):
+        _autoscaled({"cold_ratio": 1.5})
+    mixed_hw = {"prefill": {"hardware": "h100"}, "decode": {"hardware": "h200"}}
+    with pytest.raises(ConfigError, match=r"both pools need the same hardware.*drop autoscale"):
+        _autoscaled({}, mixed_hw)
+    ok = {"prefill": {"hardware": "h100", "batching": {"policy": "continuous"}}, "decode": {"hardware": "h100", "count": 3}}
+    assert dict(_autoscaled({}, ok).fleets[0].autoscale.max_instances) == {"prefill": 2, "decode": 6}

@@ -63,6 +63,8 @@ class PlannerConfig:
     min_prefill: int = 1
     min_decode: int = 1
     max_instances: int = 64  # paid instances, transitions included
+    max_prefill: int | None = None  # instances serving or joining prefill (None: only max_instances caps)
+    max_decode: int | None = None  # the same for decode
 
     def __post_init__(self) -> None:
         for name in ("ttft_slo_s", "itl_slo_s", "hot_ratio", "queue_per_instance_hot"):
@@ -77,6 +79,10 @@ class PlannerConfig:
             )
         if self.patience_windows < 1 or self.min_prefill < 1 or self.min_decode < 1:
             raise ConfigError("planner: patience_windows, min_prefill and min_decode must be >= 1")
+        for name, floor in (("max_prefill", self.min_prefill), ("max_decode", self.min_decode)):
+            cap = getattr(self, name)
+            if cap is not None and cap < floor:
+                raise ConfigError(f"planner.{name} ({cap}) is below its minimum ({floor})")
         if self.max_instances < self.min_prefill + self.min_decode:
             raise ConfigError(
                 f"planner.max_instances ({self.max_instances}) is below min_prefill + min_decode"
@@ -150,6 +156,10 @@ def _act(cfg: PlannerConfig, state: FleetState, kind: str, role: str, now_s: flo
 
 
 def _grow(cfg: PlannerConfig, state: FleetState, role: str, other_cold: bool, now_s: float) -> tuple[FleetState, tuple[PlannerAction, ...]]:
+    cap = cfg.max_prefill if role == "prefill" else cfg.max_decode
+    joining = sum(a.kind != "remove" and a.role == role for a in state.pending)
+    if cap is not None and (state.prefill if role == "prefill" else state.decode) + joining >= cap:
+        return state, ()
     other_count = state.decode if role == "prefill" else state.prefill
     other_min = cfg.min_decode if role == "prefill" else cfg.min_prefill
     if other_cold and other_count > other_min:

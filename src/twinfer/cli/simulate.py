@@ -104,6 +104,34 @@ def prefix_text(s: dict[str, Any]) -> str:
     return text
 
 
+AUTOSCALE_COLUMNS = [
+    ("fleet", "fleet", "str"), ("instances min", "autoscale.min_instances", "int"),
+    ("peak", "autoscale.peak_instances", "int"), ("instance-h", "autoscale.instance_hours", "num"),
+    ("cost $", "autoscale.cost_usd", "usd"), ("SLO met", "slo_attainment", "pct"), ("TTFT p99 ms", "ttft_p99_s", "ms"),
+    ("| static instances", "autoscale.static_instances", "int"), ("instance-h", "autoscale.static_instance_hours", "num"),
+    ("cost $", "autoscale.static_cost_usd", "usd"), ("SLO met", "autoscale.static_slo_attainment", "pct"),
+    ("TTFT p99 ms", "autoscale.static_ttft_p99_s", "ms"), ("| saving", "autoscale.saving_fraction", "pct"),
+    ("add/rm/move", "autoscale.adds", "changes"),
+]
+
+
+def autoscale_table(summaries: list[dict[str, Any]]) -> Any:
+    """Autoscaled fleets against the same fleets held static at their peak, side by side (None when none autoscaled)."""
+    from rich.table import Table
+
+    scaled = [s for s in summaries if "autoscale.policy" in s]
+    if not scaled:
+        return None
+    table = Table(title="autoscaled vs the same fleet static at its peak (cost over each run)")
+    for head, _, kind in AUTOSCALE_COLUMNS:
+        table.add_column(head, justify="left" if kind == "str" else "right")
+    for s in scaled:
+        changes = f"{s['autoscale.adds']}/{s['autoscale.removes']}/{s['autoscale.moves']}"
+        table.add_row(*[str(s[key]) if kind == "str" else changes if kind == "changes" else _fmt(s.get(key), kind)
+                        for _, key, kind in AUTOSCALE_COLUMNS])
+    return table
+
+
 def verdict(summaries: list[dict[str, Any]], slo: Any) -> str:
     """One line: which fleets meet the SLOs and the cheapest of them per output token, or that none does."""
     target = f"TTFT <= {slo.ttft_s * 1e3:.0f} ms and TPOT <= {slo.tpot_s * 1e3:.0f} ms for >= {slo.attainment:.0%}"
@@ -212,6 +240,9 @@ def simulate_command(
     out_console.print(comparison_table(summaries, title))
     for line in pool_lines(summaries):
         out_console.print(f"  {line}", highlight=False)
+    scaled = autoscale_table(summaries)
+    if scaled is not None:
+        out_console.print(scaled)
     from twinfer.sim.lpu_bands import band_lines
 
     for line in band_lines(summaries):

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from twinfer.report import charts
+from twinfer.report.html_autoscale import autoscale_section
 from twinfer.report.html_format import Cell, esc, is_number, kv_table, note, pointer, table
 from twinfer.report.html_inputs import inputs_section, lpu_section
 from twinfer.report.html_load import SimResults
@@ -298,6 +299,7 @@ def build(res: SimResults) -> str:
         _kv_section(res, fleets),
         _prefix_section(fleets),
         _cost_section(fleets),
+        autoscale_section(summary, fleets, compare_table),
         lpu_section(fleets, summary),
         inputs_section(summary, SRC, fleets),
         _all_numbers(fleets),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from twinfer.errors import ConfigError
 from twinfer.sim.env import PRIO_ARRIVAL, PRIO_SAMPLE, PRIO_START, PRIO_STEP_END, Environment
@@ -66,23 +67,20 @@ class FleetSim:
         self.on_finish: Callable[[Request, float], None] | None = None
         self.pools: dict[str, Pool] = {}
         self.instances: list[Instance] = []
+        self._track_tokens = track_tokens
         for setup in pools:
             if setup.count < 1:
                 raise ConfigError(f"{setup.role} pool: count must be >= 1, got {setup.count}")
             pool = Pool(setup.role, setup)
-            for j in range(setup.count):
-                sched = make_scheduler(setup, pool.kv_tokens, pool.max_seqs, track_tokens)
-                inst = Instance(self.env, len(self.instances), j, setup.role, setup.cost, sched, self, self.timeline)
-                pool.instances.append(inst)
-                self.instances.append(inst)
             self.pools[setup.role] = pool
+            for _ in range(setup.count):
+                self._new_instance(pool)
         self.entry = self.pools[layout.entry]
         self.last_pool = self.pools[layout.last]
         self.links: list[KvLink] = []
         if self.entry is not self.last_pool:
-            assert link is not None
-            self.links = [KvLink(self.env, i, link.bw_bytes_per_s, link.latency_s, self.timeline)
-                          for i in range(len(self.entry.instances))]
+            for _ in self.entry.instances:
+                self._new_link()
         self.requests: list[Request] = []
         self.kv_bytes = 0.0
         self.rejected = 0
@@ -105,6 +103,36 @@ class FleetSim:
         #: Instances that received a request and wait to be woken once every arrival at this
         #: time is routed (a PRIO_START event), so simultaneous arrivals share one first step.
         self._to_wake: list[Instance] = []
+        #: An autoscaling fleet's planner (twinfer.sim.rebalancer.Rebalancer attaches itself), and the
+        #: global indices of its instances that take no new work while their requests drain.
+        self.rebalancer: Any = None
+        self.draining: set[int] = set()
+
+    def _new_instance(self, pool: Pool) -> Instance:
+        """Append a fresh instance (its own scheduler, empty KV) to ``pool`` and the fleet; it is not routable yet."""
+        setup = pool.setup
+        sched = make_scheduler(setup, pool.kv_tokens, pool.max_seqs, self._track_tokens)
+        inst = Instance(self.env, len(self.instances), len(pool.instances), pool.role, setup.cost, sched, self,
+                        self.timeline)
+        pool.instances.append(inst)
+        self.instances.append(inst)
+        return inst
+
+    def _new_link(self) -> KvLink:
+        """The outbound KV link of the entry pool's next instance (``links[i]`` serves its ``i``-th instance)."""
+        setup = self.link_setup
+        assert setup is not None
+        link = KvLink(self.env, len(self.links), setup.bw_bytes_per_s, setup.latency_s, self.timeline)
+        self.links.append(link)
+        return link
+
+    def add_instance(self, role: str) -> Instance:
+        """A new instance of pool ``role``, with its KV link on the entry pool of a disaggregated fleet (autoscaling)."""
+        pool = self.pools[role]
+        inst = self._new_instance(pool)
+        if pool is self.entry and self.entry is not self.last_pool:
+            self._new_link()
+        return inst
 
     # ---- feeding requests ---------------------------------------------------------
     def load_workload(self, arrival_s: Sequence[float], prompt_tokens: Sequence[int], output_tokens: Sequence[int],
@@ -140,6 +168,8 @@ class FleetSim:
             self._leave_lazy()
         self.env.schedule(t, PRIO_ARRIVAL, self._arrive, r)
         self._start_sampling()
+        if self.rebalancer is not None:
+            self.rebalancer.resume(t)
         return r
 
     def _leave_lazy(self) -> None:
@@ -325,11 +355,15 @@ class FleetSim:
         self.cancelled += count
         if inst.role == "decode" and self.pools["decode"].pending:
             self._drain_pending(inst)
+        if self.draining and inst.index in self.draining:
+            self.rebalancer.check_drained(inst)
 
     def _leave_prefill_instance(self, r: Request, src: Instance, now: float) -> None:
         src.sched.release(r)
         src.change(now, 0, -1)
         src.wake()
+        if self.draining and src.index in self.draining:
+            self.rebalancer.check_drained(src)
 
     # ---- request flow ---------------------------------------------------------------
     def _arrive(self, r: Request, catch_up: bool = False) -> None:
@@ -345,7 +379,7 @@ class FleetSim:
             if self.on_finish is not None:
                 self.on_finish(r, now)
             return
-        inst = entry.instances[entry.pick(entry.load, r)]
+        inst = entry.routable[entry.pick(entry.load, r)]
         if catch_up and inst.pending_end <= now:
             inst.catch_up(now)
         inst.interrupt_run(now)
@@ -378,6 +412,8 @@ class FleetSim:
             inst.change(now, 0, -len(res.finished))
             if pool.role == "decode" and pool.pending:
                 self._drain_pending(inst)
+            if self.draining and inst.index in self.draining:
+                self.rebalancer.check_drained(inst)
         if res.resumed and self.on_token is not None:
             for r in res.resumed:
                 self.on_token(r, now, r.generated)
@@ -402,12 +438,12 @@ class FleetSim:
             self.cancelled += 1
             return
         dec.change(now, 1, 1)
-        target: Instance | None = dec.instances[dec.pick(dec.load, r)]
+        target: Instance | None = dec.routable[dec.pick(dec.load, r)]
         assert target is not None
         code = target.sched.try_reserve_remote(r)
         if code != BLOCKED_NONE:
             target = None
-            for cand in dec.instances:
+            for cand in dec.routable:
                 code = cand.sched.try_reserve_remote(r)
                 if code == BLOCKED_NONE:
                     target = cand
@@ -421,6 +457,8 @@ class FleetSim:
         self._start_transfer(r, src, target)
 
     def _drain_pending(self, inst: Instance) -> None:
+        if self.draining and inst.index in self.draining:
+            return  # a draining instance takes no new work
         dec = self.pools["decode"]
         now = self.env.now
         while dec.pending:

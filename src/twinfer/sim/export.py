@@ -32,13 +32,18 @@ def _clean(v: Any) -> Any:
 
 
 def summary_document(scenario_name: str, seed: int, results: list[FleetResult], notes: list[str]) -> dict[str, Any]:
-    """The ``summary.json`` document: scenario, seed, notes, one summary dict per fleet (NaN -> null)."""
-    return {
+    """The ``summary.json`` document: scenario, seed, notes, one summary dict per fleet (NaN -> null), and
+    ``autoscale`` ({fleet: timeline}) when a fleet autoscaled."""
+    doc = {
         "scenario": scenario_name,
         "seed": seed,
         "notes": list(notes),
         "fleets": [{k: _clean(v) for k, v in r.summary.items()} for r in results],
     }
+    scaled = {r.name: r.autoscale for r in results if r.autoscale is not None}
+    if scaled:  # instance counts per role over time (twinfer.sim.autoscale_results)
+        doc["autoscale"] = scaled
+    return doc
 
 
 def series_document(results: list[FleetResult]) -> dict[str, Any]:

@@ -38,15 +38,16 @@ class LinkSetup:
 class Pool:
     """Instances of one role, their load view and router, queue counters and the decode pool's pending queue."""
 
-    __slots__ = ("role", "setup", "instances", "load", "pick", "waiting", "held", "_last", "queue_area",
+    __slots__ = ("role", "setup", "instances", "routable", "load", "pick", "waiting", "held", "_last", "queue_area",
                  "in_system_area", "pending", "series_t", "series_waiting", "series_running", "max_seqs",
                  "kv_tokens", "wait_kv_s", "wait_batch_s", "last_block", "route_audit")
 
     def __init__(self, role: str, setup: PoolSetup) -> None:
         self.role = role
         self.setup = setup
-        self.instances: list[Instance] = []
-        self.load = InstanceLoads(self.instances)  # what its router reads
+        self.instances: list[Instance] = []  # every instance the pool ever had (autoscaling adds some)
+        self.routable = self.instances  # those taking new work (a separate list only when autoscaling)
+        self.load = InstanceLoads(self.routable)  # what its router reads
         self.pick = make_router(setup.router, f"{role} pool")
         self.route_audit: RouteAudit | None = None  # with a prefix cache: the router's choice vs the best hit
         if setup.prefix is not None:

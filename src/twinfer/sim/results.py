@@ -108,6 +108,8 @@ SUMMARY_KEYS: dict[str, str] = {
     "pool.<role>.steps": "forward steps run by the pool",
     "pool.<role>.mean_batch_seqs": "mean sequences per step",
     "prefix_*, pool.<role>.prefix_*": "prefix-cache figures, only with a prefix cache (twinfer.sim.prefix_stats)",
+    "autoscale.*": "autoscaled fleets only: cost and SLO attainment against the static fleet at peak "
+    "(twinfer.sim.autoscale_results.AUTOSCALE_KEYS)",
 }
 
 
@@ -153,6 +155,9 @@ class FleetResult:
     pools: list[PoolStats]
     tbt_hist: tuple[np.ndarray, np.ndarray]
     timeline: list[tuple] | None = None
+    #: autoscaled fleets: instance counts per role over time and the paid-instance steps
+    #: (see twinfer.sim.autoscale_results); None for a fleet that keeps its size
+    autoscale: dict[str, Any] | None = None
 
 
 @dataclass

@@ -177,6 +177,10 @@ def build_fleet_sim(
     sim = FleetSim(setups, kv_bytes_per_token=model.kv_bytes_per_token(kv_dtype), num_layers=model.num_layers,
                    link=link, record_timeline=record_timeline, sample_interval_s=sample_interval_s,
                    track_tokens=track_tokens)
+    if fleet.autoscale is not None:
+        from twinfer.sim.rebalancer import Rebalancer
+
+        Rebalancer(sim, fleet.autoscale, scenario.slo.ttft_s, scenario.slo.tpot_s)
     return sim, pricing
 
 
@@ -231,8 +235,26 @@ def simulate_fleet(
     cost_cache: CostCache | None = None,
     record_timeline: bool = False,
 ) -> FleetResult:
-    """Simulate one fleet of ``scenario`` on its workload (built from ``seed`` unless given)."""
+    """Simulate one fleet of ``scenario`` on its workload (built from ``seed`` unless given).
+
+    An autoscaled fleet also runs as the static fleet sized for its peak, for the
+    comparison in its ``autoscale.*`` summary keys (:mod:`twinfer.sim.autoscale_results`).
+    """
     workload = workload if workload is not None else build_scenario_workload(scenario, seed)
+
+    def run(f: FleetConfig) -> tuple[FleetResult, FleetSim, dict[str, PoolPricing]]:
+        return _simulate_once(scenario, f, seed, progress, workload, model, costs, cost_cache, record_timeline)
+
+    if fleet.autoscale is None:
+        return run(fleet)[0]
+    from twinfer.sim.autoscale_results import simulate_autoscaled
+
+    return simulate_autoscaled(fleet, run)
+
+
+def _simulate_once(scenario: Scenario, fleet: FleetConfig, seed: int, progress: Progress | None, workload: Any,
+                   model: ModelSpec | None, costs: dict[str, StepCostModel] | None, cost_cache: CostCache | None,
+                   record_timeline: bool) -> tuple[FleetResult, FleetSim, dict[str, PoolPricing]]:
     n = len(workload.arrival_s)
     horizon = float(workload.arrival_s[-1]) if n else 0.0
     interval = scenario.sample_interval_s or max(horizon / 400.0, 1e-3)
@@ -256,7 +278,7 @@ def simulate_fleet(
                           scenario.slo.attainment)
     result.summary["workload"] = getattr(workload, "name", "workload")
     result.summary["seed"] = seed
-    return result
+    return result, sim, pricing
 
 
 def simulate(scenario: Scenario, seed: int = 0, progress: Progress | None = None, *,

@@ -43,6 +43,20 @@ YAML schema (every key below; optional ones show their default)::
           name: ib-ndr                   # twinfer.hardware.get_link preset
           count: 4                       # links per prefill instance (bandwidths add)
           layerwise: false               # stream KV layer by layer during prefill (Splitwise)
+        autoscale:                       # optional: a planner resizes the fleet during the run
+          policy: dynamo                 # SLO-driven, in the manner of NVIDIA Dynamo's planner
+          interval_s: 60                 # planning period
+          window_s: null                 # signals over the last window_s (null: interval_s)
+          percentile: 90                 # TTFT / ITL percentile compared with the targets
+          ttft_target_s: null            # null: slo.ttft_s
+          itl_target_s: null             # null: slo.tpot_s
+          reconfigure_delay_s: 30        # weights loaded / role switched, after the drain
+          patience_windows: 2            # hot (or cold) windows in a row before acting
+          queue_per_instance_hot: 4      # queued requests per serving instance that make a role hot
+          hot_ratio: 1.0                 # percentile / target above this: hot
+          cold_ratio: 0.5                # below this with an empty queue: cold
+          min_instances: {mixed: 1}      # per pool (default 1)
+          max_instances: {mixed: 8}      # per pool (default 2 x count)
 
 Mode is ``aggregated`` for ``{mixed}`` pools and ``disaggregated`` for
 ``{prefill, decode}``; an explicit ``mode:`` key must agree. Errors name the
@@ -53,7 +67,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +95,7 @@ _CEILINGS: dict[str, float] = {
     "count": MAX_POOL_INSTANCES, "tp": 1024, "pp": 1024, "chips": 100_000, "token_budget": 10_000_000,
     "max_batch_seqs": 1_000_000, "block_tokens": 65_536, "price_per_hour_usd": 1e6, "power_idle_w": 1e8,
     "power_max_w": 1e8, "ttft_s": 1e6, "tpot_s": 1e6, "attainment": 1.0, "sample_interval_s": 1e9,
+    "interval_s": 1e9, "window_s": 1e9, "percentile": 100.0, "reconfigure_delay_s": 1e9, "patience_windows": 1000,
 }
 
 
@@ -235,6 +250,74 @@ class LinkConfig:
                    count=int(_num(d, "count", where, 1, integer=True, minimum=1)), layerwise=lw)
 
 
+AUTOSCALE_POLICIES = ("dynamo",)
+#: Pool settings an instance keeps when the planner moves it between prefill and decode (all but these).
+_ROLE_SETTINGS = ("count", "batching")
+
+
+@dataclass(frozen=True)
+class AutoscaleConfig:
+    """A fleet's planner: every ``interval_s`` it reads the last ``window_s`` and may resize (see :mod:`twinfer.sim.rebalancer`)."""
+
+    policy: str = "dynamo"
+    interval_s: float = 60.0
+    window_s: float | None = None  # None: interval_s
+    percentile: float = 90.0
+    ttft_target_s: float | None = None  # None: the scenario's slo.ttft_s
+    itl_target_s: float | None = None  # None: the scenario's slo.tpot_s
+    reconfigure_delay_s: float = 30.0
+    patience_windows: int = 2
+    queue_per_instance_hot: float = 4.0
+    hot_ratio: float = 1.0
+    cold_ratio: float = 0.5
+    min_instances: Mapping[str, int] = field(default_factory=dict)  # per pool role (absent: 1)
+    max_instances: Mapping[str, int] = field(default_factory=dict)  # per pool role (absent: 2 x count)
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str, pools: Mapping[str, PoolConfig]) -> AutoscaleConfig:
+        """Parse ``autoscale:`` of a fleet whose pools are ``pools``."""
+        d = _keys(d, ("policy", "interval_s", "window_s", "percentile", "ttft_target_s", "itl_target_s",
+                      "reconfigure_delay_s", "patience_windows", "queue_per_instance_hot", "hot_ratio", "cold_ratio",
+                      "min_instances", "max_instances"), where)
+        policy = _str(d, "policy", where, "dynamo") or "dynamo"
+        if policy not in AUTOSCALE_POLICIES:
+            raise ConfigError(f"{where}.policy: unknown policy {policy!r}; choose one of {', '.join(AUTOSCALE_POLICIES)}")
+        bounds = {}
+        for key, default in (("min_instances", lambda c: 1), ("max_instances", lambda c: 2 * c)):
+            given = _keys(d.get(key) or {}, tuple(pools), f"{where}.{key}")
+            bounds[key] = {r: int(_num(given, r, f"{where}.{key}", default(p.count), integer=True, minimum=1))
+                           for r, p in pools.items()}
+        for role, pool in pools.items():
+            lo, hi = bounds["min_instances"][role], bounds["max_instances"][role]
+            if not lo <= pool.count <= hi:
+                raise ConfigError(f"{where}: the {role} pool starts with {pool.count} instances, outside "
+                                  f"min_instances {lo} .. max_instances {hi}; widen the bounds or change its count")
+        if len(pools) > 1:
+            kept = [replace(p, **{k: getattr(pools["prefill"], k) for k in _ROLE_SETTINGS}) for p in pools.values()]
+            if kept[0] != kept[1]:
+                raise ConfigError(f"{where}: the planner moves instances between prefill and decode, so both pools "
+                                  "need the same hardware, parallelism, precision, engine and price (only count and "
+                                  "batching may differ); make them equal or drop autoscale")
+        cfg = cls(
+            policy=policy,
+            interval_s=float(_num(d, "interval_s", where, 60.0)),
+            window_s=_num(d, "window_s", where, None),
+            percentile=float(_num(d, "percentile", where, 90.0)),
+            ttft_target_s=_num(d, "ttft_target_s", where, None),
+            itl_target_s=_num(d, "itl_target_s", where, None),
+            reconfigure_delay_s=float(_num(d, "reconfigure_delay_s", where, 30.0, strict=False)),
+            patience_windows=int(_num(d, "patience_windows", where, 2, integer=True, minimum=1)),
+            queue_per_instance_hot=float(_num(d, "queue_per_instance_hot", where, 4.0)),
+            hot_ratio=float(_num(d, "hot_ratio", where, 1.0)),
+            cold_ratio=float(_num(d, "cold_ratio", where, 0.5, strict=False)),
+            min_instances=bounds["min_instances"],
+            max_instances=bounds["max_instances"],
+        )
+        if cfg.cold_ratio >= cfg.hot_ratio:
+            raise ConfigError(f"{where}.cold_ratio: must be below hot_ratio ({cfg.hot_ratio}), got {cfg.cold_ratio}")
+        return cfg
+
+
 @dataclass(frozen=True)
 class PrefixCacheConfig:
     """A pool's prefix cache (twinfer.sim.prefix_sched): its size and the offload tiers below it."""
@@ -299,6 +382,7 @@ class FleetConfig:
     router: str = "least_outstanding"
     kv_link: LinkConfig | None = None
     prefix_cache: Mapping[str, PrefixCacheConfig] = field(default_factory=dict)  # role -> cache (none: no caching)
+    autoscale: AutoscaleConfig | None = None  # None: the fleet keeps its size
 
     @property
     def mode(self) -> str:
@@ -308,7 +392,7 @@ class FleetConfig:
     @classmethod
     def from_dict(cls, d: Any, where: str) -> FleetConfig:
         """Parse one entry of ``fleets:``."""
-        d = _keys(d, ("name", "mode", "router", "pools", "kv_link", "prefix_cache"), where)
+        d = _keys(d, ("name", "mode", "router", "pools", "kv_link", "prefix_cache", "autoscale"), where)
         name = _str(d, "name", where)
         if not name:
             raise ConfigError(f"{where}.name: every fleet needs a name")
@@ -343,6 +427,8 @@ class FleetConfig:
         mode = d.get("mode")
         if mode is not None and mode != fleet.mode:
             raise ConfigError(f"{where}.mode: says {mode!r} but the pools make it {fleet.mode!r}")
+        if d.get("autoscale") is not None:
+            fleet = replace(fleet, autoscale=AutoscaleConfig.from_dict(d["autoscale"], f"{where}.autoscale", pools))
         return fleet
 
 

@@ -27,8 +27,12 @@ def _us(t_s: float) -> int:
 
 
 def instance_names(res: FleetResult) -> dict[int, str]:
-    """Fleet-wide instance index -> track name; instances are numbered pool by pool, in pool order."""
+    """Fleet-wide instance index -> track name; instances are numbered pool by pool, in pool order
+    (an autoscaled fleet's added instances follow, in the order they joined)."""
     names: dict[int, str] = {}
+    if res.autoscale is not None and "instances" in res.autoscale:
+        hardware = {p.role: p.hardware for p in res.pools}
+        return {i: f"{role} {j} ({hardware[role]})" for i, (role, j) in enumerate(res.autoscale["instances"])}
     for pool in res.pools:
         for j in range(pool.instances):
             names[len(names)] = f"{pool.role} {j} ({pool.hardware})"
