@@ -77,6 +77,10 @@ def default_efficiency(gpu_name: str) -> GpuEfficiency:
     return GpuEfficiency().replace(**entry["params"])
 
 
+#: Largest p-norm exponent a calibration may hold: at p = 100 the combine is max(compute, memory) to 0.7%.
+GEMM_COMBINE_P_MAX = 100.0
+
+
 def _check_param(key: str, value: Any, path: Path) -> None:
     """A calibration value must be finite and in range: efficiencies in (0, 1], tiles whole and positive,
     overheads and lengths >= 0 (under 1 s for times), the p-norm exponent in [1, 100]."""
@@ -89,7 +93,7 @@ def _check_param(key: str, value: Any, path: Path) -> None:
     elif key.endswith("_s"):
         ok, want = 0 <= value < 1, "in [0, 1) seconds"
     elif key == "gemm_combine_p":
-        ok, want = 1 <= value <= 100, "in [1, 100]"
+        ok, want = 1 <= value <= GEMM_COMBINE_P_MAX, f"in [1, {GEMM_COMBINE_P_MAX:g}]"
     else:
         ok, want = 0 <= value <= 1e9, "in [0, 1e9]"
     if not ok:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twinfer.gpu.efficiency import GpuEfficiency
+from twinfer.gpu.efficiency import GEMM_COMBINE_P_MAX, GpuEfficiency
 from twinfer.gpu.kernels import KernelModel
 from twinfer.hardware.specs import GpuSpec, LinkSpec
 
@@ -104,7 +104,7 @@ def fit_gemm(samples: Sequence[GemmSample], gpu: GpuSpec, base: GpuEfficiency) -
         def make(x: np.ndarray, tm: int = tm, tn: int = tn) -> GpuEfficiency:
             return base.replace(
                 gemm_peak_eff=min(1.0, math.exp(x[0])), gemm_mem_eff=min(1.0, math.exp(x[1])),
-                kernel_overhead_s=math.exp(x[2]), gemm_combine_p=1.0 + math.exp(x[3]),
+                kernel_overhead_s=math.exp(x[2]), gemm_combine_p=min(GEMM_COMBINE_P_MAX, 1.0 + math.exp(x[3])),
                 gemm_tile_m=tm, gemm_tile_n=tn,
             )
 
