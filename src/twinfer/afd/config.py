@@ -54,9 +54,8 @@ class AfdConfig:
     def label(self, ffn_devices: int | None = None) -> str:
         """Short text such as ``attention 8x vr200 tp1 + ffn 1,408x groq3-lp30 over lpx-gpu, 2 micro-batches``."""
         a, f = self.attention, self.ffn
-        if f.chips is not None or ffn_devices is not None:
-            ffn = f"{ffn_devices if ffn_devices is not None else f.chips:,}x {f.hardware}"
-        else:
-            ffn = f"ep{f.ep} x tp{f.tp} {f.hardware}"
+        n = ffn_devices if ffn_devices is not None else (f.chips if f.chips is not None else f.ep * f.tp)
+        split = f" ep{f.ep} tp{f.tp}" if f.ep > 1 or f.tp > 1 else ""
         link = self.link or "default link"
-        return f"attention {a.replicas}x {a.hardware} tp{a.tp} + ffn {ffn} over {link}, {self.micro_batches} micro-batches"
+        return (f"attention {a.replicas}x {a.hardware} tp{a.tp} + ffn {n:,}x {f.hardware}{split} over {link}, "
+                f"{self.micro_batches} micro-batches")

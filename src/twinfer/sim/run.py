@@ -80,7 +80,7 @@ class StepCostCache(MutableMapping[Hashable, StepCostModel]):
 def pool_cost_key(model: ModelSpec, pool: PoolConfig) -> tuple[Hashable, ...]:
     """What determines the step-cost model of one instance of ``pool``: the whole model and every backend setting."""
     return (model, pool.hardware, pool.tp, pool.pp, pool.chips, pool.precision, pool.batching.max_batch_seqs,
-            pool.engine, pool.ep, pool.expert_imbalance)
+            pool.engine, pool.ep, pool.expert_imbalance, pool.afd)
 
 
 def make_pool_cost(model: ModelSpec, pool: PoolConfig, cache: CostCache | None = None) -> StepCostModel:
@@ -89,7 +89,12 @@ def make_pool_cost(model: ModelSpec, pool: PoolConfig, cache: CostCache | None =
 
     key = pool_cost_key(model, pool)
     cost = cache.get(key) if cache is not None else None
-    if cost is None:
+    if cost is None and pool.afd is not None:
+        from twinfer.afd.step_cost import AfdStepCost
+
+        cost = AfdStepCost(model, pool.afd, precision=pool.precision, expert_imbalance=pool.expert_imbalance,
+                           max_batch_seqs=pool.batching.max_batch_seqs)
+    elif cost is None:
         cost = make_step_cost(model, pool.hardware, tp=pool.tp, pp=pool.pp, chips=pool.chips,
                               precision=pool.precision, max_batch_seqs=pool.batching.max_batch_seqs,
                               engine=pool.engine, ep=pool.ep, expert_imbalance=pool.expert_imbalance)
@@ -191,6 +196,14 @@ def simulate_fleet(
                           scenario.slo.attainment)
     result.summary["workload"] = getattr(workload, "name", "workload")
     result.summary["seed"] = seed
+    if fleet.mode_label != fleet.mode:  # name the AFD split and its groups (twinfer.afd)
+        result.summary["mode"] = fleet.mode_label
+        for role, pool in fleet.pools.items():
+            if pool.afd is not None:
+                cost = costs[role] if costs and role in costs else make_pool_cost(
+                    model or load_scenario_model(scenario), pool, cost_cache)
+                describe = getattr(cost, "describe", None)
+                result.summary[f"pool.{role}.afd"] = describe() if describe else pool.afd.label()
     return result
 
 
