@@ -90,3 +90,14 @@ def test_cli_refuses_a_bad_afd_pool_with_one_line(tmp_path, capsys):
     assert main(["simulate", str(f), "--no-bands"]) == 2
     err = capsys.readouterr().err
     assert "ffn.chips >=" in err and "Traceback" not in err
+
+
+def test_the_factory_example_names_its_modes():
+    from pathlib import Path
+
+    from twinfer.sim import load_scenario
+
+    scen = load_scenario(Path(__file__).resolve().parents[2] / "examples" / "factory_2026.yaml")
+    assert [f.mode_label for f in scen.fleets] == ["aggregated", "disaggregated", "disaggregated", "AFD"]
+    afd = scen.fleets[3].pools["decode"].afd
+    assert afd.attention.hardware == "vr200" and afd.ffn.hardware == "groq3-lp30" and afd.link == "lpx-gpu"

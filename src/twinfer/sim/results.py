@@ -97,6 +97,7 @@ SUMMARY_KEYS: dict[str, str] = {
     "kv_link_utilisation": "mean over KV links of busy-bandwidth fraction",
     "preemptions": "KV-recompute preemptions",
     "pool.<role>.hardware, pool.<role>.instances": "device preset and instance count of the pool",
+    "pool.<role>.ep": "pools with wide expert parallelism only: attention replicas the experts are split over",
     "pool.<role>.afd": "AFD pools only: the attention and FFN groups, the link between them and the micro-batches",
     "pool.<role>.utilisation": "mean busy fraction of the pool's instances",
     "pool.<role>.kv_blocked_frac": "per instance, fraction of time a queued request was held back by a full KV cache "

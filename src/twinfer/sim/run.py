@@ -196,6 +196,9 @@ def simulate_fleet(
                           scenario.slo.attainment)
     result.summary["workload"] = getattr(workload, "name", "workload")
     result.summary["seed"] = seed
+    for role, pool in fleet.pools.items():  # name wide expert parallelism where a pool uses it
+        if pool.ep > 1:
+            result.summary[f"pool.{role}.ep"] = pool.ep
     if fleet.mode_label != fleet.mode:  # name the AFD split and its groups (twinfer.afd)
         result.summary["mode"] = fleet.mode_label
         for role, pool in fleet.pools.items():
