@@ -35,7 +35,7 @@ from twinfer.gpu.step_cost import DEFAULT_MEMORY_UTILIZATION
 from twinfer.hardware.loader import HardwareSet
 from twinfer.hardware.registry import get_link
 from twinfer.hardware.specs import GpuSpec, LpuSpec
-from twinfer.lpu.chip import make_chip
+from twinfer.lpu.chip import Chip, make_chip
 from twinfer.lpu.experts import expected_active_experts, routed_rows
 from twinfer.models.ops import Precision, lower_step
 from twinfer.models.spec import ModelSpec
@@ -82,13 +82,15 @@ class LpuFfnGroup:
 
     ``chips`` None takes the fewest that hold the weights; too few raises a
     :class:`CapacityError` that says how many are needed. ``max_tokens`` sizes
-    the activation workspace (the largest micro-batch).
+    the activation workspace (the largest micro-batch). ``chip`` replaces the
+    preset's chip model (other micro-architecture parameters, for bands).
     """
 
     def __init__(self, model: ModelSpec, lpu: LpuSpec, *, chips: int | None, precision: Precision, max_tokens: int,
-                 expert_imbalance: float = 1.0, extra_hardware: HardwareSet | None = None) -> None:
+                 expert_imbalance: float = 1.0, extra_hardware: HardwareSet | None = None,
+                 chip: Chip | None = None) -> None:
         self.model, self.precision, self.expert_imbalance = model, precision, expert_imbalance
-        self.chip = make_chip(lpu, extra=extra_hardware)
+        self.chip = chip or make_chip(lpu, extra=extra_hardware)
         layers = crossing_layers(model)
         width = model.moe.expert_intermediate_size if model.moe is not None else model.intermediate_size
         ab = dtype_bytes(precision.activations)
@@ -140,8 +142,8 @@ class LpuFfnGroup:
 
 def make_ffn_group(model: ModelSpec, spec: GpuSpec | LpuSpec, *, chips: int | None, ep: int, tp: int,
                    precision: Precision, max_tokens: int, expert_imbalance: float = 1.0,
-                   extra_hardware: HardwareSet | None = None) -> GpuFfnGroup | LpuFfnGroup:
-    """The FFN group on ``spec``: GPUs use ``ep`` x ``tp``, LPUs ``chips``."""
+                   extra_hardware: HardwareSet | None = None, lpu_chip: Chip | None = None) -> GpuFfnGroup | LpuFfnGroup:
+    """The FFN group on ``spec``: GPUs use ``ep`` x ``tp``, LPUs ``chips`` (of ``lpu_chip``'s model when given)."""
     if isinstance(spec, GpuSpec):
         if chips is not None:
             raise ConfigError(f"ffn.chips applies to LPUs; {spec.name} is a GPU: set ffn.ep and ffn.tp")
@@ -151,4 +153,4 @@ def make_ffn_group(model: ModelSpec, spec: GpuSpec | LpuSpec, *, chips: int | No
         raise ConfigError(f"{spec.name} is an LPU: its FFN group is set by ffn.chips, not ep/tp "
                           "(the experts spread over the chips each layer owns)")
     return LpuFfnGroup(model, spec, chips=chips, precision=precision, max_tokens=max_tokens,
-                       expert_imbalance=expert_imbalance, extra_hardware=extra_hardware)
+                       expert_imbalance=expert_imbalance, extra_hardware=extra_hardware, chip=lpu_chip)

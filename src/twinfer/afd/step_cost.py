@@ -36,6 +36,7 @@ from twinfer.gpu.step_cost import DEFAULT_MAX_BATCH_SEQS
 from twinfer.hardware.loader import HardwareSet
 from twinfer.hardware.registry import get_hardware, get_link
 from twinfer.hardware.specs import GpuSpec
+from twinfer.lpu.chip import Chip
 from twinfer.models.ops import Precision
 from twinfer.models.spec import ModelSpec
 from twinfer.models.step import StepShape
@@ -66,7 +67,7 @@ class AfdStepCost:
 
     def __init__(self, model: ModelSpec, config: AfdConfig, *, precision: Precision | None = None,
                  expert_imbalance: float = 1.0, max_batch_seqs: int | None = None,
-                 extra_hardware: HardwareSet | None = None) -> None:
+                 extra_hardware: HardwareSet | None = None, lpu_chip: Chip | None = None) -> None:
         a = config.attention
         gpu = get_hardware(a.hardware, extra_hardware)
         if not isinstance(gpu, GpuSpec):
@@ -84,7 +85,8 @@ class AfdStepCost:
         ffn_spec = get_hardware(f.hardware, extra_hardware)
         biggest = -(-self.max_batch_seqs // config.micro_batches)
         self.ffn = make_ffn_group(model, ffn_spec, chips=f.chips, ep=f.ep, tp=f.tp, precision=self.precision,
-                                  max_tokens=biggest, expert_imbalance=expert_imbalance, extra_hardware=extra_hardware)
+                                  max_tokens=biggest, expert_imbalance=expert_imbalance, extra_hardware=extra_hardware,
+                                  lpu_chip=lpu_chip)
         link_name = config.link or (gpu.scale_up_link if isinstance(self.ffn, GpuFfnGroup) else DEFAULT_LPU_LINK)
         self.link = get_link(link_name, extra_hardware)
         self.link_name = link_name
@@ -95,6 +97,7 @@ class AfdStepCost:
         self.dispatch_elem_bytes = 1.0 if dtype_bytes(self.precision.weights) <= 1 else act
         self.combine_elem_bytes = act
         self._ffn_spec = ffn_spec
+        self.extra_hardware = extra_hardware
         self._cache: dict[StepShape, float] = {}
 
     # ---- the parts of a step ------------------------------------------------------------
