@@ -80,6 +80,8 @@ def pool_lines(summaries: list[dict[str, Any]]) -> list[str]:
                 f"{role}: {s[f'{k}.instances']}x {s[f'{k}.hardware']} busy {s[f'{k}.utilisation'] * 100:.0f}%, "
                 f"KV {s[f'{k}.kv_capacity_tokens']:,} tok/inst (KV-bound {s[f'{k}.kv_blocked_frac'] * 100:.0f}%, "
                 f"batch-cap-bound {s[f'{k}.batch_full_frac'] * 100:.0f}%), {s[f'{k}.mean_batch_seqs']:.1f} seqs/step")
+            if f"{k}.afd" in s:  # an attention/FFN-disaggregated pool: name its groups
+                parts[-1] += f" (AFD: {s[f'{k}.afd']})"
         extra = f"; KV moved {s['kv_bytes_transferred'] / 1e9:,.1f} GB, link busy {s['kv_link_utilisation'] * 100:.0f}%" \
             if s.get("kv_bytes_transferred") else ""
         extra += prefix_text(s)

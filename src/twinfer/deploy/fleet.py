@@ -80,6 +80,7 @@ def _from_plan(doc: dict[str, Any], file: Path, fleet: str | None) -> DeployFlee
     cand = cands[fleet]
     pools = []
     for p in cand.get("pools") or []:
+        _refuse_afd(p, file, str(fleet))
         batching = p.get("batching") or {}
         pools.append(DeployPool(
             role=str(p["role"]), hardware=str(p["hardware"]),
@@ -108,6 +109,7 @@ def _from_summary(doc: dict[str, Any], file: Path, fleet: str | None) -> DeployF
     f = fleets[fleet]
     pools = []
     for role, p in (f.get("pools") or {}).items():
+        _refuse_afd(p, file, str(fleet))
         prec = p.get("precision") or {}
         batching = p.get("batching") or {}
         pools.append(DeployPool(
@@ -121,6 +123,14 @@ def _from_summary(doc: dict[str, Any], file: Path, fleet: str | None) -> DeployF
     link = f.get("kv_link")
     return DeployFleet(str(fleet), str((inputs.get("model") or {}).get("name")), mode, tuple(pools), str(file),
                        link.get("name") if isinstance(link, dict) else None)
+
+
+def _refuse_afd(pool: dict[str, Any], file: Path, fleet: str) -> None:
+    """An attention/FFN-disaggregated pool has no launch recipe here: say so rather than deploy a wrong fleet."""
+    if pool.get("afd"):
+        raise ConfigError(f"{file}: fleet {fleet!r} has an attention/FFN-disaggregated (AFD) decode pool, which "
+                          "twinfer cannot deploy (no vLLM, SGLang or Dynamo recipe for it); deploy an aggregated or "
+                          "prefill/decode fleet")
 
 
 def _seq_cap(value: Any, engine: Any) -> int:

@@ -33,6 +33,7 @@ from typing import Any
 
 from twinfer.errors import CapacityError, ConfigError
 from twinfer.gpu.all_to_all import all_to_all_time_s, dispatch_bytes_per_rank
+from twinfer.gpu.kernels import KernelModel
 from twinfer.gpu.step_cost import DEFAULT_MAX_BATCH_SEQS, GpuStepCost, MemoryPlan, OpTime
 from twinfer.hardware.specs import GpuSpec
 from twinfer.models.ops import Op, Precision, expected_experts_touched
@@ -89,6 +90,31 @@ def _expert_gemm(name: str, rows: int, k: int, n: int, groups: int, layers: int,
     wb, ab = dtype_bytes(prec.weights), dtype_bytes(prec.activations)
     return Op(name, "gemm", layers, flops=2.0 * rows * k * n * groups, bytes_read=groups * (k * n * wb + rows * k * ab),
               bytes_written=groups * rows * n * ab, dtype=prec.compute, m=rows, n=n, k=k, groups=groups)
+
+
+def hottest_rank_expert_ops(model: ModelSpec, kernels: KernelModel, prec: Precision, *, tp: int, ep: int,
+                            expert_imbalance: float, tokens: int, layers: int) -> list[OpTime]:
+    """The routed-expert GEMMs and activation of the hottest of ``ep`` ranks (``tp`` GPUs each) for ``tokens`` tokens.
+
+    The rank holds ``ceil(E / ep)`` experts, receives ``expert_imbalance`` times
+    its mean share of the (token, expert) pairs, and reads the weights of the
+    experts those pairs touch (uniform routing, :func:`expected_experts_touched`).
+    """
+    moe, h = model.moe, model.hidden_size
+    assert moe is not None
+    width = math.ceil(moe.expert_intermediate_size / tp)
+    local = math.ceil(moe.num_experts / ep)
+    pairs = math.ceil(expert_imbalance * tokens * moe.experts_per_token / ep)
+    touched = expected_experts_touched(tokens, moe.num_experts, moe.experts_per_token) * local / moe.num_experts
+    groups = max(1, min(local, round(touched)))
+    rows = max(1, math.ceil(pairs / groups))
+    ops = [_expert_gemm("moe_up_proj", rows, h, 2 * width, groups, layers, prec),
+           _expert_gemm("moe_down_proj", rows, width, h, groups, layers, prec)]
+    out = [OpTime(op.name, op.kind, op.repeat, kernels.op_time_s(op), op.flops, op.bytes_read + op.bytes_written)
+           for op in ops]
+    act_bytes = 3.0 * pairs * width * dtype_bytes(prec.activations)  # reads gate and up, writes one
+    out.insert(1, OpTime("moe_act", "elementwise", layers, kernels.memory_time_s(act_bytes), 5.0 * pairs * width, act_bytes))
+    return out
 
 
 class ExpertParallelStepCost(GpuStepCost):
@@ -156,18 +182,8 @@ class ExpertParallelStepCost(GpuStepCost):
         m, moe, prec = self.model, self.model.moe, self.precision
         assert moe is not None
         layers, ep, h = m.num_moe_layers, self.ep, m.hidden_size
-        width = math.ceil(moe.expert_intermediate_size / self.tp)
-        local = math.ceil(moe.num_experts / ep)
-        pairs = math.ceil(self.expert_imbalance * instance_tokens * moe.experts_per_token / ep)
-        touched = expected_experts_touched(instance_tokens, moe.num_experts, moe.experts_per_token) * local / moe.num_experts
-        groups = max(1, min(local, round(touched)))
-        rows = max(1, math.ceil(pairs / groups))
-        ops = [_expert_gemm("moe_up_proj", rows, h, 2 * width, groups, layers, prec),
-               _expert_gemm("moe_down_proj", rows, width, h, groups, layers, prec)]
-        out = [OpTime(op.name, op.kind, op.repeat, self.kernels.op_time_s(op), op.flops, op.bytes_read + op.bytes_written)
-               for op in ops]
-        act_bytes = 3.0 * pairs * width * dtype_bytes(prec.activations)  # reads gate and up, writes one
-        out.insert(1, OpTime("moe_act", "elementwise", layers, self.kernels.memory_time_s(act_bytes), 5.0 * pairs * width, act_bytes))
+        out = hottest_rank_expert_ops(m, self.kernels, prec, tp=self.tp, ep=ep, expert_imbalance=self.expert_imbalance,
+                                      tokens=instance_tokens, layers=layers)
         # The hottest rank receives expert_imbalance x the mean dispatch and sends as much back in the combine.
         for name, nbytes in (("ep_dispatch", self._dispatch_bytes), ("ep_combine", dtype_bytes(prec.activations))):
             moved = self.expert_imbalance * dispatch_bytes_per_rank(replica_tokens, moe.experts_per_token, h, nbytes, ep)

@@ -133,7 +133,8 @@ def evaluate(spec: PlanSpec, report: PruneReport, rows: list[dict[str, Any]]) ->
         entry: dict[str, Any] = {
             "key": cand.key, "mode": cand.mode,
             "pools": [{"role": p.role, "hardware": p.hardware, "count": p.count, "tp": p.tp, "chips": p.chips,
-                       "max_batch_seqs": p.max_batch_seqs, "batching": dict(p.batching)} for p in cand.pools],
+                       "max_batch_seqs": p.max_batch_seqs, "batching": dict(p.batching),
+                       **({"afd": p.afd.label()} if p.afd is not None else {})} for p in cand.pools],
             "devices": cost.devices if cost else None,
             "price_per_hour_usd": cost.price_per_hour_usd if cost else None,
             "power_max_w": cost.power_max_w if cost else None,

@@ -25,6 +25,7 @@ from twinfer.plan.space import (
     DEVICES_PER_RACK,
     Candidate,
     PlanSpec,
+    PoolChoice,
     enumerate_candidates,
     instance_shapes,
 )
@@ -86,19 +87,28 @@ def workload_stats(spec: PlanSpec, rate_per_s: float) -> WorkloadStats:
     return WorkloadStats.from_arrays(np.asarray(w.arrival_s), np.asarray(w.prompt_tokens), np.asarray(w.output_tokens))
 
 
+def pool_key(pool: PoolChoice) -> tuple:
+    """What sets one instance's step-cost model: hardware, parallelism, batch cap, AFD groups."""
+    return (pool.hardware, pool.tp, pool.chips, pool.max_batch_seqs, pool.afd)
+
+
 def fleet_cost(candidate: Candidate, resources: dict[tuple, Any], kinds: dict[str, str],
                devices_per_rack: int | None) -> FleetCost:
     """Devices, price, power and racks of a fleet from its instances' resources."""
+    from twinfer.plan.afd import afd_devices_by_kind
+
     devices = price = pmax = pidle = 0.0
     by_kind: dict[str, int] = {}
     for pool in candidate.pools:
-        res = resources[(pool.hardware, pool.tp, pool.chips, pool.max_batch_seqs)]
+        res = resources[pool_key(pool)]
         devices += res.num_devices * pool.count
         price += res.price_per_hour_usd * pool.count
         pmax += res.power_max_w * pool.count
         pidle += res.power_idle_w * pool.count
-        kind = kinds[pool.hardware]
-        by_kind[kind] = by_kind.get(kind, 0) + res.num_devices * pool.count
+        split = (afd_devices_by_kind(pool.afd, res.num_devices) if pool.afd is not None
+                 else {kinds[pool.hardware]: res.num_devices})
+        for kind, n in split.items():
+            by_kind[kind] = by_kind.get(kind, 0) + n * pool.count
     racks = sum(math.ceil(n / (devices_per_rack or DEVICES_PER_RACK[k])) for k, n in by_kind.items())
     return FleetCost(devices=int(devices), price_per_hour_usd=price, power_max_w=pmax, power_idle_w=pidle, racks=racks)
 
@@ -141,23 +151,32 @@ def prune(spec: PlanSpec, stats_by_rate: dict[float, WorkloadStats] | None = Non
     model = load_model(spec.model)
     extra = spec.extra_hardware()
     kinds = {hw: get_hardware(hw, extra).kind for hw in spec.hardware}
+    kinds.update({a.ffn.hardware: get_hardware(a.ffn.hardware, extra).kind for a in spec.afd_decode})
     stats_by_rate = stats_by_rate or {r: workload_stats(spec, r) for r in spec.rates_per_s}
     shapes = instance_shapes(spec, kinds)
     costs_models: dict[tuple, Any] = {}
     memory: dict[tuple, str] = {}
-    for shape in shapes:
-        hw, tp, chips, cap = shape
+    for hw, tp, chips, cap in shapes:
         try:
-            costs_models[shape] = _MemoCost(make_step_cost(model, hw, tp=tp, chips=chips, max_batch_seqs=cap,
-                                                              extra_hardware=extra))
+            costs_models[(hw, tp, chips, cap, None)] = _MemoCost(make_step_cost(model, hw, tp=tp, chips=chips,
+                                                                                 max_batch_seqs=cap,
+                                                                                 extra_hardware=extra))
         except (CapacityError, ConfigError) as exc:
-            memory[shape] = f"memory: {exc}"
+            memory[(hw, tp, chips, cap, None)] = f"memory: {exc}"
+    for afd in spec.afd_decode:  # AFD decode pools (twinfer.plan.afd)
+        from twinfer.afd.step_cost import AfdStepCost
+
+        key = (afd.attention.hardware, 1, None, None, afd)
+        try:
+            costs_models[key] = _MemoCost(AfdStepCost(model, afd, extra_hardware=extra))
+        except (CapacityError, ConfigError) as exc:
+            memory[key] = f"memory: {exc}"
     resources = {s: c.resources() for s, c in costs_models.items()}
     inst: dict[tuple, tuple[PoolBound | None, str | None]] = {}
     candidates = enumerate_candidates(spec, shapes, kinds)
     report = PruneReport(candidates=candidates, costs={}, survivors=[])
     for cand in candidates:
-        keys = [(p.hardware, p.tp, p.chips, p.max_batch_seqs) for p in cand.pools]
+        keys = [pool_key(p) for p in cand.pools]
         bad = next((memory[k] for k in keys if k in memory), None)
         if bad is None:
             report.costs[cand.key] = cost = fleet_cost(cand, resources, kinds, spec.devices_per_rack)
@@ -192,7 +211,11 @@ def fleet_section(spec: PlanSpec, cand: Candidate) -> dict[str, Any]:
     pools: dict[str, Any] = {}
     for p in cand.pools:
         pool: dict[str, Any] = {"hardware": p.hardware, "count": p.count}
-        if p.kind == "lpu":
+        if p.afd is not None:
+            from twinfer.plan.afd import afd_pool_section
+
+            pool = afd_pool_section(p.afd, p.count)
+        elif p.kind == "lpu":
             if p.chips is not None:
                 pool["chips"] = p.chips
         elif p.tp != 1:

@@ -81,7 +81,7 @@ class _GroupSearch:
 def _group_key(cand: Candidate) -> tuple:
     last = cand.pools[-1]
     return (cand.mode, cand.pools[:-1], last.role, last.hardware, last.tp, last.chips, last.max_batch_seqs,
-            last.batching)
+            last.batching, last.afd)
 
 
 def search(survivors: list[Pair], simulate: Simulate, strategy: str = "staircase") -> int:

@@ -21,6 +21,7 @@ A plan YAML file (see ``examples/plans/``)::
       link: ib-ndr                # prefill -> decode KV link, or {name: ib-ndr, count: 8, layerwise: true}
       batching: {policy: chunked, token_budget: 2048}   # or a list of variants to search over
       strategy: staircase         # or exhaustive (see twinfer.plan.search)
+      afd_decode: []              # AFD decode pools to pair with every prefill type (twinfer.plan.afd)
     seed: 0
 
 Devices per rack, for the ``racks`` limit, default to 32 GPUs (4 DGX-class
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from twinfer.afd.config import AfdConfig
 from twinfer.errors import ConfigError, yaml_number_hint
 from twinfer.workload.config import MAX_RATE_PER_S
 
@@ -68,9 +70,14 @@ class PoolChoice:
     kind: str = "gpu"  # gpu | lpu
     batching: tuple[tuple[str, Any], ...] = ()  # scenario batching settings (sorted items), cap aside
     batching_tag: str = ""  # shown in labels when the plan searches several batching variants
+    afd: AfdConfig | None = None  # an attention/FFN-disaggregated decode pool (hardware: its attention GPU)
 
     def label(self) -> str:
         """Short text such as ``3x h100 tp4``, ``1x groq-tsp-v1 c576`` (``c*``: smallest chip count that fits)."""
+        if self.afd is not None:
+            a, f = self.afd.attention, self.afd.ffn
+            ffn = f"c{f.chips}" if f.chips else (f"ep{f.ep}" if self.kind != "lpu" and f.ep > 1 else "c*")
+            return f"{self.count}x AFD({a.replicas}x {a.hardware} tp{a.tp} + {f.hardware} {ffn} m{self.afd.micro_batches})"
         par = (f"c{self.chips}" if self.chips else "c*") if self.kind == "lpu" else f"tp{self.tp}"
         cap = f" b{self.max_batch_seqs}" if self.max_batch_seqs else ""
         tag = f" {self.batching_tag}" if self.batching_tag else ""
@@ -129,6 +136,7 @@ class PlanSpec:
         from twinfer.hardware import load_hardware_file
 
         return load_hardware_file(self.hardware_file)
+    afd_decode: tuple[AfdConfig, ...] = ()  # AFD decode pools paired with every prefill type
 
     @property
     def attainment(self) -> float:
@@ -248,6 +256,9 @@ def parse_plan(raw: Any, *, where: str = "plan", base_dir: Path | None = None) -
     if not tps or None in tps:
         raise ConfigError(f"{where}.search.tp: give a list of tensor-parallel sizes such as [1, 2, 4, 8], got {tps!r}")
     batchings = _batchings(search.get("batching"), f"{where}.search.batching")
+    from twinfer.plan.afd import parse_afd_templates
+
+    afd_decode = parse_afd_templates(search.get("afd_decode"), f"{where}.search.afd_decode")
     per_pool = len(hardware) * max(len(tps), len(chips)) * len(caps) * len(batchings) * max_n
     if per_pool + per_pool**2 > MAX_CANDIDATES:
         raise ConfigError(f"{where}.search: ~{per_pool + per_pool**2:.3g} candidate fleets, above the limit of "
@@ -279,6 +290,7 @@ def parse_plan(raw: Any, *, where: str = "plan", base_dir: Path | None = None) -
         seed=int(seed),
         base_dir=str(base_dir) if base_dir is not None else None,
         hardware_file=_hardware_file(raw, where, base_dir),
+        afd_decode=afd_decode,
     )
 
 
@@ -340,4 +352,9 @@ def enumerate_candidates(
         for p, d in itertools.product(types, types):
             for n_p, n_d in itertools.product(counts, counts):
                 out.append(Candidate("disaggregated", (pool("prefill", p, n_p), pool("decode", d, n_d))))
+        for p, afd in itertools.product(types, spec.afd_decode):
+            for n_p, n_d in itertools.product(counts, counts):
+                dec = PoolChoice(role="decode", hardware=afd.attention.hardware, count=n_d, kind=kinds.get(
+                    afd.ffn.hardware, "gpu"), batching=p[4], afd=afd)
+                out.append(Candidate("disaggregated", (pool("prefill", p, n_p), dec)))
     return out

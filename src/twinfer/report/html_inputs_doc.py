@@ -73,6 +73,12 @@ def inputs_document(scenario: Any, model: Any, workload: Any, cost_cache: dict |
             hardware.setdefault(spec.name, _plain(spec))
             entry = {k: _plain(v) for k, v in asdict(pool).items()}
             entry.update(hardware=spec.name, kind=spec.kind)
+            if pool.afd is not None:  # an AFD pool: its FFN group's chips and the link between the groups too
+                ffn = get_hardware(pool.afd.ffn.hardware)
+                hardware.setdefault(ffn.name, _plain(ffn))
+                afd_cost = make_pool_cost(model, pool, cost_cache)
+                afd_link = get_link(getattr(afd_cost, "link_name", None) or pool.afd.link or "lpx-gpu")
+                links.setdefault(afd_link.name, _plain(afd_link))
             if spec.kind == "lpu":
                 plan = getattr(make_pool_cost(model, pool, cost_cache, extra), "plan", None)
                 if plan is not None:

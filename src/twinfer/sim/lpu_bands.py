@@ -2,7 +2,8 @@
 
 An LPU's uncertain parameters are pinned down only to a family of sets that
 fit the published measurements equally well (:mod:`twinfer.lpu.calibrate`).
-For every fleet that contains an LPU pool, the two sets of that family giving
+For every fleet that contains an LPU pool (or an AFD pool whose FFN group
+is LPU chips, :mod:`twinfer.afd.bands`), the two sets of that family giving
 the fastest and the slowest decode step are found with the closed-form step
 model (a handful of formula evaluations), and the fleet is simulated again at
 each. Rerunning rather than scaling analytically is deliberate: goodput and
@@ -63,6 +64,13 @@ def _lpu_costs(model: ModelSpec, fleet: FleetConfig, cache: dict, pick: int,
             base = LpuStepCost(model, base.chip.spec, chips=base.plan.num_chips, precision=base.precision,
                                max_batch_seqs=base.resources().max_batch_seqs, chip=chip)
             found = True
+        elif pool.afd is not None:  # an AFD pool with LPU experts: its FFN group at the band's sets
+            from twinfer.afd.bands import afd_band_costs
+            from twinfer.afd.step_cost import AfdStepCost
+
+            variants = afd_band_costs(base) if isinstance(base, AfdStepCost) else None
+            if variants is not None:
+                base, found = variants[pick], True
         costs[role] = base
     return costs if found else None
 

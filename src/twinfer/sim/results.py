@@ -65,7 +65,7 @@ REQUEST_COLUMNS: dict[str, str] = {
 #: Keys of :attr:`FleetResult.summary` (a flat JSON-serialisable dict).
 SUMMARY_KEYS: dict[str, str] = {
     "fleet": "fleet name",
-    "mode": "aggregated or disaggregated",
+    "mode": "aggregated, disaggregated, or AFD (disaggregated with an attention/FFN-split decode pool)",
     "requests": "requests in the workload",
     "completed": "requests completed",
     "rejected": "requests rejected (never fit one instance's KV cache)",
@@ -97,6 +97,8 @@ SUMMARY_KEYS: dict[str, str] = {
     "kv_link_utilisation": "mean over KV links of busy-bandwidth fraction",
     "preemptions": "KV-recompute preemptions",
     "pool.<role>.hardware, pool.<role>.instances": "device preset and instance count of the pool",
+    "pool.<role>.ep": "pools with wide expert parallelism only: attention replicas the experts are split over",
+    "pool.<role>.afd": "AFD pools only: the attention and FFN groups, the link between them and the micro-batches",
     "pool.<role>.utilisation": "mean busy fraction of the pool's instances",
     "pool.<role>.kv_blocked_frac": "per instance, fraction of time a queued request was held back by a full KV cache "
     "(measured over the steps run while it waited, plus decode-pool time with hand-offs pending for KV room)",

@@ -93,7 +93,8 @@ def pool_cost_key(model: ModelSpec, pool: PoolConfig, extra_hardware: HardwareSe
 
         hardware = repr(get_hardware(pool.hardware, extra_hardware))
     return (model, hardware, pool.tp, pool.pp, pool.chips, pool.precision, pool.batching.max_batch_seqs,
-            pool.engine, pool.ep, pool.expert_imbalance)
+            pool.engine, pool.ep, pool.expert_imbalance, pool.afd)
+
 
 
 def make_pool_cost(model: ModelSpec, pool: PoolConfig, cache: CostCache | None = None,
@@ -106,13 +107,20 @@ def make_pool_cost(model: ModelSpec, pool: PoolConfig, cache: CostCache | None =
 
     key = pool_cost_key(model, pool, extra_hardware)
     cost = cache.get(key) if cache is not None else None
-    if cost is None:
+    if cost is None and pool.afd is not None:
+        from twinfer.afd.step_cost import AfdStepCost
+
+        cost = AfdStepCost(model, pool.afd, precision=pool.precision, expert_imbalance=pool.expert_imbalance,
+                           max_batch_seqs=pool.batching.max_batch_seqs, extra_hardware=extra_hardware)
+    elif cost is None:
         cost = make_step_cost(model, pool.hardware, tp=pool.tp, pp=pool.pp, chips=pool.chips,
                               precision=pool.precision, max_batch_seqs=pool.batching.max_batch_seqs,
                               engine=pool.engine, ep=pool.ep, expert_imbalance=pool.expert_imbalance,
                               extra_hardware=extra_hardware)
-        if cache is not None:
-            cache[key] = cost
+    else:
+        return cost
+    if cache is not None:
+        cache[key] = cost
     return cost
 
 
@@ -278,6 +286,17 @@ def _simulate_once(scenario: Scenario, fleet: FleetConfig, seed: int, progress: 
                           scenario.slo.attainment)
     result.summary["workload"] = getattr(workload, "name", "workload")
     result.summary["seed"] = seed
+    for role, pool in fleet.pools.items():  # name wide expert parallelism where a pool uses it
+        if pool.ep > 1:
+            result.summary[f"pool.{role}.ep"] = pool.ep
+    if fleet.mode_label != fleet.mode:  # name the AFD split and its groups (twinfer.afd)
+        result.summary["mode"] = fleet.mode_label
+        for role, pool in fleet.pools.items():
+            if pool.afd is not None:
+                cost = costs[role] if costs and role in costs else make_pool_cost(
+                    model or load_scenario_model(scenario), pool, cost_cache, scenario.extra_hardware())
+                describe = getattr(cost, "describe", None)
+                result.summary[f"pool.{role}.afd"] = describe() if describe else pool.afd.label()
     return result, sim, pricing
 
 

@@ -39,6 +39,11 @@ YAML schema (every key below; optional ones show their default)::
             power_idle_w: null           # per instance; null: from the preset
             power_max_w: null
             engine: null                 # GPUs: vllm | sglang | trtllm | roofline (null: roofline, unfused)
+          decode:                        # an AFD decode pool (twinfer.afd) instead of hardware/tp/ep/chips:
+            attention: {hardware: vr200, count: 8, tp: 1}   # GPU replicas holding attention + the KV cache
+            ffn: {hardware: groq3-lp30, chips: null}        # LPUs: chips (null: fewest); GPUs: ep, tp (or count)
+            link: lpx-gpu                # per attention GPU (null: lpx-gpu to LPUs, the GPU's scale-up link to GPUs)
+            micro_batches: 2             # ping-pong micro-batches in flight
         kv_link:                         # disaggregated fleets only
           name: ib-ndr                   # twinfer.hardware.get_link preset
           count: 4                       # links per prefill instance (bandwidths add)
@@ -59,7 +64,8 @@ YAML schema (every key below; optional ones show their default)::
           max_instances: {mixed: 8}      # per pool (default 2 x count)
 
 Mode is ``aggregated`` for ``{mixed}`` pools and ``disaggregated`` for
-``{prefill, decode}``; an explicit ``mode:`` key must agree. Errors name the
+``{prefill, decode}`` (reported as ``AFD`` when the decode pool is split
+into attention and FFN groups); an explicit ``mode:`` key must agree. Errors name the
 file and the key path.
 """
 
@@ -71,7 +77,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from twinfer.errors import ConfigError, yaml_number_hint
+from twinfer.afd.config import AfdConfig, AttentionGroup, FfnGroup
+from twinfer.errors import ConfigError, UnknownNameError, yaml_number_hint
 from twinfer.models.ops import Precision
 from twinfer.sim.kinds import FLEET_LAYOUTS, INSTANCE_KINDS
 from twinfer.sim.router import ROUTERS
@@ -96,7 +103,10 @@ _CEILINGS: dict[str, float] = {
     "max_batch_seqs": 1_000_000, "block_tokens": 65_536, "price_per_hour_usd": 1e6, "power_idle_w": 1e8,
     "power_max_w": 1e8, "ttft_s": 1e6, "tpot_s": 1e6, "attainment": 1.0, "sample_interval_s": 1e9,
     "interval_s": 1e9, "window_s": 1e9, "percentile": 100.0, "reconfigure_delay_s": 1e9, "patience_windows": 1000,
+    "ep": 1024, "micro_batches": 64,
 }
+#: Keys of a pool that an AFD pool sets per group instead (under attention: and ffn:).
+_GROUP_KEYS = ("hardware", "tp", "pp", "ep", "chips", "engine")
 
 
 def _keys(d: Any, allowed: tuple[str, ...], where: str) -> Mapping[str, Any]:
@@ -169,12 +179,17 @@ class PoolConfig:
     power_idle_w: float | None = None
     power_max_w: float | None = None
     engine: str | None = None  # GPU serving-engine profile (twinfer.gpu.engines); None: the roofline
+    afd: AfdConfig | None = None  # an attention/FFN-disaggregated decode pool (hardware: its attention GPU)
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> PoolConfig:
         """Parse one entry of ``pools:``."""
         d = _keys(d, ("hardware", "count", "tp", "pp", "ep", "expert_imbalance", "chips", "precision", "batching",
-                      "price_per_hour_usd", "power_idle_w", "power_max_w", "engine"), where)
+                      "price_per_hour_usd", "power_idle_w", "power_max_w", "engine", "attention", "ffn", "link",
+                      "micro_batches"), where)
+        afd = _afd(d, where)
+        if afd is not None:
+            d = {**d, "hardware": afd.attention.hardware}
         hw = _str(d, "hardware", where)
         if not hw:
             raise ConfigError(f"{where}.hardware: required (a preset such as h100 or groq-tsp-v1; see `twinfer hardware`)")
@@ -202,7 +217,59 @@ class PoolConfig:
             power_idle_w=_num(d, "power_idle_w", where, None, strict=False),
             power_max_w=_num(d, "power_max_w", where, None, strict=False),
             engine=_engine(d, where),
+            afd=afd,
         )
+
+
+def _afd(d: Mapping[str, Any], where: str) -> AfdConfig | None:
+    """``attention:``/``ffn:``/``link:``/``micro_batches:`` of an AFD pool (None for a plain pool)."""
+    from twinfer.hardware import get_hardware, get_link
+    from twinfer.hardware.specs import LpuSpec
+
+    if not any(k in d for k in ("attention", "ffn", "link", "micro_batches")):
+        return None
+    for k in ("attention", "ffn"):
+        if d.get(k) is None:
+            raise ConfigError(f"{where}.{k}: an AFD pool needs both attention: {{hardware, count, tp}} and "
+                              "ffn: {hardware, chips | ep, tp}")
+    clash = [k for k in _GROUP_KEYS if k in d]
+    if clash:
+        raise ConfigError(f"{where}: {', '.join(clash)} of an AFD pool go under attention: or ffn:, not beside them")
+    wa, wf = f"{where}.attention", f"{where}.ffn"
+    a = _keys(d["attention"], ("hardware", "count", "tp"), wa)
+    f = _keys(d["ffn"], ("hardware", "chips", "count", "ep", "tp"), wf)
+    specs = {}
+    for g, w in ((a, wa), (f, wf)):
+        name = _str(g, "hardware", w)
+        if not name:
+            raise ConfigError(f"{w}.hardware: required (a preset such as vr200 or groq3-lp30; see `twinfer hardware`)")
+        try:
+            specs[w] = get_hardware(name)
+        except (ConfigError, UnknownNameError) as exc:
+            raise ConfigError(f"{w}.hardware: {exc}") from None
+    attention = AttentionGroup(hardware=specs[wa].name, replicas=int(_num(a, "count", wa, 1, integer=True, minimum=1)),
+                               tp=int(_num(a, "tp", wa, 1, integer=True, minimum=1)))
+    tp = int(_num(f, "tp", wf, 1, integer=True, minimum=1))
+    count, ep = _num(f, "count", wf, None, integer=True, minimum=1), _num(f, "ep", wf, None, integer=True, minimum=1)
+    chips = _num(f, "chips", wf, None, integer=True, minimum=1)
+    if isinstance(specs[wf], LpuSpec):
+        if ep is not None or "tp" in f or (count is not None and chips is not None):
+            raise ConfigError(f"{wf}: {specs[wf].name} is an LPU; give its chips (chips:, or count:), not ep/tp")
+        ffn = FfnGroup(hardware=specs[wf].name, chips=chips if chips is not None else count)
+    else:
+        if chips is not None:
+            raise ConfigError(f"{wf}.chips: {specs[wf].name} is a GPU; give ep (expert-parallel ranks) and tp, or count")
+        if count is not None and (count % tp or (ep is not None and ep * tp != count)):
+            raise ConfigError(f"{wf}.count: {count} GPUs must be ep x tp ({ep or '?'} x {tp}); fix one of them")
+        ffn = FfnGroup(hardware=specs[wf].name, ep=ep or (count // tp if count else 1), tp=tp)
+    link = _str(d, "link", where)
+    if link is not None:
+        try:
+            link = get_link(link).name
+        except (ConfigError, UnknownNameError) as exc:
+            raise ConfigError(f"{where}.link: {exc}") from None
+    return AfdConfig(attention=attention, ffn=ffn, link=link,
+                     micro_batches=int(_num(d, "micro_batches", where, 2, integer=True, minimum=1)))
 
 
 def _engine(d: dict, where: str) -> str | None:
@@ -389,6 +456,11 @@ class FleetConfig:
         """``aggregated`` or ``disaggregated``."""
         return FLEET_LAYOUTS[tuple(sorted(self.pools))].mode
 
+    @property
+    def mode_label(self) -> str:
+        """The mode as reports name it: ``AFD`` when a pool is attention/FFN-disaggregated, else :attr:`mode`."""
+        return "AFD" if any(p.afd is not None for p in self.pools.values()) else self.mode
+
     @classmethod
     def from_dict(cls, d: Any, where: str) -> FleetConfig:
         """Parse one entry of ``fleets:``."""
@@ -406,6 +478,10 @@ class FleetConfig:
         pools = {r: PoolConfig.from_dict({k: v for k, v in pools_d[r].items() if k != "prefix_cache"}
                                          if isinstance(pools_d[r], Mapping) else pools_d[r], f"{where}.pools.{r}")
                  for r in pools_d}
+        split = [r for r, p in pools.items() if p.afd is not None and r != "decode"]
+        if split:
+            raise ConfigError(f"{where}.pools.{split[0]}: attention:/ffn: groups split a decode pool (AFD); "
+                              "give the prefill or mixed pool plain hardware and put the groups under pools.decode")
         if "decode" in pools and pools["decode"].batching.policy == "static":
             raise ConfigError(f"{where}.pools.decode.batching.policy: static batching applies to prefill "
                               "or mixed pools; use continuous or chunked for decode")
