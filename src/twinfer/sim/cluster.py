@@ -25,6 +25,7 @@ from twinfer.sim.link import KvLink
 from twinfer.sim.pool import LinkSetup, Pool, PoolSetup
 from twinfer.sim.request import Request, RequestState
 from twinfer.sim.scheduler import BLOCKED_NONE, Scheduler, SchedulerOutput, StepResult
+from twinfer.sim.speculative_batch import SpeculativeScheduler
 
 __all__ = ["FleetSim", "LinkSetup", "PoolSetup"]
 
@@ -71,7 +72,10 @@ class FleetSim:
                 raise ConfigError(f"{setup.role} pool: count must be >= 1, got {setup.count}")
             pool = Pool(setup.role, setup)
             for j in range(setup.count):
-                sched = Scheduler(setup.role, setup.batching, pool.kv_tokens, pool.max_seqs, track_tokens)
+                sched = (Scheduler(setup.role, setup.batching, pool.kv_tokens, pool.max_seqs, track_tokens)
+                         if setup.speculative is None else
+                         SpeculativeScheduler(setup.role, setup.batching, pool.kv_tokens, pool.max_seqs, track_tokens,
+                                              setup.speculative, setup.seed))
                 inst = Instance(self.env, len(self.instances), j, setup.role, setup.cost, sched, self, self.timeline)
                 pool.instances.append(inst)
                 self.instances.append(inst)

@@ -6,6 +6,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from twinfer.perf.base import StepCostModel
+from twinfer.perf.speculative import SpeculativeConfig
 from twinfer.sim.instance import Instance, InstanceLoads
 from twinfer.sim.request import Request
 from twinfer.sim.router import make_router
@@ -21,6 +22,8 @@ class PoolSetup:
     count: int
     batching: BatchingConfig
     router: str = "least_outstanding"
+    speculative: SpeculativeConfig | None = None  # decode steps verify k drafts (twinfer.sim.speculative_batch)
+    seed: int = 0  # seeds the per-request streams of tokens accepted per verify step
 
 
 @dataclass(frozen=True)

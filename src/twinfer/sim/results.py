@@ -107,6 +107,11 @@ SUMMARY_KEYS: dict[str, str] = {
     "pool.<role>.max_batch_seqs": "batch cap of one instance",
     "pool.<role>.steps": "forward steps run by the pool",
     "pool.<role>.mean_batch_seqs": "mean sequences per step",
+    "pool.<role>.speculative.{method,k,acceptance,draft_model}": "speculative pools only: the pool's settings",
+    "pool.<role>.speculative.verify_steps": "verify steps summed over decode members",
+    "pool.<role>.speculative.tokens_per_step": "measured mean tokens a member emitted per verify step (capped at its "
+    "output); expected_tokens_per_step: the closed form (1 - a^(k+1)) / (1 - a); drawn_tokens_per_step: the "
+    "uncapped mean of the draws used",
 }
 
 

@@ -98,6 +98,25 @@ def make_pool_cost(model: ModelSpec, pool: PoolConfig, cache: CostCache | None =
     return cost
 
 
+def speculative_pool_cost(model: ModelSpec, pool: PoolConfig, target: StepCostModel,
+                          cache: CostCache | None = None) -> StepCostModel:
+    """``target`` plus the pool's drafter on the same devices (:mod:`twinfer.perf.speculative_cost`)."""
+    from twinfer.errors import ConfigError, UnknownNameError
+    from twinfer.models import load_model
+    from twinfer.perf.speculative_cost import SpeculativeStepCost
+
+    cfg = pool.speculative
+    assert cfg is not None
+    if cfg.method != "draft":
+        return SpeculativeStepCost(target, cfg, 1.0 / model.num_layers)  # a head about one layer of the target
+    assert cfg.draft_model is not None
+    try:
+        draft_spec = load_model(cfg.draft_model)
+    except (ConfigError, UnknownNameError) as exc:
+        raise ConfigError(f"speculative.draft_model: {exc}") from None
+    return SpeculativeStepCost(target, cfg, make_pool_cost(draft_spec, pool, cache))
+
+
 def pool_pricing(pool: PoolConfig, cost: StepCostModel) -> PoolPricing:
     """Per-instance price and power: the backend's resources unless the scenario overrides them."""
     res = cost.resources()
@@ -120,12 +139,14 @@ def build_fleet_sim(
     record_timeline: bool = False,
     sample_interval_s: float | None = None,
     track_tokens: bool = False,
+    seed: int = 0,
 ) -> tuple[FleetSim, dict[str, PoolPricing]]:
     """A fresh simulator of ``fleet`` and the pricing of its pools.
 
     ``costs`` (role -> StepCostModel) replaces the backends, e.g. with a fake in
     tests; otherwise :func:`twinfer.perf.make_step_cost` builds them.
     ``track_tokens`` enables per-token callbacks (the emulation server).
+    ``seed`` seeds the draws of speculative pools (tokens accepted per verify step).
     """
     from twinfer.hardware import get_link
 
@@ -133,10 +154,13 @@ def build_fleet_sim(
     setups, pricing = [], {}
     for role, pool in fleet.pools.items():
         cost = costs[role] if costs and role in costs else make_pool_cost(model, pool, cost_cache)
+        if pool.speculative is not None:
+            cost = speculative_pool_cost(model, pool, cost, cost_cache)
         # A pipelined instance (LPU stages, GPU pp) keeps one micro-batch per stage in
         # flight: its batch cap is stages x the compiled batch (twinfer.perf.pipeline).
         cost = pipelined(cost)
-        setups.append(PoolSetup(role=role, cost=cost, count=pool.count, batching=pool.batching, router=fleet.router))
+        setups.append(PoolSetup(role=role, cost=cost, count=pool.count, batching=pool.batching, router=fleet.router,
+                                speculative=pool.speculative, seed=seed))
         pricing[role] = pool_pricing(pool, cost)
     link = None
     kv_dtype = (fleet.pools.get("prefill") or fleet.pools["mixed"]).precision.kv_cache
@@ -175,7 +199,7 @@ def simulate_fleet(
     horizon = float(workload.arrival_s[-1]) if n else 0.0
     interval = scenario.sample_interval_s or max(horizon / 400.0, 1e-3)
     sim, pricing = build_fleet_sim(scenario, fleet, model=model, costs=costs, cost_cache=cost_cache,
-                                   record_timeline=record_timeline, sample_interval_s=interval)
+                                   record_timeline=record_timeline, sample_interval_s=interval, seed=seed)
     sim.load_workload(workload.arrival_s, workload.prompt_tokens, workload.output_tokens)
     if progress is None:
         sim.run_until()

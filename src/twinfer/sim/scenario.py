@@ -35,6 +35,9 @@ YAML schema (every key below; optional ones show their default)::
             power_idle_w: null           # per instance; null: from the preset
             power_max_w: null
             engine: null                 # GPUs: vllm | sglang | trtllm | roofline (null: roofline, unfused)
+            speculative: null            # mixed/decode pools: {method: draft | mtp | eagle, k: 3,
+                                         #   acceptance: 0.7 or [0.9, 0.8, 0.7], draft_model: llama-3.1-8b}
+                                         #   (k: 0 turns it off; twinfer.sim.speculative_batch)
         kv_link:                         # disaggregated fleets only
           name: ib-ndr                   # twinfer.hardware.get_link preset
           count: 4                       # links per prefill instance (bandwidths add)
@@ -55,6 +58,7 @@ from typing import Any
 
 from twinfer.errors import ConfigError, yaml_number_hint
 from twinfer.models.ops import Precision
+from twinfer.perf.speculative import SpeculativeConfig
 from twinfer.sim.kinds import FLEET_LAYOUTS, INSTANCE_KINDS
 from twinfer.sim.router import ROUTERS
 from twinfer.sim.scheduler import BatchingConfig
@@ -72,6 +76,8 @@ PRECISION_SHORTHANDS = {
 #: router looks at every instance per request, so millions would not finish (10,000 instances of 8 GPUs
 #: is an 80,000-GPU fleet; measured here: 10,000 instances serving 300 requests take 3.7 s and 85 MB).
 MAX_POOL_INSTANCES = 10_000
+#: Most drafts per verify step a pool may propose: a guard against absurd values, not a published limit.
+_MAX_SPECULATIVE_K = 64
 #: Ceilings of scenario numbers (by key), checked before anything is built; absurd values are refused.
 _CEILINGS: dict[str, float] = {
     "count": MAX_POOL_INSTANCES, "tp": 1024, "pp": 1024, "chips": 100_000, "token_budget": 10_000_000,
@@ -150,12 +156,13 @@ class PoolConfig:
     power_idle_w: float | None = None
     power_max_w: float | None = None
     engine: str | None = None  # GPU serving-engine profile (twinfer.gpu.engines); None: the roofline
+    speculative: SpeculativeConfig | None = None  # speculative decoding (None: off)
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> PoolConfig:
         """Parse one entry of ``pools:``."""
         d = _keys(d, ("hardware", "count", "tp", "pp", "ep", "expert_imbalance", "chips", "precision", "batching",
-                      "price_per_hour_usd", "power_idle_w", "power_max_w", "engine"), where)
+                      "price_per_hour_usd", "power_idle_w", "power_max_w", "engine", "speculative"), where)
         hw = _str(d, "hardware", where)
         if not hw:
             raise ConfigError(f"{where}.hardware: required (a preset such as h100 or groq-tsp-v1; see `twinfer hardware`)")
@@ -183,7 +190,24 @@ class PoolConfig:
             power_idle_w=_num(d, "power_idle_w", where, None, strict=False),
             power_max_w=_num(d, "power_max_w", where, None, strict=False),
             engine=_engine(d, where),
+            speculative=_speculative(d.get("speculative"), batching, f"{where}.speculative"),
         )
+
+
+def _speculative(v: Any, batching: BatchingConfig, where: str) -> SpeculativeConfig | None:
+    """``speculative:`` of a pool; None when absent, null, false or ``k: 0`` (off)."""
+    if v is None or v is False:
+        return None
+    if isinstance(v, Mapping) and v.get("k") == 0 and not isinstance(v.get("k"), bool):
+        return None
+    cfg = SpeculativeConfig.from_dict(v, where)
+    if cfg.k > _MAX_SPECULATIVE_K:
+        raise ConfigError(f"{where}.k: {cfg.k} proposals per step is above the limit of {_MAX_SPECULATIVE_K}; "
+                          "use a smaller k")
+    if cfg.k + 1 > batching.block_tokens:
+        raise ConfigError(f"{where}.k: a verify step writes k + 1 = {cfg.k + 1} tokens of KV, more than a block of "
+                          f"{batching.block_tokens} (batching.block_tokens); raise block_tokens or lower k")
+    return cfg
 
 
 def _engine(d: dict, where: str) -> str | None:
@@ -259,6 +283,9 @@ class FleetConfig:
             options = " or ".join(f"{v.pools_text} ({v.mode})" for v in FLEET_LAYOUTS.values())
             raise ConfigError(f"{where}.pools: give either {options}; got {list(roles)}")
         pools = {r: PoolConfig.from_dict(pools_d[r], f"{where}.pools.{r}") for r in pools_d}
+        if "prefill" in pools and pools["prefill"].speculative is not None:
+            raise ConfigError(f"{where}.pools.prefill.speculative: a prefill pool emits only first tokens; "
+                              "put speculative: on the decode pool")
         if "decode" in pools and pools["decode"].batching.policy == "static":
             raise ConfigError(f"{where}.pools.decode.batching.policy: static batching applies to prefill "
                               "or mixed pools; use continuous or chunked for decode")
