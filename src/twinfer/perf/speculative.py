@@ -93,6 +93,15 @@ class SpeculativeConfig:
         return cls.build(str(method), d["k"], d["acceptance"], d.get("draft_model"), where)
 
 
+def parse_acceptance(text: str, where: str = "--acceptance") -> float | list[float]:
+    """A command line's acceptance: one probability, or a comma-separated list of them (one per position)."""
+    try:
+        rates = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"{where}: a probability or a comma-separated list of them, got {text!r}") from None
+    return rates[0] if len(rates) == 1 else rates
+
+
 def expected_tokens_per_step(cfg: SpeculativeConfig) -> float:
     """E[tokens a verify step yields]: the sum over accepted prefixes of their probabilities, plus the target's token."""
     total, prefix = 1.0, 1.0
