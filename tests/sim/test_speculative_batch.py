@@ -176,6 +176,29 @@ def test_summary_names_the_settings_and_speculation_pays_at_high_acceptance(tmp_
     assert fs["tpot_mean_s"] < fp["tpot_mean_s"]  # memory-bound decode: a verify step costs little more
 
 
+def test_a_draft_model_costs_more_than_heads_at_the_same_acceptance(tmp_path):
+    heads = json.loads(_summary(tmp_path, "heads", ", speculative: {method: eagle, k: 3, acceptance: 0.8}")[0])
+    draft = json.loads(_summary(tmp_path, "draft", ", speculative: {method: draft, draft_model: llama-3.1-8b, "
+                                                   "k: 3, acceptance: 0.8}")[0])
+    fh, fd = heads["fleets"][0], draft["fleets"][0]
+    # the same seed: the same draws, so the same tokens per step; three 8B decode steps outweigh three head passes
+    assert fd["pool.mixed.speculative.tokens_per_step"] == fh["pool.mixed.speculative.tokens_per_step"]
+    assert fd["pool.mixed.speculative.draft_model"] == "llama-3.1-8b"
+    assert fd["tpot_mean_s"] > fh["tpot_mean_s"]
+
+
+def test_cancelled_requests_leave_no_stream_behind():
+    spec = SpeculativeConfig.build("mtp", 2, 0.5)
+    sim = _fleet(spec)
+    a, b = sim.submit(10, 50, 0.0), sim.submit(12, 40, 0.0)
+    sim.run_until(0.1)
+    sim.cancel(a)
+    sim.run_until()
+    sched = sim.instances[0].sched
+    assert b.state is RequestState.DONE and a.state is RequestState.CANCELLED
+    assert sched._streams == {} and sched._cum == {} and sched.free_blocks == sched.total_blocks
+
+
 @pytest.mark.parametrize("spec, match", [
     ("{method: medusa, k: 3, acceptance: 0.7}", "unknown drafter"),
     ("{method: mtp, k: 3, acceptance: [0.9, 0.8]}", "one per proposed position"),

@@ -133,6 +133,13 @@ class SpeculativeScheduler(Scheduler):
         if r.generated >= r.output_tokens:  # done: its stream is not needed again (a preempted one resumes it)
             del self._streams[r.rid]
 
+    def drop_cancelled(self) -> list[Request]:
+        """As the scheduler's, and the streams of the requests that left are dropped (they will not decode again)."""
+        dropped = super().drop_cancelled()
+        for r in dropped:
+            self._streams.pop(r.rid, None)
+        return dropped
+
     def advance_decode_run(self, n: int, steps: int, t_end: float, max_gap: float | None) -> None:
         """Apply ``steps`` verify steps: the base counters, then each member's true tokens instead of ``k + 1``."""
         for _ in range(steps):
