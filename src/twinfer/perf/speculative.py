@@ -46,6 +46,8 @@ from twinfer.models.step import StepShape
 from twinfer.perf.base import StepCostModel
 
 METHODS = ("draft", "mtp", "eagle")
+#: Most drafts per verify step: a guard against absurd values (each is a query row per sequence), not a published limit.
+MAX_K = 64
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ class SpeculativeConfig:
             raise ConfigError(f"{where}.method: unknown drafter {method!r}; choose one of {', '.join(METHODS)}")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigError(f"{where}.k: tokens proposed per step must be an integer >= 1, got {k!r}")
+        if k > MAX_K:
+            raise ConfigError(f"{where}.k: {k} proposals per step is above the limit of {MAX_K}; use a smaller k")
+        if draft_model is not None and not isinstance(draft_model, str):
+            raise ConfigError(f"{where}.draft_model: a model preset name or config.json path, got {draft_model!r}")
         rates = [acceptance] * k if isinstance(acceptance, int | float) else list(acceptance)
         if len(rates) != k:
             raise ConfigError(f"{where}.acceptance: give one rate or one per proposed position ({k}), got {len(rates)}")

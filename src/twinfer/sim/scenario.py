@@ -76,8 +76,6 @@ PRECISION_SHORTHANDS = {
 #: router looks at every instance per request, so millions would not finish (10,000 instances of 8 GPUs
 #: is an 80,000-GPU fleet; measured here: 10,000 instances serving 300 requests take 3.7 s and 85 MB).
 MAX_POOL_INSTANCES = 10_000
-#: Most drafts per verify step a pool may propose: a guard against absurd values, not a published limit.
-_MAX_SPECULATIVE_K = 64
 #: Ceilings of scenario numbers (by key), checked before anything is built; absurd values are refused.
 _CEILINGS: dict[str, float] = {
     "count": MAX_POOL_INSTANCES, "tp": 1024, "pp": 1024, "chips": 100_000, "token_budget": 10_000_000,
@@ -201,9 +199,6 @@ def _speculative(v: Any, batching: BatchingConfig, where: str) -> SpeculativeCon
     if isinstance(v, Mapping) and v.get("k") == 0 and not isinstance(v.get("k"), bool):
         return None
     cfg = SpeculativeConfig.from_dict(v, where)
-    if cfg.k > _MAX_SPECULATIVE_K:
-        raise ConfigError(f"{where}.k: {cfg.k} proposals per step is above the limit of {_MAX_SPECULATIVE_K}; "
-                          "use a smaller k")
     if cfg.k + 1 > batching.block_tokens:
         raise ConfigError(f"{where}.k: a verify step writes k + 1 = {cfg.k + 1} tokens of KV, more than a block of "
                           f"{batching.block_tokens} (batching.block_tokens); raise block_tokens or lower k")
