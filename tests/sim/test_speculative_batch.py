@@ -237,3 +237,33 @@ def test_an_unknown_draft_model_is_a_clear_error(tmp_path, capsys):
     f.write_text(SCENARIO % ", speculative: {method: draft, draft_model: nope-1b, k: 3, acceptance: 0.7}")
     assert main(["simulate", str(f), "--out", str(tmp_path / "o")]) == 2
     assert "speculative.draft_model" in capsys.readouterr().err
+
+
+def test_a_decode_pool_reserves_the_kv_of_the_last_steps_drafts():
+    from twinfer.sim.request import Request
+    from twinfer.sim.speculative_batch import SpeculativeScheduler
+
+    spec = SpeculativeConfig.build("mtp", 3, 0.5)
+    sched = SpeculativeScheduler("decode", BatchingConfig(block_tokens=4), 1000, 8, False, spec, 0)
+    r = Request(0, 0.0, 10, 6)
+    r.generated = 1
+    sched.try_reserve_remote(r)
+    # reserved: prompt + output + k = 10 + 6 + 3 = 19 tokens, 5 blocks of 4 (the last verify step starts with at
+    # most 5 tokens out and writes 3 drafts: 18 tokens, more than the 16 of prompt + output)
+    assert r.blocks_in == 5
+
+
+def test_disaggregated_speculative_decode_pool_finishes_every_request():
+    spec = SpeculativeConfig.build("eagle", 3, [0.9, 0.7, 0.5])
+    batching = BatchingConfig()
+    pools = [PoolSetup("prefill", COST, 1, batching),
+             PoolSetup("decode", SpeculativeStepCost(COST, spec, 0.05), 2, batching, speculative=spec, seed=3)]
+    from twinfer.sim.cluster import LinkSetup
+
+    sim = FleetSim(pools, kv_bytes_per_token=1000.0, num_layers=10, link=LinkSetup(1e12, 0.0))
+    t, p, o = make_requests(50, 20.0, (20, 200), (2, 120), seed=9)
+    sim.load_workload(t, p, o)
+    sim.run_until()
+    assert sim.completed == 50 and [r.generated for r in sim.requests] == [int(x) for x in o]
+    decode = [i.sched for i in sim.instances if i.role == "decode"]
+    assert sum(s.emitted_tokens for s in decode) == int(o.sum()) - 50  # first tokens come from prefill
