@@ -118,3 +118,22 @@ def test_compile_cli_refuses_bad_speculative_options(args, match, capsys):
 
     assert main(["compile", "--model", "llama-3-8b", *args]) == 2
     assert match in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("name", "chips", "batch", "seq", "verify"),
+                         [("tiny", 1, 3, 50, 5), ("llama-2-7b", 64, 2, 300, 4)])
+def test_the_simulators_lpu_backend_prices_a_verify_step_as_the_compiled_program(tsp, name, chips, batch, seq,
+                                                                                   verify):
+    # the simulator prices a speculative pool's step as a decode step with k extra query rows per sequence
+    # (StepShape.decode(..., tokens_per_seq=k + 1)); on an LPU that must be the compiled verify program's cycles
+    from twinfer.lpu.step_cost import LPU_DEFAULT_PRECISION, AnalyticLpu
+    from twinfer.models import load_model
+    from twinfer.models.step import StepShape
+
+    model = make_tiny_model() if name == "tiny" else load_model(name)
+    system = System(tsp, chips)
+    plan = make_plan(model, tsp, LPU_DEFAULT_PRECISION, chips=chips, batch=1, ctx=8192, tokens=1)
+    prog = compile_step(model, system, phase="verify", batch=batch, seq_len=seq, plan=plan,
+                        precision=LPU_DEFAULT_PRECISION, verify_tokens=verify).program
+    shape = StepShape.decode([seq] * batch, tokens_per_seq=verify)
+    assert AnalyticLpu(model, system, plan, LPU_DEFAULT_PRECISION).step_cycles(shape) == prog.schedule_cycles

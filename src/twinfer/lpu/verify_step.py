@@ -5,6 +5,9 @@ token and ``k`` drafts) against the cached context: the ``verify`` phase of
 the compiler (:func:`twinfer.lpu.passes.lower.lower`), a short prefill chunk
 at the end of the context with logits at every row. It is compiled on the
 decode program's plan and context, so the two read the same weights and KV.
+The simulator's LPU backend prices a speculative pool's step
+(``StepShape.decode(..., tokens_per_seq=k + 1)``) at exactly this program's
+schedule cycles (tests/lpu/test_verify_step.py).
 
 Per iteration the system runs the drafter's ``k`` proposals, then the verify
 program and its token loop (sampling every row, returning up to ``k + 1``
