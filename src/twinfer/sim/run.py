@@ -100,10 +100,10 @@ def make_pool_cost(model: ModelSpec, pool: PoolConfig, cache: CostCache | None =
 
 def speculative_pool_cost(model: ModelSpec, pool: PoolConfig, target: StepCostModel,
                           cache: CostCache | None = None) -> StepCostModel:
-    """``target`` plus the pool's drafter on the same devices (:mod:`twinfer.perf.speculative_cost`)."""
+    """``target`` plus the pool's drafter on the same devices, its memory charged (:mod:`twinfer.perf.speculative_cost`)."""
     from twinfer.errors import ConfigError, UnknownNameError
     from twinfer.models import load_model
-    from twinfer.perf.speculative_cost import SpeculativeStepCost
+    from twinfer.perf.speculative_cost import SpeculativeStepCost, draft_kv_capacity
 
     cfg = pool.speculative
     assert cfg is not None
@@ -114,7 +114,11 @@ def speculative_pool_cost(model: ModelSpec, pool: PoolConfig, target: StepCostMo
         draft_spec = load_model(cfg.draft_model)
     except (ConfigError, UnknownNameError) as exc:
         raise ConfigError(f"speculative.draft_model: {exc}") from None
-    return SpeculativeStepCost(target, cfg, make_pool_cost(draft_spec, pool, cache))
+    kv = pool.precision.kv_cache
+    capacity = draft_kv_capacity(target.resources().kv_capacity_tokens, model.kv_bytes_per_token(kv),
+                                 draft_spec.weight_bytes(pool.precision.weights), draft_spec.kv_bytes_per_token(kv),
+                                 "speculative.draft_model")
+    return SpeculativeStepCost(target, cfg, make_pool_cost(draft_spec, pool, cache), capacity)
 
 
 def pool_pricing(pool: PoolConfig, cost: StepCostModel) -> PoolPricing:
