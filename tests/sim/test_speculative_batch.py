@@ -151,6 +151,11 @@ def test_k_zero_is_byte_identical_to_a_pool_without_speculation(tmp_path):
         _summary(tmp_path, "plain", "")
 
 
+def test_a_speculative_scenario_run_twice_is_byte_identical(tmp_path):
+    extra = ", speculative: {method: mtp, k: 4, acceptance: [0.9, 0.7, 0.5, 0.3]}"
+    assert _summary(tmp_path, "one", extra) == _summary(tmp_path, "two", extra)
+
+
 def test_summary_names_the_settings_and_speculation_pays_at_high_acceptance(tmp_path):
     plain = json.loads(_summary(tmp_path, "plain", "")[0])
     spec = json.loads(_summary(tmp_path, "spec", ", speculative: {method: mtp, k: 3, acceptance: 0.8}")[0])

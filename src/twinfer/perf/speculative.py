@@ -23,13 +23,13 @@ with their own models. What is left out: the drafter's catch-up on accepted
 tokens, its memory, and logits at every verified position (a step prices the
 LM head once per sequence).
 
-How it plugs into the simulator once multi-token decode steps land (the
-simulator-core issue): a decode pool with ``speculative:`` (parsed by
-:meth:`SpeculativeConfig.from_dict`) runs one verify step of ``k + 1`` tokens
-per sequence per iteration, adds :func:`draft_time_s`, and advances each
-request by tokens drawn with :func:`draw_tokens_per_step` from the scenario's
-seeded generator, so TPOT, TBT and throughput count accepted tokens and runs
-stay deterministic.
+In the simulator a mixed or decode pool with ``speculative:`` (parsed by
+:meth:`SpeculativeConfig.from_dict`) runs one verify step of ``k + 1``
+query rows per sequence per iteration
+(:mod:`twinfer.sim.speculative_batch`), adds the drafter
+(:mod:`twinfer.perf.speculative_cost`), and advances each request by tokens
+drawn with :func:`draw_tokens_per_step` from its own seeded stream, so TPOT,
+TBT and throughput count accepted tokens and runs stay deterministic.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class SpeculativeConfig:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "speculative") -> SpeculativeConfig:
-        """Parse ``speculative: {method, k, acceptance, draft_model}`` (a pool's key once the simulator takes it)."""
+        """Parse a pool's ``speculative: {method, k, acceptance, draft_model}``."""
         if not isinstance(d, Mapping):
             raise ConfigError(f"{where}: expected a mapping {{method, k, acceptance, draft_model}}, got {d!r}")
         unknown = set(d) - {"method", "k", "acceptance", "draft_model"}
