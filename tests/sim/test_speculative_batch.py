@@ -91,6 +91,13 @@ def test_mean_accepted_length_matches_the_closed_form(acceptance):
     emitted = sum(s.emitted_tokens for s in scheds)
     assert emitted == int(o.sum()) - 200  # every output token after the first came from a verify step
     assert sum(s.member_steps for s in scheds) == steps
+    # TBT: one gap per token after each first, and a zero gap for every token after a step's first
+    hist = {}
+    for s in scheds:
+        for b, w in s.tbt_hist.items():
+            hist[b] = hist.get(b, 0) + w
+    assert sum(hist.values()) == int(o.sum()) - 200
+    assert hist[0] == emitted - steps
 
 
 def test_same_seed_gives_identical_runs_and_another_seed_differs():
