@@ -267,3 +267,13 @@ def test_disaggregated_speculative_decode_pool_finishes_every_request():
     assert sim.completed == 50 and [r.generated for r in sim.requests] == [int(x) for x in o]
     decode = [i.sched for i in sim.instances if i.role == "decode"]
     assert sum(s.emitted_tokens for s in decode) == int(o.sum()) - 50  # first tokens come from prefill
+
+
+def test_simulate_prints_the_tokens_per_verify_step(tmp_path, capsys):
+    from twinfer.cli import main
+
+    f = tmp_path / "s.yaml"
+    f.write_text(SCENARIO % ", speculative: {method: eagle, k: 3, acceptance: 0.8}")
+    assert main(["simulate", str(f)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "speculative eagle k=3:" in out and "(2.95 expected)" in out  # (1 - 0.8^4) / 0.2 = 2.952

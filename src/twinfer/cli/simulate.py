@@ -79,13 +79,23 @@ def pool_lines(summaries: list[dict[str, Any]]) -> list[str]:
             parts.append(
                 f"{role}: {s[f'{k}.instances']}x {s[f'{k}.hardware']} busy {s[f'{k}.utilisation'] * 100:.0f}%, "
                 f"KV {s[f'{k}.kv_capacity_tokens']:,} tok/inst (KV-bound {s[f'{k}.kv_blocked_frac'] * 100:.0f}%, "
-                f"batch-cap-bound {s[f'{k}.batch_full_frac'] * 100:.0f}%), {s[f'{k}.mean_batch_seqs']:.1f} seqs/step")
+                f"batch-cap-bound {s[f'{k}.batch_full_frac'] * 100:.0f}%), {s[f'{k}.mean_batch_seqs']:.1f} seqs/step"
+                + _speculative_part(s, k))
         extra = f"; KV moved {s['kv_bytes_transferred'] / 1e9:,.1f} GB, link busy {s['kv_link_utilisation'] * 100:.0f}%" \
             if s.get("kv_bytes_transferred") else ""
         lines.append(f"{s['fleet']}: " + "; ".join(parts) + extra +
                      (f"; {s['rejected']} rejected" if s.get("rejected") else "") +
                      (f"; {s['preemptions']} preemptions" if s.get("preemptions") else ""))
     return lines
+
+
+def _speculative_part(s: dict[str, Any], k: str) -> str:
+    """``, speculative eagle k=4: 3.13 tokens per verify step (3.13 expected)`` for a speculative pool, else ``""``."""
+    sp = f"{k}.speculative"
+    if f"{sp}.k" not in s:
+        return ""
+    return (f", speculative {s[f'{sp}.method']} k={s[f'{sp}.k']}: {s[f'{sp}.tokens_per_step']:.2f} tokens per "
+            f"verify step ({s[f'{sp}.expected_tokens_per_step']:.2f} expected)")
 
 
 def verdict(summaries: list[dict[str, Any]], slo: Any) -> str:
