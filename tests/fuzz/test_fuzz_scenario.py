@@ -59,6 +59,17 @@ OTHER_CASES = [
     (f"{MIXED}.hardware", MISSING, "hardware"),
     ("workload.arrivals.rate_per_s", MISSING, "rate_per_s"),
     ("workload.prompt_tokens.value", MISSING, "value"),
+    (f"{MIXED}.speculative", "fast", "speculative"),
+    (f"{MIXED}.speculative", {"k": 3}, "acceptance"),
+    (f"{MIXED}.speculative", {"k": -1, "acceptance": 0.7}, "speculative.k"),
+    (f"{MIXED}.speculative", {"k": 2.5, "acceptance": 0.7}, "speculative.k"),
+    (f"{MIXED}.speculative", {"k": 1_000_000_000, "acceptance": 0.7}, "limit"),
+    (f"{MIXED}.speculative", {"k": 2, "acceptance": "high"}, "acceptance"),
+    (f"{MIXED}.speculative", {"k": 2, "acceptance": [0.5, math.nan]}, "acceptance"),
+    (f"{MIXED}.speculative", {"method": "medusa", "k": 2, "acceptance": 0.5}, "medusa"),
+    (f"{MIXED}.speculative", {"method": "draft", "draft_model": 5, "k": 2, "acceptance": 0.5}, "draft_model"),
+    (f"{MIXED}.speculative", {"method": "draft", "draft_model": "no-such-draft", "k": 2, "acceptance": 0.5},
+     "no-such-draft"),
 ]
 #: Sizes that would not fit in memory or time: refused before anything is allocated, with the limit.
 SIZE_CASES = [

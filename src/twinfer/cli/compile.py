@@ -25,6 +25,9 @@ def compile_command(
     prefill_chunk: Annotated[int | None, typer.Option("--prefill-chunk", help="Cut a batch-1 prompt into chunks of N tokens pipelined across stages (multiplies instructions and compile time by ~prompt/N).")] = None,
     hardware_file: HardwareFileOption = None,
     param: Annotated[list[str] | None, typer.Option("--param", help="Override a chip micro-architecture parameter, NAME=VALUE (repeatable; see twinfer.lpu.chip.PARAM_SOURCES).")] = None,
+    speculative_k: Annotated[int | None, typer.Option("--speculative-k", help="Speculative decoding: also compile a verify step of K + 1 positions per sequence and show tokens/s per user with it.")] = None,
+    acceptance: Annotated[str, typer.Option("--acceptance", help="With --speculative-k: acceptance rate, or one per position (0.9,0.8,0.7).")] = "0.7",
+    speculative_method: Annotated[str, typer.Option("--speculative-method", help="With --speculative-k: mtp or eagle (a head on the same chips; a draft model: twinfer estimate --draft-model).")] = "mtp",
 ) -> None:
     """Compile prefill and decode of MODEL onto an LPU system: partition plan, SRAM per chip, latencies."""
     import json
@@ -54,6 +57,15 @@ def compile_command(
 
     base = make_chip(hardware, extra=load_extra(hardware_file))
     chip = with_params(base, **overrides) if overrides else base
+    spec_cfg = None
+    if speculative_k is not None:
+        from twinfer.perf.speculative import SpeculativeConfig, parse_acceptance
+
+        if speculative_method == "draft":
+            raise ConfigError("--speculative-method draft: compile prices MTP / EAGLE heads on the same chips; "
+                              "price a draft model with twinfer estimate --draft-model")
+        spec_cfg = SpeculativeConfig.build(speculative_method, speculative_k, parse_acceptance(acceptance),
+                                           where="--speculative")
     spec = load_model(model)
     cm = compile_model(spec, hardware, chips=chips, batch=batch, context=context, prompt=prompt, weights=dtype,
                        chip=chip, prefill_chunk=prefill_chunk)
@@ -65,6 +77,10 @@ def compile_command(
     if isinstance(cm.plan, MoePlan):  # routed experts live on expert chips after the attention stages
         d["experts"] = cm.plan.expert_summary()
     d.update(compiled_bands(cm))
+    if spec_cfg is not None:
+        from twinfer.lpu.verify_step import compile_verify, speculative_effect
+
+        d["speculative"] = speculative_effect(cm, compile_verify(cm, spec_cfg.k), spec_cfg)
     if trace:
         from twinfer.lpu.trace import trace_events
 
@@ -122,6 +138,14 @@ def _print(d: dict) -> None:
     how = (f"chunks of {d['prefill_chunk']} pipelined across stages" if d["prefill_chunk"]
            else "whole prompt stage after stage; --prefill-chunk N pipelines it")
     con.print(f"prefill ({d['batch']} x {d['prompt']} tokens, {how}): {d['prefill_s'] * 1e3:.2f} ms")
+    sp = d.get("speculative")
+    if sp:
+        con.print(f"speculative decoding ({sp['method']}, k={sp['k']}, acceptance "
+                  f"{','.join(f'{a:g}' for a in sp['acceptance'])}): verify step of {sp['k'] + 1} positions "
+                  f"{sp['verify_step_s'] * 1e3:.3f} ms ({sp['verify_over_decode_cycles']:.2f}x the decode step's "
+                  f"cycles) + draft {sp['draft_s'] * 1e3:.3f} ms ({sp['draft_assumption']}) -> "
+                  f"{sp['tokens_per_step']:.2f} tokens per step, {sp['tokens_per_s_per_user']:.1f} tokens/s per user "
+                  f"({sp['speedup']:.2f}x plain)")
     con.print(f"MXM utilisation: decode {d['mxm_utilisation_decode']:.2%}, prefill {d['mxm_utilisation_prefill']:.2%}")
     a = Table(title="where one decode step's time goes (critical path)")
     a.add_column("category")

@@ -56,17 +56,12 @@ def _suggest_tp(model: Any, gpu: Any, tp: int, pp: int, precision: Any, need_tok
 def _speculative(cost: Any, spec: Any, gpu: Any, tp: int, precision: Any, batch: int, context: int, k: int,
                  acceptance: str, draft_model: str | None, method: str | None, extra: Any) -> dict[str, Any]:
     """Speculative decoding at ``context`` cached tokens per sequence: draft + verify time over the expected tokens."""
-    from twinfer.errors import ConfigError
     from twinfer.gpu import GpuStepCost
     from twinfer.models import load_model
-    from twinfer.perf.speculative import SpeculativeConfig, speculative_timing
+    from twinfer.perf.speculative import SpeculativeConfig, parse_acceptance, speculative_timing
 
-    try:
-        rates = [float(x) for x in acceptance.split(",")]
-    except ValueError:
-        raise ConfigError(f"--acceptance: a probability or a comma-separated list of them, got {acceptance!r}") from None
     how = method or ("draft" if draft_model else "mtp")
-    cfg = SpeculativeConfig.build(how, k, rates[0] if len(rates) == 1 else rates, draft_model, where="--speculative")
+    cfg = SpeculativeConfig.build(how, k, parse_acceptance(acceptance), draft_model, where="--speculative")
     if cfg.method == "draft":
         assert cfg.draft_model is not None
         draft: Any = GpuStepCost(load_model(cfg.draft_model), gpu, tp=tp, precision=precision, max_batch_seqs=batch,

@@ -79,7 +79,8 @@ def pool_lines(summaries: list[dict[str, Any]]) -> list[str]:
             parts.append(
                 f"{role}: {s[f'{k}.instances']}x {s[f'{k}.hardware']} busy {s[f'{k}.utilisation'] * 100:.0f}%, "
                 f"KV {s[f'{k}.kv_capacity_tokens']:,} tok/inst (KV-bound {s[f'{k}.kv_blocked_frac'] * 100:.0f}%, "
-                f"batch-cap-bound {s[f'{k}.batch_full_frac'] * 100:.0f}%), {s[f'{k}.mean_batch_seqs']:.1f} seqs/step")
+                f"batch-cap-bound {s[f'{k}.batch_full_frac'] * 100:.0f}%), {s[f'{k}.mean_batch_seqs']:.1f} seqs/step"
+                + _speculative_part(s, k))
             if f"{k}.afd" in s:  # an attention/FFN-disaggregated pool: name its groups
                 parts[-1] += f" (AFD: {s[f'{k}.afd']})"
         extra = f"; KV moved {s['kv_bytes_transferred'] / 1e9:,.1f} GB, link busy {s['kv_link_utilisation'] * 100:.0f}%" \
@@ -132,6 +133,15 @@ def autoscale_table(summaries: list[dict[str, Any]]) -> Any:
         table.add_row(*[str(s[key]) if kind == "str" else changes if kind == "changes" else _fmt(s.get(key), kind)
                         for _, key, kind in AUTOSCALE_COLUMNS])
     return table
+
+
+def _speculative_part(s: dict[str, Any], k: str) -> str:
+    """``, speculative eagle k=4: 3.13 tokens per verify step (3.13 expected)`` for a speculative pool, else ``""``."""
+    sp = f"{k}.speculative"
+    if f"{sp}.k" not in s:
+        return ""
+    return (f", speculative {s[f'{sp}.method']} k={s[f'{sp}.k']}: {s[f'{sp}.tokens_per_step']:.2f} tokens per "
+            f"verify step ({s[f'{sp}.expected_tokens_per_step']:.2f} expected)")
 
 
 def verdict(summaries: list[dict[str, Any]], slo: Any) -> str:

@@ -115,7 +115,10 @@ class ProgramExecutor:
         return steps
 
     def run(self, program: Any, token_ids: np.ndarray) -> StepOutput:
-        """Run one prefill or decode program on token ids [B, T] (decode: T = 1)."""
+        """Run one prefill, decode or verify program on token ids [B, T] (decode: T = 1; verify: T = k + 1).
+
+        A verify program's logits hold a row per position checked ([B * T, vocab]).
+        """
         ids = np.asarray(token_ids, dtype=np.int64)
         if ids.ndim != 2 or ids.shape[0] != program.batch:
             raise ProgramError(
@@ -127,6 +130,9 @@ class ProgramExecutor:
             )
         if program.phase == "decode" and ids.shape[1] != 1:
             raise ProgramError("decode programs take one token per sequence")
+        verify = int(program.get_meta("verify_tokens", 1)) if program.phase == "verify" else 1
+        if program.phase == "verify" and ids.shape[1] != verify:
+            raise ProgramError(f"verify program checks {verify} tokens per sequence, got {ids.shape[1]}")
         spaces: dict[int, dict[str, np.ndarray]] = {c: {} for c in range(program.chips)}
         mailbox: dict[tuple[int, int, str], np.ndarray] = {}
         appended: set[tuple[Any, ...]] = set()
@@ -138,7 +144,7 @@ class ProgramExecutor:
             raise ProgramError(f"KV cache shards disagree on length: {sorted(lengths)}")
         past = lengths.pop() if lengths else 0
         # The schedule (so the latency) was compiled for one context: hold the run to it.
-        expected = 0 if program.phase == "prefill" else program.seq_len - 1
+        expected = 0 if program.phase == "prefill" else program.seq_len - verify
         if past != expected:
             raise ProgramError(
                 f"{program.phase} program compiled for seq_len {program.seq_len} needs {expected} "

@@ -189,7 +189,7 @@ class Program:
     """
 
     model: str  # ModelSpec name
-    phase: str  # "prefill" or "decode"
+    phase: str  # "prefill", "decode" or "verify" (k + 1 positions per sequence: meta verify_tokens)
     batch: int  # sequences in the step
     seq_len: int  # prompt length (prefill) or context length (decode)
     chips: int  # chips in the system
@@ -218,6 +218,8 @@ class Program:
     @property
     def tokens(self) -> int:
         """Token rows that flow through the projections this step."""
+        if self.phase == "verify":
+            return self.batch * int(self.get_meta("verify_tokens", 1))
         return self.batch * self.seq_len if self.phase == "prefill" else self.batch
 
     @property

@@ -23,13 +23,13 @@ with their own models. What is left out: the drafter's catch-up on accepted
 tokens, its memory, and logits at every verified position (a step prices the
 LM head once per sequence).
 
-How it plugs into the simulator once multi-token decode steps land (the
-simulator-core issue): a decode pool with ``speculative:`` (parsed by
-:meth:`SpeculativeConfig.from_dict`) runs one verify step of ``k + 1`` tokens
-per sequence per iteration, adds :func:`draft_time_s`, and advances each
-request by tokens drawn with :func:`draw_tokens_per_step` from the scenario's
-seeded generator, so TPOT, TBT and throughput count accepted tokens and runs
-stay deterministic.
+In the simulator a mixed or decode pool with ``speculative:`` (parsed by
+:meth:`SpeculativeConfig.from_dict`) runs one verify step of ``k + 1``
+query rows per sequence per iteration
+(:mod:`twinfer.sim.speculative_batch`), adds the drafter
+(:mod:`twinfer.perf.speculative_cost`), and advances each request by tokens
+drawn with :func:`draw_tokens_per_step` from its own seeded stream, so TPOT,
+TBT and throughput count accepted tokens and runs stay deterministic.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ from twinfer.models.step import StepShape
 from twinfer.perf.base import StepCostModel
 
 METHODS = ("draft", "mtp", "eagle")
+#: Most drafts per verify step: a guard against absurd values (each is a query row per sequence), not a published limit.
+MAX_K = 64
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ class SpeculativeConfig:
             raise ConfigError(f"{where}.method: unknown drafter {method!r}; choose one of {', '.join(METHODS)}")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigError(f"{where}.k: tokens proposed per step must be an integer >= 1, got {k!r}")
+        if k > MAX_K:
+            raise ConfigError(f"{where}.k: {k} proposals per step is above the limit of {MAX_K}; use a smaller k")
+        if draft_model is not None and not isinstance(draft_model, str):
+            raise ConfigError(f"{where}.draft_model: a model preset name or config.json path, got {draft_model!r}")
         rates = [acceptance] * k if isinstance(acceptance, int | float) else list(acceptance)
         if len(rates) != k:
             raise ConfigError(f"{where}.acceptance: give one rate or one per proposed position ({k}), got {len(rates)}")
@@ -81,7 +87,7 @@ class SpeculativeConfig:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "speculative") -> SpeculativeConfig:
-        """Parse ``speculative: {method, k, acceptance, draft_model}`` (a pool's key once the simulator takes it)."""
+        """Parse a pool's ``speculative: {method, k, acceptance, draft_model}``."""
         if not isinstance(d, Mapping):
             raise ConfigError(f"{where}: expected a mapping {{method, k, acceptance, draft_model}}, got {d!r}")
         unknown = set(d) - {"method", "k", "acceptance", "draft_model"}
@@ -91,6 +97,15 @@ class SpeculativeConfig:
             raise ConfigError(f"{where}: needs k (tokens proposed per step) and acceptance (a rate or one per position)")
         method = d.get("method", "draft" if d.get("draft_model") else "mtp")
         return cls.build(str(method), d["k"], d["acceptance"], d.get("draft_model"), where)
+
+
+def parse_acceptance(text: str, where: str = "--acceptance") -> float | list[float]:
+    """A command line's acceptance: one probability, or a comma-separated list of them (one per position)."""
+    try:
+        rates = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"{where}: a probability or a comma-separated list of them, got {text!r}") from None
+    return rates[0] if len(rates) == 1 else rates
 
 
 def expected_tokens_per_step(cfg: SpeculativeConfig) -> float:

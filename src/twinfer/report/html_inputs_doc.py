@@ -71,7 +71,8 @@ def inputs_document(scenario: Any, model: Any, workload: Any, cost_cache: dict |
         for role, pool in fleet.pools.items():
             spec = get_hardware(pool.hardware, extra)
             hardware.setdefault(spec.name, _plain(spec))
-            entry = {k: _plain(v) for k, v in asdict(pool).items()}
+            # a pool that does not speculate shows no speculative key (outputs of such scenarios stay as they were)
+            entry = {k: _plain(v) for k, v in asdict(pool).items() if not (k == "speculative" and v is None)}
             entry.update(hardware=spec.name, kind=spec.kind)
             if pool.afd is not None:  # an AFD pool: its FFN group's chips and the link between the groups too
                 ffn = get_hardware(pool.afd.ffn.hardware)

@@ -23,6 +23,7 @@ from twinfer.sim.prefix_stats import prefix_summary
 from twinfer.sim.request import RequestState
 from twinfer.sim.results import FleetResult, PoolStats
 from twinfer.sim.scheduler import TBT_BIN_BASE, TBT_BIN_LOG_STEP
+from twinfer.sim.speculative_batch import speculative_summary
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,7 @@ def summarize(name: str, sim: FleetSim, cols: dict[str, np.ndarray], pricing: di
         s[f"{key}.max_batch_seqs"] = pool.max_seqs
         s[f"{key}.steps"] = steps
         s[f"{key}.mean_batch_seqs"] = seqs / steps if steps else 0.0
+        s.update(speculative_summary(key, pool.setup.speculative, [i.sched for i in insts]))
         pools.append(PoolStats(
             role=role, hardware=pr.hardware, instances=len(insts), devices_per_instance=pr.devices,
             price_per_hour_usd=pr.price_per_hour_usd, power_idle_w=pr.power_idle_w, power_max_w=pr.power_max_w,

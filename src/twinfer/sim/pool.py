@@ -6,12 +6,14 @@ from collections import deque
 from dataclasses import dataclass
 
 from twinfer.perf.base import StepCostModel
+from twinfer.perf.speculative import SpeculativeConfig
 from twinfer.sim.instance import Instance, InstanceLoads
 from twinfer.sim.prefix_route import RouteAudit
 from twinfer.sim.prefix_sched import PrefixScheduler, PrefixSetup
 from twinfer.sim.request import Request
 from twinfer.sim.router import make_router
 from twinfer.sim.scheduler import BLOCKED_KV, BatchingConfig, Scheduler
+from twinfer.sim.speculative_batch import SpeculativeScheduler
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class PoolSetup:
     batching: BatchingConfig
     router: str = "least_outstanding"
     prefix: PrefixSetup | None = None  # a prefix cache in each instance (None: none, today's code path)
+    speculative: SpeculativeConfig | None = None  # decode steps verify k drafts (twinfer.sim.speculative_batch)
+    seed: int = 0  # seeds the per-request streams of tokens accepted per verify step
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,11 @@ class Pool:
 
 
 def make_scheduler(setup: PoolSetup, kv_tokens: int, max_seqs: int, track_tokens: bool) -> Scheduler:
-    """A scheduler for one instance of the pool: with a prefix cache when the pool has one."""
+    """A scheduler for one instance of the pool: with a prefix cache, or verifying speculative drafts, when the
+    pool has one (the scenario refuses a pool with both)."""
+    if setup.speculative is not None:
+        return SpeculativeScheduler(setup.role, setup.batching, kv_tokens, max_seqs, track_tokens, setup.speculative,
+                                    setup.seed)
     if setup.prefix is None:
         return Scheduler(setup.role, setup.batching, kv_tokens, max_seqs, track_tokens)
     return PrefixScheduler(setup.role, setup.batching, kv_tokens, max_seqs, track_tokens, setup.prefix, setup.cost)

@@ -124,6 +124,29 @@ def make_pool_cost(model: ModelSpec, pool: PoolConfig, cache: CostCache | None =
     return cost
 
 
+def speculative_pool_cost(model: ModelSpec, pool: PoolConfig, target: StepCostModel,
+                          cache: CostCache | None = None, extra_hardware: HardwareSet | None = None) -> StepCostModel:
+    """``target`` plus the pool's drafter on the same devices, its memory charged (:mod:`twinfer.perf.speculative_cost`)."""
+    from twinfer.errors import ConfigError, UnknownNameError
+    from twinfer.models import load_model
+    from twinfer.perf.speculative_cost import SpeculativeStepCost, draft_kv_capacity
+
+    cfg = pool.speculative
+    assert cfg is not None
+    if cfg.method != "draft":
+        return SpeculativeStepCost(target, cfg, 1.0 / model.num_layers)  # a head about one layer of the target
+    assert cfg.draft_model is not None
+    try:
+        draft_spec = load_model(cfg.draft_model)
+    except (ConfigError, UnknownNameError) as exc:
+        raise ConfigError(f"speculative.draft_model: {exc}") from None
+    kv = pool.precision.kv_cache
+    capacity = draft_kv_capacity(target.resources().kv_capacity_tokens, model.kv_bytes_per_token(kv),
+                                 draft_spec.weight_bytes(pool.precision.weights), draft_spec.kv_bytes_per_token(kv),
+                                 "speculative.draft_model")
+    return SpeculativeStepCost(target, cfg, make_pool_cost(draft_spec, pool, cache, extra_hardware), capacity)
+
+
 def pool_pricing(pool: PoolConfig, cost: StepCostModel) -> PoolPricing:
     """Per-instance price and power: the backend's resources unless the scenario overrides them."""
     res = cost.resources()
@@ -147,6 +170,7 @@ def build_fleet_sim(
     sample_interval_s: float | None = None,
     track_tokens: bool = False,
     prefix_block_tokens: int | None = None,
+    seed: int = 0,
 ) -> tuple[FleetSim, dict[str, PoolPricing]]:
     """A fresh simulator of ``fleet`` and the pricing of its pools.
 
@@ -155,6 +179,7 @@ def build_fleet_sim(
     ``track_tokens`` enables per-token callbacks (the emulation server).
     ``prefix_block_tokens`` is the workload's prefix block size, needed by a
     fleet with a prefix cache.
+    ``seed`` seeds the draws of speculative pools (tokens accepted per verify step).
     """
     from twinfer.hardware import get_link
 
@@ -164,6 +189,8 @@ def build_fleet_sim(
     kv_dtype = (fleet.pools.get("prefill") or fleet.pools["mixed"]).precision.kv_cache
     for role, pool in fleet.pools.items():
         cost = costs[role] if costs and role in costs else make_pool_cost(model, pool, cost_cache, extra)
+        if pool.speculative is not None:
+            cost = speculative_pool_cost(model, pool, cost, cost_cache, extra)
         # A pipelined instance (LPU stages, GPU pp) keeps one micro-batch per stage in
         # flight: its batch cap is stages x the compiled batch (twinfer.perf.pipeline).
         cost = pipelined(cost)
@@ -175,7 +202,7 @@ def build_fleet_sim(
             prefix = prefix_setup(fleet.prefix_cache[role], pool, cost, prefix_block_tokens,
                                   model.kv_bytes_per_token(kv_dtype), f"fleet {fleet.name!r}, {role} pool")
         setups.append(PoolSetup(role=role, cost=cost, count=pool.count, batching=pool.batching, router=router,
-                                prefix=prefix))
+                                prefix=prefix, speculative=pool.speculative, seed=seed))
         pricing[role] = pool_pricing(pool, cost)
     link = None
     if fleet.kv_link is not None:
@@ -269,7 +296,7 @@ def _simulate_once(scenario: Scenario, fleet: FleetConfig, seed: int, progress: 
     block_tokens = getattr(workload, "prefix_block_tokens", None)
     sim, pricing = build_fleet_sim(scenario, fleet, model=model, costs=costs, cost_cache=cost_cache,
                                    record_timeline=record_timeline, sample_interval_s=interval,
-                                   prefix_block_tokens=block_tokens)
+                                   prefix_block_tokens=block_tokens, seed=seed)
     keys = prefix_keys(workload) if fleet.prefix_cache else None
     sim.load_workload(workload.arrival_s, workload.prompt_tokens, workload.output_tokens, keys)
     if progress is None:

@@ -44,6 +44,9 @@ YAML schema (every key below; optional ones show their default)::
             ffn: {hardware: groq3-lp30, chips: null}        # LPUs: chips (null: fewest); GPUs: ep, tp (or count)
             link: lpx-gpu                # per attention GPU (null: lpx-gpu to LPUs, the GPU's scale-up link to GPUs)
             micro_batches: 2             # ping-pong micro-batches in flight
+            speculative: null            # mixed/decode pools: {method: draft | mtp | eagle, k: 3,
+                                         #   acceptance: 0.7 or [0.9, 0.8, 0.7], draft_model: llama-3.1-8b}
+                                         #   (k: 0 turns it off; twinfer.sim.speculative_batch)
         kv_link:                         # disaggregated fleets only
           name: ib-ndr                   # twinfer.hardware.get_link preset
           count: 4                       # links per prefill instance (bandwidths add)
@@ -80,6 +83,7 @@ from typing import Any
 from twinfer.afd.config import AfdConfig, AttentionGroup, FfnGroup
 from twinfer.errors import ConfigError, UnknownNameError, yaml_number_hint
 from twinfer.models.ops import Precision
+from twinfer.perf.speculative import SpeculativeConfig
 from twinfer.sim.kinds import FLEET_LAYOUTS, INSTANCE_KINDS
 from twinfer.sim.router import ROUTERS
 from twinfer.sim.scheduler import BatchingConfig
@@ -180,13 +184,14 @@ class PoolConfig:
     power_max_w: float | None = None
     engine: str | None = None  # GPU serving-engine profile (twinfer.gpu.engines); None: the roofline
     afd: AfdConfig | None = None  # an attention/FFN-disaggregated decode pool (hardware: its attention GPU)
+    speculative: SpeculativeConfig | None = None  # speculative decoding (None: off)
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> PoolConfig:
         """Parse one entry of ``pools:``."""
         d = _keys(d, ("hardware", "count", "tp", "pp", "ep", "expert_imbalance", "chips", "precision", "batching",
                       "price_per_hour_usd", "power_idle_w", "power_max_w", "engine", "attention", "ffn", "link",
-                      "micro_batches"), where)
+                      "micro_batches", "speculative"), where)
         afd = _afd(d, where)
         if afd is not None:
             d = {**d, "hardware": afd.attention.hardware}
@@ -218,7 +223,21 @@ class PoolConfig:
             power_max_w=_num(d, "power_max_w", where, None, strict=False),
             engine=_engine(d, where),
             afd=afd,
+            speculative=_speculative(d.get("speculative"), batching, f"{where}.speculative"),
         )
+
+
+def _speculative(v: Any, batching: BatchingConfig, where: str) -> SpeculativeConfig | None:
+    """``speculative:`` of a pool; None when absent, null, false or ``k: 0`` (off)."""
+    if v is None or v is False:
+        return None
+    if isinstance(v, Mapping) and v.get("k") == 0 and not isinstance(v.get("k"), bool):
+        return None
+    cfg = SpeculativeConfig.from_dict(v, where)
+    if cfg.k + 1 > batching.block_tokens:
+        raise ConfigError(f"{where}.k: a verify step writes k + 1 = {cfg.k + 1} tokens of KV, more than a block of "
+                          f"{batching.block_tokens} (batching.block_tokens); raise block_tokens or lower k")
+    return cfg
 
 
 def _afd(d: Mapping[str, Any], where: str) -> AfdConfig | None:
@@ -482,6 +501,13 @@ class FleetConfig:
         if split:
             raise ConfigError(f"{where}.pools.{split[0]}: attention:/ffn: groups split a decode pool (AFD); "
                               "give the prefill or mixed pool plain hardware and put the groups under pools.decode")
+        if "prefill" in pools and pools["prefill"].speculative is not None:
+            raise ConfigError(f"{where}.pools.prefill.speculative: a prefill pool emits only first tokens; "
+                              "put speculative: on the decode pool")
+        both = [r for r in prefix if pools[r].speculative is not None]
+        if both:
+            raise ConfigError(f"{where}.pools.{both[0]}: prefix_cache and speculative are not modelled together in "
+                              "one pool yet; drop one of them (or split the fleet into prefill and decode pools)")
         if "decode" in pools and pools["decode"].batching.policy == "static":
             raise ConfigError(f"{where}.pools.decode.batching.policy: static batching applies to prefill "
                               "or mixed pools; use continuous or chunked for decode")

@@ -109,7 +109,8 @@ class Scheduler(DecodeBatch):
         """Reserve a slot and KV for a request whose KV will arrive by transfer; a BLOCKED_* code."""
         if self.held() >= self.max_seqs or self.waiting:
             return BLOCKED_BATCH if self.held() >= self.max_seqs else BLOCKED_KV
-        need = self.blocks_for(r.prompt_tokens + (r.output_tokens if self.reserve else r.generated))
+        # reserve: the whole life, with the tps - 1 drafts a multi-token last step writes beyond the output
+        need = self.blocks_for(r.prompt_tokens + (r.output_tokens + self.tps - 1 if self.reserve else r.generated))
         if need > self.free_blocks:
             return BLOCKED_KV
         self.free_blocks -= need

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from twinfer.lpu.ir import Program
-from twinfer.lpu.passes.lower import lower
+from twinfer.lpu.passes.lower import lower, step_tokens
 from twinfer.lpu.passes.partition import partition
 from twinfer.lpu.passes.place import place
 from twinfer.lpu.passes.schedule import schedule
@@ -37,18 +37,20 @@ class CompileResult:
 
 def compile_step(model: ModelSpec, system: System, *, phase: str, batch: int, seq_len: int,
                  precision: Precision | None = None, plan: Plan | None = None,
-                 capacity_ctx: int | None = None, prefill_chunk: int | None = None) -> CompileResult:
-    """Compile one prefill or decode step of ``model`` onto ``system``.
+                 capacity_ctx: int | None = None, prefill_chunk: int | None = None,
+                 verify_tokens: int = 1) -> CompileResult:
+    """Compile one prefill, decode or verify step of ``model`` onto ``system``.
 
     ``plan`` reuses a partition (e.g. the decode plan for the prefill program);
     otherwise one is made for ``batch`` sequences of ``capacity_ctx`` tokens
     of KV cache (default ``seq_len``) over ``system.num_chips`` chips.
     ``prefill_chunk`` cuts a batch-1 prompt into chunks that pipeline across stages.
+    A ``verify`` step checks ``verify_tokens`` positions per sequence (speculative decoding, see ``lower``).
     """
     prec = precision or Precision(weights="int8", activations="fp16", kv_cache="fp16")
     chip = system.chip
     hop = chip.hop_latency_cycles
-    tokens = batch * seq_len if phase == "prefill" else batch
+    tokens = step_tokens(phase, batch, seq_len, verify_tokens)
     times: list[tuple[str, float]] = []
 
     def run(name: str, fn: Callable[[], Program]) -> Program:
@@ -58,7 +60,7 @@ def compile_step(model: ModelSpec, system: System, *, phase: str, batch: int, se
         return out
 
     prog = run("lower", lambda: lower(model, phase=phase, batch=batch, seq_len=seq_len, precision=prec,
-                                          prefill_chunk=prefill_chunk))
+                                          prefill_chunk=prefill_chunk, verify_tokens=verify_tokens))
     verify_structure(prog)
     if plan is None:
         plan = make_plan(model, chip, prec, chips=system.num_chips, batch=batch,

@@ -46,32 +46,53 @@ def rope_scaling_attr(model: ModelSpec) -> tuple | None:
     return tuple(model.rope_scaling) if model.rope_scaling else None
 
 
-def chunk_bounds(phase: str, batch: int, seq_len: int, prefill_chunk: int | None) -> list[tuple[int, int]]:
-    """Position ranges the prompt is cut into (one range: no chunking; only batch-1 prefill is chunked)."""
+def chunk_bounds(phase: str, batch: int, seq_len: int, prefill_chunk: int | None,
+                 verify_tokens: int = 1) -> list[tuple[int, int]]:
+    """Position ranges the prompt is cut into (one range: no chunking; only batch-1 prefill is chunked).
+
+    A verify step's one range is its ``verify_tokens`` new positions at the end of the context.
+    """
     if phase == "prefill" and prefill_chunk and batch == 1 and seq_len > prefill_chunk:
         return [(a, min(a + prefill_chunk, seq_len)) for a in range(0, seq_len, prefill_chunk)]
+    if phase == "verify":
+        return [(seq_len - verify_tokens, seq_len)]
     return [(0, seq_len if phase == "prefill" else 1)]
 
 
+def step_tokens(phase: str, batch: int, seq_len: int, verify_tokens: int = 1) -> int:
+    """Token rows that flow through the projections in one step of ``phase``."""
+    return batch * (seq_len if phase == "prefill" else verify_tokens if phase == "verify" else 1)
+
+
 def lower(model: ModelSpec, *, phase: str, batch: int, seq_len: int, precision: Precision,
-          prefill_chunk: int | None = None) -> Program:
-    """The unpartitioned program of one prefill or decode step of ``model``.
+          prefill_chunk: int | None = None, verify_tokens: int = 1) -> Program:
+    """The unpartitioned program of one prefill, decode or verify step of ``model``.
 
     With ``prefill_chunk`` (batch-1 prefill only) the prompt is cut into
     chunks of that many positions that flow through the layers one after
     another, so the schedule pipelines them across stages; ``rope`` and
     ``attention`` of a chunk carry ``pos_offset`` (its first position
     within the step).
+
+    A *verify* step (speculative decoding) checks ``verify_tokens`` = k + 1
+    positions per sequence: its last sampled token and k drafts, at the end
+    of a context of ``seq_len`` tokens (``seq_len - verify_tokens`` cached).
+    It is a short prefill chunk at ``pos_offset = seq_len - verify_tokens``
+    whose logits are computed at every row, since each position's token is
+    checked against its draft.
     """
     from twinfer.errors import ConfigError
 
-    if phase not in ("prefill", "decode"):
-        raise ConfigError(f"phase must be 'prefill' or 'decode', got {phase!r}")
+    if phase not in ("prefill", "decode", "verify"):
+        raise ConfigError(f"phase must be 'prefill', 'decode' or 'verify', got {phase!r}")
     if batch < 1 or seq_len < 1:
         raise ConfigError(f"batch and sequence length must be >= 1, got batch={batch}, seq_len={seq_len}")
-    tokens = batch * seq_len if phase == "prefill" else batch
+    if phase == "verify" and not 1 <= verify_tokens <= seq_len:
+        raise ConfigError(f"a verify step checks 1 .. seq_len ({seq_len}) positions per sequence, "
+                          f"got verify_tokens={verify_tokens}")
+    tokens = step_tokens(phase, batch, seq_len, verify_tokens)
     h, wd = model.hidden_size, precision.weights
-    bounds = chunk_bounds(phase, batch, seq_len, prefill_chunk)
+    bounds = chunk_bounds(phase, batch, seq_len, prefill_chunk, verify_tokens)
     chunked = len(bounds) > 1
     e = Emitter()
     e.emit("embed", 0, "MEM", ("token_ids",), ("x0",), weight="model.embed_tokens.weight", dtype=wd,
@@ -85,7 +106,7 @@ def lower(model: ModelSpec, *, phase: str, batch: int, seq_len: int, precision: 
     # one chunk's activations at a time, and chunk k's attention (program order) follows chunk k-1's,
     # whose keys and values it reads from the KV cache.
     for k, (a, z) in enumerate(bounds):
-        rows = (z - a) * batch if phase == "prefill" else batch
+        rows = (z - a) * batch if phase != "decode" else batch
         for li in range(model.num_layers):
             _lower_layer(e, model, li, sfx[k], rows, a, wd)
     hb = model.num_layers + 1
@@ -95,13 +116,15 @@ def lower(model: ModelSpec, *, phase: str, batch: int, seq_len: int, precision: 
         e.emit("last_rows", 0, "SXM_W", (x,), ("xl",), batch=batch, seq_len=last, role="last_rows",
                block=hb, shape=(batch, h))
         x = "xl"
+    head_rows = tokens if phase == "verify" else batch  # logits of every verified position, else the last
     e.emit("rmsnorm", 0, "VXM", (x,), ("xn",), weight="model.norm.weight", eps=model.rms_norm_eps,
-           role="final_norm", block=hb, shape=(batch, h))
+           role="final_norm", block=hb, shape=(head_rows, h))
     head = "model.embed_tokens.weight" if model.tie_word_embeddings else "lm_head.weight"
     e.emit("matmul", 0, "MXM", ("xn",), ("logits",), weight=head, rows=(0, model.vocab_size), cols=(0, h),
-           dtype=wd, bias=None, role="lm_head", block=hb, shape=(batch, model.vocab_size))
+           dtype=wd, bias=None, role="lm_head", block=hb, shape=(head_rows, model.vocab_size))
+    meta = (("verify_tokens", verify_tokens),) if phase == "verify" else ()
     return Program(model=model.name, phase=phase, batch=batch, seq_len=seq_len, chips=1, instrs=tuple(e.instrs),
-                   weight_dtype=wd, activation_dtype=precision.activations)
+                   weight_dtype=wd, activation_dtype=precision.activations, meta=meta)
 
 
 def _lower_layer(e: Emitter, model: ModelSpec, li: int, sfx: str, tokens: int, pos: int, wd: str) -> None:
