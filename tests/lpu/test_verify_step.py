@@ -126,7 +126,8 @@ def test_the_simulators_lpu_backend_prices_a_verify_step_as_the_compiled_program
                                                                                    verify):
     # the simulator prices a speculative pool's step as a decode step with k extra query rows per sequence
     # (StepShape.decode(..., tokens_per_seq=k + 1)); on an LPU that must be the compiled verify program's cycles
-    from twinfer.lpu.step_cost import LPU_DEFAULT_PRECISION, AnalyticLpu
+    from twinfer.lpu.analytic import AnalyticLpu
+    from twinfer.lpu.step_cost import LPU_DEFAULT_PRECISION
     from twinfer.models import load_model
     from twinfer.models.step import StepShape
 
