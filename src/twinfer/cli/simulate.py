@@ -163,7 +163,7 @@ def verdict(summaries: list[dict[str, Any]], slo: Any) -> str:
 
 
 def simulate_command(
-    scenario: Annotated[Path | None, typer.Argument(help="Scenario YAML (default: the built-in comparison).")] = None,
+    scenario: Annotated[str | None, typer.Argument(help="Scenario YAML, or builtin:factory-2026 (default: the built-in comparison).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for the workload.")] = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Write requests.parquet, summary.json, series.json here.")] = None,
     trace: Annotated[Path | None, typer.Option("--trace", help="Write a Perfetto/Chrome trace JSON of batches and KV transfers.")] = None,

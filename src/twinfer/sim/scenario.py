@@ -611,11 +611,25 @@ def resolve_hardware_file(d: Mapping[str, Any], where: str, base_dir: Path | Non
     return str(path.resolve())
 
 
+#: Scenarios shipped in the package, run as ``twinfer simulate builtin:NAME``.
+BUILTIN_SCENARIOS = {"factory-2026": "factory_2026.yaml"}
+
+
+def builtin_scenario_path(spec: str) -> Path:
+    """The packaged file of ``builtin:NAME`` (a clear error naming the choices otherwise)."""
+    name = spec.removeprefix("builtin:")
+    if name not in BUILTIN_SCENARIOS:
+        raise ConfigError(f"unknown built-in scenario {spec!r}; choose one of "
+                          + ", ".join(f"builtin:{n}" for n in BUILTIN_SCENARIOS)
+                          + " (or run `twinfer simulate` with no argument for the default comparison)")
+    return Path(__file__).parent / "scenarios" / BUILTIN_SCENARIOS[name]
+
+
 def load_scenario(path: str | Path) -> Scenario:
-    """Read a scenario YAML file; errors name the file and the offending key."""
+    """Read a scenario YAML file (or ``builtin:NAME``, a packaged one); errors name the file and the offending key."""
     import yaml
 
-    p = Path(path)
+    p = builtin_scenario_path(str(path)) if str(path).startswith("builtin:") else Path(path)
     if not p.is_file():
         raise ConfigError(f"scenario file {str(p)!r} does not exist")
     try:
