@@ -74,77 +74,20 @@ file and the key path.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from twinfer.afd.config import AfdConfig, AttentionGroup, FfnGroup
-from twinfer.errors import ConfigError, UnknownNameError, yaml_number_hint
-from twinfer.models.ops import Precision
-from twinfer.perf.speculative import SpeculativeConfig
+from twinfer.errors import ConfigError
 from twinfer.sim.kinds import FLEET_LAYOUTS, INSTANCE_KINDS
 from twinfer.sim.router import ROUTERS
-from twinfer.sim.scheduler import BatchingConfig
+from twinfer.sim.scenario_fields import MAX_POOL_INSTANCES, check_keys, number, text
+from twinfer.sim.scenario_fleet_options import AutoscaleConfig, PrefixCacheConfig, prefix_caches
+from twinfer.sim.scenario_pool import PRECISION_SHORTHANDS, LinkConfig, PoolConfig, parse_precision
 
-PRECISION_SHORTHANDS = {
-    "bf16": Precision(),
-    "fp16": Precision(weights="fp16", activations="fp16", kv_cache="fp16"),
-    "fp8": Precision(weights="fp8"),
-    "int8": Precision(weights="int8"),
-    "fp8-kv8": Precision(weights="fp8", kv_cache="fp8"),
-}
-
-
-#: Instances per pool the simulator accepts: each instance is a scheduler with its own queues, and the
-#: router looks at every instance per request, so millions would not finish (10,000 instances of 8 GPUs
-#: is an 80,000-GPU fleet; measured here: 10,000 instances serving 300 requests take 3.7 s and 85 MB).
-MAX_POOL_INSTANCES = 10_000
-#: Ceilings of scenario numbers (by key), checked before anything is built; absurd values are refused.
-_CEILINGS: dict[str, float] = {
-    "count": MAX_POOL_INSTANCES, "tp": 1024, "pp": 1024, "chips": 100_000, "token_budget": 10_000_000,
-    "max_batch_seqs": 1_000_000, "block_tokens": 65_536, "price_per_hour_usd": 1e6, "power_idle_w": 1e8,
-    "power_max_w": 1e8, "ttft_s": 1e6, "tpot_s": 1e6, "attainment": 1.0, "sample_interval_s": 1e9,
-    "interval_s": 1e9, "window_s": 1e9, "percentile": 100.0, "reconfigure_delay_s": 1e9, "patience_windows": 1000,
-    "ep": 1024, "micro_batches": 64,
-}
-#: Keys of a pool that an AFD pool sets per group instead (under attention: and ffn:).
-_GROUP_KEYS = ("hardware", "tp", "pp", "ep", "chips", "engine")
-
-
-def _keys(d: Any, allowed: tuple[str, ...], where: str) -> Mapping[str, Any]:
-    if not isinstance(d, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__} {d!r}")
-    for k in d:
-        if k not in allowed:
-            raise ConfigError(f"{where}: unknown key {k!r}; allowed keys are {', '.join(allowed)}")
-    return d
-
-
-def _num(d: Mapping[str, Any], key: str, where: str, default: Any = None, *, integer: bool = False,
-         minimum: float = 0.0, strict: bool = True) -> Any:
-    v = d.get(key)
-    if v is None:  # absent or an explicit null: the default (None for optional keys)
-        v = default
-    if v is None:
-        return None
-    ok = isinstance(v, int) if integer else isinstance(v, int | float)
-    if isinstance(v, bool) or not ok or not math.isfinite(v) or v < minimum or (strict and v == minimum == 0):
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"{where}.{key}: expected {kind} >= {minimum}{' (> 0)' if strict and minimum == 0 else ''}, "
-                          f"got {v!r}{yaml_number_hint(v)}")
-    limit = _CEILINGS.get(key)
-    if limit is not None and v > limit:
-        raise ConfigError(f"{where}.{key}: {v!r} is above the limit of {limit:,g}; use a smaller value")
-    return v
-
-
-def _str(d: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str | None:
-    v = d.get(key, default)
-    if v is not None and not isinstance(v, str):
-        raise ConfigError(f"{where}.{key}: expected a string, got {v!r}")
-    return v
+__all__ = ["MAX_POOL_INSTANCES", "PRECISION_SHORTHANDS", "AutoscaleConfig", "FleetConfig", "LinkConfig", "PoolConfig",
+           "PrefixCacheConfig", "Scenario", "SloConfig", "load_scenario", "parse_precision", "with_hardware_file"]
 
 
 @dataclass(frozen=True)
@@ -158,305 +101,12 @@ class SloConfig:
     @classmethod
     def from_dict(cls, d: Any, where: str = "slo") -> SloConfig:
         """Parse ``slo:``."""
-        d = _keys(d, ("ttft_s", "tpot_s", "attainment"), where)
-        att = _num(d, "attainment", where, 0.9)
+        d = check_keys(d, ("ttft_s", "tpot_s", "attainment"), where)
+        att = number(d, "attainment", where, 0.9)
         if att > 1:
             raise ConfigError(f"{where}.attainment: a fraction in (0, 1], got {att!r}")
-        return cls(ttft_s=float(_num(d, "ttft_s", where, 2.0)), tpot_s=float(_num(d, "tpot_s", where, 0.2)),
+        return cls(ttft_s=float(number(d, "ttft_s", where, 2.0)), tpot_s=float(number(d, "tpot_s", where, 0.2)),
                    attainment=float(att))
-
-
-@dataclass(frozen=True)
-class PoolConfig:
-    """One pool: instances of one hardware/parallelism/precision, their count and batching."""
-
-    hardware: str
-    count: int = 1
-    tp: int = 1
-    pp: int = 1
-    ep: int = 1  # expert-parallel attention replicas (GPUs: ep x tp per instance)
-    expert_imbalance: float = 1.0  # hottest EP rank's expert load over the mean
-    chips: int | None = None  # LPU chips per instance (None: the fewest that fit)
-    precision: Precision = field(default_factory=Precision)
-    batching: BatchingConfig = field(default_factory=BatchingConfig)
-    price_per_hour_usd: float | None = None  # per instance override
-    power_idle_w: float | None = None
-    power_max_w: float | None = None
-    engine: str | None = None  # GPU serving-engine profile (twinfer.gpu.engines); None: the roofline
-    afd: AfdConfig | None = None  # an attention/FFN-disaggregated decode pool (hardware: its attention GPU)
-    speculative: SpeculativeConfig | None = None  # speculative decoding (None: off)
-
-    @classmethod
-    def from_dict(cls, d: Any, where: str) -> PoolConfig:
-        """Parse one entry of ``pools:``."""
-        d = _keys(d, ("hardware", "count", "tp", "pp", "ep", "expert_imbalance", "chips", "precision", "batching",
-                      "price_per_hour_usd", "power_idle_w", "power_max_w", "engine", "attention", "ffn", "link",
-                      "micro_batches", "speculative"), where)
-        afd = _afd(d, where)
-        if afd is not None:
-            d = {**d, "hardware": afd.attention.hardware}
-        hw = _str(d, "hardware", where)
-        if not hw:
-            raise ConfigError(f"{where}.hardware: required (a preset such as h100 or groq-tsp-v1; see `twinfer hardware`)")
-        b = _keys(d.get("batching") or {}, ("policy", "token_budget", "max_batch_seqs", "kv_policy", "block_tokens"),
-                  f"{where}.batching")
-        batching = BatchingConfig(
-            policy=_str(b, "policy", f"{where}.batching", "chunked") or "chunked",
-            token_budget=int(_num(b, "token_budget", f"{where}.batching", 2048, integer=True, minimum=1)),
-            max_batch_seqs=_num(b, "max_batch_seqs", f"{where}.batching", None, integer=True, minimum=1),
-            kv_policy=_str(b, "kv_policy", f"{where}.batching", "reserve") or "reserve",
-            block_tokens=int(_num(b, "block_tokens", f"{where}.batching", 16, integer=True, minimum=1)),
-        )
-        batching.check(f"{where}.batching")
-        return cls(
-            hardware=hw,
-            count=int(_num(d, "count", where, 1, integer=True, minimum=1)),
-            tp=int(_num(d, "tp", where, 1, integer=True, minimum=1)),
-            pp=int(_num(d, "pp", where, 1, integer=True, minimum=1)),
-            ep=int(_num(d, "ep", where, 1, integer=True, minimum=1)),
-            expert_imbalance=float(_num(d, "expert_imbalance", where, 1.0, minimum=1.0, strict=False)),
-            chips=_num(d, "chips", where, None, integer=True, minimum=1),
-            precision=parse_precision(d.get("precision", "bf16"), f"{where}.precision"),
-            batching=batching,
-            price_per_hour_usd=_num(d, "price_per_hour_usd", where, None, strict=False),
-            power_idle_w=_num(d, "power_idle_w", where, None, strict=False),
-            power_max_w=_num(d, "power_max_w", where, None, strict=False),
-            engine=_engine(d, where),
-            afd=afd,
-            speculative=_speculative(d.get("speculative"), batching, f"{where}.speculative"),
-        )
-
-
-def _speculative(v: Any, batching: BatchingConfig, where: str) -> SpeculativeConfig | None:
-    """``speculative:`` of a pool; None when absent, null, false or ``k: 0`` (off)."""
-    if v is None or v is False:
-        return None
-    if isinstance(v, Mapping) and v.get("k") == 0 and not isinstance(v.get("k"), bool):
-        return None
-    cfg = SpeculativeConfig.from_dict(v, where)
-    if cfg.k + 1 > batching.block_tokens:
-        raise ConfigError(f"{where}.k: a verify step writes k + 1 = {cfg.k + 1} tokens of KV, more than a block of "
-                          f"{batching.block_tokens} (batching.block_tokens); raise block_tokens or lower k")
-    return cfg
-
-
-def _afd(d: Mapping[str, Any], where: str) -> AfdConfig | None:
-    """``attention:``/``ffn:``/``link:``/``micro_batches:`` of an AFD pool (None for a plain pool)."""
-    from twinfer.hardware import get_hardware, get_link
-    from twinfer.hardware.specs import LpuSpec
-
-    if not any(k in d for k in ("attention", "ffn", "link", "micro_batches")):
-        return None
-    for k in ("attention", "ffn"):
-        if d.get(k) is None:
-            raise ConfigError(f"{where}.{k}: an AFD pool needs both attention: {{hardware, count, tp}} and "
-                              "ffn: {hardware, chips | ep, tp}")
-    clash = [k for k in _GROUP_KEYS if k in d]
-    if clash:
-        raise ConfigError(f"{where}: {', '.join(clash)} of an AFD pool go under attention: or ffn:, not beside them")
-    wa, wf = f"{where}.attention", f"{where}.ffn"
-    a = _keys(d["attention"], ("hardware", "count", "tp"), wa)
-    f = _keys(d["ffn"], ("hardware", "chips", "count", "ep", "tp"), wf)
-    specs = {}
-    for g, w in ((a, wa), (f, wf)):
-        name = _str(g, "hardware", w)
-        if not name:
-            raise ConfigError(f"{w}.hardware: required (a preset such as vr200 or groq3-lp30; see `twinfer hardware`)")
-        try:
-            specs[w] = get_hardware(name)
-        except (ConfigError, UnknownNameError) as exc:
-            raise ConfigError(f"{w}.hardware: {exc}") from None
-    attention = AttentionGroup(hardware=specs[wa].name, replicas=int(_num(a, "count", wa, 1, integer=True, minimum=1)),
-                               tp=int(_num(a, "tp", wa, 1, integer=True, minimum=1)))
-    tp = int(_num(f, "tp", wf, 1, integer=True, minimum=1))
-    count, ep = _num(f, "count", wf, None, integer=True, minimum=1), _num(f, "ep", wf, None, integer=True, minimum=1)
-    chips = _num(f, "chips", wf, None, integer=True, minimum=1)
-    if isinstance(specs[wf], LpuSpec):
-        if ep is not None or "tp" in f or (count is not None and chips is not None):
-            raise ConfigError(f"{wf}: {specs[wf].name} is an LPU; give its chips (chips:, or count:), not ep/tp")
-        ffn = FfnGroup(hardware=specs[wf].name, chips=chips if chips is not None else count)
-    else:
-        if chips is not None:
-            raise ConfigError(f"{wf}.chips: {specs[wf].name} is a GPU; give ep (expert-parallel ranks) and tp, or count")
-        if count is not None and (count % tp or (ep is not None and ep * tp != count)):
-            raise ConfigError(f"{wf}.count: {count} GPUs must be ep x tp ({ep or '?'} x {tp}); fix one of them")
-        ffn = FfnGroup(hardware=specs[wf].name, ep=ep or (count // tp if count else 1), tp=tp)
-    link = _str(d, "link", where)
-    if link is not None:
-        try:
-            link = get_link(link).name
-        except (ConfigError, UnknownNameError) as exc:
-            raise ConfigError(f"{where}.link: {exc}") from None
-    return AfdConfig(attention=attention, ffn=ffn, link=link,
-                     micro_batches=int(_num(d, "micro_batches", where, 2, integer=True, minimum=1)))
-
-
-def _engine(d: dict, where: str) -> str | None:
-    """``engine:`` of a pool: a GPU serving-engine profile name, checked against twinfer.gpu.engines."""
-    name = _str(d, "engine", where)
-    if name is None:
-        return None
-    from twinfer.gpu.engines import ENGINES
-
-    if name not in ENGINES:
-        raise ConfigError(f"{where}.engine: unknown engine {name!r}; use one of {', '.join(ENGINES)}")
-    return name
-
-
-def parse_precision(v: Any, where: str) -> Precision:
-    """``bf16`` / ``fp8`` / ``int8`` / ``fp8-kv8`` shorthand, or a {weights, activations, kv_cache} mapping."""
-    if isinstance(v, Precision):
-        return v
-    if isinstance(v, str):
-        if v not in PRECISION_SHORTHANDS:
-            raise ConfigError(f"{where}: unknown precision {v!r}; use one of {', '.join(PRECISION_SHORTHANDS)} "
-                              "or a mapping {weights, activations, kv_cache}")
-        return PRECISION_SHORTHANDS[v]
-    d = _keys(v, ("weights", "activations", "kv_cache"), where)
-    return Precision(weights=str(d.get("weights", "bf16")), activations=str(d.get("activations", "bf16")),
-                     kv_cache=str(d.get("kv_cache", "bf16")))
-
-
-@dataclass(frozen=True)
-class LinkConfig:
-    """The KV link out of each prefill instance: a link preset, how many in parallel, streaming."""
-
-    name: str = "ib-ndr"
-    count: int = 1
-    layerwise: bool = False
-
-    @classmethod
-    def from_dict(cls, d: Any, where: str) -> LinkConfig:
-        """Parse ``kv_link:``."""
-        d = _keys(d, ("name", "count", "layerwise"), where)
-        lw = d.get("layerwise", False)
-        if not isinstance(lw, bool):
-            raise ConfigError(f"{where}.layerwise: expected true or false, got {lw!r}")
-        return cls(name=_str(d, "name", where, "ib-ndr") or "ib-ndr",
-                   count=int(_num(d, "count", where, 1, integer=True, minimum=1)), layerwise=lw)
-
-
-AUTOSCALE_POLICIES = ("dynamo",)
-#: Pool settings an instance keeps when the planner moves it between prefill and decode (all but these).
-_ROLE_SETTINGS = ("count", "batching")
-
-
-@dataclass(frozen=True)
-class AutoscaleConfig:
-    """A fleet's planner: every ``interval_s`` it reads the last ``window_s`` and may resize (see :mod:`twinfer.sim.rebalancer`)."""
-
-    policy: str = "dynamo"
-    interval_s: float = 60.0
-    window_s: float | None = None  # None: interval_s
-    percentile: float = 90.0
-    ttft_target_s: float | None = None  # None: the scenario's slo.ttft_s
-    itl_target_s: float | None = None  # None: the scenario's slo.tpot_s
-    reconfigure_delay_s: float = 30.0
-    patience_windows: int = 2
-    queue_per_instance_hot: float = 4.0
-    hot_ratio: float = 1.0
-    cold_ratio: float = 0.5
-    min_instances: Mapping[str, int] = field(default_factory=dict)  # per pool role (absent: 1)
-    max_instances: Mapping[str, int] = field(default_factory=dict)  # per pool role (absent: 2 x count)
-
-    @classmethod
-    def from_dict(cls, d: Any, where: str, pools: Mapping[str, PoolConfig]) -> AutoscaleConfig:
-        """Parse ``autoscale:`` of a fleet whose pools are ``pools``."""
-        d = _keys(d, ("policy", "interval_s", "window_s", "percentile", "ttft_target_s", "itl_target_s",
-                      "reconfigure_delay_s", "patience_windows", "queue_per_instance_hot", "hot_ratio", "cold_ratio",
-                      "min_instances", "max_instances"), where)
-        policy = _str(d, "policy", where, "dynamo") or "dynamo"
-        if policy not in AUTOSCALE_POLICIES:
-            raise ConfigError(f"{where}.policy: unknown policy {policy!r}; choose one of {', '.join(AUTOSCALE_POLICIES)}")
-        bounds = {}
-        for key, default in (("min_instances", lambda c: 1), ("max_instances", lambda c: 2 * c)):
-            given = _keys(d.get(key) or {}, tuple(pools), f"{where}.{key}")
-            bounds[key] = {r: int(_num(given, r, f"{where}.{key}", default(p.count), integer=True, minimum=1))
-                           for r, p in pools.items()}
-        for role, pool in pools.items():
-            lo, hi = bounds["min_instances"][role], bounds["max_instances"][role]
-            if not lo <= pool.count <= hi:
-                raise ConfigError(f"{where}: the {role} pool starts with {pool.count} instances, outside "
-                                  f"min_instances {lo} .. max_instances {hi}; widen the bounds or change its count")
-        if len(pools) > 1:
-            kept = [replace(p, **{k: getattr(pools["prefill"], k) for k in _ROLE_SETTINGS}) for p in pools.values()]
-            if kept[0] != kept[1]:
-                raise ConfigError(f"{where}: the planner moves instances between prefill and decode, so both pools "
-                                  "need the same hardware, parallelism, precision, engine and price (only count and "
-                                  "batching may differ); make them equal or drop autoscale")
-        cfg = cls(
-            policy=policy,
-            interval_s=float(_num(d, "interval_s", where, 60.0)),
-            window_s=_num(d, "window_s", where, None),
-            percentile=float(_num(d, "percentile", where, 90.0)),
-            ttft_target_s=_num(d, "ttft_target_s", where, None),
-            itl_target_s=_num(d, "itl_target_s", where, None),
-            reconfigure_delay_s=float(_num(d, "reconfigure_delay_s", where, 30.0, strict=False)),
-            patience_windows=int(_num(d, "patience_windows", where, 2, integer=True, minimum=1)),
-            queue_per_instance_hot=float(_num(d, "queue_per_instance_hot", where, 4.0)),
-            hot_ratio=float(_num(d, "hot_ratio", where, 1.0)),
-            cold_ratio=float(_num(d, "cold_ratio", where, 0.5, strict=False)),
-            min_instances=bounds["min_instances"],
-            max_instances=bounds["max_instances"],
-        )
-        if cfg.cold_ratio >= cfg.hot_ratio:
-            raise ConfigError(f"{where}.cold_ratio: must be below hot_ratio ({cfg.hot_ratio}), got {cfg.cold_ratio}")
-        return cfg
-
-
-@dataclass(frozen=True)
-class PrefixCacheConfig:
-    """A pool's prefix cache (twinfer.sim.prefix_sched): its size and the offload tiers below it."""
-
-    blocks: int | None = None  # cached blocks per instance; None (auto): as many as its KV cache holds
-    tiers: tuple[str, ...] = ()  # offload tier presets (twinfer.kvcache tiers.toml), top first
-
-    @classmethod
-    def from_dict(cls, d: Any, where: str) -> PrefixCacheConfig | None:
-        """Parse ``prefix_cache:``; None when it is absent or not enabled."""
-        if d is None or d is False:
-            return None
-        d = _keys({"enabled": True} if d is True else d, ("enabled", "blocks", "tiers"), where)
-        enabled = d.get("enabled", True)
-        if not isinstance(enabled, bool):
-            raise ConfigError(f"{where}.enabled: expected true or false, got {enabled!r}")
-        if not enabled:
-            return None
-        blocks = d.get("blocks")
-        if blocks is None:
-            blocks = "auto"
-        if blocks != "auto":
-            blocks = _num(d, "blocks", where, None, integer=True, minimum=0, strict=False)
-        tiers = d.get("tiers") or []
-        if not isinstance(tiers, list) or not all(isinstance(t, str) for t in tiers):
-            raise ConfigError(f"{where}.tiers: expected a list of tier names (see tiers.toml), got {tiers!r}")
-        if tiers:
-            from twinfer.kvcache.tiers import load_tiers
-
-            known = load_tiers()
-            for t in tiers:
-                if t not in known:
-                    raise ConfigError(f"{where}.tiers: unknown tier {t!r}; choose from {', '.join(sorted(known))}")
-                if known[t].shared:
-                    raise ConfigError(f"{where}.tiers: {t!r} is a shared pool; the simulator models "
-                                      "per-instance tiers only")
-        return cls(blocks=None if blocks == "auto" else int(blocks), tiers=tuple(tiers))
-
-
-def _prefix_caches(d: Mapping[str, Any], pools_d: Mapping[str, Any], where: str) -> dict[str, PrefixCacheConfig]:
-    """Per role prefix caches: the fleet's ``prefix_cache`` for its pools that prefill, a pool's own overriding it."""
-    fleet_level = PrefixCacheConfig.from_dict(d.get("prefix_cache"), f"{where}.prefix_cache")
-    out: dict[str, PrefixCacheConfig] = {}
-    for role, pool_d in pools_d.items():
-        own = pool_d.get("prefix_cache", ...) if isinstance(pool_d, Mapping) else ...
-        cfg = fleet_level if own is ... else PrefixCacheConfig.from_dict(own, f"{where}.pools.{role}.prefix_cache")
-        if cfg is None or (own is ... and role == "decode"):
-            continue
-        if role == "decode":
-            raise ConfigError(f"{where}.pools.decode.prefix_cache: decode instances receive KV, they do not "
-                              "prefill prompts; cache prefixes in the prefill pool")
-        out[role] = cfg
-    return out
 
 
 @dataclass(frozen=True)
@@ -483,17 +133,17 @@ class FleetConfig:
     @classmethod
     def from_dict(cls, d: Any, where: str) -> FleetConfig:
         """Parse one entry of ``fleets:``."""
-        d = _keys(d, ("name", "mode", "router", "pools", "kv_link", "prefix_cache", "autoscale"), where)
-        name = _str(d, "name", where)
+        d = check_keys(d, ("name", "mode", "router", "pools", "kv_link", "prefix_cache", "autoscale"), where)
+        name = text(d, "name", where)
         if not name:
             raise ConfigError(f"{where}.name: every fleet needs a name")
         where = f"{where} ({name})"
-        pools_d = _keys(d.get("pools"), tuple(INSTANCE_KINDS), f"{where}.pools")
+        pools_d = check_keys(d.get("pools"), tuple(INSTANCE_KINDS), f"{where}.pools")
         roles = tuple(sorted(pools_d))
         if roles not in FLEET_LAYOUTS:
             options = " or ".join(f"{v.pools_text} ({v.mode})" for v in FLEET_LAYOUTS.values())
             raise ConfigError(f"{where}.pools: give either {options}; got {list(roles)}")
-        prefix = _prefix_caches(d, pools_d, where)
+        prefix = prefix_caches(d, pools_d, where)
         pools = {r: PoolConfig.from_dict({k: v for k, v in pools_d[r].items() if k != "prefix_cache"}
                                          if isinstance(pools_d[r], Mapping) else pools_d[r], f"{where}.pools.{r}")
                  for r in pools_d}
@@ -511,7 +161,7 @@ class FleetConfig:
         if "decode" in pools and pools["decode"].batching.policy == "static":
             raise ConfigError(f"{where}.pools.decode.batching.policy: static batching applies to prefill "
                               "or mixed pools; use continuous or chunked for decode")
-        router = _str(d, "router", where, "least_outstanding") or "least_outstanding"
+        router = text(d, "router", where, "least_outstanding") or "least_outstanding"
         if router not in ROUTERS:
             raise ConfigError(f"{where}.router: unknown policy {router!r}; choose one of {', '.join(ROUTERS)}")
         entry = "prefill" if "prefill" in pools else "mixed"
@@ -551,9 +201,9 @@ class Scenario:
         """Parse a scenario mapping; ``where`` (e.g. the file name) prefixes every error."""
         from twinfer.workload import WorkloadConfig
 
-        d = _keys(d, ("name", "model", "workload", "slo", "fleets", "sample_interval_s", "hardware_file"), where)
+        d = check_keys(d, ("name", "model", "workload", "slo", "fleets", "sample_interval_s", "hardware_file"), where)
         hardware_file = resolve_hardware_file(d, where, base_dir)
-        model = _str(d, "model", where)
+        model = text(d, "model", where)
         if not model:
             raise ConfigError(f"{where}.model: required (a preset such as llama-3-70b, or a config.json path)")
         if base_dir is not None and (model.endswith(".json") or "/" in model) and not Path(model).is_absolute():
@@ -569,12 +219,12 @@ class Scenario:
         if len(set(names)) != len(names):
             raise ConfigError(f"{where}.fleets: fleet names must be unique, got {names}")
         return cls(
-            name=_str(d, "name", where, "scenario") or "scenario",
+            name=text(d, "name", where, "scenario") or "scenario",
             model=model,
             workload=workload,
             fleets=fleets,
             slo=SloConfig.from_dict(d.get("slo") or {}, f"{where}.slo"),
-            sample_interval_s=_num(d, "sample_interval_s", where, None),
+            sample_interval_s=number(d, "sample_interval_s", where, None),
             hardware_file=hardware_file,
         )
 
@@ -596,7 +246,7 @@ def with_hardware_file(scenario: Scenario, path: str | Path) -> Scenario:
 
 def resolve_hardware_file(d: Mapping[str, Any], where: str, base_dir: Path | None) -> str | None:
     """The scenario's ``hardware_file``, made absolute (relative paths are read from the scenario's folder), and checked."""
-    raw = _str(d, "hardware_file", where)
+    raw = text(d, "hardware_file", where)
     if not raw:
         return None
     path = Path(raw).expanduser()

@@ -1,0 +1,133 @@
+"""Fleet options beyond pools: a planner that resizes the fleet (autoscale) and per-pool prefix caches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from twinfer.errors import ConfigError
+from twinfer.sim.scenario_fields import check_keys, number, text
+from twinfer.sim.scenario_pool import PoolConfig
+
+AUTOSCALE_POLICIES = ("dynamo",)
+#: Pool settings an instance keeps when the planner moves it between prefill and decode (all but these).
+_ROLE_SETTINGS = ("count", "batching")
+
+
+@dataclass(frozen=True)
+class AutoscaleConfig:
+    """A fleet's planner: every ``interval_s`` it reads the last ``window_s`` and may resize (see :mod:`twinfer.sim.rebalancer`)."""
+
+    policy: str = "dynamo"
+    interval_s: float = 60.0
+    window_s: float | None = None  # None: interval_s
+    percentile: float = 90.0
+    ttft_target_s: float | None = None  # None: the scenario's slo.ttft_s
+    itl_target_s: float | None = None  # None: the scenario's slo.tpot_s
+    reconfigure_delay_s: float = 30.0
+    patience_windows: int = 2
+    queue_per_instance_hot: float = 4.0
+    hot_ratio: float = 1.0
+    cold_ratio: float = 0.5
+    min_instances: Mapping[str, int] = field(default_factory=dict)  # per pool role (absent: 1)
+    max_instances: Mapping[str, int] = field(default_factory=dict)  # per pool role (absent: 2 x count)
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str, pools: Mapping[str, PoolConfig]) -> AutoscaleConfig:
+        """Parse ``autoscale:`` of a fleet whose pools are ``pools``."""
+        d = check_keys(d, ("policy", "interval_s", "window_s", "percentile", "ttft_target_s", "itl_target_s",
+                      "reconfigure_delay_s", "patience_windows", "queue_per_instance_hot", "hot_ratio", "cold_ratio",
+                      "min_instances", "max_instances"), where)
+        policy = text(d, "policy", where, "dynamo") or "dynamo"
+        if policy not in AUTOSCALE_POLICIES:
+            raise ConfigError(f"{where}.policy: unknown policy {policy!r}; choose one of {', '.join(AUTOSCALE_POLICIES)}")
+        bounds = {}
+        for key, default in (("min_instances", lambda c: 1), ("max_instances", lambda c: 2 * c)):
+            given = check_keys(d.get(key) or {}, tuple(pools), f"{where}.{key}")
+            bounds[key] = {r: int(number(given, r, f"{where}.{key}", default(p.count), integer=True, minimum=1))
+                           for r, p in pools.items()}
+        for role, pool in pools.items():
+            lo, hi = bounds["min_instances"][role], bounds["max_instances"][role]
+            if not lo <= pool.count <= hi:
+                raise ConfigError(f"{where}: the {role} pool starts with {pool.count} instances, outside "
+                                  f"min_instances {lo} .. max_instances {hi}; widen the bounds or change its count")
+        if len(pools) > 1:
+            kept = [replace(p, **{k: getattr(pools["prefill"], k) for k in _ROLE_SETTINGS}) for p in pools.values()]
+            if kept[0] != kept[1]:
+                raise ConfigError(f"{where}: the planner moves instances between prefill and decode, so both pools "
+                                  "need the same hardware, parallelism, precision, engine and price (only count and "
+                                  "batching may differ); make them equal or drop autoscale")
+        cfg = cls(
+            policy=policy,
+            interval_s=float(number(d, "interval_s", where, 60.0)),
+            window_s=number(d, "window_s", where, None),
+            percentile=float(number(d, "percentile", where, 90.0)),
+            ttft_target_s=number(d, "ttft_target_s", where, None),
+            itl_target_s=number(d, "itl_target_s", where, None),
+            reconfigure_delay_s=float(number(d, "reconfigure_delay_s", where, 30.0, strict=False)),
+            patience_windows=int(number(d, "patience_windows", where, 2, integer=True, minimum=1)),
+            queue_per_instance_hot=float(number(d, "queue_per_instance_hot", where, 4.0)),
+            hot_ratio=float(number(d, "hot_ratio", where, 1.0)),
+            cold_ratio=float(number(d, "cold_ratio", where, 0.5, strict=False)),
+            min_instances=bounds["min_instances"],
+            max_instances=bounds["max_instances"],
+        )
+        if cfg.cold_ratio >= cfg.hot_ratio:
+            raise ConfigError(f"{where}.cold_ratio: must be below hot_ratio ({cfg.hot_ratio}), got {cfg.cold_ratio}")
+        return cfg
+
+
+@dataclass(frozen=True)
+class PrefixCacheConfig:
+    """A pool's prefix cache (twinfer.sim.prefix_sched): its size and the offload tiers below it."""
+
+    blocks: int | None = None  # cached blocks per instance; None (auto): as many as its KV cache holds
+    tiers: tuple[str, ...] = ()  # offload tier presets (twinfer.kvcache tiers.toml), top first
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> PrefixCacheConfig | None:
+        """Parse ``prefix_cache:``; None when it is absent or not enabled."""
+        if d is None or d is False:
+            return None
+        d = check_keys({"enabled": True} if d is True else d, ("enabled", "blocks", "tiers"), where)
+        enabled = d.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{where}.enabled: expected true or false, got {enabled!r}")
+        if not enabled:
+            return None
+        blocks = d.get("blocks")
+        if blocks is None:
+            blocks = "auto"
+        if blocks != "auto":
+            blocks = number(d, "blocks", where, None, integer=True, minimum=0, strict=False)
+        tiers = d.get("tiers") or []
+        if not isinstance(tiers, list) or not all(isinstance(t, str) for t in tiers):
+            raise ConfigError(f"{where}.tiers: expected a list of tier names (see tiers.toml), got {tiers!r}")
+        if tiers:
+            from twinfer.kvcache.tiers import load_tiers
+
+            known = load_tiers()
+            for t in tiers:
+                if t not in known:
+                    raise ConfigError(f"{where}.tiers: unknown tier {t!r}; choose from {', '.join(sorted(known))}")
+                if known[t].shared:
+                    raise ConfigError(f"{where}.tiers: {t!r} is a shared pool; the simulator models "
+                                      "per-instance tiers only")
+        return cls(blocks=None if blocks == "auto" else int(blocks), tiers=tuple(tiers))
+
+
+def prefix_caches(d: Mapping[str, Any], pools_d: Mapping[str, Any], where: str) -> dict[str, PrefixCacheConfig]:
+    """Per role prefix caches: the fleet's ``prefix_cache`` for its pools that prefill, a pool's own overriding it."""
+    fleet_level = PrefixCacheConfig.from_dict(d.get("prefix_cache"), f"{where}.prefix_cache")
+    out: dict[str, PrefixCacheConfig] = {}
+    for role, pool_d in pools_d.items():
+        own = pool_d.get("prefix_cache", ...) if isinstance(pool_d, Mapping) else ...
+        cfg = fleet_level if own is ... else PrefixCacheConfig.from_dict(own, f"{where}.pools.{role}.prefix_cache")
+        if cfg is None or (own is ... and role == "decode"):
+            continue
+        if role == "decode":
+            raise ConfigError(f"{where}.pools.decode.prefix_cache: decode instances receive KV, they do not "
+                              "prefill prompts; cache prefixes in the prefill pool")
+        out[role] = cfg
+    return out
