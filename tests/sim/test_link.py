@@ -37,6 +37,22 @@ def test_staggered_transfers_processor_sharing_hand_computed():
     assert np.isclose(c, 10.0) and np.isclose(a, 14.0)
 
 
+def test_backlog_is_the_bytes_not_yet_moved_hand_computed():
+    """bw 1 B/s, latency 1 s: A = 10 B starts at t=0, moves from t=1; C = 4 B starts at t=2, moves from t=3.
+    At t=0.5 A is still starting up (10 B left); at t=2.5: A moved 1.5 B (8.5 left) + C starting (4) = 12.5;
+    at t=5: A moved 2 B alone then 1 B of 2 shared s (7 left), C moved 1 B (3 left) = 10."""
+    env = Environment()
+    link = KvLink(env, 0, 1.0, 1.0)
+    seen: dict[float, float] = {}
+    env.schedule(0.0, 9, lambda _: link.start(0, 10.0, lambda k: None, 0), None)
+    env.schedule(2.0, 9, lambda _: link.start(1, 4.0, lambda k: None, 1), None)
+    for t in (0.5, 2.5, 5.0):
+        env.schedule(t, 99, lambda tt: seen.__setitem__(tt, link.backlog_bytes()), t)
+    env.run_until(float("inf"))
+    assert np.isclose(seen[0.5], 10.0) and np.isclose(seen[2.5], 12.5) and np.isclose(seen[5.0], 10.0)
+    assert link.backlog_bytes() == 0.0
+
+
 def test_fleet_kv_transfer_time_and_bytes():
     # One request, 1,000 prompt tokens x 2,000 B/token = 2 MB over 1 GB/s + 1 ms latency = 3 ms.
     link = LinkSetup(bw_bytes_per_s=1e9, latency_s=1e-3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from sim_factories import AffineCost, make_fleet, make_requests
 
@@ -92,3 +94,28 @@ def test_every_router_reads_only_the_load_view(name):
     assert name in EXPECTED_PICK, f"router {name!r} is registered without an expected pick in this test"
     load = _Load(work=[500, 100, 300, 900], kv=[0.5, 0.6, 0.2, 0.2])
     assert make_router(name)(load, None) == EXPECTED_PICK[name]
+
+
+def test_kv_aware_pairing_counts_kv_still_queued_on_a_prefill_instances_link():
+    """Two prefill instances with the same cache and the same load: the one whose outbound KV link still has
+    3,000 tokens (6 blocks of 512) to ship loses; with the backlog under the other one, the choice flips."""
+    from twinfer.kvcache.kv_route import InstanceSnapshot
+
+    class Load(_Load):
+        def __init__(self, backlog: list[float]) -> None:
+            super().__init__(work=[0, 0], kv=[0.0, 0.0])
+            self.backlog = backlog
+
+        def prefix_snapshot(self, i: int) -> InstanceSnapshot:
+            return InstanceSnapshot(i, 0, 10, 0, lambda keys: 0)
+
+        def prefix_block_tokens(self) -> int:
+            return 512
+
+        def kv_link_backlog_tokens(self, i: int) -> float:
+            return self.backlog[i]
+
+    request = SimpleNamespace(keys=(1, 2, 3), prompt_tokens=1536)
+    route = make_router("kv_aware")
+    assert route(Load([3000.0, 0.0]), request) == 1
+    assert route(Load([0.0, 3000.0]), request) == 0

@@ -363,6 +363,15 @@ class InstanceLoads:
             raise ConfigError("the kv_aware router needs a prefix cache in the pool (prefix_cache: {enabled: true})")
         return snapshot(i)  # type: ignore[no-any-return]
 
+    def kv_link_backlog_tokens(self, i: int) -> float:
+        """KV tokens still waiting to leave instance ``i`` over its outbound KV link (a prefill instance of a
+        disaggregated fleet; 0 for any other instance)."""
+        inst = self._insts[i]
+        links = getattr(inst.fleet, "links", None)
+        if inst.role != "prefill" or not links:
+            return 0.0
+        return float(links[inst.local_index].backlog_bytes() / inst.fleet.kv_bytes_per_token)  # type: ignore[attr-defined]
+
     def prefix_block_tokens(self) -> int:
         """Tokens per cached prefix block of the pool's instances (pools with a prefix cache)."""
         return int(getattr(self._insts[0].sched, "cbt", 0))

@@ -18,7 +18,7 @@ from twinfer.sim.env import PRIO_TRANSFER, Environment
 class KvLink:
     """One sender's outbound KV link: ``count`` parallel links of ``bw_bytes_per_s`` each."""
 
-    __slots__ = ("env", "index", "bw_bytes_per_s", "latency_s", "_active", "_last_t", "_version",
+    __slots__ = ("env", "index", "bw_bytes_per_s", "latency_s", "_active", "_starting", "_last_t", "_version",
                  "busy_s", "bytes_total", "transfers", "timeline")
 
     def __init__(self, env: Environment, index: int, bw_bytes_per_s: float, latency_s: float,
@@ -28,6 +28,7 @@ class KvLink:
         self.bw_bytes_per_s = bw_bytes_per_s
         self.latency_s = latency_s
         self._active: dict[int, list] = {}  # key -> [remaining_bytes, done_callback, arg, start_s, bytes]
+        self._starting: dict[int, float] = {}  # key -> bytes of transfers still in their start-up latency
         self._last_t = 0.0
         self._version = 0
         self.busy_s = 0.0  # time with at least one transfer moving bytes
@@ -39,8 +40,18 @@ class KvLink:
         """Begin moving ``num_bytes``; ``done(arg)`` runs when the last byte lands."""
         self.transfers += 1
         self.bytes_total += num_bytes
+        self._starting[key] = num_bytes
         self.env.schedule(self.env.now + self.latency_s, PRIO_TRANSFER, self._enter,
                           (key, num_bytes, done, arg, self.env.now))
+
+    def backlog_bytes(self) -> float:
+        """Bytes of the transfers on the link not yet moved at the current time (read-only; those still in their
+        start-up latency count whole)."""
+        dt = self.env.now - self._last_t
+        moving = len(self._active)
+        share = self.bw_bytes_per_s * dt / moving if moving and dt > 0 else 0.0
+        left = sum(max(0.0, e[0] - share) for e in self._active.values())
+        return left + sum(self._starting.values())
 
     def _advance(self) -> None:
         now = self.env.now
@@ -54,6 +65,7 @@ class KvLink:
 
     def _enter(self, item: tuple) -> None:
         key, num_bytes, done, arg, t0 = item
+        self._starting.pop(key, None)
         self._advance()
         self._active[key] = [num_bytes, done, arg, t0, num_bytes]
         self._reschedule()

@@ -10,7 +10,9 @@ are deterministic.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 from twinfer.errors import UnknownNameError
@@ -42,6 +44,10 @@ class PoolLoad(Protocol):
 
     def prefix_block_tokens(self) -> int:
         """Tokens per cached prefix block (pools with a prefix cache only)."""
+        ...
+
+    def kv_link_backlog_tokens(self, i: int) -> float:
+        """KV tokens still queued on instance ``i``'s outbound KV link (0 unless it prefills for a decode pool)."""
         ...
 
 
@@ -86,6 +92,9 @@ def kv_aware() -> Pick:
     weight 1) is the prompt work it would still have to do (its queued and
     running prefill plus the request's uncached tokens, in blocks) plus its
     active KV blocks: a long cached prefix wins unless its holder is busy.
+    In a disaggregated fleet the pairing looks at the KV link too: a prefill
+    instance's KV blocks still queued on its outbound link count as load (a
+    request sent there waits behind them before its own KV reaches decode).
     Needs a prefix cache in the pool; a request without prefix keys goes to
     the least loaded instance.
     """
@@ -94,8 +103,15 @@ def kv_aware() -> Pick:
         keys = getattr(request, "keys", None)
         if keys is None:
             return load.least_outstanding()
-        snaps = [load.prefix_snapshot(i) for i in range(len(load))]
-        return choose_instance(keys, request.prompt_tokens, snaps, block_tokens=load.prefix_block_tokens()).instance_id
+        bt = load.prefix_block_tokens()
+        snaps = []
+        for i in range(len(load)):
+            snap = load.prefix_snapshot(i)
+            queued = load.kv_link_backlog_tokens(i)
+            if queued > 0:
+                snap = replace(snap, active_kv_blocks=snap.active_kv_blocks + math.ceil(queued / bt))
+            snaps.append(snap)
+        return choose_instance(keys, request.prompt_tokens, snaps, block_tokens=bt).instance_id
 
     return pick
 
