@@ -119,3 +119,41 @@ def test_plan_searches_the_user_lpu(tmp_path, hw_file):
     cand, rate = report.survivors[0]
     summary = run_scenario(scenario_for(spec, cand, rate), seed=0)
     _assert_user_price(summary["price_per_hour_usd"])
+
+
+def test_an_afd_pool_takes_its_experts_on_a_user_lpu(tmp_path, capsys):
+    """An AFD decode pool whose FFN group is a chip from the user's file (LP30's figures at 3 $/chip-hour)
+    parses, simulates, and is priced at the file's price."""
+    import dataclasses
+
+    from twinfer.hardware import get_hardware
+
+    lp30 = get_hardware("groq3-lp30")
+    body = {f.name: getattr(lp30, f.name) for f in dataclasses.fields(lp30)
+            if f.name not in ("name", "sources", "uncertain", "ranges", "kind") and getattr(lp30, f.name) is not None}
+    body = {k: dict(v) if isinstance(v, dict) else v for k, v in body.items()}
+    body.update(price_per_hour_usd=3.0, microarch_based_on="groq3-lp30")
+    hw = tmp_path / "my_lpx.yaml"
+    hw.write_text(json.dumps({"lpu": {"my-lp30": body}}), encoding="utf-8")
+    scen = {
+        "name": "afd-user", "model": "mixtral-8x7b", "hardware_file": hw.name,
+        "workload": {"arrivals": {"kind": "poisson", "rate_per_s": 2.0}, "num_requests": 8,
+                     "prompt_tokens": {"kind": "fixed", "value": 64}, "output_tokens": {"kind": "fixed", "value": 8}},
+        "slo": {"ttft_s": 5.0, "tpot_s": 1.0},
+        "fleets": [{"name": "afd", "kv_link": {"name": "ib-ndr"}, "pools": {
+            "prefill": {"hardware": "h100", "tp": 4, "precision": "fp8"},
+            "decode": {"attention": {"hardware": "h100", "count": 2}, "ffn": {"hardware": "my-lp30"},
+                       "link": "lpx-gpu", "precision": "fp8"}}}],
+    }
+    path = tmp_path / "scen.yaml"
+    path.write_text(yaml.safe_dump(scen), encoding="utf-8")
+    assert main(["simulate", str(path), "--json", "--no-bands"]) == 0
+    fleet = json.loads(capsys.readouterr().out)["fleets"][0]
+    assert fleet["mode"] == "AFD" and "my-lp30" in fleet["pool.decode.afd"]
+    # 4 + 2 H100s at the preset's 2.99 $/h, the rest LP30-shaped chips at the file's 3.00 (not the preset's 2.00)
+    chips = (fleet["price_per_hour_usd"] - 6 * get_hardware("h100").price_per_hour_usd) / 3.0
+    assert chips == pytest.approx(round(chips)) and chips >= 1
+    without = {**scen}
+    without.pop("hardware_file")
+    with pytest.raises(ConfigError, match="my-lp30"):
+        Scenario.from_dict(without, base_dir=tmp_path)

@@ -190,10 +190,10 @@ def simulate_command(
     notes: list[str] = []
     if scenario is None:
         scen, notes = default_scenario()
+        if hardware_file is not None:
+            scen = with_hardware_file(scen, hardware_file)
     else:
-        scen = load_scenario(scenario)
-    if hardware_file is not None:
-        scen = with_hardware_file(scen, hardware_file)
+        scen = load_scenario(scenario, hardware_file)
     if skip_bad_rows and scen.workload.trace is not None:
         scen = replace(scen, workload=replace(scen.workload, skip_bad_rows=True))
     workload = build_scenario_workload(scen, seed)

@@ -23,8 +23,9 @@ from twinfer.errors import ConfigError
 TEMPLATE_KEYS = ("attention", "ffn", "link", "micro_batches")
 
 
-def parse_afd_templates(value: Any, where: str) -> tuple[AfdConfig, ...]:
-    """``search.afd_decode``: a list of AFD pool mappings -> their checked configurations."""
+def parse_afd_templates(value: Any, where: str, extra_hardware: Any = None) -> tuple[AfdConfig, ...]:
+    """``search.afd_decode``: a list of AFD pool mappings -> their checked configurations (``extra_hardware``: the
+    plan's user chips and links)."""
     from twinfer.sim.scenario import PoolConfig
 
     if value is None:
@@ -39,7 +40,7 @@ def parse_afd_templates(value: Any, where: str) -> tuple[AfdConfig, ...]:
             extra = sorted(set(item) - set(TEMPLATE_KEYS)) if isinstance(item, dict) else item
             raise ConfigError(f"{w}: an AFD decode pool takes {', '.join(TEMPLATE_KEYS)} (the planner searches its "
                               f"count); got {extra!r}")
-        afd = PoolConfig.from_dict(item, w).afd
+        afd = PoolConfig.from_dict(item, w, extra_hardware).afd
         if afd is None:
             raise ConfigError(f"{w}: give attention: and ffn: groups")
         out.append(afd)
@@ -63,11 +64,9 @@ def afd_pool_section(afd: AfdConfig, count: int) -> dict[str, Any]:
     return pool
 
 
-def afd_devices_by_kind(afd: AfdConfig, total_devices: int) -> dict[str, int]:
-    """Devices of one AFD instance by kind (gpu / lpu), for the racks limit."""
-    from twinfer.hardware import get_hardware
-
-    ffn_kind = get_hardware(afd.ffn.hardware).kind
+def afd_devices_by_kind(afd: AfdConfig, total_devices: int, kinds: dict[str, str]) -> dict[str, int]:
+    """Devices of one AFD instance by kind (gpu / lpu), for the racks limit (``kinds``: hardware name -> kind)."""
+    ffn_kind = kinds[afd.ffn.hardware]
     attention = afd.attention.devices
     out = {"gpu": attention}
     out[ffn_kind] = out.get(ffn_kind, 0) + total_devices - attention

@@ -105,7 +105,7 @@ def fleet_cost(candidate: Candidate, resources: dict[tuple, Any], kinds: dict[st
         price += res.price_per_hour_usd * pool.count
         pmax += res.power_max_w * pool.count
         pidle += res.power_idle_w * pool.count
-        split = (afd_devices_by_kind(pool.afd, res.num_devices) if pool.afd is not None
+        split = (afd_devices_by_kind(pool.afd, res.num_devices, kinds) if pool.afd is not None
                  else {kinds[pool.hardware]: res.num_devices})
         for kind, n in split.items():
             by_kind[kind] = by_kind.get(kind, 0) + n * pool.count

@@ -258,7 +258,13 @@ def parse_plan(raw: Any, *, where: str = "plan", base_dir: Path | None = None) -
     batchings = _batchings(search.get("batching"), f"{where}.search.batching")
     from twinfer.plan.afd import parse_afd_templates
 
-    afd_decode = parse_afd_templates(search.get("afd_decode"), f"{where}.search.afd_decode")
+    hardware_file = _hardware_file(raw, where, base_dir)
+    extra = None
+    if hardware_file is not None:
+        from twinfer.hardware import load_hardware_file
+
+        extra = load_hardware_file(hardware_file)
+    afd_decode = parse_afd_templates(search.get("afd_decode"), f"{where}.search.afd_decode", extra)
     per_pool = len(hardware) * max(len(tps), len(chips)) * len(caps) * len(batchings) * max_n
     if per_pool + per_pool**2 > MAX_CANDIDATES:
         raise ConfigError(f"{where}.search: ~{per_pool + per_pool**2:.3g} candidate fleets, above the limit of "
@@ -289,7 +295,7 @@ def parse_plan(raw: Any, *, where: str = "plan", base_dir: Path | None = None) -
         arrival_pattern=pattern,
         seed=int(seed),
         base_dir=str(base_dir) if base_dir is not None else None,
-        hardware_file=_hardware_file(raw, where, base_dir),
+        hardware_file=hardware_file,
         afd_decode=afd_decode,
     )
 

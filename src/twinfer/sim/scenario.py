@@ -131,8 +131,8 @@ class FleetConfig:
         return "AFD" if any(p.afd is not None for p in self.pools.values()) else self.mode
 
     @classmethod
-    def from_dict(cls, d: Any, where: str) -> FleetConfig:
-        """Parse one entry of ``fleets:``."""
+    def from_dict(cls, d: Any, where: str, extra_hardware: Any = None) -> FleetConfig:
+        """Parse one entry of ``fleets:`` (``extra_hardware``: the scenario's user chips and links)."""
         d = check_keys(d, ("name", "mode", "router", "pools", "kv_link", "prefix_cache", "autoscale"), where)
         name = text(d, "name", where)
         if not name:
@@ -145,7 +145,8 @@ class FleetConfig:
             raise ConfigError(f"{where}.pools: give either {options}; got {list(roles)}")
         prefix = prefix_caches(d, pools_d, where)
         pools = {r: PoolConfig.from_dict({k: v for k, v in pools_d[r].items() if k != "prefix_cache"}
-                                         if isinstance(pools_d[r], Mapping) else pools_d[r], f"{where}.pools.{r}")
+                                         if isinstance(pools_d[r], Mapping) else pools_d[r], f"{where}.pools.{r}",
+                                         extra_hardware)
                  for r in pools_d}
         split = [r for r, p in pools.items() if p.afd is not None and r != "decode"]
         if split:
@@ -214,7 +215,12 @@ class Scenario:
         fleets_d = d.get("fleets")
         if not isinstance(fleets_d, list) or not fleets_d:
             raise ConfigError(f"{where}.fleets: expected a non-empty list of fleets")
-        fleets = tuple(FleetConfig.from_dict(f, f"{where}.fleets[{i}]") for i, f in enumerate(fleets_d))
+        extra = None
+        if hardware_file is not None:
+            from twinfer.hardware import load_hardware_file
+
+            extra = load_hardware_file(hardware_file)
+        fleets = tuple(FleetConfig.from_dict(f, f"{where}.fleets[{i}]", extra) for i, f in enumerate(fleets_d))
         names = [f.name for f in fleets]
         if len(set(names)) != len(names):
             raise ConfigError(f"{where}.fleets: fleet names must be unique, got {names}")
@@ -275,8 +281,12 @@ def builtin_scenario_path(spec: str) -> Path:
     return Path(__file__).parent / "scenarios" / BUILTIN_SCENARIOS[name]
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read a scenario YAML file (or ``builtin:NAME``, a packaged one); errors name the file and the offending key."""
+def load_scenario(path: str | Path, hardware_file: str | Path | None = None) -> Scenario:
+    """Read a scenario YAML file (or ``builtin:NAME``, a packaged one); errors name the file and the offending key.
+
+    ``hardware_file`` (e.g. ``--hardware-file``, read from the working folder) replaces the file's own
+    ``hardware_file:``, so every pool, AFD groups included, may name its chips.
+    """
     import yaml
 
     p = builtin_scenario_path(str(path)) if str(path).startswith("builtin:") else Path(path)
@@ -288,4 +298,7 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
     if isinstance(data, Mapping) and "name" not in data:
         data = {**data, "name": p.stem}
+    if hardware_file is not None and isinstance(data, Mapping):
+        data = {**data, "hardware_file": resolve_hardware_file({"hardware_file": str(hardware_file)},
+                                                               "--hardware-file", Path.cwd())}
     return Scenario.from_dict(data, str(p), p.parent)

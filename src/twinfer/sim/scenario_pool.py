@@ -43,12 +43,12 @@ class PoolConfig:
     speculative: SpeculativeConfig | None = None  # speculative decoding (None: off)
 
     @classmethod
-    def from_dict(cls, d: Any, where: str) -> PoolConfig:
-        """Parse one entry of ``pools:``."""
+    def from_dict(cls, d: Any, where: str, extra_hardware: Any = None) -> PoolConfig:
+        """Parse one entry of ``pools:`` (``extra_hardware``: the scenario's user chips and links)."""
         d = check_keys(d, ("hardware", "count", "tp", "pp", "ep", "expert_imbalance", "chips", "precision", "batching",
                       "price_per_hour_usd", "power_idle_w", "power_max_w", "engine", "attention", "ffn", "link",
                       "micro_batches", "speculative"), where)
-        afd = _afd(d, where)
+        afd = _afd(d, where, extra_hardware)
         if afd is not None:
             d = {**d, "hardware": afd.attention.hardware}
         hw = text(d, "hardware", where)
@@ -96,7 +96,7 @@ def _speculative(v: Any, batching: BatchingConfig, where: str) -> SpeculativeCon
     return cfg
 
 
-def _afd(d: Mapping[str, Any], where: str) -> AfdConfig | None:
+def _afd(d: Mapping[str, Any], where: str, extra_hardware: Any = None) -> AfdConfig | None:
     """``attention:``/``ffn:``/``link:``/``micro_batches:`` of an AFD pool (None for a plain pool)."""
     from twinfer.hardware import get_hardware, get_link
     from twinfer.hardware.specs import LpuSpec
@@ -119,7 +119,7 @@ def _afd(d: Mapping[str, Any], where: str) -> AfdConfig | None:
         if not name:
             raise ConfigError(f"{w}.hardware: required (a preset such as vr200 or groq3-lp30; see `twinfer hardware`)")
         try:
-            specs[w] = get_hardware(name)
+            specs[w] = get_hardware(name, extra_hardware)
         except (ConfigError, UnknownNameError) as exc:
             raise ConfigError(f"{w}.hardware: {exc}") from None
     attention = AttentionGroup(hardware=specs[wa].name, replicas=int(number(a, "count", wa, 1, integer=True, minimum=1)),
@@ -140,7 +140,7 @@ def _afd(d: Mapping[str, Any], where: str) -> AfdConfig | None:
     link = text(d, "link", where)
     if link is not None:
         try:
-            link = get_link(link).name
+            link = get_link(link, extra_hardware).name
         except (ConfigError, UnknownNameError) as exc:
             raise ConfigError(f"{where}.link: {exc}") from None
     return AfdConfig(attention=attention, ffn=ffn, link=link,
