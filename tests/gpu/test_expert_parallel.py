@@ -132,3 +132,15 @@ def test_bad_layouts_are_clear_errors(tiny):
         ExpertParallelStepCost(tiny, "h100", ep=2, pp=2)
     with pytest.raises(CapacityError, match="larger --ep"):
         ExpertParallelStepCost(load_model("deepseek-v3"), "h100", ep=2, precision=Precision(weights="fp8"))
+
+
+def test_more_ranks_than_experts_is_a_clear_error():
+    """Mixtral has 8 routed experts: 16 EP ranks would leave ranks without a whole expert."""
+    import pytest
+
+    from twinfer.errors import ConfigError
+    from twinfer.gpu.expert_parallel import ExpertParallelStepCost
+    from twinfer.models import load_model
+
+    with pytest.raises(ConfigError, match="ep <= 8"):
+        ExpertParallelStepCost(load_model("mixtral-8x7b"), "h100", tp=1, ep=16)

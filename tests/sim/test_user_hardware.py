@@ -157,3 +157,15 @@ def test_an_afd_pool_takes_its_experts_on_a_user_lpu(tmp_path, capsys):
     without.pop("hardware_file")
     with pytest.raises(ConfigError, match="my-lp30"):
         Scenario.from_dict(without, base_dir=tmp_path)
+
+
+def test_a_sweep_with_an_unknown_chip_stops_before_running(tmp_path, capsys):
+    """Without the hardware file the sweep's scenarios name a chip that does not exist: exit 2 up front, naming
+    the key, rather than running every scenario into a recorded failure."""
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump({"name": "s", "base": _scenario(), "grid": {"workload.num_requests": [6, 12]}}),
+                     encoding="utf-8")
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "out"), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "pools.mixed.hardware" in err and "my-tsp" in err
+    assert not (tmp_path / "out").exists()

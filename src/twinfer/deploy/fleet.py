@@ -126,11 +126,20 @@ def _from_summary(doc: dict[str, Any], file: Path, fleet: str | None) -> DeployF
 
 
 def _refuse_afd(pool: dict[str, Any], file: Path, fleet: str) -> None:
-    """An attention/FFN-disaggregated pool has no launch recipe here: say so rather than deploy a wrong fleet."""
+    """Pools without a launch recipe here (AFD, wide expert parallelism, speculative decoding): say so rather
+    than write commands that silently drop what the simulation assumed."""
     if pool.get("afd"):
         raise ConfigError(f"{file}: fleet {fleet!r} has an attention/FFN-disaggregated (AFD) decode pool, which "
                           "twinfer cannot deploy (no vLLM, SGLang or Dynamo recipe for it); deploy an aggregated or "
                           "prefill/decode fleet")
+    ep = _int(pool.get("ep"), 1) or 1
+    if ep > 1:
+        raise ConfigError(f"{file}: fleet {fleet!r} has a pool with expert parallelism (ep={ep}), which twinfer "
+                          "cannot deploy yet (its launch recipes cover tp and pp only); the commands would drop "
+                          "the EP layout the simulation assumed; deploy a fleet without ep")
+    if pool.get("speculative"):
+        raise ConfigError(f"{file}: fleet {fleet!r} has a speculative pool, which twinfer cannot deploy yet (its "
+                          "launch recipes carry no drafter configuration); deploy a fleet without speculative:")
 
 
 def _seq_cap(value: Any, engine: Any) -> int:

@@ -135,6 +135,9 @@ class ExpertParallelStepCost(GpuStepCost):
             raise ConfigError(f"{model.name} has no experts; expert parallelism (--ep) applies to MoE models only")
         if ep < 1:
             raise ConfigError(f"ep must be >= 1, got {ep}")
+        if ep > model.moe.num_experts:
+            raise ConfigError(f"ep={ep} is more ranks than {model.name}'s {model.moe.num_experts} routed experts "
+                              f"(each rank holds whole experts here); use ep <= {model.moe.num_experts}")
         if kwargs.pop("pp", 1) != 1:
             raise ConfigError(f"ep={ep} with pipeline stages: expert parallelism here runs without them; set pp to 1")
         if not expert_imbalance >= 1.0:

@@ -224,6 +224,7 @@ class Scenario:
         names = [f.name for f in fleets]
         if len(set(names)) != len(names):
             raise ConfigError(f"{where}.fleets: fleet names must be unique, got {names}")
+        _check_names(fleets, where, extra)
         return cls(
             name=text(d, "name", where, "scenario") or "scenario",
             model=model,
@@ -241,6 +242,22 @@ class Scenario:
         from twinfer.hardware import load_hardware_file
 
         return load_hardware_file(self.hardware_file)
+
+
+def _check_names(fleets: tuple[FleetConfig, ...], where: str, extra: Any) -> None:
+    """Every pool's chip and every KV link is a preset or in the hardware file (a ConfigError naming the key)."""
+    from twinfer.errors import UnknownNameError
+    from twinfer.hardware import get_hardware, get_link
+
+    for i, fleet in enumerate(fleets):
+        checks = [(f"pools.{role}.hardware", get_hardware, pool.hardware) for role, pool in fleet.pools.items()]
+        if fleet.kv_link is not None:
+            checks.append(("kv_link.name", get_link, fleet.kv_link.name))
+        for key, lookup, name in checks:
+            try:
+                lookup(name, extra)
+            except (ConfigError, UnknownNameError) as exc:
+                raise ConfigError(f"{where}.fleets[{i}].{key}: {exc}") from None
 
 
 def with_hardware_file(scenario: Scenario, path: str | Path) -> Scenario:

@@ -1,4 +1,5 @@
-"""AFD fleets cannot be deployed: one clear error, whether they come from a simulation or a plan."""
+"""Fleets deploy cannot write recipes for (AFD, wide EP, speculative pools): one clear error each, never commands
+that silently drop what the simulation assumed."""
 
 from __future__ import annotations
 
@@ -30,3 +31,14 @@ def test_a_planned_afd_candidate_is_refused(tmp_path):
     (tmp_path / "plan.json").write_text(json.dumps(doc))
     with pytest.raises(ConfigError, match=r"fleet 'k' has an attention/FFN-disaggregated \(AFD\)"):
         load_fleet(tmp_path, "k")
+
+
+@pytest.mark.parametrize(("extra", "message"), [({"ep": 8}, r"expert parallelism \(ep=8\)"),
+                                                ({"speculative": {"method": "eagle", "k": 4, "acceptance": 0.8}},
+                                                 "speculative pool")])
+def test_ep_and_speculative_pools_are_refused(tmp_path, extra, message):
+    doc = {"fleets": [{"fleet": "a"}], "inputs": {"model": {"name": "deepseek-v3"}, "fleets": {"a": {"pools": {
+        "mixed": {"hardware": "vr200", "count": 4, **extra}}}}}}
+    (tmp_path / "summary.json").write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match=message):
+        load_fleet(tmp_path)
