@@ -116,7 +116,7 @@ def _print(d: dict) -> None:
     if "experts" in d:
         e = d["experts"]
         con.print(f"routed experts: {e['expert_groups']} groups of {e['chips_per_group']} chips "
-                  f"({e['moe_layers_per_group']} MoE layer(s) each) = {e['expert_chips']} of the chips used; "
+                  f"(up to {e['moe_layers_per_group']} MoE layer(s) each) = {e['expert_chips']} of the chips used; "
                   f"tokens dispatched to them and combined over C2C")
     s = d["sram_bytes_per_chip"]
     con.print(f"SRAM per chip: min {s['min'] / mib:.1f} / mean {s['mean'] / mib:.1f} / max {s['max'] / mib:.1f} MiB "
