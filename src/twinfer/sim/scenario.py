@@ -27,7 +27,7 @@ YAML schema (every key below; optional ones show their default)::
             expert_imbalance: 1.0        # with ep > 1: hottest rank's expert load / mean
             chips: null                  # LPUs: chips per instance (null: the fewest that fit)
             count: 2                     # instances in the pool
-            precision: bf16              # bf16 | fp8 | int8 (weights; KV bf16) or
+            precision: bf16              # bf16 | fp16 | fp8 | int8 (weights; KV bf16) | fp8-kv8 (fp8 KV too) or
                                          # {weights: fp8, activations: bf16, kv_cache: fp8}
             batching:
               policy: chunked            # continuous | chunked | static
