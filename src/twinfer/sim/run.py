@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from twinfer.errors import ConfigError
+from twinfer.errors import ConfigError, TwinferError
 from twinfer.hardware.loader import HardwareSet
 from twinfer.kvcache.tiers import TierSpec
 from twinfer.models.spec import ModelSpec
@@ -188,9 +188,12 @@ def build_fleet_sim(
     setups, pricing = [], {}
     kv_dtype = (fleet.pools.get("prefill") or fleet.pools["mixed"]).precision.kv_cache
     for role, pool in fleet.pools.items():
-        cost = costs[role] if costs and role in costs else make_pool_cost(model, pool, cost_cache, extra)
-        if pool.speculative is not None:
-            cost = speculative_pool_cost(model, pool, cost, cost_cache, extra)
+        try:
+            cost = costs[role] if costs and role in costs else make_pool_cost(model, pool, cost_cache, extra)
+            if pool.speculative is not None:
+                cost = speculative_pool_cost(model, pool, cost, cost_cache, extra)
+        except TwinferError as exc:  # name the fleet and pool the backend refused
+            raise type(exc)(f"fleet {fleet.name!r}, pools.{role}: {exc}") from None
         # A pipelined instance (LPU stages, GPU pp) keeps one micro-batch per stage in
         # flight: its batch cap is stages x the compiled batch (twinfer.perf.pipeline).
         cost = pipelined(cost)
