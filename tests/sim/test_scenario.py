@@ -89,3 +89,22 @@ def test_autoscale_defaults_and_errors_name_the_key_and_the_fix():
         _autoscaled({}, mixed_hw)
     ok = {"prefill": {"hardware": "h100", "batching": {"policy": "continuous"}}, "decode": {"hardware": "h100", "count": 3}}
     assert dict(_autoscaled({}, ok).fleets[0].autoscale.max_instances) == {"prefill": 2, "decode": 6}
+
+
+@pytest.mark.parametrize(("pool", "message"), [
+    ({"hardware": "h100", "speculative": {"method": "eagle", "k": 2, "acceptance": "0.9,0.8"}},
+     r"acceptance: give a number in \[0, 1\] or a list"),
+    ({"hardware": "h100", "power_idle_w": 900, "power_max_w": 100}, "idle power must not exceed peak power"),
+])
+def test_pool_values_a_user_gets_wrong_are_named(pool, message):
+    from twinfer.sim.scenario import PoolConfig
+
+    with pytest.raises(ConfigError, match=message):
+        PoolConfig.from_dict(pool, "pools.mixed")
+
+
+def test_a_folder_is_not_a_scenario(tmp_path):
+    from twinfer.sim.scenario import load_scenario
+
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_scenario(tmp_path)

@@ -75,6 +75,9 @@ class SpeculativeConfig:
             raise ConfigError(f"{where}.k: {k} proposals per step is above the limit of {MAX_K}; use a smaller k")
         if draft_model is not None and not isinstance(draft_model, str):
             raise ConfigError(f"{where}.draft_model: a model preset name or config.json path, got {draft_model!r}")
+        if isinstance(acceptance, str) or not isinstance(acceptance, int | float | Sequence):
+            raise ConfigError(f"{where}.acceptance: give a number in [0, 1] or a list of them, one per proposed "
+                              f"position ({k}), e.g. [0.9, 0.8]; got {acceptance!r}")
         rates = [acceptance] * k if isinstance(acceptance, int | float) else list(acceptance)
         if len(rates) != k:
             raise ConfigError(f"{where}.acceptance: give one rate or one per proposed position ({k}), got {len(rates)}")

@@ -307,6 +307,8 @@ def load_scenario(path: str | Path, hardware_file: str | Path | None = None) -> 
     import yaml
 
     p = builtin_scenario_path(str(path)) if str(path).startswith("builtin:") else Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{str(p)!r} is a folder; give a scenario YAML file (see examples/)")
     if not p.is_file():
         raise ConfigError(f"scenario file {str(p)!r} does not exist")
     try:

@@ -64,6 +64,10 @@ class PoolConfig:
             block_tokens=int(number(b, "block_tokens", f"{where}.batching", 16, integer=True, minimum=1)),
         )
         batching.check(f"{where}.batching")
+        idle, peak = number(d, "power_idle_w", where, None, strict=False), number(d, "power_max_w", where, None, strict=False)
+        if idle is not None and peak is not None and idle > peak:
+            raise ConfigError(f"{where}.power_idle_w: {idle:g} W is above power_max_w {peak:g} W; idle power must "
+                              "not exceed peak power")
         return cls(
             hardware=hw,
             count=int(number(d, "count", where, 1, integer=True, minimum=1)),
