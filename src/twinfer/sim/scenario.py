@@ -74,7 +74,7 @@ file and the key path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -250,7 +250,8 @@ def _check_names(fleets: tuple[FleetConfig, ...], where: str, extra: Any) -> Non
     from twinfer.hardware import get_hardware, get_link
 
     for i, fleet in enumerate(fleets):
-        checks = [(f"pools.{role}.hardware", get_hardware, pool.hardware) for role, pool in fleet.pools.items()]
+        checks: list[tuple[str, Callable[..., object], str]] = [
+            (f"pools.{role}.hardware", get_hardware, pool.hardware) for role, pool in fleet.pools.items()]
         if fleet.kv_link is not None:
             checks.append(("kv_link.name", get_link, fleet.kv_link.name))
         for key, lookup, name in checks:
