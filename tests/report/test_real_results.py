@@ -51,7 +51,7 @@ def test_sweep_report_cites_the_parquet_rows(tmp_path: Path) -> None:
     data = _data_block(html)
     rows = [r for p in sorted(out.glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
     assert data["sections"]["sweep-overview"] == {"rows": 4, "ok": 2, "failed": 2}
-    assert "unknown hardware &#x27;no-such-gpu&#x27;" in html  # failures listed with their error
+    assert "llama-3.1-405b does not fit" in html  # failures listed with their error
     sweep_cells = [n for n in data["numbers"] if n["src"] == "sweep"]
     assert sweep_cells
     for n in sweep_cells:
