@@ -20,12 +20,13 @@ from typing import Any
 
 from twinfer.errors import ConfigError
 from twinfer.sim.env import PRIO_ARRIVAL, PRIO_SAMPLE, PRIO_START, PRIO_STEP_END, Environment
+from twinfer.sim.handoff import KvHandoff
 from twinfer.sim.instance import Instance
 from twinfer.sim.kinds import FLEET_LAYOUTS, INSTANCE_KINDS
 from twinfer.sim.link import KvLink
 from twinfer.sim.pool import LinkSetup, Pool, PoolSetup, make_scheduler
 from twinfer.sim.request import Request, RequestState
-from twinfer.sim.scheduler import BLOCKED_NONE, SchedulerOutput, StepResult
+from twinfer.sim.scheduler import SchedulerOutput, StepResult
 
 __all__ = ["FleetSim", "LinkSetup", "PoolSetup"]
 
@@ -35,7 +36,7 @@ NEW, DECODING, TRANSFERRING, DONE = RequestState.NEW, RequestState.DECODING, Req
 REJECTED, CANCELLED = RequestState.REJECTED, RequestState.CANCELLED
 
 
-class FleetSim:
+class FleetSim(KvHandoff):
     """Simulates one fleet on one workload; see the module docstring for the two driving modes."""
 
     def __init__(
@@ -354,7 +355,7 @@ class FleetSim:
         """``count`` cancelled requests left ``inst`` at a step boundary."""
         self.cancelled += count
         if inst.role == "decode" and self.pools["decode"].pending:
-            self._drain_pending(inst)
+            self.drain_pending(inst)
         if self.draining and inst.index in self.draining:
             self.rebalancer.check_drained(inst)
 
@@ -411,7 +412,7 @@ class FleetSim:
                     self.on_finish(r, now)
             inst.change(now, 0, -len(res.finished))
             if pool.role == "decode" and pool.pending:
-                self._drain_pending(inst)
+                self.drain_pending(inst)
             if self.draining and inst.index in self.draining:
                 self.rebalancer.check_drained(inst)
         if res.resumed and self.on_token is not None:
@@ -428,77 +429,3 @@ class FleetSim:
         for r in out.members:
             if r.state is DECODING or r.state is DONE:
                 cb(r, now, sched.tokens_of(r))
-
-    def _handoff(self, r: Request, src: Instance) -> None:
-        dec = self.pools["decode"]
-        now = self.env.now
-        if r.cancelled:  # cancelled during its prefill: its KV goes nowhere
-            self._leave_prefill_instance(r, src, now)
-            r.state = CANCELLED
-            self.cancelled += 1
-            return
-        dec.change(now, 1, 1)
-        target: Instance | None = dec.routable[dec.pick(dec.load, r)]
-        assert target is not None
-        code = target.sched.try_reserve_remote(r)
-        if code != BLOCKED_NONE:
-            target = None
-            for cand in dec.routable:
-                code = cand.sched.try_reserve_remote(r)
-                if code == BLOCKED_NONE:
-                    target = cand
-                    break
-            if target is None:
-                dec.last_block = code
-                dec.pending.append((r, src))
-                return
-        dec.change(now, -1, -1)
-        target.change(now, 0, 1)
-        self._start_transfer(r, src, target)
-
-    def _drain_pending(self, inst: Instance) -> None:
-        if self.draining and inst.index in self.draining:
-            return  # a draining instance takes no new work
-        dec = self.pools["decode"]
-        now = self.env.now
-        while dec.pending:
-            r, src = dec.pending[0]
-            code = inst.sched.try_reserve_remote(r)
-            if code != BLOCKED_NONE:
-                dec.last_block = code
-                return
-            dec.pending.popleft()
-            dec.change(now, -1, -1)
-            inst.change(now, 0, 1)
-            self._start_transfer(r, src, inst)
-
-    def _start_transfer(self, r: Request, src: Instance, dst: Instance) -> None:
-        link = self.links[src.local_index]
-        nbytes = r.prompt_tokens * self.kv_bytes_per_token
-        self.kv_bytes += nbytes
-        send = nbytes
-        if self.link_setup is not None and self.link_setup.layerwise:
-            # Layer-wise streaming (Splitwise): earlier layers' KV moved while the prompt was
-            # computed; at least the last layer's share is left. Approximation: the streamed part
-            # does not contend with other transfers on the link.
-            during = (r.prefill_end_s - r.prefill_start_s) * link.bw_bytes_per_s
-            send = max(nbytes / self.num_layers, nbytes - during)
-        r.kv_start_s = self.env.now
-        r.decode_instance = dst.index
-        r.state = TRANSFERRING
-        link.start(r.rid, send, self._transfer_done, (r, src, dst))
-
-    def _transfer_done(self, item: tuple[Request, Instance, Instance]) -> None:
-        r, src, dst = item
-        now = self.env.now
-        r.kv_end_s = now
-        self._leave_prefill_instance(r, src, now)
-        if r.cancelled:  # cancelled while its KV moved: free the room reserved for it
-            dst.sched.drop_reserved(r)
-            dst.change(now, 0, -1)
-            self.cancelled += 1
-            self.left_cancelled(dst, 0)
-            return
-        r.instance = dst.index
-        dst.sched.arrived_remote(r)
-        dst.wake()

@@ -250,7 +250,7 @@ class Rebalancer:
         ch.landed_s = now
         self._record(now)
         if pool.pending:
-            sim._drain_pending(inst)
+            sim.drain_pending(inst)
 
     def _record(self, now: float) -> None:
         sim = self.sim
