@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from twinfer.hardware import get_hardware, get_link
+from twinfer.hardware import get_hardware, get_link, spec_table
 from twinfer.sim import default_scenario, load_scenario
 from twinfer.sim.lpu_bands import add_lpu_bands
 from twinfer.sim.run import (
@@ -45,7 +45,6 @@ UNCERTAIN = (("gpu", "vr200", "mem_bw_bytes_per_s"), ("gpu", "vr200", "peak_flop
              ("link", "lpx-gpu", "bw_bytes_per_s"), ("link", "lpx-gpu", "latency_s"))
 METRICS = (("tpot_p50_s", "TPOT p50 ms", 1e3), ("cost_per_m_output_tok_usd", "$/M tok", 1.0),
            ("tokens_per_s_per_mw", "tok/s/MW", 1.0))
-_META = {"name", "sources", "uncertain", "ranges", "kind"}
 
 
 def run_scenario(scen: Scenario, bands: bool) -> tuple[float, list[dict[str, Any]]]:
@@ -74,13 +73,9 @@ def speed() -> None:
 
 def _spec_yaml(kind: str, spec: Any, field: str, value: float) -> dict[str, Any]:
     """The preset ``spec`` as a hardware-file table with ``field`` (``a.b`` for a rate) set to ``value``."""
-    body = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name not in _META}
-    body = {k: (dict(v) if isinstance(v, dict) else v) for k, v in body.items() if v is not None}
+    body = spec_table(spec)
     top, _, sub = field.partition(".")
-    if sub:
-        body[top] = {**body[top], sub: value}
-    else:
-        body[top] = value
+    body[top] = {**body[top], sub: value} if sub else value
     return {kind: {spec.name: body}}
 
 

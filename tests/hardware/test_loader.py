@@ -99,3 +99,21 @@ def test_shipped_example_file_loads():
     gpu = get_hardware("h100-cheap", hw)
     assert gpu.price_per_hour_usd == 1.90 and gpu.peak_flops("fp8") == 1979e12
     assert get_link("roce-200g", hw).links_per_node == 8
+
+
+@pytest.mark.parametrize(("kind", "name"), [("gpu", "vr200"), ("lpu", "groq3-lp30"), ("link", "lpx-gpu")])
+def test_spec_table_loads_back_to_the_same_values(tmp_path, kind, name):
+    """A hardware file built from a preset's spec_table holds the preset's values field for field (sources aside)."""
+    import dataclasses
+    import json
+
+    from twinfer.hardware import get_hardware, get_link, load_hardware_file, spec_table
+
+    spec = get_link(name) if kind == "link" else get_hardware(name)
+    path = tmp_path / "hw.yaml"
+    path.write_text(json.dumps({kind: {name: spec_table(spec)}}), encoding="utf-8")
+    loaded = load_hardware_file(path)
+    again = loaded.links[name] if kind == "link" else loaded.chips[name]
+    for f in dataclasses.fields(spec):
+        if f.name not in ("sources", "uncertain", "ranges"):
+            assert getattr(again, f.name) == getattr(spec, f.name), f.name

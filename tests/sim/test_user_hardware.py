@@ -11,28 +11,17 @@ from twinfer.cli import main
 from twinfer.errors import ConfigError
 from twinfer.sim.scenario import Scenario
 
-#: A TSP-shaped user LPU with its own price (2.5 $/chip-hour, the preset's is 1.0) and a 2 ms host loop per token.
-USER_LPU = """
-[lpu.my-tsp]
-clock_hz = 0.9e9
-sram_bytes = 230686720
-sram_bw_bytes_per_s = 80e12
-peak_ops_per_s.int8 = 750e12
-peak_ops_per_s.fp16 = 188e12
-lanes = 320
-mem_slices = 88
-mxm_planes = 4
-mxm_dim = 320
-c2c_links = 16
-c2c_link = "groq-c2c"
-chips_per_node = 8
-chips_per_rack = 72
-power_idle_w = 100
-power_max_w = 300
-price_per_hour_usd = 2.5
-microarch_based_on = "groq-tsp-v1"
-microarch.host_loop_s = { value = 0.002, source = "my lab's runtime, measured" }
-"""
+
+def user_lpu_file() -> dict:
+    """A TSP-shaped user LPU (TSP v1's figures) with its own price (2.5 $/chip-hour, the preset's is 1.0) and a
+    2 ms host loop per token; tests/lpu/test_microarch.py reads a hand-written TOML of the same kind."""
+    from twinfer.hardware import get_hardware, spec_table
+
+    body = {**spec_table(get_hardware("groq-tsp-v1")), "price_per_hour_usd": 2.5,
+            "microarch_based_on": "groq-tsp-v1",
+            "microarch": {"host_loop_s": {"value": 0.002, "source": "my lab's runtime, measured"}}}
+    return {"lpu": {"my-tsp": body}}
+
 
 CHIPS = 72
 
@@ -60,8 +49,8 @@ def _scenario(hardware_file: str | None = None) -> dict:
 
 @pytest.fixture
 def hw_file(tmp_path):
-    path = tmp_path / "my_hw.toml"
-    path.write_text(USER_LPU, encoding="utf-8")
+    path = tmp_path / "my_hw.yaml"
+    path.write_text(json.dumps(user_lpu_file()), encoding="utf-8")
     return path
 
 
@@ -124,15 +113,9 @@ def test_plan_searches_the_user_lpu(tmp_path, hw_file):
 def test_an_afd_pool_takes_its_experts_on_a_user_lpu(tmp_path, capsys):
     """An AFD decode pool whose FFN group is a chip from the user's file (LP30's figures at 3 $/chip-hour)
     parses, simulates, and is priced at the file's price."""
-    import dataclasses
+    from twinfer.hardware import get_hardware, spec_table
 
-    from twinfer.hardware import get_hardware
-
-    lp30 = get_hardware("groq3-lp30")
-    body = {f.name: getattr(lp30, f.name) for f in dataclasses.fields(lp30)
-            if f.name not in ("name", "sources", "uncertain", "ranges", "kind") and getattr(lp30, f.name) is not None}
-    body = {k: dict(v) if isinstance(v, dict) else v for k, v in body.items()}
-    body.update(price_per_hour_usd=3.0, microarch_based_on="groq3-lp30")
+    body = {**spec_table(get_hardware("groq3-lp30")), "price_per_hour_usd": 3.0, "microarch_based_on": "groq3-lp30"}
     hw = tmp_path / "my_lpx.yaml"
     hw.write_text(json.dumps({"lpu": {"my-lp30": body}}), encoding="utf-8")
     scen = {

@@ -80,7 +80,7 @@ def _from_plan(doc: dict[str, Any], file: Path, fleet: str | None) -> DeployFlee
     cand = cands[fleet]
     pools = []
     for p in cand.get("pools") or []:
-        _refuse_afd(p, file, str(fleet))
+        _refuse_unsupported(p, file, str(fleet))
         batching = p.get("batching") or {}
         pools.append(DeployPool(
             role=str(p["role"]), hardware=str(p["hardware"]),
@@ -109,7 +109,7 @@ def _from_summary(doc: dict[str, Any], file: Path, fleet: str | None) -> DeployF
     f = fleets[fleet]
     pools = []
     for role, p in (f.get("pools") or {}).items():
-        _refuse_afd(p, file, str(fleet))
+        _refuse_unsupported(p, file, str(fleet))
         prec = p.get("precision") or {}
         batching = p.get("batching") or {}
         pools.append(DeployPool(
@@ -125,7 +125,7 @@ def _from_summary(doc: dict[str, Any], file: Path, fleet: str | None) -> DeployF
                        link.get("name") if isinstance(link, dict) else None)
 
 
-def _refuse_afd(pool: dict[str, Any], file: Path, fleet: str) -> None:
+def _refuse_unsupported(pool: dict[str, Any], file: Path, fleet: str) -> None:
     """Pools without a launch recipe here (AFD, wide expert parallelism, speculative decoding): say so rather
     than write commands that silently drop what the simulation assumed."""
     if pool.get("afd"):

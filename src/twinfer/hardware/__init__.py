@@ -4,7 +4,7 @@
 chips and links with :func:`load_hardware_file` and pass the result as ``extra``.
 """
 
-from twinfer.hardware.loader import HardwareSet, load_hardware_file
+from twinfer.hardware.loader import HardwareSet, load_hardware_file, spec_table
 from twinfer.hardware.registry import (
     get_hardware,
     get_link,
@@ -18,6 +18,7 @@ from twinfer.hardware.specs import GpuSpec, HardwareSpec, LinkSpec, LpuSpec, Rac
 __all__ = [
     "GpuSpec",
     "HardwareSet",
+    "spec_table",
     "HardwareSpec",
     "LinkSpec",
     "LpuSpec",

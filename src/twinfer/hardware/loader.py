@@ -182,6 +182,22 @@ def parse_hardware_tables(data: Any, origin: str) -> HardwareSet:
     return HardwareSet(chips=chips, links=links, aliases=aliases, racks=racks)
 
 
+def spec_table(spec: HardwareSpec | LinkSpec | RackSpec) -> dict[str, Any]:
+    """The table a hardware file holds for ``spec`` (every value; rates and micro-architecture as mappings).
+
+    The inverse of the loader, less the sources: a file built from it, e.g.
+    ``{"gpu": {"vr200": {**spec_table(spec), "price_per_hour_usd": 12.0}}}``,
+    loads back to the same values. Meta fields and empty ones are left out.
+    """
+    table: dict[str, Any] = {}
+    for f in dataclasses.fields(spec):
+        value = getattr(spec, f.name)
+        if f.name in _META_FIELDS or value is None or value == "" or (isinstance(value, Mapping) and not value):
+            continue
+        table[f.name] = dict(value) if isinstance(value, Mapping) else value
+    return table
+
+
 def load_hardware_file(path: str | Path) -> HardwareSet:
     """Read users' own chips and links from a ``.toml``, ``.yaml`` or ``.yml`` file.
 
