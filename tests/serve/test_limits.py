@@ -62,6 +62,25 @@ def _closed_within(sock: socket.socket, seconds: float) -> bool:
         return True
 
 
+def _whole_response(sock: socket.socket) -> bytes:
+    """Read one HTTP response: its headers, then Content-Length bytes of body (TCP may split them)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 @pytest.mark.timeout(30)
 def test_partial_headers_are_disconnected(server) -> None:
     socks = []
@@ -104,7 +123,7 @@ def test_a_stalled_body_gets_408(server) -> None:
                   b"Content-Length: 100\r\n\r\n{\"model\": ")
         s.settimeout(10)
         start = time.monotonic()
-        answer = s.recv(4096)
+        answer = _whole_response(s)
         assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer
         assert time.monotonic() - start < 5
 
