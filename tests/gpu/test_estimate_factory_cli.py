@@ -56,3 +56,28 @@ def test_speculative_with_a_draft_model_and_bad_input(capsys):
     assert sp["tokens_per_step"] == pytest.approx(1 + 0.9 + 0.9 * 0.7 + 0.9 * 0.7 * 0.5)
     assert main([*SPEC_ARGS, "--speculative-k", "3", "--acceptance", "high"]) == 2
     assert "--acceptance" in capsys.readouterr().err
+
+
+def test_a_draft_model_on_its_own_lpu_pays_the_lpx_gpu_hand_off(capsys):
+    """--draft-hardware: the 8B drafter on TSP v1 chips, over the lpx-gpu link (two token-id transfers per step)."""
+    from twinfer.hardware import get_link
+
+    args = [*SPEC_ARGS, "--speculative-k", "3", "--acceptance", "0.8", "--draft-model", "llama-3.1-8b"]
+    assert main([*args, "--draft-hardware", "groq-tsp-v1", "--dtype", "int8"]) == 0
+    sp = json.loads(capsys.readouterr().out)["speculative"]
+    link = get_link("lpx-gpu")
+    batch = 1
+    by_hand = link.transfer_time_s(4 * batch * 3) + link.transfer_time_s(4 * batch * 4)  # drafts out, verified back
+    assert sp["draft_hardware"] == "groq-tsp-v1" and sp["handoff_s"] == pytest.approx(by_hand, rel=1e-12)
+    assert sp["tpot_s"] == pytest.approx((sp["draft_s"] + sp["handoff_s"] + sp["verify_step_s"]) / sp["tokens_per_step"])
+    assert "groq-tsp-v1, over lpx-gpu" in sp["assumption"]
+    assert main([*args, "--dtype", "int8"]) == 0
+    same = json.loads(capsys.readouterr().out)["speculative"]
+    assert same["handoff_s"] == 0.0 and same["verify_step_s"] == sp["verify_step_s"]
+
+
+def test_draft_hardware_without_a_draft_model_is_a_clear_error(capsys):
+    assert main([*SPEC_ARGS, "--draft-hardware", "h100"]) == 2
+    assert "--speculative-k" in capsys.readouterr().err
+    assert main([*SPEC_ARGS, "--speculative-k", "2", "--speculative-method", "eagle", "--draft-hardware", "h100"]) == 2
+    assert "use method: draft" in capsys.readouterr().err

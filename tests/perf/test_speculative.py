@@ -126,3 +126,36 @@ def test_both_backends_price_the_verify_step(hardware):
     t = speculative_timing(SpeculativeConfig.build("eagle", 4, 0.8), target, [1000], 1 / 32)
     assert t.plain_step_s < t.verify_step_s < 5 * t.plain_step_s / 2
     assert t.speedup > 1.5
+
+
+def test_a_drafter_on_its_own_devices_adds_the_hand_off_by_hand():
+    """Batch 2, k = 3 over a 1 us, 1 GB/s link: drafts 2 x 3 x 4 B out, 2 x 4 x 4 B back.
+
+    Hand-off = (1e-6 + 24e-9) + (1e-6 + 32e-9) = 2.056 us, on top of the draft model's 0.66 ms and the 1.8 ms verify.
+    """
+    from twinfer.hardware.specs import LinkSpec
+    from twinfer.perf.speculative import SeparateDrafter
+
+    link = LinkSpec("test-link", bw_bytes_per_s=1e9, latency_s=1e-6)
+    drafter = SeparateDrafter(InstanceResources("fake", 1, 10**6, 64, 1.0, 1.0, 1.0), link)
+    cfg = SpeculativeConfig.build("draft", 3, 0.5, "llama-3.1-8b")
+    t = speculative_timing(cfg, LinearCost(1e-3, 1e-4), [100, 200], LinearCost(2e-4, 1e-5), drafter)
+    assert t.handoff_s == pytest.approx(2.056e-6, abs=1e-15)
+    assert t.time_per_token_s == pytest.approx((0.66e-3 + 2.056e-6 + 1.8e-3) / 1.875)
+    assert drafter.handoff_s(0, 50, 3) == pytest.approx(1e-6 + 200e-9)  # prompts only: one transfer to the drafter
+    assert drafter.handoff_s(0, 0, 3) == 0.0
+
+
+def test_draft_devices_are_parsed_and_bad_ones_are_clear_errors():
+    from twinfer.perf.speculative import DraftDevices
+
+    cfg = SpeculativeConfig.from_dict({"draft_model": "llama-3.1-8b", "k": 2, "acceptance": 0.6,
+                                       "draft_devices": {"hardware": "groq-tsp-v1", "chips": 96, "link": "lpx-gpu"}})
+    assert cfg.draft_devices == DraftDevices("groq-tsp-v1", tp=1, chips=96, link="lpx-gpu")
+    with pytest.raises(ConfigError, match=r"draft_devices: eagle heads .* use method: draft"):
+        SpeculativeConfig.from_dict({"method": "eagle", "k": 2, "acceptance": 0.6, "draft_devices": {"hardware": "h100"}})
+    for bad, match in (({"tp": 2}, "drafter's hardware"), ({"hardware": "h100", "tp": 0}, r"\.tp"),
+                       ({"hardware": "h100", "chips": "many"}, r"\.chips"), ({"hardware": "h100", "gpus": 2}, "unknown key"),
+                       ({"hardware": "h100", "link": 3}, r"\.link")):
+        with pytest.raises(ConfigError, match=match):
+            DraftDevices.from_dict(bad, "speculative.draft_devices")

@@ -65,3 +65,29 @@ def test_the_draft_models_memory_comes_out_of_the_kv_cache():
 def test_a_draft_model_that_does_not_fit_is_a_clear_error():
     with pytest.raises(ConfigError, match="do not fit"):
         draft_kv_capacity(1000, 320e3, 16e9, 128e3)
+
+
+def test_a_drafter_on_its_own_devices_keeps_its_memory_and_adds_price_power_and_the_hand_off():
+    """Target and drafter fakes: step = target + 3 drafter steps + two link transfers; resources add up."""
+    from twinfer.hardware.specs import LinkSpec
+    from twinfer.perf.speculative import SeparateDrafter
+
+    own = InstanceResources("drafter", 2, 4_000, 32, 3.0, 40.0, 200.0)
+    link = LinkSpec("test-link", bw_bytes_per_s=1e9, latency_s=2e-6)
+    model = SpeculativeStepCost(TARGET, SpeculativeConfig.build("draft", 3, 0.7, "llama-3.1-8b"), DRAFT,
+                                separate=SeparateDrafter(own, link))
+    handoff = (2e-6 + 4 * 2 * 3 / 1e9) + (2e-6 + 4 * 2 * 4 / 1e9)  # drafts to the target, verified tokens back
+    assert model.step_time_s(VERIFY) == pytest.approx(0.010 + 0.008 + 3 * (0.002 + 0.0002) + handoff)
+    res = model.resources()
+    # the target fake: 1 device, 10,000 tokens, batch 64, $1/h, 100/500 W
+    assert (res.hardware, res.num_devices, res.kv_capacity_tokens, res.max_batch_seqs) == ("fake+drafter", 3, 4_000, 32)
+    assert (res.price_per_hour_usd, res.power_idle_w, res.power_max_w) == (4.0, 140.0, 700.0)
+
+
+def test_heads_cannot_run_on_other_devices():
+    from twinfer.hardware.specs import LinkSpec
+    from twinfer.perf.speculative import SeparateDrafter
+
+    separate = SeparateDrafter(InstanceResources("d", 1, 1, 1, 0.0, 0.0, 0.0), LinkSpec("l", 1e9, 1e-6))
+    with pytest.raises(ConfigError, match="only a draft model"):
+        SpeculativeStepCost(TARGET, SpeculativeConfig.build("mtp", 3, 0.7), 1 / 10, separate=separate)

@@ -187,6 +187,32 @@ def test_a_draft_model_costs_more_than_heads_at_the_same_acceptance(tmp_path):
     assert fd["pool.mixed.kv_capacity_tokens"] < fh["pool.mixed.kv_capacity_tokens"]  # the 8B's weights and KV
 
 
+@pytest.mark.parametrize("drafter, precision", [("h100", ""), ("groq-tsp-v1", ", precision: int8")])
+def test_a_draft_model_on_its_own_devices_is_paid_for_and_keeps_its_own_memory(tmp_path, drafter, precision):
+    """The drafter's devices join the instance's price and count; its cache, not the target's HBM, holds its KV."""
+    from twinfer.hardware import get_hardware
+    from twinfer.models import load_model
+    from twinfer.models.ops import Precision
+    from twinfer.perf import make_step_cost
+
+    same = json.loads(_summary(tmp_path, "same", ", speculative: {method: draft, draft_model: llama-3.1-8b, "
+                                                 "k: 3, acceptance: 0.8}")[0])["fleets"][0]
+    own = json.loads(_summary(tmp_path, "own", ", speculative: {method: draft, draft_model: llama-3.1-8b, "
+                                               f"k: 3, acceptance: 0.8, draft_devices: {{hardware: {drafter}{precision}}}}}")[0])
+    fo, key = own["fleets"][0], "pool.mixed"
+    weights = Precision(weights="int8") if precision else Precision()  # the pool's bf16 unless the drafter has its own
+    alone = make_step_cost(load_model("llama-3.1-8b"), drafter, precision=weights).resources()
+    target = make_step_cost(load_model("llama-3-8b"), "h100", precision=Precision()).resources()
+    assert fo[f"{key}.speculative.draft_hardware"] == drafter
+    assert fo[f"{key}.hardware"] == f"h100-sxm+{get_hardware(drafter).name}"
+    assert fo["devices"] == 1 + alone.num_devices
+    assert fo["price_per_hour_usd"] == pytest.approx(get_hardware("h100").price_per_hour_usd + alone.price_per_hour_usd)
+    assert fo[f"{key}.kv_capacity_tokens"] == min(target.kv_capacity_tokens, alone.kv_capacity_tokens)
+    # the same seed: the same draws; the drafter's devices change the time of each step, not what it yields
+    assert fo[f"{key}.speculative.tokens_per_step"] == same[f"{key}.speculative.tokens_per_step"]
+    assert fo["tpot_mean_s"] != same["tpot_mean_s"]
+
+
 def test_cancelled_requests_leave_no_stream_behind():
     spec = SpeculativeConfig.build("mtp", 2, 0.5)
     sim = _fleet(spec)

@@ -35,7 +35,7 @@ from twinfer.gpu.expert_parallel import replica_shape
 from twinfer.gpu.step_cost import DEFAULT_MAX_BATCH_SEQS
 from twinfer.hardware.loader import HardwareSet
 from twinfer.hardware.registry import get_hardware, get_link
-from twinfer.hardware.specs import GpuSpec
+from twinfer.hardware.specs import LPU_GPU_LINK, GpuSpec
 from twinfer.lpu.chip import Chip
 from twinfer.models.ops import Precision
 from twinfer.models.spec import ModelSpec
@@ -45,7 +45,7 @@ from twinfer.perf.pipeline import lane_share
 from twinfer.units import dtype_bytes
 
 #: The link between the groups when the scenario names none and the FFN group is an LPU (an LPX rack's attach link).
-DEFAULT_LPU_LINK = "lpx-gpu"
+DEFAULT_LPU_LINK = LPU_GPU_LINK
 
 
 @dataclass(frozen=True)

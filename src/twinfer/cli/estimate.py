@@ -10,7 +10,9 @@ MoE model's experts split over them (:mod:`twinfer.gpu.expert_parallel`);
 memory is then per GPU for the replica holding the most sequences. With
 ``--speculative-k K --acceptance P`` it also prices speculative decoding at
 that context (:mod:`twinfer.perf.speculative`): the drafter's K proposals
-plus a verify step of K + 1 positions, over the expected accepted tokens.
+plus a verify step of K + 1 positions, over the expected accepted tokens;
+``--draft-hardware`` runs a ``--draft-model`` on devices of its own (a GPU or
+an LPU), adding the hand-off of drafts and verified tokens over the link.
 """
 
 from __future__ import annotations
@@ -54,27 +56,51 @@ def _suggest_tp(model: Any, gpu: Any, tp: int, pp: int, precision: Any, need_tok
 
 
 def _speculative(cost: Any, spec: Any, gpu: Any, tp: int, precision: Any, batch: int, context: int, k: int,
-                 acceptance: str, draft_model: str | None, method: str | None, extra: Any) -> dict[str, Any]:
-    """Speculative decoding at ``context`` cached tokens per sequence: draft + verify time over the expected tokens."""
-    from twinfer.gpu import GpuStepCost
+                 acceptance: str, draft_model: str | None, method: str | None, extra: Any,
+                 draft_devices: Any = None) -> dict[str, Any]:
+    """Speculative decoding at ``context`` cached tokens per sequence: draft + verify time over the expected tokens.
+
+    ``draft_devices`` (a :class:`~twinfer.perf.speculative.DraftDevices`) puts the draft model on devices of its own.
+    """
+    from twinfer.hardware import get_hardware, get_link
+    from twinfer.hardware.specs import default_link_between
     from twinfer.models import load_model
-    from twinfer.perf.speculative import SpeculativeConfig, parse_acceptance, speculative_timing
+    from twinfer.perf import make_step_cost
+    from twinfer.perf.pipeline import pipelined
+    from twinfer.perf.speculative import (
+        SeparateDrafter,
+        SpeculativeConfig,
+        parse_acceptance,
+        speculative_timing,
+    )
 
     how = method or ("draft" if draft_model else "mtp")
-    cfg = SpeculativeConfig.build(how, k, parse_acceptance(acceptance), draft_model, where="--speculative")
+    cfg = SpeculativeConfig.build(how, k, parse_acceptance(acceptance), draft_model, where="--speculative",
+                                  draft_devices=draft_devices)
+    separate = None
     if cfg.method == "draft":
         assert cfg.draft_model is not None
-        draft: Any = GpuStepCost(load_model(cfg.draft_model), gpu, tp=tp, precision=precision, max_batch_seqs=batch,
-                                 extra_hardware=extra)
-        assumption = f"draft model {cfg.draft_model} on the same GPUs (tp={tp}), its memory not charged"
+        on = cfg.draft_devices
+        draft: Any = pipelined(make_step_cost(load_model(cfg.draft_model), on.hardware if on else gpu.name,
+                                              tp=on.tp if on else tp, chips=on.chips if on else None,
+                                              precision=precision, max_batch_seqs=batch, extra_hardware=extra))
+        if on is None:
+            assumption = f"draft model {cfg.draft_model} on the same GPUs (tp={tp}), its memory not charged"
+        else:
+            res = draft.resources()
+            link = get_link(on.link or default_link_between(gpu, get_hardware(on.hardware, extra)), extra)
+            separate = SeparateDrafter(res, link)
+            assumption = (f"draft model {cfg.draft_model} on its own {res.num_devices} x {res.hardware}, "
+                          f"over {link.name}")
     else:
         draft = 1.0 / spec.num_layers
         assumption = f"each {cfg.method} proposal costs one layer of the target (1/{spec.num_layers} of a decode step)"
-    t = speculative_timing(cfg, cost, [context] * batch, draft)
+    t = speculative_timing(cfg, cost, [context] * batch, draft, separate)
     return {"method": cfg.method, "k": cfg.k, "acceptance": list(cfg.acceptance), "draft_model": cfg.draft_model,
+            "draft_hardware": cfg.draft_devices.hardware if cfg.draft_devices else None,
             "assumption": assumption, "tokens_per_step": t.tokens_per_step, "plain_step_s": t.plain_step_s,
-            "draft_s": t.draft_s, "verify_step_s": t.verify_step_s, "tpot_s": t.time_per_token_s,
-            "tokens_per_s_per_user": 1.0 / t.time_per_token_s, "speedup": t.speedup}
+            "draft_s": t.draft_s, "handoff_s": t.handoff_s, "verify_step_s": t.verify_step_s,
+            "tpot_s": t.time_per_token_s, "tokens_per_s_per_user": 1.0 / t.time_per_token_s, "speedup": t.speedup}
 
 
 def _rows(ops: list[Any]) -> list[dict[str, Any]]:
@@ -105,6 +131,9 @@ def estimate_command(
     acceptance: Annotated[str, typer.Option("--acceptance", help="With --speculative-k: acceptance rate, or one per position (0.9,0.8,0.7).")] = "0.7",
     draft_model: Annotated[str | None, typer.Option("--draft-model", help="With --speculative-k: the drafter model (default method: mtp heads).")] = None,
     speculative_method: Annotated[str | None, typer.Option("--speculative-method", help="draft | mtp | eagle (default: draft with --draft-model, else mtp).")] = None,
+    draft_hardware: Annotated[str | None, typer.Option("--draft-hardware", help="With --draft-model: run the drafter on devices of its own (a GPU or LPU preset).")] = None,
+    draft_tp: Annotated[int, typer.Option("--draft-tp", help="With --draft-hardware: GPUs per drafter.")] = 1,
+    draft_chips: Annotated[int | None, typer.Option("--draft-chips", help="With --draft-hardware: LPU chips per drafter (default: the fewest that fit).")] = None,
     breakdown: Annotated[bool, typer.Option("--breakdown", help="Per-op time of one layer for the prefill and a decode step.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (always with the breakdown).")] = False,
     calibration: Annotated[Path | None, typer.Option("--calibration", help="Calibration JSON from `twinfer calibrate`.")] = None,
@@ -123,6 +152,7 @@ def estimate_command(
     from twinfer.gpu.engines import get_engine
     from twinfer.hardware import GpuSpec, get_hardware
     from twinfer.models import StepShape, load_model
+    from twinfer.perf.speculative import DraftDevices
 
     for name, value in (("--batch", batch), ("--input-len", input_len), ("--output-len", output_len), ("--ep", ep)):
         if value < 1:
@@ -203,8 +233,14 @@ def estimate_command(
         "host": {"prefill": _host(cost, prefill), "decode": _host(cost, decode)},
     }
     if speculative_k is not None:
+        on = None
+        if draft_hardware is not None:
+            on = DraftDevices.from_dict({"hardware": draft_hardware, "tp": draft_tp, "chips": draft_chips},
+                                        "--draft-hardware")
         result["speculative"] = _speculative(cost, spec, gpu, tp, precision, batch, input_len + output_len // 2 - 1,
-                                             speculative_k, acceptance, draft_model, speculative_method, extra)
+                                             speculative_k, acceptance, draft_model, speculative_method, extra, on)
+    elif draft_hardware is not None:
+        raise ConfigError("--draft-hardware: give --speculative-k and --draft-model too (it places the draft model)")
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
@@ -234,8 +270,9 @@ def _print(r: dict[str, Any], breakdown: bool) -> None:
     if sp:
         console.print(f"  with speculative decoding ({sp['method']}, k={sp['k']}, acceptance "
                       f"{','.join(f'{a:g}' for a in sp['acceptance'])}): {sp['tokens_per_step']:.2f} tokens per verify step")
-        console.print(f"    time per output token          {sp['tpot_s'] * 1e3:10.2f} ms   (draft {sp['draft_s'] * 1e3:.2f} + "
-                      f"verify {sp['verify_step_s'] * 1e3:.2f} ms per step)")
+        handoff = f" + hand-off {sp['handoff_s'] * 1e3:.3f}" if sp["draft_hardware"] else ""
+        console.print(f"    time per output token          {sp['tpot_s'] * 1e3:10.2f} ms   (draft {sp['draft_s'] * 1e3:.2f}"
+                      f"{handoff} + verify {sp['verify_step_s'] * 1e3:.2f} ms per step)")
         console.print(f"    tokens/s per user              {sp['tokens_per_s_per_user']:10.1f}   ({sp['speedup']:.2f}x plain; "
                       f"{sp['assumption']})")
     used = m["weights_bytes"] + m["workspace_bytes"] + m["kv_needed_bytes"]

@@ -117,3 +117,19 @@ class RackSpec:
 
 
 HardwareSpec = GpuSpec | LpuSpec
+
+#: The link between an LPU system and the GPUs it serves when a scenario names none (an LPX rack's attach link, [U]).
+LPU_GPU_LINK = "lpx-gpu"
+
+
+def default_link_between(a: HardwareSpec, b: HardwareSpec) -> str:
+    """The link preset joining devices ``a`` and ``b`` when none is named.
+
+    Two GPUs: ``a``'s scale-up link (a node's NVLink); two LPUs: ``a``'s C2C
+    link; an LPU and a GPU: :data:`LPU_GPU_LINK`.
+    """
+    if isinstance(a, GpuSpec) and isinstance(b, GpuSpec):
+        return a.scale_up_link
+    if isinstance(a, LpuSpec) and isinstance(b, LpuSpec):
+        return a.c2c_link
+    return LPU_GPU_LINK

@@ -35,19 +35,78 @@ TBT and throughput count accepted tokens and runs stay deterministic.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from twinfer.errors import ConfigError
+from twinfer.hardware.specs import LinkSpec
+from twinfer.models.ops import Precision
 from twinfer.models.step import StepShape
-from twinfer.perf.base import StepCostModel
+from twinfer.perf.base import InstanceResources, StepCostModel
 
 METHODS = ("draft", "mtp", "eagle")
 #: Most drafts per verify step: a guard against absurd values (each is a query row per sequence), not a published limit.
 MAX_K = 64
+
+
+@dataclass(frozen=True)
+class DraftDevices:
+    """Devices of their own that run a draft model beside each target instance (``speculative.draft_devices``).
+
+    GPUs: ``tp`` GPUs of ``hardware``; LPUs: ``chips`` chips (None: the
+    fewest that hold the drafter). ``link`` names the link between drafter
+    and target (None: :func:`~twinfer.hardware.specs.default_link_between`).
+    ``precision``: the drafter's (None: the target pool's).
+    """
+
+    hardware: str
+    tp: int = 1
+    chips: int | None = None
+    link: str | None = None
+    precision: Precision | None = None
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str,
+                  parse_precision: Callable[[Any, str], Precision] | None = None) -> DraftDevices:
+        """Parse ``draft_devices: {hardware, tp, chips, link, precision}`` (``precision`` read by ``parse_precision``)."""
+        if not isinstance(d, Mapping) or not isinstance(d.get("hardware"), str):
+            raise ConfigError(f"{where}: expected a mapping with the drafter's hardware, e.g. "
+                              f"{{hardware: h100, tp: 1}} or {{hardware: groq-tsp-v1, chips: 16}}; got {d!r}")
+        keys = ("hardware", "tp", "chips", "link") + (("precision",) if parse_precision else ())
+        unknown = set(d) - set(keys)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed keys are {', '.join(keys)}")
+        tp, chips, link = d.get("tp", 1), d.get("chips"), d.get("link")
+        if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
+            raise ConfigError(f"{where}.tp: GPUs per drafter must be an integer >= 1, got {tp!r}")
+        if chips is not None and (isinstance(chips, bool) or not isinstance(chips, int) or chips < 1):
+            raise ConfigError(f"{where}.chips: LPU chips per drafter must be an integer >= 1, got {chips!r}")
+        if link is not None and not isinstance(link, str):
+            raise ConfigError(f"{where}.link: a link preset name (e.g. lpx-gpu, nvlink4), got {link!r}")
+        precision = None
+        if parse_precision is not None and d.get("precision") is not None:
+            precision = parse_precision(d["precision"], f"{where}.precision")
+        return cls(hardware=d["hardware"], tp=tp, chips=chips, link=link, precision=precision)
+
+
+TOKEN_ID_BYTES = 4  # an int32 token id
+
+
+@dataclass(frozen=True)
+class SeparateDrafter:
+    """A drafter on devices of its own: what they offer, and the link to the target (module docstring)."""
+
+    resources: InstanceResources  # the drafter's devices, KV capacity in drafter tokens
+    link: LinkSpec
+
+    def handoff_s(self, decode_seqs: int, prompt_tokens: int, k: int) -> float:
+        """Seconds of one step's transfers: the drafts to the target, the verified tokens and prompts to the drafter."""
+        to_target = self.link.transfer_time_s(TOKEN_ID_BYTES * decode_seqs * k) if decode_seqs else 0.0
+        to_drafter = TOKEN_ID_BYTES * (decode_seqs * (k + 1) + prompt_tokens)
+        return to_target + (self.link.transfer_time_s(to_drafter) if to_drafter else 0.0)
 
 
 @dataclass(frozen=True)
@@ -62,10 +121,11 @@ class SpeculativeConfig:
     k: int  # tokens proposed per verify step
     acceptance: tuple[float, ...]  # per position, length k
     draft_model: str | None = None  # the drafter's model preset (method "draft")
+    draft_devices: DraftDevices | None = None  # None: the drafter runs on the target's devices
 
     @classmethod
     def build(cls, method: str, k: int, acceptance: float | Sequence[float], draft_model: str | None = None,
-              where: str = "speculative") -> SpeculativeConfig:
+              where: str = "speculative", draft_devices: DraftDevices | None = None) -> SpeculativeConfig:
         """Validate and normalise: one acceptance rate is repeated over the ``k`` positions."""
         if method not in METHODS:
             raise ConfigError(f"{where}.method: unknown drafter {method!r}; choose one of {', '.join(METHODS)}")
@@ -86,20 +146,32 @@ class SpeculativeConfig:
                 raise ConfigError(f"{where}.acceptance: probabilities in [0, 1], got {rate!r}")
         if method == "draft" and not draft_model:
             raise ConfigError(f"{where}.draft_model: method draft needs the drafter's model (e.g. llama-3.1-8b)")
-        return cls(method=method, k=k, acceptance=tuple(float(r) for r in rates), draft_model=draft_model)
+        if draft_devices is not None and method != "draft":
+            raise ConfigError(f"{where}.draft_devices: {method} heads read the target's hidden states at every "
+                              "proposal, so they run on the target's devices; drop draft_devices or use method: draft")
+        return cls(method=method, k=k, acceptance=tuple(float(r) for r in rates), draft_model=draft_model,
+                   draft_devices=draft_devices)
 
     @classmethod
-    def from_dict(cls, d: Any, where: str = "speculative") -> SpeculativeConfig:
-        """Parse a pool's ``speculative: {method, k, acceptance, draft_model}``."""
+    def from_dict(cls, d: Any, where: str = "speculative",
+                  parse_precision: Callable[[Any, str], Precision] | None = None) -> SpeculativeConfig:
+        """Parse a pool's ``speculative: {method, k, acceptance, draft_model, draft_devices}``.
+
+        ``parse_precision`` reads ``draft_devices.precision`` (without it that key is refused).
+        """
         if not isinstance(d, Mapping):
             raise ConfigError(f"{where}: expected a mapping {{method, k, acceptance, draft_model}}, got {d!r}")
-        unknown = set(d) - {"method", "k", "acceptance", "draft_model"}
+        keys = ("method", "k", "acceptance", "draft_model", "draft_devices")
+        unknown = set(d) - set(keys)
         if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed keys are method, k, acceptance, draft_model")
+            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed keys are {', '.join(keys)}")
         if "k" not in d or "acceptance" not in d:
             raise ConfigError(f"{where}: needs k (tokens proposed per step) and acceptance (a rate or one per position)")
         method = d.get("method", "draft" if d.get("draft_model") else "mtp")
-        return cls.build(str(method), d["k"], d["acceptance"], d.get("draft_model"), where)
+        devices = d.get("draft_devices")
+        if devices is not None:
+            devices = DraftDevices.from_dict(devices, f"{where}.draft_devices", parse_precision)
+        return cls.build(str(method), d["k"], d["acceptance"], d.get("draft_model"), where, devices)
 
 
 def parse_acceptance(text: str, where: str = "--acceptance") -> float | list[float]:
@@ -162,11 +234,12 @@ class SpeculativeTiming:
     draft_s: float  # the drafter's k proposals
     verify_step_s: float  # the target's step over k + 1 positions
     tokens_per_step: float  # expected tokens per sequence per iteration
+    handoff_s: float = 0.0  # drafts and verified tokens crossing to a drafter on its own devices
 
     @property
     def time_per_token_s(self) -> float:
         """Expected time per output token with speculation."""
-        return (self.draft_s + self.verify_step_s) / self.tokens_per_step
+        return (self.draft_s + self.handoff_s + self.verify_step_s) / self.tokens_per_step
 
     @property
     def speedup(self) -> float:
@@ -175,8 +248,11 @@ class SpeculativeTiming:
 
 
 def speculative_timing(cfg: SpeculativeConfig, target: StepCostModel, cached_lens: Sequence[int],
-                       draft: StepCostModel | float) -> SpeculativeTiming:
-    """Price one speculative iteration of a batch whose sequences hold ``cached_lens`` tokens, against plain decoding."""
+                       draft: StepCostModel | float, separate: SeparateDrafter | None = None) -> SpeculativeTiming:
+    """Price one speculative iteration of a batch whose sequences hold ``cached_lens`` tokens, against plain decoding.
+
+    ``separate``: the drafter runs on devices of its own, across a link.
+    """
     if not cached_lens or min(cached_lens) < 0:
         raise ConfigError("speculative timing needs at least one sequence with a cached length >= 0")
     plain = target.step_time_s(StepShape.decode([c + 1 for c in cached_lens]))
@@ -185,4 +261,6 @@ def speculative_timing(cfg: SpeculativeConfig, target: StepCostModel, cached_len
     tokens = expected_tokens_per_step(cfg)
     if not math.isfinite(verify) or verify <= 0:
         raise ConfigError(f"the target priced a verify step at {verify} s")
-    return SpeculativeTiming(plain_step_s=plain, draft_s=drafting, verify_step_s=verify, tokens_per_step=tokens)
+    handoff = separate.handoff_s(len(cached_lens), 0, cfg.k) if separate is not None else 0.0
+    return SpeculativeTiming(plain_step_s=plain, draft_s=drafting, verify_step_s=verify, tokens_per_step=tokens,
+                             handoff_s=handoff)

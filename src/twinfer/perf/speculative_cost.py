@@ -1,23 +1,33 @@
-"""The step cost of a speculative pool: the target's verify step plus the drafter's proposals, on the same devices.
+"""The step cost of a speculative pool: the target's verify step plus the drafter's proposals.
 
 A speculative decode step of ``n`` sequences reaches the backend as a
 :class:`~twinfer.models.step.StepShape` with ``decode_extra_tokens = n * k``
 (``k + 1`` query rows per sequence: its last sampled token and ``k``
 drafts), which GPU and LPU backends price as one verify step. Before it the
-drafter proposes the ``k`` drafts, serially, on the same devices:
+drafter proposes the ``k`` drafts, serially, on the same devices or on
+devices of its own:
 
 * ``draft``: ``k`` decode steps of the draft model (its own step-cost model,
-  same hardware preset and parallelism), at contexts growing by one per
+  on the target's hardware preset and parallelism or on its own), at contexts growing by one per
   proposal; the first also prefills the step's prompt chunks, so the
   drafter's KV of every prompt exists;
 * ``mtp`` / ``eagle``: ``k`` passes of a head about one decoder layer of the
   target: ``1 / num_layers`` of the target's plain decode step each (the
   convention of :func:`twinfer.perf.speculative.draft_time_s`).
 
-A draft model's weights and its KV (one token of the drafter's per token of
-the target's) come out of the instance's KV memory (:func:`draft_kv_capacity`).
-Left out: the memory of MTP / EAGLE heads (about one layer), and a drafter
-on other devices (it would overlap with the verify step).
+On the same devices, a draft model's weights and its KV (one token of the
+drafter's per token of the target's) come out of the instance's KV memory
+(:func:`draft_kv_capacity`). On devices of its own
+(:class:`~twinfer.perf.speculative.SeparateDrafter`,
+``speculative.draft_devices``) the drafter keeps its memory there, so the
+instance holds as many tokens as the smaller of the two caches; its devices'
+price and power join the instance's; and every step pays up to two
+transfers over the link between them: the ``k`` drafts of each sequence to
+the target, and the ``k + 1`` verified tokens back (4-byte token ids; the
+step's prompt chunks travel with the second). Drafter and target wait for each
+other (the drafts need the last verified token, the verify needs the drafts),
+so with one batch in flight nothing overlaps.
+Left out: the memory of MTP / EAGLE heads (about one layer).
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from dataclasses import replace
 from twinfer.errors import ConfigError
 from twinfer.models.step import StepShape
 from twinfer.perf.base import InstanceResources, StepCostModel
-from twinfer.perf.speculative import SpeculativeConfig
+from twinfer.perf.speculative import SeparateDrafter, SpeculativeConfig
 
 
 class SpeculativeStepCost:
@@ -35,25 +45,33 @@ class SpeculativeStepCost:
 
     ``draft`` is the draft model's step-cost model (method ``draft``) or, for
     MTP / EAGLE heads, the fraction of the target's plain decode step one
-    proposal costs.
+    proposal costs. ``separate`` describes a draft model on devices of its
+    own (None: on the target's).
     """
 
     #: Speculative steps are priced one by one (tokens per step vary), so no closed-form decode ramp.
     decode_run_affine = None
 
     def __init__(self, target: StepCostModel, cfg: SpeculativeConfig, draft: StepCostModel | float,
-                 kv_capacity_tokens: int | None = None) -> None:
+                 kv_capacity_tokens: int | None = None, separate: SeparateDrafter | None = None) -> None:
+        if separate is not None and isinstance(draft, int | float):
+            raise ConfigError("speculative.draft_devices: only a draft model runs on devices of its own")
         self.target = target
         self.cfg = cfg
         self.draft = draft
+        self.separate = separate
         self._target_time = target.step_time_s
         res = target.resources()
-        self._resources = res if kv_capacity_tokens is None else replace(res, kv_capacity_tokens=kv_capacity_tokens)
+        if kv_capacity_tokens is not None:
+            res = replace(res, kv_capacity_tokens=kv_capacity_tokens)
+        self._resources = res if separate is None else _beside(res, separate.resources)
 
     def step_time_s(self, shape: StepShape) -> float:
         """The verify (or prefill) step on the target plus the drafter's ``k`` proposals for its decode members."""
-        t = self._target_time(shape)
-        return t + self.draft_time_s(shape)
+        t = self._target_time(shape) + self.draft_time_s(shape)
+        if self.separate is not None:
+            t += self.separate.handoff_s(shape.decode_seqs, shape.prefill_tokens, self.cfg.k)
+        return t
 
     def draft_time_s(self, shape: StepShape) -> float:
         """Seconds the drafter spends on ``shape``'s sequences before the target's step."""
@@ -74,11 +92,25 @@ class SpeculativeStepCost:
         return total
 
     def resources(self) -> InstanceResources:
-        """The target's resources, with the KV capacity left beside a draft model (see the module docstring)."""
+        """The target's resources with the KV capacity left beside a draft model, plus the drafter's own devices."""
         return self._resources
 
     def __getattr__(self, name: str):  # plans, explanations etc. of the target backend
         return getattr(self.target, name)
+
+
+def _beside(target: InstanceResources, drafter: InstanceResources) -> InstanceResources:
+    """One instance of a target and its drafter's devices: both caches must hold every token, both are paid for."""
+    return replace(
+        target,
+        hardware=f"{target.hardware}+{drafter.hardware}",
+        num_devices=target.num_devices + drafter.num_devices,
+        kv_capacity_tokens=min(target.kv_capacity_tokens, drafter.kv_capacity_tokens),
+        max_batch_seqs=min(target.max_batch_seqs, drafter.max_batch_seqs),
+        price_per_hour_usd=target.price_per_hour_usd + drafter.price_per_hour_usd,
+        power_idle_w=target.power_idle_w + drafter.power_idle_w,
+        power_max_w=target.power_max_w + drafter.power_max_w,
+    )
 
 
 def draft_kv_capacity(kv_capacity_tokens: int, target_kv_bytes_per_token: float, draft_weight_bytes: float,

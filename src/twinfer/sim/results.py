@@ -113,6 +113,7 @@ SUMMARY_KEYS: dict[str, str] = {
     "autoscale.*": "autoscaled fleets only: cost and SLO attainment against the static fleet at peak "
     "(twinfer.sim.autoscale_results.AUTOSCALE_KEYS)",
     "pool.<role>.speculative.{method,k,acceptance,draft_model}": "speculative pools only: the pool's settings",
+    "pool.<role>.speculative.draft_hardware": "a draft model on devices of its own (speculative.draft_devices) only",
     "pool.<role>.speculative.verify_steps": "verify steps summed over decode members",
     "pool.<role>.speculative.tokens_per_step": "measured mean tokens a member emitted per verify step (capped at its "
     "output); expected_tokens_per_step: the closed form (1 - a^(k+1)) / (1 - a); drawn_tokens_per_step: the "

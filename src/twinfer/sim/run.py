@@ -126,7 +126,7 @@ def make_pool_cost(model: ModelSpec, pool: PoolConfig, cache: CostCache | None =
 
 def speculative_pool_cost(model: ModelSpec, pool: PoolConfig, target: StepCostModel,
                           cache: CostCache | None = None, extra_hardware: HardwareSet | None = None) -> StepCostModel:
-    """``target`` plus the pool's drafter on the same devices, its memory charged (:mod:`twinfer.perf.speculative_cost`)."""
+    """``target`` plus the pool's drafter, on the same devices (its memory charged) or on its own (:mod:`twinfer.perf.speculative_cost`)."""
     from twinfer.errors import ConfigError, UnknownNameError
     from twinfer.models import load_model
     from twinfer.perf.speculative_cost import SpeculativeStepCost, draft_kv_capacity
@@ -140,11 +140,44 @@ def speculative_pool_cost(model: ModelSpec, pool: PoolConfig, target: StepCostMo
         draft_spec = load_model(cfg.draft_model)
     except (ConfigError, UnknownNameError) as exc:
         raise ConfigError(f"speculative.draft_model: {exc}") from None
+    if cfg.draft_devices is not None:
+        return _drafter_on_own_devices(draft_spec, pool, target, cache, extra_hardware)
     kv = pool.precision.kv_cache
     capacity = draft_kv_capacity(target.resources().kv_capacity_tokens, model.kv_bytes_per_token(kv),
                                  draft_spec.weight_bytes(pool.precision.weights), draft_spec.kv_bytes_per_token(kv),
                                  "speculative.draft_model")
     return SpeculativeStepCost(target, cfg, make_pool_cost(draft_spec, pool, cache, extra_hardware), capacity)
+
+
+def _drafter_on_own_devices(draft_spec: ModelSpec, pool: PoolConfig, target: StepCostModel, cache: CostCache | None,
+                            extra_hardware: HardwareSet | None) -> StepCostModel:
+    """A draft model on ``speculative.draft_devices`` beside each target instance, over the link between them.
+
+    A pipelined drafter (LPU stages) spreads the batch over its lanes, as a
+    pipelined pool does (:mod:`twinfer.perf.pipeline`). Default link:
+    :func:`~twinfer.hardware.specs.default_link_between` (NVLink
+    between GPUs, C2C between LPUs, ``lpx-gpu`` between an LPU and a GPU).
+    """
+    from twinfer.hardware import get_hardware, get_link
+    from twinfer.hardware.specs import default_link_between
+    from twinfer.perf.speculative import SeparateDrafter
+    from twinfer.perf.speculative_cost import SpeculativeStepCost
+
+    cfg = pool.speculative
+    assert cfg is not None and cfg.draft_devices is not None
+    where = "speculative.draft_devices"
+    devices = cfg.draft_devices
+    drafter_pool = replace(pool, hardware=devices.hardware, tp=devices.tp, chips=devices.chips, pp=1, ep=1,
+                           expert_imbalance=1.0, afd=None, speculative=None, price_per_hour_usd=None,
+                           power_idle_w=None, power_max_w=None, precision=devices.precision or pool.precision)
+    try:
+        drafter = pipelined(make_pool_cost(draft_spec, drafter_pool, cache, extra_hardware))  # LPU stages: lanes
+        default = default_link_between(get_hardware(pool.hardware, extra_hardware),
+                                       get_hardware(devices.hardware, extra_hardware))
+        link = get_link(devices.link or default, extra_hardware)
+    except TwinferError as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+    return SpeculativeStepCost(target, cfg, drafter, separate=SeparateDrafter(drafter.resources(), link))
 
 
 def pool_pricing(pool: PoolConfig, cost: StepCostModel) -> PoolPricing:

@@ -45,7 +45,8 @@ YAML schema (every key below; optional ones show their default)::
             link: lpx-gpu                # per attention GPU (null: lpx-gpu to LPUs, the GPU's scale-up link to GPUs)
             micro_batches: 2             # ping-pong micro-batches in flight
             speculative: null            # mixed/decode pools: {method: draft | mtp | eagle, k: 3,
-                                         #   acceptance: 0.7 or [0.9, 0.8, 0.7], draft_model: llama-3.1-8b}
+                                         #   acceptance: 0.7 or [0.9, 0.8, 0.7], draft_model: llama-3.1-8b,
+                                         #   draft_devices: {hardware: h100, tp: 1} (the drafter's own; default: the pool's)}
                                          #   (k: 0 turns it off; twinfer.sim.speculative_batch)
         kv_link:                         # disaggregated fleets only
           name: ib-ndr                   # twinfer.hardware.get_link preset

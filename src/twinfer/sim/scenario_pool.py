@@ -93,7 +93,7 @@ def _speculative(v: Any, batching: BatchingConfig, where: str) -> SpeculativeCon
         return None
     if isinstance(v, Mapping) and v.get("k") == 0 and not isinstance(v.get("k"), bool):
         return None
-    cfg = SpeculativeConfig.from_dict(v, where)
+    cfg = SpeculativeConfig.from_dict(v, where, parse_precision)
     if cfg.k + 1 > batching.block_tokens:
         raise ConfigError(f"{where}.k: a verify step writes k + 1 = {cfg.k + 1} tokens of KV, more than a block of "
                           f"{batching.block_tokens} (batching.block_tokens); raise block_tokens or lower k")

@@ -196,7 +196,8 @@ def speculative_summary(key: str, spec: SpeculativeConfig | None, scheds: list[A
     member_steps = sum(s.member_steps for s in scheds)
     drawn_steps = sum(s.drawn_steps for s in scheds)
     k = f"{key}.speculative"
-    return {
+    own = {f"{k}.draft_hardware": spec.draft_devices.hardware} if spec.draft_devices is not None else {}
+    return own | {
         f"{k}.method": spec.method, f"{k}.k": spec.k, f"{k}.acceptance": list(spec.acceptance),
         f"{k}.draft_model": spec.draft_model, f"{k}.verify_steps": member_steps,
         f"{k}.expected_tokens_per_step": expected_tokens_per_step(spec),
