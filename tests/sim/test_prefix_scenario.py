@@ -36,7 +36,8 @@ def test_fleet_level_cache_applies_to_pools_that_prefill_and_a_pool_may_override
     ({"pools": {"prefill": {"hardware": "h100"}, "decode": {"hardware": "h100", "prefix_cache": True}}},
      "decode instances receive KV"),
     ({"prefix_cache": {"tiers": ["floppy"]}, "pools": {"mixed": {"hardware": "h100"}}}, "unknown tier 'floppy'"),
-    ({"prefix_cache": {"tiers": ["mooncake-store"]}, "pools": {"mixed": {"hardware": "h100"}}}, "shared pool"),
+    ({"prefix_cache": {"tiers": ["mooncake-store", "h100-host-dram"]}, "pools": {"mixed": {"hardware": "h100"}}},
+     "must be the one last tier"),
     ({"prefix_cache": {"blocks": -1}, "pools": {"mixed": {"hardware": "h100"}}}, "blocks"),
     ({"prefix_cache": {"size": 3}, "pools": {"mixed": {"hardware": "h100"}}}, "unknown key 'size'"),
 ])

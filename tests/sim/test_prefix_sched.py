@@ -196,6 +196,37 @@ def test_an_evicted_prefix_is_reloaded_from_a_tier_only_when_that_beats_recomput
     assert ttft[0] == pytest.approx(0.01 + 1e-4 * 40, rel=1e-9)
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_shared_tier_lets_another_instance_reload_what_one_evicted(shared):
+    # Two instances, round robin: r0 (blocks A) and r2 (blocks B) go to instance 0, whose cache holds 2 blocks,
+    # so B pushes A down to the tier; r3 asks instance 1 for A. From a shared store (Mooncake) instance 1 reloads
+    # A's 2 blocks (32,000 B at 1.6 GB/s = 20 us, against 10 ms + 3.2 ms to recompute them); from a local host
+    # tier it cannot see them and prefills all 40 tokens.
+    from twinfer.sim.run import shared_stores
+
+    tier = TierSpec("pool", capacity_bytes=1e9, read_bw_bytes_per_s=1.6e9, write_bw_bytes_per_s=1.6e9,
+                    latency_s=0.0, shared=shared)
+    cost = FixedCost(fixed_s=0.01, per_token_s=1e-4, kv_tokens=10_000)
+    batching = BatchingConfig(policy="chunked", token_budget=4096, block_tokens=16)
+    setup = PrefixSetup(16, capacity_blocks=2, tiers=(tier,), kv_bytes_per_token=1000.0)
+    setups = shared_stores([PoolSetup("mixed", cost, 2, batching, "round_robin", setup)])
+    sim = FleetSim(setups, kv_bytes_per_token=1000.0, num_layers=1)
+    a, b, c = np.array([0, 1]), np.array([2, 3]), np.array([4, 5])
+    sim.load_workload([0.0, 10.0, 20.0, 30.0], [40] * 4, [1] * 4, [a, c, b, a])
+    sim.run_until()
+    ttft = [r.first_token_s - r.arrival_s for r in sim.requests]
+    s = prefix_summary(sim)
+    if shared:
+        store = setups[0].prefix.shared_store
+        assert store is not None and store.capacity_blocks == int(2 * 1e9 // 16_000)  # both instances' shares
+        assert s["prefix_tier_hit_tokens"] == 32
+        assert ttft[3] == pytest.approx(32_000 / 1.6e9 + 0.01 + 1e-4 * 8, rel=1e-9)
+    else:
+        assert setups[0].prefix.shared_store is None
+        assert s["prefix_tier_hit_tokens"] == 0
+        assert ttft[3] == pytest.approx(0.01 + 1e-4 * 40, rel=1e-9)
+
+
 def _balanced(sched) -> bool:
     """No request holds cached blocks, and every KV block is free or the cache's."""
     return (sched.cache.referenced_blocks == 0 and not sched._held and not sched._leased

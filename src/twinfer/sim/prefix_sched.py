@@ -22,6 +22,8 @@ them (:class:`~twinfer.kvcache.OffloadTiers`); a later request that finds
 them there reloads them at the tier's read bandwidth when that takes less
 time than prefilling them again (the backend's batch-1 prefill time of those
 tokens), and the reload time is added to the step that starts its prefill.
+A shared last tier (Mooncake Store) is one store for the whole fleet: blocks
+one instance evicts there can be reloaded by any other.
 
 Only the first lookup of a request counts in the hit statistics (a request
 preempted and recomputed looks up again, and may hit, but is not counted
@@ -32,11 +34,11 @@ the cached context): what the cache saved that request at batch 1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from twinfer.errors import ConfigError
 from twinfer.kvcache.kv_route import InstanceSnapshot
-from twinfer.kvcache.offload import OffloadTiers
+from twinfer.kvcache.offload import BlockStore, OffloadTiers
 from twinfer.kvcache.prefix_cache import PrefixCache
 from twinfer.kvcache.tiers import TierSpec
 from twinfer.models.step import StepShape, causal_pairs
@@ -47,12 +49,18 @@ from twinfer.sim.scheduler import BatchingConfig, Scheduler, SchedulerOutput, St
 
 @dataclass(frozen=True)
 class PrefixSetup:
-    """A pool's prefix cache, ready to build: cache block size and capacity, offload tiers."""
+    """A pool's prefix cache, ready to build: cache block size and capacity, offload tiers.
+
+    A ``shared`` last tier (Mooncake Store) comes with ``shared_store``: the
+    one :class:`~twinfer.kvcache.offload.BlockStore` every instance of the
+    fleet using that tier reads and writes (:func:`twinfer.sim.run.shared_stores`).
+    """
 
     block_tokens: int  # tokens per cached block (the workload's prefix_block_tokens: 512 for Mooncake)
     capacity_blocks: int | None = None  # per instance; None: as many as the instance's KV holds
     tiers: tuple[TierSpec, ...] = ()  # offload tiers below the device, per instance (already scaled)
     kv_bytes_per_token: float = 0.0  # to size tier capacity and reload time (needed with tiers)
+    shared_store: BlockStore | None = field(default=None, compare=False)  # the fleet's shared tier
 
 
 @dataclass
@@ -103,7 +111,7 @@ class PrefixScheduler(Scheduler):
         if setup.tiers:
             if not setup.kv_bytes_per_token > 0:
                 raise ConfigError("prefix cache: offload tiers need the model's KV bytes per token")
-            self.tiers = OffloadTiers(list(setup.tiers), setup.kv_bytes_per_token * cbt)
+            self.tiers = OffloadTiers(list(setup.tiers), setup.kv_bytes_per_token * cbt, setup.shared_store)
 
     # ---- lookup and admission --------------------------------------------------
     def head_prefill(self) -> int:

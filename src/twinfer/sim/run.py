@@ -240,6 +240,7 @@ def build_fleet_sim(
         setups.append(PoolSetup(role=role, cost=cost, count=pool.count, batching=pool.batching, router=router,
                                 prefix=prefix, speculative=pool.speculative, seed=seed))
         pricing[role] = pool_pricing(pool, cost)
+    setups = shared_stores(setups)
     link = None
     if fleet.kv_link is not None:
         spec = get_link(fleet.kv_link.name, extra)
@@ -253,6 +254,34 @@ def build_fleet_sim(
 
         Rebalancer(sim, fleet.autoscale, scenario.slo.ttft_s, scenario.slo.tpot_s)
     return sim, pricing
+
+
+def shared_stores(setups: list[PoolSetup]) -> list[PoolSetup]:
+    """``setups`` with one block store per shared tier (Mooncake Store) handed to every pool that uses it.
+
+    The store pools what each GPU lends (the tier's capacity is per GPU): its
+    capacity is the tier's per-instance capacity summed over the instances the
+    fleet starts with, in blocks of the pool's cache. Each instance reaches it
+    at its own scaled bandwidth.
+    """
+    from twinfer.kvcache.offload import BlockStore
+
+    totals: dict[tuple[str, float], float] = {}
+    for s in setups:
+        if s.prefix is not None and s.prefix.tiers and s.prefix.tiers[-1].shared:
+            block_bytes = s.prefix.kv_bytes_per_token * s.prefix.block_tokens
+            key = (s.prefix.tiers[-1].name, block_bytes)
+            totals[key] = totals.get(key, 0.0) + s.prefix.tiers[-1].capacity_bytes * s.count
+    if not totals:
+        return setups
+    stores = {key: BlockStore(int(total // key[1])) for key, total in totals.items()}
+    out = []
+    for s in setups:
+        if s.prefix is not None and s.prefix.tiers and s.prefix.tiers[-1].shared:
+            store = stores[(s.prefix.tiers[-1].name, s.prefix.kv_bytes_per_token * s.prefix.block_tokens)]
+            s = replace(s, prefix=replace(s.prefix, shared_store=store))
+        out.append(s)
+    return out
 
 
 def prefix_setup(cfg: PrefixCacheConfig, pool: PoolConfig, cost: StepCostModel, block_tokens: int | None,

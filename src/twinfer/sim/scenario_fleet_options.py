@@ -111,9 +111,10 @@ class PrefixCacheConfig:
             for t in tiers:
                 if t not in known:
                     raise ConfigError(f"{where}.tiers: unknown tier {t!r}; choose from {', '.join(sorted(known))}")
-                if known[t].shared:
-                    raise ConfigError(f"{where}.tiers: {t!r} is a shared pool; the simulator models "
-                                      "per-instance tiers only")
+            shared = [t for t in tiers if known[t].shared]
+            if shared and (len(shared) > 1 or tiers[-1] != shared[0]):
+                raise ConfigError(f"{where}.tiers: a shared pool ({', '.join(shared)}) must be the one last tier, "
+                                  "below the instance's own; e.g. [h100-host-dram, mooncake-store]")
         return cls(blocks=None if blocks == "auto" else int(blocks), tiers=tuple(tiers))
 
 
