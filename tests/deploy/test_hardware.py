@@ -116,3 +116,18 @@ def test_a_replaced_preset_deploys_with_the_users_figures(tmp_path, capsys):
     assert (fleet.pools[0].gpus_per_node, fleet.pools[0].user_chip) == (4, True)
     preset = load_fleet(tmp_path)
     assert (preset.pools[0].gpus_per_node, preset.pools[0].user_chip) == (8, False)
+
+
+def test_a_recorded_spec_from_another_version_still_deploys(tmp_path):
+    """inputs.hardware as simulate writes it (sources, kind ...) plus a field this version lacks: read, field dropped."""
+    import dataclasses
+
+    spec = dataclasses.replace(get_hardware("h100-sxm"), name="my-gpu", scale_up_gpus=2)
+    record = {**json.loads(json.dumps(dataclasses.asdict(spec))), "hbm_stacks": 5}
+    doc = {"fleets": [{"fleet": "a"}], "inputs": {"model": {"name": "llama-2-7b"}, "hardware": {"my-gpu": record},
+                                                  "fleets": {"a": {"pools": {"mixed": {
+                                                      "hardware": "my-gpu", "kind": "gpu", "count": 1, "tp": 4}}}}}}
+    _write(tmp_path / "summary.json", doc)
+    (pool,) = load_fleet(tmp_path).pools
+    assert (pool.gpus_per_node, pool.user_chip) == (2, True)
+    assert "more than one my-gpu node holds (2)" in render(load_fleet(tmp_path), "vllm")["README.md"]

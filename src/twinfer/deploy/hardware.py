@@ -10,12 +10,21 @@ presets. A name found nowhere is an error that says which file to pass.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from twinfer.errors import ConfigError, TwinferError
-from twinfer.hardware import HardwareSet, HardwareSpec, get_hardware, load_hardware_file, spec_table
+from twinfer.hardware import (
+    GpuSpec,
+    HardwareSet,
+    HardwareSpec,
+    LpuSpec,
+    get_hardware,
+    load_hardware_file,
+    spec_table,
+)
 from twinfer.hardware.loader import parse_hardware_tables
 
 #: Recorded spec fields the loader fills itself (a hardware file may not set them).
@@ -35,8 +44,10 @@ def recorded_hardware(recorded: Any, file: Path) -> HardwareSet | None:
         if not isinstance(fields, Mapping) or fields.get("kind") not in ("gpu", "lpu"):
             raise ConfigError(f"{file}: inputs.hardware.{name} is not a recorded GPU or LPU spec; rerun "
                               "`twinfer simulate --out DIR` or pass the run's --hardware-file")
+        # fields this version's specs do not have (a record from another version) are left out
+        known = {f.name for f in dataclasses.fields(GpuSpec if fields["kind"] == "gpu" else LpuSpec)}
         tables.setdefault(str(fields["kind"]), {})[str(name)] = {
-            k: v for k, v in fields.items() if k not in _LOADER_FIELDS and v not in (None, "", {})}
+            k: v for k, v in fields.items() if k in known - _LOADER_FIELDS and v not in (None, "", {})}
     return parse_hardware_tables(tables, f"{file} (inputs.hardware)")
 
 
