@@ -117,3 +117,20 @@ def test_spec_table_loads_back_to_the_same_values(tmp_path, kind, name):
     for f in dataclasses.fields(spec):
         if f.name not in ("sources", "uncertain", "ranges"):
             assert getattr(again, f.name) == getattr(spec, f.name), f.name
+
+
+#: my-gpu's fields (the lines after its aliases, up to the link), for a second GPU entry.
+GPU_FIELDS = TOML.split("\n", 3)[3].split("[link")[0]
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    (TOML + '\n[gpu.other]\naliases = ["mine"]\n' + GPU_FIELDS,
+     "alias 'mine' is already an alias of my-gpu"),
+    (TOML.replace('aliases = ["mine"]', 'aliases = ["my-link", "my-gpu2"]') + "\n[gpu.my-gpu2]\n" + GPU_FIELDS,
+     "alias 'my-gpu2' of my-gpu is the name of the entry my-gpu2"),
+    (TOML + "\n[gpu.MY-GPU]\n" + GPU_FIELDS, "differ only by case"),
+])
+def test_one_name_means_one_entry_within_a_file(write_file, text, needle):
+    """An alias given twice, an alias that is another entry's name, or two spellings of one name: refused."""
+    with pytest.raises(ConfigError, match=needle):
+        load_hardware_file(write_file("hw.toml", text))

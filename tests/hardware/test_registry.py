@@ -121,3 +121,115 @@ def test_unknown_names_list_presets():
         get_hardware("h1000")
     with pytest.raises(UnknownNameError, match="nvlink4"):
         get_link("nvlink9")
+
+
+# ------------------------------------------------------------------ a user's file against the presets
+# The H100 preset's names as presets.toml lists them (typed here, not read from the registry under test).
+H100_NAMES = ("h100-sxm", "h100", "h100-sxm5", "h100-80g", "h100-sxm-80gb", "H100", " H100-SXM5 ")
+
+
+def _user_file(tmp_path, tables: dict) -> str:
+    """A hardware file holding ``tables`` (JSON is YAML), returned as its path."""
+    import json
+
+    path = tmp_path / "hw.yaml"
+    path.write_text(json.dumps(tables), encoding="utf-8")
+    return str(path)
+
+
+def _h100_body(**changes) -> dict:
+    from twinfer.hardware import spec_table
+
+    return {**spec_table(get_hardware("h100-sxm")), **changes}
+
+
+def test_an_entry_under_the_canonical_name_replaces_the_preset_under_every_name(tmp_path):
+    """[gpu.h100-sxm] at 1.50 $/h: every H100 name gives that one spec; without the file the preset is untouched."""
+    from twinfer.hardware import load_hardware_file, replacement_notes
+
+    path = _user_file(tmp_path, {"gpu": {"h100-sxm": _h100_body(price_per_hour_usd=1.5)}})
+    hw = load_hardware_file(path)
+    specs = {name: get_hardware(name, hw) for name in H100_NAMES}
+    assert {s.price_per_hour_usd for s in specs.values()} == {1.5}
+    assert len({id(s) for s in specs.values()}) == 1
+    assert get_hardware("h100").price_per_hour_usd == 2.99  # presets.toml's assumption, not mutated
+    (note,) = replacement_notes(hw)
+    assert all(n.strip().lower() in note for n in H100_NAMES) and path in note
+
+
+@pytest.mark.parametrize(("kind", "name", "canonical"), [
+    ("gpu", "h100", "h100-sxm"), ("gpu", "H100-SXM5", "h100-sxm"), ("lpu", "groq", "groq-tsp-v1"),
+    ("lpu", "lp30", "groq3-lp30"), ("link", "ib", "ib-ndr"), ("link", "nvlink", "nvlink4"),
+    ("rack", "nvl72", "vr200-nvl72"), ("gpu", "vr200-nvl72", "vr200"),
+])
+def test_an_entry_under_a_preset_alias_is_refused_naming_the_fix(tmp_path, kind, name, canonical):
+    """[gpu.h100] would leave h100-sxm on the preset (two H100s in one fleet): refused, saying which name to use."""
+    from twinfer.errors import ConfigError
+    from twinfer.hardware import get_link, get_rack, load_hardware_file, spec_table
+
+    preset = {"gpu": get_hardware, "lpu": get_hardware, "link": get_link, "rack": get_rack}[kind](canonical)
+    path = _user_file(tmp_path, {kind: {name: spec_table(preset)}})
+    with pytest.raises(ConfigError) as info:
+        load_hardware_file(path)
+    message = str(info.value)
+    assert path in message and f"[{kind}.{canonical}]" in message and "new name" in message
+
+
+@pytest.mark.parametrize(("aliases", "needle"), [
+    (["h100"], "already names the preset h100-sxm"),
+    (["nvlink"], "share one name space"),
+])
+def test_a_user_alias_may_not_name_another_preset(tmp_path, aliases, needle):
+    from twinfer.errors import ConfigError
+    from twinfer.hardware import load_hardware_file
+
+    path = _user_file(tmp_path, {"gpu": {"my-gpu": {**_h100_body(), "aliases": aliases}}})
+    with pytest.raises(ConfigError, match=needle):
+        load_hardware_file(path)
+
+
+def test_a_replacement_may_keep_the_preset_aliases_and_must_keep_its_kind_and_spelling(tmp_path):
+    from twinfer.errors import ConfigError
+    from twinfer.hardware import load_hardware_file, spec_table
+
+    keeps = load_hardware_file(_user_file(tmp_path, {"gpu": {"h100-sxm": {**_h100_body(num_sms=100),
+                                                                          "aliases": ["h100", "h100-sxm5"]}}}))
+    assert get_hardware("h100-80g", keeps).num_sms == get_hardware("h100", keeps).num_sms == 100
+    lpu_body = spec_table(get_hardware("groq-tsp-v1"))
+    with pytest.raises(ConfigError, match="h100-sxm is a GPU preset"):
+        load_hardware_file(_user_file(tmp_path, {"lpu": {"h100-sxm": lpu_body}}))
+    with pytest.raises(ConfigError, match=r"\[gpu.h100-sxm\]"):
+        load_hardware_file(_user_file(tmp_path, {"gpu": {"H100-SXM": _h100_body()}}))
+
+
+def test_a_replaced_link_is_the_one_every_name_and_chip_reaches(tmp_path):
+    """[link.ib-ndr] at 25 GB/s: ib, infiniband and the GPU step cost's inter-node link all see it."""
+    from twinfer.gpu.step_cost import GpuStepCost
+    from twinfer.hardware import get_link, load_hardware_file, spec_table
+    from twinfer.models import load_model
+
+    body = {**spec_table(get_link("ib-ndr")), "bw_bytes_per_s": 25e9}
+    hw = load_hardware_file(_user_file(tmp_path, {"link": {"ib-ndr": body}}))
+    assert {get_link(n, hw).bw_bytes_per_s for n in ("ib", "infiniband", "ndr", "IB-NDR")} == {25e9}
+    cost = GpuStepCost(load_model("llama-3-8b"), "h100", tp=1, extra_hardware=hw)
+    assert cost.kernels.scale_out.bw_bytes_per_s == 25e9
+
+
+def test_user_names_are_case_insensitive_like_preset_names(tmp_path):
+    from twinfer.hardware import load_hardware_file
+
+    hw = load_hardware_file(_user_file(tmp_path, {"gpu": {"My-GPU": _h100_body(price_per_hour_usd=1.0)}}))
+    assert get_hardware("my-gpu", hw).name == "My-GPU"
+
+
+def test_a_replaced_lpu_is_one_chip_under_every_name_with_its_shipped_microarchitecture(tmp_path):
+    """[lpu.groq-tsp-v1] at 0.9 GHz: `tsp`, `groq` and `lpu` build the same chip, which keeps the preset's
+    calibrated micro-architecture (it is still a TSP v1, priced or clocked the user's way)."""
+    from twinfer.hardware import load_hardware_file, spec_table
+    from twinfer.lpu.chip import make_chip
+
+    body = {**spec_table(get_hardware("groq-tsp-v1")), "clock_hz": 0.9e9}
+    hw = load_hardware_file(_user_file(tmp_path, {"lpu": {"groq-tsp-v1": body}}))
+    chips = [make_chip(name, extra=hw) for name in ("groq-tsp-v1", "tsp", "groq", "lpu")]
+    assert {c.spec.clock_hz for c in chips} == {0.9e9}
+    assert len({c.params for c in chips}) == 1 and chips[0].params == make_chip("groq-tsp-v1").params

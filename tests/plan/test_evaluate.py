@@ -89,3 +89,13 @@ def test_goodput_skips_rates_that_were_not_simulated(setup) -> None:
     by_key = {x["key"]: x for x in plan["candidates"]}
     assert by_key[c.key]["goodput_rps"] == 4.0
     assert by_key[a.key]["goodput_rps"] == 1.0  # infeasible at 2 ends it, whatever comes after
+
+
+def test_the_plan_names_its_hardware_file_only_when_it_has_one(setup) -> None:
+    """`twinfer deploy` finds a plan's user chips through this key; plans without a file keep their JSON as it was."""
+    from dataclasses import replace
+
+    report, rows, _ = setup
+    assert "hardware_file" not in evaluate(_spec(), report, rows)
+    plan = evaluate(replace(_spec(), hardware_file="/abs/my_hw.toml"), report, rows)
+    assert plan["hardware_file"] == "/abs/my_hw.toml"

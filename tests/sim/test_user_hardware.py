@@ -152,3 +152,58 @@ def test_a_sweep_with_an_unknown_chip_stops_before_running(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "pools.mixed.hardware" in err and "my-tsp" in err
     assert not (tmp_path / "out").exists()
+
+
+def _h100_file(tmp_path, name: str) -> str:
+    """A file with an H100 (the preset's figures) at 1.50 $/h under ``name``."""
+    from twinfer.hardware import get_hardware, spec_table
+
+    path = tmp_path / "h100.yaml"
+    path.write_text(json.dumps({"gpu": {name: {**spec_table(get_hardware("h100-sxm")), "price_per_hour_usd": 1.5,
+                                               "mem_bw_bytes_per_s": 2.0e12}}}), encoding="utf-8")
+    return str(path)
+
+
+def _two_h100_names() -> dict:
+    """One fleet on `h100`, one on `h100-sxm`: the same physical chip under two of its names."""
+    d = _scenario()
+    d["fleets"] = [{"name": name, "pools": {"mixed": {"hardware": name, "tp": 1}}} for name in ("h100", "h100-sxm")]
+    return d
+
+
+def test_a_replaced_preset_is_one_chip_in_simulate_under_all_its_names(tmp_path, capsys):
+    """[gpu.h100-sxm] at 1.50 $/h and 2 TB/s: fleets on `h100` and `h100-sxm` cost and run the same, at the file's
+    price, and the run says (and records) that the file replaced the preset."""
+    scen = tmp_path / "scen.yaml"
+    scen.write_text(yaml.safe_dump({**_two_h100_names(), "hardware_file": _h100_file(tmp_path, "h100-sxm")}))
+    assert main(["simulate", str(scen), "--json", "--no-bands"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    a, b = out["fleets"]
+    assert a["price_per_hour_usd"] == b["price_per_hour_usd"] == 1.5
+    assert a["tpot_p50_s"] == b["tpot_p50_s"]
+    assert any("replaces the preset h100-sxm" in n for n in out["notes"])
+
+
+def test_an_alias_named_entry_stops_simulate_and_estimate_with_one_line(tmp_path, capsys):
+    """[gpu.h100] is refused before anything runs: exit 2, one line naming the canonical name, no traceback."""
+    path = _h100_file(tmp_path, "h100")
+    scen = tmp_path / "scen.yaml"
+    scen.write_text(yaml.safe_dump({**_two_h100_names(), "hardware_file": path}))
+    for argv in (["simulate", str(scen), "--no-bands"],
+                 ["estimate", "--model", "llama-2-7b", "--hardware", "h100", "--hardware-file", path]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "[gpu.h100-sxm]" in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+def test_estimate_gives_one_answer_for_every_name_of_a_replaced_preset(tmp_path, capsys):
+    path = _h100_file(tmp_path, "h100-sxm")
+    tpot = {}
+    for name in ("h100", "h100-sxm", "h100-sxm5"):
+        assert main(["estimate", "--model", "llama-2-7b", "--hardware", name, "--hardware-file", path, "--json"]) == 0
+        captured = capsys.readouterr()
+        tpot[name] = json.loads(captured.out)["tpot_s"]
+        assert "note:" in captured.err and "replaces the preset h100-sxm" in captured.err
+    assert main(["estimate", "--model", "llama-2-7b", "--hardware", "h100", "--json"]) == 0
+    preset = json.loads(capsys.readouterr().out)["tpot_s"]
+    assert len(set(tpot.values())) == 1 and tpot["h100"] > preset  # 2.0 TB/s is slower than the preset's 3.35

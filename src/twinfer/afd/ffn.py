@@ -61,7 +61,7 @@ class GpuFfnGroup:
                                 f"{self.devices} x {gpu.name} ({usable / 1e9:.1f} GB usable each); give the FFN group "
                                 f"at least {need} GPUs (ffn.ep x ffn.tp) or 8-bit weights")
         self.kernels = KernelModel(gpu, default_efficiency(gpu.name), get_link(gpu.scale_up_link, extra_hardware),
-                                   get_link("ib-ndr"))
+                                   get_link("ib-ndr", extra_hardware))
         self.layer_s = lru_cache(maxsize=1 << 14)(self._layer_s)
 
     def _layer_s(self, tokens: int) -> float:

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from twinfer.cli.hardware import HardwareFileOption, load_extra
+
 
 def deploy_command(
     source: Annotated[Path, typer.Argument(help="Folder (or plan.json / summary.json) from `twinfer plan` or `twinfer simulate --out`.")],
@@ -14,11 +16,16 @@ def deploy_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the artefacts into.")] = Path("deploy"),
     fleet: Annotated[str | None, typer.Option("--fleet", help="Fleet key (plan) or name (simulation); default: the "
                                               "plan's recommendation, or the only simulated fleet.")] = None,
+    hardware_file: HardwareFileOption = None,
 ) -> None:
-    """Write per-pool launch commands, worker configs and a Kubernetes manifest for the chosen fleet."""
+    """Write per-pool launch commands, worker configs and a Kubernetes manifest for the chosen fleet.
+
+    User chips come from ``--hardware-file``, else the plan's own hardware file or the specs the
+    simulation recorded; a fleet on LPU chips only is refused (the engines serve GPUs).
+    """
     from twinfer.deploy import load_fleet, render
 
-    chosen = load_fleet(source, fleet)
+    chosen = load_fleet(source, fleet, load_extra(hardware_file))
     files = render(chosen, engine)
     for rel, text in sorted(files.items()):
         path = out / rel

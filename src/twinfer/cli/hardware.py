@@ -14,12 +14,18 @@ HardwareFileOption = Annotated[
 
 
 def load_extra(path: Path | None) -> Any:
-    """The user's hardware file as a HardwareSet, or None (shared by the commands that take --hardware-file)."""
+    """The user's hardware file as a HardwareSet, or None (shared by the commands that take --hardware-file).
+
+    Each preset the file replaces is said on stderr, with the names that now mean the user's entry.
+    """
     if path is None:
         return None
-    from twinfer.hardware import load_hardware_file
+    from twinfer.hardware import load_hardware_file, replacement_notes
 
-    return load_hardware_file(path)
+    extra = load_hardware_file(path)
+    for note in replacement_notes(extra):
+        typer.echo(f"note: {note}", err=True)
+    return extra
 
 
 def _spec_dict(spec: Any) -> dict[str, Any]:

@@ -108,6 +108,10 @@ def plan_command(
 
         spec = replace(spec, hardware_file=resolve_hardware_file({"hardware_file": str(hardware_file)},
                                                                  "--hardware-file", Path.cwd()))
+    from twinfer.hardware import replacement_notes
+
+    for note in replacement_notes(spec.extra_hardware()):
+        typer.echo(f"note: {note}", err=True)
     if dry_run:
         report = prune(spec)
         tags: dict[str, int] = {}

@@ -194,6 +194,9 @@ def simulate_command(
             scen = with_hardware_file(scen, hardware_file)
     else:
         scen = load_scenario(scenario, hardware_file)
+    from twinfer.hardware import replacement_notes
+
+    notes = [*notes, *replacement_notes(scen.extra_hardware())]
     if skip_bad_rows and scen.workload.trace is not None:
         scen = replace(scen, workload=replace(scen.workload, skip_bad_rows=True))
     workload = build_scenario_workload(scen, seed)

@@ -1,4 +1,4 @@
-"""The fleet to deploy, read from ``plan.json`` or ``summary.json``: pools with parallelism and batch limits."""
+"""The fleet to deploy, read from ``plan.json`` or ``summary.json``: pools with parallelism, batch limits and chips."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from twinfer.deploy.hardware import is_preset, plan_hardware, pool_chip, recorded_hardware
 from twinfer.errors import ConfigError
+from twinfer.hardware import GpuSpec, HardwareSet, HardwareSpec
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class DeployPool:
     weights_dtype: str  # bf16, fp8 ...
     kv_cache_dtype: str  # bf16 or fp8
     chips: int | None = None  # LPU chips per instance
+    gpus_per_node: int | None = None  # GPUs in one scale-up (NVLink) domain of this chip; None for an LPU
+    user_chip: bool = False  # the chip comes from a user's hardware file (or the run's record of one), not a preset
 
     @property
     def gpus_per_instance(self) -> int:
@@ -42,6 +46,7 @@ class DeployFleet:
     pools: tuple[DeployPool, ...]
     source: str  # the file it was read from
     kv_link: str | None = None  # disaggregated: twinfer link preset between prefill and decode
+    hardware_from: str | None = None  # where user chips were read: a hardware file, or the run's recorded specs
 
 
 def _read(path: Path) -> tuple[Path, dict[str, Any]]:
@@ -64,7 +69,13 @@ def _int(value: Any, default: int | None = None) -> int | None:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
 
 
-def _from_plan(doc: dict[str, Any], file: Path, fleet: str | None) -> DeployFleet:
+def _chip_fields(spec: HardwareSpec) -> dict[str, Any]:
+    """The pool fields that come from its chip: kind, GPUs per node, and whether it is a user's chip."""
+    return {"kind": spec.kind, "gpus_per_node": spec.scale_up_gpus if isinstance(spec, GpuSpec) else None,
+            "user_chip": not is_preset(spec)}
+
+
+def _from_plan(doc: dict[str, Any], file: Path, fleet: str | None, extra: HardwareSet | None) -> DeployFleet:
     cands = {c.get("key"): c for c in doc.get("candidates") or [] if isinstance(c, dict)}
     if fleet is None:
         rec = doc.get("recommended") or {}
@@ -78,23 +89,26 @@ def _from_plan(doc: dict[str, Any], file: Path, fleet: str | None) -> DeployFlee
         raise ConfigError(f"{file}: no candidate fleet {fleet!r}; candidates include {', '.join(names[:8])}{more} "
                           "(keys as in plan.json)")
     cand = cands[fleet]
+    if extra is None:
+        extra = plan_hardware(doc.get("hardware_file"), file)
     pools = []
     for p in cand.get("pools") or []:
         _refuse_unsupported(p, file, str(fleet))
         batching = p.get("batching") or {}
+        spec = pool_chip(str(p["hardware"]), str(p["role"]), str(fleet), extra, None, file)
         pools.append(DeployPool(
             role=str(p["role"]), hardware=str(p["hardware"]),
-            kind=_kind(str(p["hardware"]), "lpu" if p.get("chips") is not None else "gpu"),
             count=_int(p.get("count"), 1) or 1, tp=_int(p.get("tp"), 1) or 1, pp=1,
             max_num_seqs=_seq_cap(p.get("max_batch_seqs"), None),
             max_num_batched_tokens=_int(batching.get("token_budget")),
-            weights_dtype="bf16", kv_cache_dtype="bf16", chips=_int(p.get("chips"))))
+            weights_dtype="bf16", kv_cache_dtype="bf16", chips=_int(p.get("chips")), **_chip_fields(spec)))
     link = (doc.get("search") or {}).get("link") if isinstance(doc.get("search"), dict) else None
     return DeployFleet(str(fleet), str(doc.get("model")), str(cand.get("mode", "aggregated")), tuple(pools),
-                       str(file), link.get("name") if isinstance(link, dict) else None)
+                       str(file), link.get("name") if isinstance(link, dict) else None,
+                       _hardware_from(pools, extra))
 
 
-def _from_summary(doc: dict[str, Any], file: Path, fleet: str | None) -> DeployFleet:
+def _from_summary(doc: dict[str, Any], file: Path, fleet: str | None, extra: HardwareSet | None) -> DeployFleet:
     inputs = doc.get("inputs") or {}
     fleets = inputs.get("fleets") or {}
     if not fleets:
@@ -106,23 +120,31 @@ def _from_summary(doc: dict[str, Any], file: Path, fleet: str | None) -> DeployF
         fleet = next(iter(fleets))
     if fleet not in fleets:
         raise ConfigError(f"{file}: no fleet {fleet!r}; simulated fleets: {', '.join(fleets)}")
+    if extra is None:
+        extra = recorded_hardware(inputs.get("hardware"), file)
     f = fleets[fleet]
     pools = []
     for role, p in (f.get("pools") or {}).items():
         _refuse_unsupported(p, file, str(fleet))
         prec = p.get("precision") or {}
         batching = p.get("batching") or {}
+        spec = pool_chip(str(p["hardware"]), str(role), str(fleet), extra, p.get("kind"), file)
         pools.append(DeployPool(
-            role=str(role), hardware=str(p["hardware"]), kind=_kind(str(p["hardware"]), str(p.get("kind", "gpu"))),
+            role=str(role), hardware=str(p["hardware"]),
             count=_int(p.get("count"), 1) or 1, tp=_int(p.get("tp"), 1) or 1, pp=_int(p.get("pp"), 1) or 1,
             max_num_seqs=_seq_cap(batching.get("max_batch_seqs"), p.get("engine")),
             max_num_batched_tokens=_int(batching.get("token_budget")),
             weights_dtype=str(prec.get("weights", "bf16")), kv_cache_dtype=str(prec.get("kv_cache", "bf16")),
-            chips=_int(p.get("chips"))))
+            chips=_int(p.get("chips")), **_chip_fields(spec)))
     mode = "aggregated" if "mixed" in (f.get("pools") or {}) else "disaggregated"
     link = f.get("kv_link")
     return DeployFleet(str(fleet), str((inputs.get("model") or {}).get("name")), mode, tuple(pools), str(file),
-                       link.get("name") if isinstance(link, dict) else None)
+                       link.get("name") if isinstance(link, dict) else None, _hardware_from(pools, extra))
+
+
+def _hardware_from(pools: list[DeployPool], extra: HardwareSet | None) -> str | None:
+    """Where the fleet's user chips were read, when it has any."""
+    return extra.origin if extra is not None and any(p.user_chip for p in pools) else None
 
 
 def _refuse_unsupported(pool: dict[str, Any], file: Path, fleet: str) -> None:
@@ -153,21 +175,15 @@ def _seq_cap(value: Any, engine: Any) -> int:
     return _int(value) or get_engine(str(engine) if engine else None).max_num_seqs
 
 
-def _kind(hardware: str, fallback: str) -> str:
-    from twinfer.hardware import get_hardware
-    from twinfer.hardware.specs import GpuSpec
+def load_fleet(path: str | Path, fleet: str | None = None, extra: HardwareSet | None = None) -> DeployFleet:
+    """The fleet to deploy from a plan folder/``plan.json`` (recommended, or ``fleet``) or a simulate folder/``summary.json``.
 
-    try:
-        return "gpu" if isinstance(get_hardware(hardware), GpuSpec) else "lpu"
-    except Exception:  # a user-defined chip the preset table does not hold: trust the file
-        return fallback
-
-
-def load_fleet(path: str | Path, fleet: str | None = None) -> DeployFleet:
-    """The fleet to deploy from a plan folder/``plan.json`` (recommended, or ``fleet``) or a simulate folder/``summary.json``."""
+    ``extra`` is a user's hardware file (``--hardware-file``); without it, user chips come from the
+    plan's own ``hardware_file`` or the specs the simulation recorded (:mod:`twinfer.deploy.hardware`).
+    """
     file, doc = _read(Path(path))
     if str(doc.get("schema", "")).startswith("twinfer.plan/"):
-        return _from_plan(doc, file, fleet)
+        return _from_plan(doc, file, fleet, extra)
     if "fleets" in doc:
-        return _from_summary(doc, file, fleet)
+        return _from_summary(doc, file, fleet, extra)
     raise ConfigError(f"{file}: neither a plan (schema twinfer.plan/1) nor a simulation summary (fleets)")

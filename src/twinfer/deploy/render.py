@@ -45,9 +45,6 @@ def _model_id(model: str) -> str:
 
 
 def _notes(fleet: DeployFleet, engine: str) -> list[str]:
-    from twinfer.hardware import get_hardware
-    from twinfer.hardware.specs import GpuSpec
-
     notes = []
     for pool in fleet.pools:
         if pool.kind != "gpu":
@@ -55,12 +52,15 @@ def _notes(fleet: DeployFleet, engine: str) -> list[str]:
                          f"instance): {engine} cannot serve it, so no file is written for it. Provision it with the "
                          "LPU vendor's runtime; twinfer's figures for it come from the virtual LPU.")
             continue
-        spec = get_hardware(pool.hardware)
-        per_node = spec.scale_up_gpus if isinstance(spec, GpuSpec) else 8
+        per_node = pool.gpus_per_node or 8
         if pool.gpus_per_instance > per_node:
             notes.append(f"The {pool.role} pool needs {pool.gpus_per_instance} GPUs per instance, more than one "
                          f"{pool.hardware} node holds ({per_node}): run each instance across nodes (vLLM/SGLang "
                          "multi-node with Ray or a LeaderWorkerSet); the single-pod manifest assumes one node.")
+        if pool.user_chip:
+            notes.append(f"The {pool.role} pool runs on {pool.hardware}, a chip from {fleet.hardware_from}, not a "
+                         "twinfer preset: the manifests request `nvidia.com/gpu`; change the resource name if it "
+                         "is not an NVIDIA GPU, and check that the engine supports it.")
     kinds = {p.role: p.kind for p in fleet.pools}
     if fleet.mode == "disaggregated" and "gpu" in kinds.values() and "lpu" in kinds.values():
         notes.append("Prefill and decode run on different silicon: no engine connector moves KV from a GPU "
@@ -79,8 +79,13 @@ def render(fleet: DeployFleet, engine: str) -> dict[str, str]:
     """The files (relative path -> text) that deploy ``fleet`` with ``engine`` (vllm, sglang or dynamo)."""
     if engine not in DEPLOY_ENGINES:
         raise ConfigError(f"unknown deploy engine {engine!r}; use one of {', '.join(DEPLOY_ENGINES)}")
-    model_id = _model_id(fleet.model)
     gpu_pools = [p for p in fleet.pools if p.kind == "gpu"]
+    if not gpu_pools:
+        chips = ", ".join(f"{p.role} on {p.hardware}" for p in fleet.pools)
+        raise ConfigError(f"fleet {fleet.name!r} runs on LPU chips only ({chips}): {engine} (like every engine "
+                          f"twinfer deploys for: {', '.join(DEPLOY_ENGINES)}) serves GPUs, so there is nothing to "
+                          "write; provision LPUs with the vendor's runtime, or deploy a fleet with a GPU pool")
+    model_id = _model_id(fleet.model)
     disagg = fleet.mode == "disaggregated" and len(gpu_pools) == len(fleet.pools)
     builder, port = _BUILDERS[engine]
     files: dict[str, str] = {}

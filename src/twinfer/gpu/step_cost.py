@@ -151,7 +151,8 @@ class GpuStepCost:
         self.memory_utilization = memory_utilization
         self.max_step_tokens = max_step_tokens or self.engine.max_num_batched_tokens
         self.kv_context_tokens = kv_context_tokens
-        self.kernels = KernelModel(gpu, self.efficiency, get_link(gpu.scale_up_link, extra_hardware), get_link("ib-ndr"))
+        self.kernels = KernelModel(gpu, self.efficiency, get_link(gpu.scale_up_link, extra_hardware),
+                                   get_link("ib-ndr", extra_hardware))
         # The roofline baseline of breakdowns: the fitted efficiencies, before the engine's own kernels.
         self._baseline_kernels = KernelModel(gpu, base_efficiency, self.kernels.scale_up, self.kernels.scale_out)
         self._cross_node_pp = tp * pp > gpu.scale_up_gpus

@@ -4,14 +4,17 @@
 chips and links with :func:`load_hardware_file` and pass the result as ``extra``.
 """
 
-from twinfer.hardware.loader import HardwareSet, load_hardware_file, spec_table
+from twinfer.hardware.loader import HardwareSet, spec_table
 from twinfer.hardware.registry import (
     get_hardware,
     get_link,
     get_rack,
     hardware_names,
     link_names,
+    load_hardware_file,
     rack_names,
+    replaced_presets,
+    replacement_notes,
 )
 from twinfer.hardware.specs import GpuSpec, HardwareSpec, LinkSpec, LpuSpec, RackSpec
 
@@ -30,4 +33,6 @@ __all__ = [
     "link_names",
     "load_hardware_file",
     "rack_names",
+    "replaced_presets",
+    "replacement_notes",
 ]

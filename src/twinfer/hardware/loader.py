@@ -39,6 +39,15 @@ class HardwareSet:
     links: Mapping[str, LinkSpec] = field(default_factory=dict)
     aliases: Mapping[str, str] = field(default_factory=dict)  # alias -> name (chips, links and racks)
     racks: Mapping[str, RackSpec] = field(default_factory=dict)
+    origin: str = ""  # the file it was read from (named in error messages)
+
+    def tables(self) -> dict[str, Mapping[str, Any]]:
+        """The entries by family: chip (GPUs and LPUs share one name space), link, rack."""
+        return {"chip": self.chips, "link": self.links, "rack": self.racks}
+
+    def family(self, name: str) -> tuple[str, Mapping[str, Any]]:
+        """(family, table) of the entry called exactly ``name``; ("", {}) when there is none."""
+        return next(((f, t) for f, t in self.tables().items() if name in t), ("", {}))
 
 
 def _unwrap(raw: Any, where: str, default_source: str) -> tuple[Any, str, bool, Any]:
@@ -159,7 +168,11 @@ def _build(kind: str, name: str, body: Any, origin: str) -> tuple[Any, list[str]
 
 
 def parse_hardware_tables(data: Any, origin: str) -> HardwareSet:
-    """Specs from parsed TOML/YAML ``data``; ``origin`` names the file in error messages."""
+    """Specs from parsed TOML/YAML ``data``; ``origin`` names the file in error messages.
+
+    Names are case-insensitive (lookups are), so within one file two entries of a family may not
+    differ only by case, and an alias may name only one entry and no other entry of its family.
+    """
     if not isinstance(data, Mapping):
         raise ConfigError(f"{origin}: expected top-level tables gpu, lpu, link and/or rack")
     unknown = set(data) - set(_KINDS)
@@ -176,10 +189,25 @@ def parse_hardware_tables(data: Any, origin: str) -> HardwareSet:
             spec, names = _build(kind, str(name), body, origin)
             targets: dict[str, dict[str, Any]] = {"link": links, "rack": racks}
             target = targets.get(kind, chips)
+            twin = next((n for n in target if n.lower() == spec.name.lower()), None)
+            if twin is not None:
+                raise ConfigError(f"{origin}: {kind}.{spec.name} and {twin} differ only by case; names are "
+                                  "case-insensitive, so rename or merge one of them")
             target[spec.name] = spec
             for alias in names:
-                aliases[alias.lower()] = spec.name
-    return HardwareSet(chips=chips, links=links, aliases=aliases, racks=racks)
+                key = alias.strip().lower()
+                if aliases.get(key, spec.name) != spec.name:
+                    raise ConfigError(f"{origin}: {kind}.{spec.name}: alias {alias!r} is already an alias of "
+                                      f"{aliases[key]}; an alias names one entry")
+                aliases[key] = spec.name
+    found = HardwareSet(chips=chips, links=links, aliases=aliases, racks=racks, origin=origin)
+    for key, name in aliases.items():
+        _, table = found.family(name)
+        other = next((n for n in table if n.lower() == key and n != name), None)
+        if other is not None:
+            raise ConfigError(f"{origin}: alias {key!r} of {name} is the name of the entry {other}; "
+                              "drop the alias or rename one of them")
+    return found
 
 
 def spec_table(spec: HardwareSpec | LinkSpec | RackSpec) -> dict[str, Any]:
@@ -198,11 +226,12 @@ def spec_table(spec: HardwareSpec | LinkSpec | RackSpec) -> dict[str, Any]:
     return table
 
 
-def load_hardware_file(path: str | Path) -> HardwareSet:
-    """Read users' own chips and links from a ``.toml``, ``.yaml`` or ``.yml`` file.
+def read_hardware_file(path: str | Path) -> HardwareSet:
+    """Read users' own chips and links from a ``.toml``, ``.yaml`` or ``.yml`` file (the file alone).
 
     Same layout as the shipped ``presets.toml``; a field may be a plain number
-    (its source becomes the file) or ``{value, source, uncertain}``.
+    (its source becomes the file) or ``{value, source, uncertain}``. Checking its
+    names against the presets is :func:`twinfer.hardware.load_hardware_file`'s job.
     """
     p = Path(path)
     if not p.is_file():

@@ -42,7 +42,8 @@ The plan JSON (``plan.json``, schema ``twinfer.plan/1``) read by ``twinfer repor
       "recommended": {"key": str, "why": str} | null,
       "pareto": [key, ...],                       # at the target rate: price, TTFT, TPOT, power
       "by_rate": [{"rate_per_s", "recommended": key|null, "price_per_hour_usd", "devices",
-                   "feasible": int, "simulated": int}]
+                   "feasible": int, "simulated": int}],
+      "hardware_file": str                        # only when the plan has one (absolute path)
     }
 """
 
@@ -197,7 +198,7 @@ def evaluate(spec: PlanSpec, report: PruneReport, rows: list[dict[str, Any]]) ->
     for reason in report.reasons.values():
         tag = reason.split(":", 1)[0]
         pruned_by[tag] = pruned_by.get(tag, 0) + 1
-    return {
+    doc = {
         "schema": SCHEMA, "name": spec.name, "model": spec.model, "objective": spec.objective,
         "slo": {"ttft_s": spec.ttft_s, "tpot_s": spec.tpot_s, "percentile": spec.percentile,
                 "latency_percentile": pct},
@@ -213,6 +214,9 @@ def evaluate(spec: PlanSpec, report: PruneReport, rows: list[dict[str, Any]]) ->
         "pareto": [c["key"] for c in front],
         "by_rate": by_rate,
     }
+    if spec.hardware_file is not None:  # user chips: `twinfer deploy` reads them from the same file
+        doc["hardware_file"] = spec.hardware_file
+    return doc
 
 
 def candidate_by_key(report: PruneReport) -> dict[str, Candidate]:

@@ -75,10 +75,10 @@ def inputs_document(scenario: Any, model: Any, workload: Any, cost_cache: dict |
             entry = {k: _plain(v) for k, v in asdict(pool).items() if not (k == "speculative" and v is None)}
             entry.update(hardware=spec.name, kind=spec.kind)
             if pool.afd is not None:  # an AFD pool: its FFN group's chips and the link between the groups too
-                ffn = get_hardware(pool.afd.ffn.hardware)
+                ffn = get_hardware(pool.afd.ffn.hardware, extra)
                 hardware.setdefault(ffn.name, _plain(ffn))
-                afd_cost = make_pool_cost(model, pool, cost_cache)
-                afd_link = get_link(getattr(afd_cost, "link_name", None) or pool.afd.link or "lpx-gpu")
+                afd_cost = make_pool_cost(model, pool, cost_cache, extra)
+                afd_link = get_link(getattr(afd_cost, "link_name", None) or pool.afd.link or "lpx-gpu", extra)
                 links.setdefault(afd_link.name, _plain(afd_link))
             if spec.kind == "lpu":
                 plan = getattr(make_pool_cost(model, pool, cost_cache, extra), "plan", None)
