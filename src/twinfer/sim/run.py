@@ -29,6 +29,7 @@ from twinfer.sim.metrics import PoolPricing, fleet_result
 from twinfer.sim.prefix_sched import PrefixSetup
 from twinfer.sim.results import FleetResult, ScenarioResult
 from twinfer.sim.scenario import FleetConfig, PoolConfig, PrefixCacheConfig, Scenario
+from twinfer.sim.scenario_fleet_options import check_prefix_ids
 
 #: A memo of step-cost models by :func:`pool_cost_key` (a :class:`StepCostCache`, or a plain dict).
 CostCache = MutableMapping[Hashable, StepCostModel]
@@ -258,7 +259,12 @@ def build_scenario_workload(scenario: Scenario, seed: int) -> Any:
     """The scenario's workload for ``seed`` (the same for every fleet of the scenario)."""
     from twinfer.workload import build_workload
 
-    return build_workload(scenario.workload, np.random.default_rng(seed))
+    workload = build_workload(scenario.workload, np.random.default_rng(seed))
+    if any(f.prefix_cache for f in scenario.fleets):  # a JSONL trace's ids are known once it is read
+        from twinfer.workload.prefix_ids import missing_prefix_ids
+
+        check_prefix_ids(scenario.fleets, missing_prefix_ids(scenario.workload, workload), f"scenario {scenario.name}")
+    return workload
 
 
 def simulate_fleet(
