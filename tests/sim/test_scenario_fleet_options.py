@@ -60,3 +60,10 @@ def test_a_prefix_cache_on_a_csv_trace_is_refused_at_load():
 def test_a_disabled_prefix_cache_needs_no_block_ids():
     scen = _load({"prefix_cache": {"enabled": False}, "pools": {"mixed": {"hardware": "h100"}}}, SYNTHETIC)
     assert scen.fleets[1].prefix_cache == {}
+
+
+def test_tiers_under_an_lpu_pool_are_refused_at_load():
+    with pytest.raises(ConfigError, match=r"^s\.yaml\.fleets\[1\] \(cached\)\.pools\.mixed\.prefix_cache\.tiers: "
+                                          r"offload tiers are modelled for GPUs only.*groq-tsp-v1.*remove the tiers"):
+        _load({"pools": {"mixed": {"hardware": "groq-tsp-v1", "prefix_cache": {"tiers": ["h100-host-dram"]}}}},
+              MOONCAKE)

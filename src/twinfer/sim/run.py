@@ -204,7 +204,7 @@ def build_fleet_sim(
         prefix = None
         if role in fleet.prefix_cache:
             prefix = prefix_setup(fleet.prefix_cache[role], pool, cost, prefix_block_tokens,
-                                  model.kv_bytes_per_token(kv_dtype), f"fleet {fleet.name!r}, {role} pool")
+                                  model.kv_bytes_per_token(kv_dtype), f"fleet {fleet.name!r}, {role} pool", extra)
         setups.append(PoolSetup(role=role, cost=cost, count=pool.count, batching=pool.batching, router=router,
                                 prefix=prefix, speculative=pool.speculative, seed=seed))
         pricing[role] = pool_pricing(pool, cost)
@@ -224,8 +224,11 @@ def build_fleet_sim(
 
 
 def prefix_setup(cfg: PrefixCacheConfig, pool: PoolConfig, cost: StepCostModel, block_tokens: int | None,
-                 kv_bytes_per_token: float, where: str) -> PrefixSetup:
-    """A pool's prefix cache from its scenario setting, the workload's block size and the backend."""
+                 kv_bytes_per_token: float, where: str, extra_hardware: HardwareSet | None = None) -> PrefixSetup:
+    """A pool's prefix cache from its scenario setting, the workload's block size and the backend.
+
+    ``extra_hardware`` holds the scenario's user chips (:meth:`Scenario.extra_hardware`).
+    """
     if block_tokens is None:
         raise ConfigError(f"{where}: prefix_cache needs a workload whose requests carry prefix block ids (a "
                           "Mooncake trace, a twinfer JSONL trace with prefix_block_ids, or a sessions workload)")
@@ -234,7 +237,7 @@ def prefix_setup(cfg: PrefixCacheConfig, pool: PoolConfig, cost: StepCostModel, 
         from twinfer.hardware import get_hardware
         from twinfer.kvcache.tiers import get_tier
 
-        if get_hardware(pool.hardware).kind == "lpu":
+        if get_hardware(pool.hardware, extra_hardware).kind == "lpu":
             raise ConfigError(f"{where}: offload tiers are modelled for GPUs only (an LPU keeps KV in on-chip "
                               "SRAM with no host tier here); remove prefix_cache.tiers from this pool")
         gpus = cost.resources().num_devices

@@ -89,6 +89,7 @@ from twinfer.sim.scenario_fleet_options import (
     AutoscaleConfig,
     PrefixCacheConfig,
     check_prefix_ids,
+    check_tier_hardware,
     prefix_caches,
 )
 from twinfer.sim.scenario_pool import (
@@ -238,6 +239,7 @@ class Scenario:
         if len(set(names)) != len(names):
             raise ConfigError(f"{where}.fleets: fleet names must be unique, got {names}")
         _check_names(fleets, where, extra)
+        check_tier_hardware(fleets, extra, where)
         check_mtp_heads(model, fleets, where)
         if any(f.prefix_cache for f in fleets):
             from twinfer.workload.prefix_ids import missing_prefix_ids

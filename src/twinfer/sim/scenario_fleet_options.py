@@ -151,3 +151,15 @@ def check_prefix_ids(fleets: Sequence[Any], why: str | None, where: str) -> None
             raise ConfigError(f"{where}.fleets[{i}] ({fleet.name}).{key}: a prefix cache matches requests by their "
                               f"prefix block ids, and {why}; use a workload with them (sessions:, a Mooncake trace "
                               "with hash_ids, or a twinfer JSONL trace with prefix_block_ids) or remove prefix_cache")
+
+
+def check_tier_hardware(fleets: Sequence[Any], extra_hardware: Any, where: str) -> None:
+    """Refuse offload tiers under an LPU pool's prefix cache (``extra_hardware``: the scenario's user chips)."""
+    from twinfer.hardware import get_hardware
+
+    for i, fleet in enumerate(fleets):
+        for role, cfg in fleet.prefix_cache.items():
+            if cfg.tiers and get_hardware(fleet.pools[role].hardware, extra_hardware).kind == "lpu":
+                raise ConfigError(f"{where}.fleets[{i}] ({fleet.name}).{cfg.key}.tiers: offload tiers are modelled "
+                                  f"for GPUs only, and the {role} pool runs on {fleet.pools[role].hardware}, an LPU "
+                                  "(its KV lives in on-chip SRAM with no host tier here); remove the tiers")
