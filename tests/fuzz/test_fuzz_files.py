@@ -93,6 +93,9 @@ PLAN_OTHER = [
     ("slo.ttft_s", MISSING, "ttft_s"),
     ("hardware", None, "hardware"), ("hardware", [None], "hardware"), ("hardware", [], "hardware"),
     ("search.tp", [None], "tp"),
+    ("search.afd_decode", [{"attention": {"hardware": "h100", "count": 2}, "ffn": {"hardware": "h100", "ep": 2},
+                            "count": 3}], "afd_decode[0].count"),
+    ("search.afd_decode", [{"attention": {"hardware": "h100"}, "ffn": {"hardware": "h100"}}], "search.modes"),
 ]
 
 

@@ -70,6 +70,13 @@ OTHER_CASES = [
     (f"{MIXED}.speculative", {"method": "draft", "draft_model": 5, "k": 2, "acceptance": 0.5}, "draft_model"),
     (f"{MIXED}.speculative", {"method": "draft", "draft_model": "no-such-draft", "k": 2, "acceptance": 0.5},
      "no-such-draft"),
+    # contradictions refused rather than ignored: heads with a draft model, MTP on a model without an MTP module,
+    # a tier twice in one offload chain, a prefix cache on requests without prefix block ids (synthetic here)
+    (f"{MIXED}.speculative", {"method": "eagle", "draft_model": "llama-3.1-8b", "k": 2, "acceptance": 0.5},
+     "pools.mixed.speculative.draft_model"),
+    (f"{MIXED}.speculative", {"method": "mtp", "k": 2, "acceptance": 0.5}, "pools.mixed.speculative.method"),
+    ("fleets.0.prefix_cache", {"tiers": ["h100-host-dram", "h100-host-dram"]}, "prefix_cache.tiers: 'h100-host-dram'"),
+    ("fleets.0.prefix_cache", True, "fleets[0] (agg).prefix_cache"),
 ]
 #: Sizes that would not fit in memory or time: refused before anything is allocated, with the limit.
 SIZE_CASES = [
@@ -164,3 +171,13 @@ def test_absurd_nesting_is_one_line(tmp_path) -> None:
     path = tmp_path / "deep.yaml"
     path.write_text("name: " + "[" * 20000 + "]" * 20000 + "\n")
     assert_clean_error(invoke(["simulate", str(path)]), "nested too deeply")
+
+
+@pytest.mark.timeout(20)
+def test_a_prefix_cache_on_a_jsonl_trace_without_ids_is_one_line(tmp_path) -> None:
+    trace = tmp_path / "plain.jsonl"  # ids are optional in twinfer JSONL: found missing once read, before simulating
+    trace.write_text("".join(f'{{"arrival_s": {t}, "prompt_tokens": 64, "output_tokens": 4}}\n' for t in range(3)))
+    doc = base_scenario()
+    doc["workload"] = {"trace": str(trace)}
+    doc["fleets"][1]["prefix_cache"] = True
+    assert_clean_error(invoke(["simulate", str(write_yaml(tmp_path, doc))]), "fleets[1] (disagg).prefix_cache")

@@ -124,3 +124,19 @@ def test_transformers5_rope_parameters_layout(tmp_path) -> None:
     spec = load_model(str(tmp_path))
     assert spec.rope_theta == 5e5
     assert dict(spec.rope_scaling) == scaling
+
+
+def test_mtp_layers_come_from_num_nextn_predict_layers():
+    # The published configs: DeepSeek-V3 ships one MTP module (technical report sec. 2.2, D = 1); Kimi-K2 writes 0.
+    assert load_model("deepseek-v3").mtp_layers == 1
+    assert load_model("kimi-k2").mtp_layers == 0
+    assert load_model("llama-3-8b").mtp_layers == 0  # no such key in a Llama config
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "1"])
+def test_a_bad_num_nextn_predict_layers_is_named(bad):
+    from twinfer.models.hf_config import spec_from_config
+    from twinfer.models.registry import preset_config
+
+    with pytest.raises(ConfigError, match="num_nextn_predict_layers"):
+        spec_from_config({**preset_config("deepseek-v3"), "num_nextn_predict_layers": bad}, "x")

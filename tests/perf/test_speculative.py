@@ -12,6 +12,7 @@ from twinfer.models.step import StepShape
 from twinfer.perf.base import InstanceResources
 from twinfer.perf.speculative import (
     SpeculativeConfig,
+    check_drafter,
     draw_tokens_per_step,
     expected_tokens_per_step,
     speculative_timing,
@@ -113,6 +114,25 @@ def test_bad_configs_are_clear_errors():
         SpeculativeConfig.from_dict({"k": 2, "acceptance": 0.5, "gamma": 3})
     cfg = SpeculativeConfig.from_dict({"k": 2, "acceptance": [0.9, 0.8], "draft_model": "llama-3.1-8b"})
     assert (cfg.method, cfg.acceptance) == ("draft", (0.9, 0.8))
+
+
+@pytest.mark.parametrize("method", ["eagle", "mtp"])
+def test_a_draft_model_beside_heads_is_refused_not_ignored(method):
+    with pytest.raises(ConfigError, match=r"pool\.speculative\.draft_model: .*remove draft_model, or set method: draft"):
+        SpeculativeConfig.from_dict({"method": method, "k": 2, "acceptance": 0.7, "draft_model": "llama-3.1-8b"},
+                                    "pool.speculative")
+
+
+def test_mtp_needs_a_model_with_an_mtp_module():
+    from twinfer.models import load_model
+
+    mtp = SpeculativeConfig.build("mtp", 3, 0.8)  # k = 3 drafts from DeepSeek-V3's one module, run 3 times: allowed
+    check_drafter(mtp, load_model("deepseek-v3"))
+    check_drafter(SpeculativeConfig.build("eagle", 3, 0.8), load_model("llama-3-8b"))
+    with pytest.raises(ConfigError, match=r"pool\.speculative\.method: .*llama-3-8b has none.*use method: eagle"):
+        check_drafter(mtp, load_model("llama-3-8b"), "pool.speculative")
+    with pytest.raises(ConfigError, match="kimi-k2 has none"):  # its config says num_nextn_predict_layers: 0
+        check_drafter(mtp, load_model("kimi-k2"))
 
 
 @pytest.mark.parametrize("hardware", ["h100", "groq-tsp-v1"])

@@ -53,9 +53,23 @@ def test_the_planner_simulates_and_prices_the_afd_candidate(tmp_path):
 
 
 def test_bad_templates_say_where():
-    bad = {**PLAN, "search": {**PLAN["search"], "afd_decode": [{**AFD, "count": 2}]}}
+    bad = {**PLAN, "search": {**PLAN["search"], "afd_decode": [{**AFD, "engine": "vllm"}]}}
     with pytest.raises(ConfigError, match=r"search\.afd_decode\[0\]: an AFD decode pool takes attention"):
         parse_plan(bad)
     bad = {**PLAN, "search": {**PLAN["search"], "afd_decode": [{"attention": {"hardware": "h100"}}]}}
     with pytest.raises(ConfigError, match=r"search\.afd_decode\[0\]\.ffn"):
         parse_plan(bad)
+
+
+def test_a_count_in_a_template_is_refused_naming_the_key_that_decides_it():
+    bad = {**PLAN, "search": {**PLAN["search"], "afd_decode": [{**AFD, "count": 2}]}}
+    with pytest.raises(ConfigError, match=r"search\.afd_decode\[0\]\.count: .*search\.max_instances_per_pool.*"
+                                          r"remove it"):
+        parse_plan(bad)
+
+
+def test_templates_without_disaggregated_fleets_are_refused_not_ignored():
+    bad = {**PLAN, "search": {**PLAN["search"], "modes": ["aggregated"]}}
+    with pytest.raises(ConfigError, match=r"search\.afd_decode: .*add disaggregated to search\.modes"):
+        parse_plan(bad)
+    assert parse_plan({**bad, "search": {**bad["search"], "afd_decode": []}}).afd_decode == ()

@@ -46,18 +46,35 @@ def test_bad_prefix_cache_settings_are_clear_errors(fleet, match):
         _scenario(fleet)
 
 
-def test_a_workload_without_block_ids_cannot_cache():
-    scen = _scenario({"prefix_cache": True, "pools": {"mixed": {"hardware": "h100"}}},
-                     {"trace": "builtin:azure-conv-sample", "max_requests": 50})
-    with pytest.raises(ConfigError, match="prefix block ids"):
-        simulate_fleet(scen, scen.fleets[0], costs={"mixed": FixedCost()})
+def test_a_jsonl_trace_without_block_ids_is_refused_before_any_fleet_runs(tmp_path, monkeypatch):
+    import twinfer.sim.run as run
+
+    trace = tmp_path / "plain.jsonl"  # twinfer JSONL: ids are optional, so only reading it tells
+    trace.write_text("".join(f'{{"arrival_s": {t}, "prompt_tokens": 64, "output_tokens": 4}}\n' for t in range(3)))
+    scen = Scenario.from_dict({"name": "s", "model": "llama-3-8b", "workload": {"trace": str(trace)}, "fleets": [
+        {"name": "plain", "pools": {"mixed": {"hardware": "h100"}}},
+        {"name": "cached", "prefix_cache": True, "pools": {"mixed": {"hardware": "h100"}}}]})
+
+    def no_fleet(*args, **kwargs):
+        raise AssertionError("a fleet was simulated before the workload was checked")
+
+    monkeypatch.setattr(run, "simulate_fleet", no_fleet)
+    with pytest.raises(ConfigError, match=r"^scenario s\.fleets\[1\] \(cached\)\.prefix_cache: .*no row of the "
+                                          r"twinfer-jsonl trace .* has prefix_block_ids"):
+        run.simulate(scen)
 
 
-def test_tiers_on_an_lpu_pool_are_refused():
-    scen = _scenario({"prefix_cache": {"tiers": ["h100-host-dram"]},
-                      "pools": {"mixed": {"hardware": "groq-tsp-v1"}}})
-    with pytest.raises(ConfigError, match="GPUs only"):
-        simulate_fleet(scen, scen.fleets[0], costs={"mixed": FixedCost()})
+def test_tiers_under_a_user_gpu_reach_the_simulator(tmp_path):
+    import yaml
+
+    from twinfer.hardware import get_hardware, spec_table
+
+    hw = tmp_path / "hw.yaml"  # an H100 under another name: the tiers check must look in the hardware file
+    hw.write_text(yaml.safe_dump({"gpu": {"my-h100": spec_table(get_hardware("h100"))}}))
+    scen = Scenario.from_dict({"model": "llama-3-8b", "workload": MOONCAKE, "hardware_file": str(hw), "fleets": [
+        {"name": "f", "prefix_cache": {"tiers": ["h100-host-dram"]}, "pools": {"mixed": {"hardware": "my-h100"}}}]})
+    res = simulate_fleet(scen, scen.fleets[0], costs={"mixed": FixedCost()})
+    assert res.summary["completed"] == MOONCAKE["max_requests"]
 
 
 def test_the_mooncake_example_runs_and_reports_hit_rates():

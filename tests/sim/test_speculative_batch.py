@@ -159,16 +159,16 @@ def test_k_zero_is_byte_identical_to_a_pool_without_speculation(tmp_path):
 
 
 def test_a_speculative_scenario_run_twice_is_byte_identical(tmp_path):
-    extra = ", speculative: {method: mtp, k: 4, acceptance: [0.9, 0.7, 0.5, 0.3]}"
+    extra = ", speculative: {method: eagle, k: 4, acceptance: [0.9, 0.7, 0.5, 0.3]}"
     assert _summary(tmp_path, "one", extra) == _summary(tmp_path, "two", extra)
 
 
 def test_summary_names_the_settings_and_speculation_pays_at_high_acceptance(tmp_path):
     plain = json.loads(_summary(tmp_path, "plain", "")[0])
-    spec = json.loads(_summary(tmp_path, "spec", ", speculative: {method: mtp, k: 3, acceptance: 0.8}")[0])
+    spec = json.loads(_summary(tmp_path, "spec", ", speculative: {method: eagle, k: 3, acceptance: 0.8}")[0])
     fp, fs = plain["fleets"][0] if "fleets" in plain else plain, spec["fleets"][0] if "fleets" in spec else spec
     key = "pool.mixed.speculative"
-    assert fs[f"{key}.method"] == "mtp" and fs[f"{key}.k"] == 3 and fs[f"{key}.acceptance"] == [0.8] * 3
+    assert fs[f"{key}.method"] == "eagle" and fs[f"{key}.k"] == 3 and fs[f"{key}.acceptance"] == [0.8] * 3
     assert fs[f"{key}.expected_tokens_per_step"] == pytest.approx((1 - 0.8**4) / 0.2)
     assert 1.0 < fs[f"{key}.tokens_per_step"] <= 4.0
     assert f"{key}.k" not in fp
@@ -232,6 +232,9 @@ def test_cancelled_requests_leave_no_stream_behind():
     ("{method: draft, k: 3, acceptance: 0.7}", "draft_model"),
     ("{method: mtp, k: 20, acceptance: 0.7}", "block_tokens"),
     ("{method: mtp, k: 3, acceptance: 0.7, depth: 2}", "unknown key"),
+    ("{method: eagle, k: 3, acceptance: 0.7, draft_model: llama-3.1-8b}", r"draft_model: .* remove draft_model"),
+    ("{method: mtp, k: 1, acceptance: 0.7}", r"method: .*llama-3-8b has none.* use method: eagle"),
+    ("{k: 1, acceptance: 0.7}", r"method: mtp \(the default without a draft_model\)"),
 ])
 def test_bad_speculative_settings_are_named(spec, match):
     import yaml

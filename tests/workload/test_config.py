@@ -95,6 +95,8 @@ SYN = {
         ({"num_requests": None}, "needs num_requests or duration_s"),
         ({"skip_bad_rows": "yes"}, "skip_bad_rows: expected true or false"),
         ({"trace": "t.csv"}, "a trace already gives lengths"),
+        ({"prefix_block_tokens": 16}, "workload.prefix_block_tokens: sets the block size of a trace's prefix block "
+                                      "ids; a synthetic workload has no ids: remove it"),
     ],
 )
 def test_mistakes_name_the_bad_key(patch: dict, message: str) -> None:
@@ -108,3 +110,12 @@ def test_empty_config_says_what_to_give() -> None:
         WorkloadConfig.from_dict({})
     with pytest.raises(ConfigError, match="expected a mapping"):
         WorkloadConfig.from_dict(["trace"])
+
+
+def test_sessions_take_their_block_size_from_sessions_block_tokens() -> None:
+    sessions = {"duration_s": 60, "arrivals": {"kind": "poisson", "rate_per_s": 0.5}, "prefix_block_tokens": 64,
+                "sessions": {"turns": {"kind": "fixed", "value": 2}, "user_tokens": {"kind": "fixed", "value": 50},
+                             "reply_tokens": {"kind": "fixed", "value": 20}}}
+    with pytest.raises(ConfigError, match=r"workload\.prefix_block_tokens: .*set that instead") as info:
+        WorkloadConfig.from_dict(sessions)
+    assert "sessions.block_tokens" in str(info.value)

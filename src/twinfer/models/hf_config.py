@@ -135,6 +135,7 @@ def spec_from_config(cfg: dict[str, Any], name: str, where: str = "config.json")
         qkv_bias=family == "qwen2" or bool(cfg.get("attention_bias", False)),
         native_dtype=dtype,
         rope_scaling=tuple(sorted((str(k), _hashable(v)) for k, v in (rope_scaling or {}).items())),
+        mtp_layers=_mtp_layers(cfg, where),
     )
     if family in ("gemma2", "gemma3"):
         common.update(_gemma_fields(cfg, family, layers, where))
@@ -179,6 +180,16 @@ def spec_from_config(cfg: dict[str, Any], name: str, where: str = "config.json")
             raise ConfigError(f"{where}: n_routed_experts {moe.num_experts} must split into n_group {moe.n_group} "
                               f"equal groups and 1 <= topk_group ({moe.topk_group}) <= n_group")
     return ModelSpec(**common)
+
+
+def _mtp_layers(cfg: dict[str, Any], where: str) -> int:
+    """``num_nextn_predict_layers`` (DeepSeek-V3's multi-token-prediction modules): an integer >= 0, 0 when absent."""
+    value = cfg.get("num_nextn_predict_layers")
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}: field 'num_nextn_predict_layers' must be an integer >= 0, got {value!r}")
+    return value
 
 
 def _gemma_fields(cfg: dict[str, Any], family: str, layers: int, where: str) -> dict[str, Any]:

@@ -85,6 +85,9 @@ class ModelSpec:
     sandwich_norms: bool = False  # Gemma-2/3: an extra RMSNorm after attention and after the FFN
     qk_norm: bool = False  # Gemma-3: RMSNorm over head_dim on queries and keys
     ffn_activation: str = "silu"  # silu (SwiGLU) or gelu_pytorch_tanh (GeGLU): same op shapes
+    # Multi-token-prediction modules shipped with the checkpoint (HF num_nextn_predict_layers; DeepSeek-V3: 1,
+    # Kimi-K2: 0); speculative method mtp needs at least one. Their weights are not in the parameter counts.
+    mtp_layers: int = 0
 
     # ---- layer structure -------------------------------------------------
     @property

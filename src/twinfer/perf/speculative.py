@@ -44,6 +44,7 @@ import numpy as np
 from twinfer.errors import ConfigError
 from twinfer.hardware.specs import LinkSpec
 from twinfer.models.ops import Precision
+from twinfer.models.spec import ModelSpec
 from twinfer.models.step import StepShape
 from twinfer.perf.base import InstanceResources, StepCostModel
 
@@ -146,6 +147,10 @@ class SpeculativeConfig:
                 raise ConfigError(f"{where}.acceptance: probabilities in [0, 1], got {rate!r}")
         if method == "draft" and not draft_model:
             raise ConfigError(f"{where}.draft_model: method draft needs the drafter's model (e.g. llama-3.1-8b)")
+        if method != "draft" and draft_model is not None:
+            raise ConfigError(f"{where}.draft_model: method {method} drafts with heads on the target model (priced "
+                              f"as one target layer per proposal), so a draft model would be ignored; remove "
+                              f"draft_model, or set method: draft to run {draft_model!r} as the drafter")
         if draft_devices is not None and method != "draft":
             raise ConfigError(f"{where}.draft_devices: {method} heads read the target's hidden states at every "
                               "proposal, so they run on the target's devices; drop draft_devices or use method: draft")
@@ -172,6 +177,21 @@ class SpeculativeConfig:
         if devices is not None:
             devices = DraftDevices.from_dict(devices, f"{where}.draft_devices", parse_precision)
         return cls.build(str(method), d["k"], d["acceptance"], d.get("draft_model"), where, devices)
+
+
+def check_drafter(cfg: SpeculativeConfig, model: ModelSpec, where: str = "speculative") -> None:
+    """Refuse ``mtp`` on a target without a multi-token-prediction module (``model.mtp_layers`` 0).
+
+    ``k`` above the module count is allowed: serving engines run DeepSeek-V3's one
+    MTP module autoregressively for several drafts (vLLM PR #13626 "support k >
+    n_predict"; SGLang PR #3582; TensorRT-LLM PR #4762 measures nextn 1..7 on
+    DeepSeek-R1), which is what the cost model prices (``k`` passes of about one
+    layer); the falling acceptance of later drafts is the user's ``acceptance``.
+    """
+    if cfg.method == "mtp" and model.mtp_layers < 1:
+        raise ConfigError(f"{where}.method: mtp (the default without a draft_model) drafts with the model's own "
+                          f"multi-token-prediction module, and {model.name} has none (num_nextn_predict_layers is "
+                          "absent or 0 in its config.json); use method: eagle, or method: draft with a draft_model")
 
 
 def parse_acceptance(text: str, where: str = "--acceptance") -> float | list[float]:

@@ -2,14 +2,15 @@
 
 A plan lists attention/FFN-disaggregated decode pools under ``search.afd_decode``,
 each an AFD pool of the scenario schema without ``count`` (the planner
-searches the count as for any decode pool)::
+searches the count as for any decode pool, up to ``search.max_instances_per_pool``;
+a template with ``count`` is refused)::
 
     search:
       afd_decode:
         - {attention: {hardware: vr200, count: 8}, ffn: {hardware: groq3-lp30}, link: lpx-gpu, micro_batches: 2}
 
 Every prefill pool type of the search is paired with every template, in
-disaggregated fleets.
+disaggregated fleets (so templates need ``disaggregated`` in ``search.modes``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ def parse_afd_templates(value: Any, where: str, extra_hardware: Any = None) -> t
     out = []
     for i, item in enumerate(value):
         w = f"{where}[{i}]"
+        if isinstance(item, dict) and "count" in item:
+            raise ConfigError(f"{w}.count: the planner searches how many of these AFD decode instances a fleet has "
+                              "(1 to search.max_instances_per_pool), so a template takes no count; remove it "
+                              "(attention.count sets the attention GPUs of one instance)")
         if not isinstance(item, dict) or set(item) - set(TEMPLATE_KEYS):
             extra = sorted(set(item) - set(TEMPLATE_KEYS)) if isinstance(item, dict) else item
             raise ConfigError(f"{w}: an AFD decode pool takes {', '.join(TEMPLATE_KEYS)} (the planner searches its "

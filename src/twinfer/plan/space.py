@@ -265,6 +265,10 @@ def parse_plan(raw: Any, *, where: str = "plan", base_dir: Path | None = None) -
 
         extra = load_hardware_file(hardware_file)
     afd_decode = parse_afd_templates(search.get("afd_decode"), f"{where}.search.afd_decode", extra)
+    if afd_decode and "disaggregated" not in modes:
+        raise ConfigError(f"{where}.search.afd_decode: AFD decode pools are paired with prefill pools in "
+                          f"disaggregated fleets, but search.modes is {list(modes)}; add disaggregated to "
+                          "search.modes or drop afd_decode")
     per_pool = len(hardware) * max(len(tps), len(chips)) * len(caps) * len(batchings) * max_n
     if per_pool + per_pool**2 > MAX_CANDIDATES:
         raise ConfigError(f"{where}.search: ~{per_pool + per_pool**2:.3g} candidate fleets, above the limit of "

@@ -29,6 +29,7 @@ from twinfer.sim.metrics import PoolPricing, fleet_result
 from twinfer.sim.prefix_sched import PrefixSetup
 from twinfer.sim.results import FleetResult, ScenarioResult
 from twinfer.sim.scenario import FleetConfig, PoolConfig, PrefixCacheConfig, Scenario
+from twinfer.sim.scenario_fleet_options import check_prefix_ids
 
 #: A memo of step-cost models by :func:`pool_cost_key` (a :class:`StepCostCache`, or a plain dict).
 CostCache = MutableMapping[Hashable, StepCostModel]
@@ -285,8 +286,11 @@ def shared_stores(setups: list[PoolSetup]) -> list[PoolSetup]:
 
 
 def prefix_setup(cfg: PrefixCacheConfig, pool: PoolConfig, cost: StepCostModel, block_tokens: int | None,
-                 kv_bytes_per_token: float, where: str, extra: HardwareSet | None = None) -> PrefixSetup:
-    """A pool's prefix cache from its scenario setting, the workload's block size and the backend (``extra``: user chips)."""
+                 kv_bytes_per_token: float, where: str, extra_hardware: HardwareSet | None = None) -> PrefixSetup:
+    """A pool's prefix cache from its scenario setting, the workload's block size and the backend.
+
+    ``extra_hardware`` holds the scenario's user chips (:meth:`Scenario.extra_hardware`).
+    """
     if block_tokens is None:
         raise ConfigError(f"{where}: prefix_cache needs a workload whose requests carry prefix block ids (a "
                           "Mooncake trace, a twinfer JSONL trace with prefix_block_ids, or a sessions workload)")
@@ -295,7 +299,7 @@ def prefix_setup(cfg: PrefixCacheConfig, pool: PoolConfig, cost: StepCostModel, 
         from twinfer.hardware import get_hardware
         from twinfer.kvcache.tiers import get_tier
 
-        if get_hardware(pool.hardware, extra).kind == "lpu":
+        if get_hardware(pool.hardware, extra_hardware).kind == "lpu":
             raise ConfigError(f"{where}: offload tiers are modelled for GPUs only (an LPU keeps KV in on-chip "
                               "SRAM with no host tier here); remove prefix_cache.tiers from this pool")
         gpus = cost.resources().num_devices
@@ -320,7 +324,12 @@ def build_scenario_workload(scenario: Scenario, seed: int) -> Any:
     """The scenario's workload for ``seed`` (the same for every fleet of the scenario)."""
     from twinfer.workload import build_workload
 
-    return build_workload(scenario.workload, np.random.default_rng(seed))
+    workload = build_workload(scenario.workload, np.random.default_rng(seed))
+    if any(f.prefix_cache for f in scenario.fleets):  # a JSONL trace's ids are known once it is read
+        from twinfer.workload.prefix_ids import missing_prefix_ids
+
+        check_prefix_ids(scenario.fleets, missing_prefix_ids(scenario.workload, workload), f"scenario {scenario.name}")
+    return workload
 
 
 def simulate_fleet(

@@ -15,9 +15,10 @@ YAML schema (every key below; optional ones show their default)::
       - name: colocated-h100
         router: least_outstanding        # round_robin | least_outstanding | least_kv | kv_aware
         prefix_cache:                    # optional: a prefix cache in each instance of the pools that prefill
+                                         # (needs requests with prefix block ids: sessions, Mooncake/JSONL ids)
           enabled: true                  # (a pool's own prefix_cache: key overrides this one)
           blocks: auto                   # cached blocks per instance (auto: as many as its KV cache holds)
-          tiers: [h100-host-dram]        # offload tiers below the device, top first (twinfer/kvcache/tiers.toml)
+          tiers: [h100-host-dram]        # offload tiers below the device, top first, each once (kvcache/tiers.toml)
         pools:                           # {mixed: ...} or {prefill: ..., decode: ...}
           mixed:
             hardware: h100               # twinfer hardware preset (GPU or LPU)
@@ -47,7 +48,8 @@ YAML schema (every key below; optional ones show their default)::
             speculative: null            # mixed/decode pools: {method: draft | mtp | eagle, k: 3,
                                          #   acceptance: 0.7 or [0.9, 0.8, 0.7], draft_model: llama-3.1-8b,
                                          #   draft_devices: {hardware: h100, tp: 1} (the drafter's own; default: the pool's)}
-                                         #   (k: 0 turns it off; twinfer.sim.speculative_batch)
+                                         #   (k: 0 turns it off; twinfer.sim.speculative_batch; draft_model
+                                         #   with method draft only; mtp needs the model's MTP module)
         kv_link:                         # disaggregated fleets only
           name: ib-ndr                   # twinfer.hardware.get_link preset
           count: 4                       # links per prefill instance (bandwidths add)
@@ -84,8 +86,20 @@ from twinfer.errors import ConfigError
 from twinfer.sim.kinds import FLEET_LAYOUTS, INSTANCE_KINDS
 from twinfer.sim.router import ROUTERS
 from twinfer.sim.scenario_fields import MAX_POOL_INSTANCES, check_keys, number, text
-from twinfer.sim.scenario_fleet_options import AutoscaleConfig, PrefixCacheConfig, prefix_caches
-from twinfer.sim.scenario_pool import PRECISION_SHORTHANDS, LinkConfig, PoolConfig, parse_precision
+from twinfer.sim.scenario_fleet_options import (
+    AutoscaleConfig,
+    PrefixCacheConfig,
+    check_prefix_ids,
+    check_tier_hardware,
+    prefix_caches,
+)
+from twinfer.sim.scenario_pool import (
+    PRECISION_SHORTHANDS,
+    LinkConfig,
+    PoolConfig,
+    check_mtp_heads,
+    parse_precision,
+)
 
 __all__ = ["MAX_POOL_INSTANCES", "PRECISION_SHORTHANDS", "AutoscaleConfig", "FleetConfig", "LinkConfig", "PoolConfig",
            "PrefixCacheConfig", "Scenario", "SloConfig", "load_scenario", "parse_precision", "with_hardware_file"]
@@ -226,6 +240,12 @@ class Scenario:
         if len(set(names)) != len(names):
             raise ConfigError(f"{where}.fleets: fleet names must be unique, got {names}")
         _check_names(fleets, where, extra)
+        check_tier_hardware(fleets, extra, where)
+        check_mtp_heads(model, fleets, where)
+        if any(f.prefix_cache for f in fleets):
+            from twinfer.workload.prefix_ids import missing_prefix_ids
+
+            check_prefix_ids(fleets, missing_prefix_ids(workload), where)
         return cls(
             name=text(d, "name", where, "scenario") or "scenario",
             model=model,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -84,6 +84,7 @@ class PrefixCacheConfig:
 
     blocks: int | None = None  # cached blocks per instance; None (auto): as many as its KV cache holds
     tiers: tuple[str, ...] = ()  # offload tier presets (twinfer.kvcache tiers.toml), top first
+    key: str = field(default="prefix_cache", compare=False)  # the fleet's key that set it, for messages
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> PrefixCacheConfig | None:
@@ -104,6 +105,11 @@ class PrefixCacheConfig:
         tiers = d.get("tiers") or []
         if not isinstance(tiers, list) or not all(isinstance(t, str) for t in tiers):
             raise ConfigError(f"{where}.tiers: expected a list of tier names (see tiers.toml), got {tiers!r}")
+        twice = sorted({t for t in tiers if tiers.count(t) > 1})
+        if twice:
+            raise ConfigError(f"{where}.tiers: {twice[0]!r} is listed twice; each tier is one level of the offload "
+                              "chain below the device (top first), so name each tier once, e.g. "
+                              "[h100-host-dram, h100-local-nvme]")
         if tiers:
             from twinfer.kvcache.tiers import load_tiers
 
@@ -125,6 +131,8 @@ def prefix_caches(d: Mapping[str, Any], pools_d: Mapping[str, Any], where: str) 
     for role, pool_d in pools_d.items():
         own = pool_d.get("prefix_cache", ...) if isinstance(pool_d, Mapping) else ...
         cfg = fleet_level if own is ... else PrefixCacheConfig.from_dict(own, f"{where}.pools.{role}.prefix_cache")
+        if cfg is not None and own is not ...:
+            cfg = replace(cfg, key=f"pools.{role}.prefix_cache")
         if cfg is None or (own is ... and role == "decode"):
             continue
         if role == "decode":
@@ -132,3 +140,27 @@ def prefix_caches(d: Mapping[str, Any], pools_d: Mapping[str, Any], where: str) 
                               "prefill prompts; cache prefixes in the prefill pool")
         out[role] = cfg
     return out
+
+
+def check_prefix_ids(fleets: Sequence[Any], why: str | None, where: str) -> None:
+    """Refuse a fleet's prefix cache when the workload's requests carry no prefix block ids (``why``; None: they do)."""
+    if why is None:
+        return
+    for i, fleet in enumerate(fleets):
+        if fleet.prefix_cache:
+            key = next(iter(fleet.prefix_cache.values())).key
+            raise ConfigError(f"{where}.fleets[{i}] ({fleet.name}).{key}: a prefix cache matches requests by their "
+                              f"prefix block ids, and {why}; use a workload with them (sessions:, a Mooncake trace "
+                              "with hash_ids, or a twinfer JSONL trace with prefix_block_ids) or remove prefix_cache")
+
+
+def check_tier_hardware(fleets: Sequence[Any], extra_hardware: Any, where: str) -> None:
+    """Refuse offload tiers under an LPU pool's prefix cache (``extra_hardware``: the scenario's user chips)."""
+    from twinfer.hardware import get_hardware
+
+    for i, fleet in enumerate(fleets):
+        for role, cfg in fleet.prefix_cache.items():
+            if cfg.tiers and get_hardware(fleet.pools[role].hardware, extra_hardware).kind == "lpu":
+                raise ConfigError(f"{where}.fleets[{i}] ({fleet.name}).{cfg.key}.tiers: offload tiers are modelled "
+                                  f"for GPUs only, and the {role} pool runs on {fleet.pools[role].hardware}, an LPU "
+                                  "(its KV lives in on-chip SRAM with no host tier here); remove the tiers")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from twinfer.afd.config import AfdConfig, AttentionGroup, FfnGroup
 from twinfer.errors import ConfigError, UnknownNameError
 from twinfer.models.ops import Precision
-from twinfer.perf.speculative import SpeculativeConfig
+from twinfer.perf.speculative import SpeculativeConfig, check_drafter
 from twinfer.sim.scenario_fields import GROUP_KEYS, check_keys, number, text
 from twinfer.sim.scheduler import BatchingConfig
 
@@ -98,6 +98,22 @@ def _speculative(v: Any, batching: BatchingConfig, where: str) -> SpeculativeCon
         raise ConfigError(f"{where}.k: a verify step writes k + 1 = {cfg.k + 1} tokens of KV, more than a block of "
                           f"{batching.block_tokens} (batching.block_tokens); raise block_tokens or lower k")
     return cfg
+
+
+def check_mtp_heads(model: str, fleets: Sequence[Any], where: str) -> None:
+    """Pools speculating with ``mtp`` need a target with a multi-token-prediction module (loaded only then)."""
+    mtp = [(i, fleet, role, pool.speculative) for i, fleet in enumerate(fleets) for role, pool in fleet.pools.items()
+           if pool.speculative is not None and pool.speculative.method == "mtp"]
+    if not mtp:
+        return
+    from twinfer.models import load_model
+
+    try:
+        spec = load_model(model)
+    except (ConfigError, UnknownNameError) as exc:
+        raise ConfigError(f"{where}.model: {exc}") from None
+    for i, fleet, role, cfg in mtp:
+        check_drafter(cfg, spec, f"{where}.fleets[{i}] ({fleet.name}).pools.{role}.speculative")
 
 
 def _afd(d: Mapping[str, Any], where: str, extra_hardware: Any = None) -> AfdConfig | None:

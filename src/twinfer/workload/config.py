@@ -51,9 +51,9 @@ Chat sessions with shared system prompts (instead of prompt_tokens/output_tokens
 
 Any workload may add ``rate_profile: {duration_s, points: [[time_s, rate], ...],
 repeat}`` to stretch it over ``duration_s`` following a piecewise-linear rate
-(e.g. a one-hour trace over a day; see :mod:`twinfer.workload.rate_profile`),
-and ``prefix_block_tokens`` to set the block size of a trace's prefix block ids
-(default 512, Mooncake's).
+(e.g. a one-hour trace over a day; see :mod:`twinfer.workload.rate_profile`).
+A trace may add ``prefix_block_tokens`` to set the block size of its prefix block
+ids (default 512, Mooncake's; sessions set theirs with ``sessions.block_tokens``).
 """
 
 from __future__ import annotations
@@ -176,6 +176,10 @@ class WorkloadConfig:
 
     def check(self, where: str = "workload") -> None:
         """Raise :class:`ConfigError` when the fields do not describe one workload."""
+        if self.prefix_block_tokens is not None and self.trace is None:
+            fix = ("sessions make their own ids in blocks of sessions.block_tokens: set that instead"
+                   if self.sessions is not None else "a synthetic workload has no ids: remove it")
+            raise ConfigError(f"{where}.prefix_block_tokens: sets the block size of a trace's prefix block ids; {fix}")
         if self.sessions is not None:
             self.sessions.check_in(self, where)
             return

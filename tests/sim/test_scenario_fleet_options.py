@@ -1,0 +1,69 @@
+"""Fleet options in scenario files: prefix-cache tiers and the workload a prefix cache needs, refused at load."""
+
+from __future__ import annotations
+
+import pytest
+
+from twinfer.errors import ConfigError
+from twinfer.sim import Scenario
+from twinfer.sim.scenario_fleet_options import PrefixCacheConfig
+
+MOONCAKE = {"trace": "builtin:mooncake-conv-sample", "max_requests": 50}
+SYNTHETIC = {"num_requests": 5, "arrivals": {"kind": "poisson", "rate_per_s": 1.0},
+             "prompt_tokens": {"kind": "fixed", "value": 100}, "output_tokens": {"kind": "fixed", "value": 10}}
+
+
+def _load(fleet: dict, workload: dict) -> Scenario:
+    return Scenario.from_dict({"model": "llama-3-8b", "workload": workload,
+                               "fleets": [{"name": "plain", "pools": {"mixed": {"hardware": "h100"}}},
+                                          {"name": "cached", **fleet}]}, "s.yaml")
+
+
+@pytest.mark.parametrize(("fleet", "key"), [
+    ({"prefix_cache": {"tiers": ["h100-host-dram", "h100-local-nvme", "h100-host-dram"]},
+      "pools": {"mixed": {"hardware": "h100"}}}, "fleets[1] (cached).prefix_cache.tiers"),
+    ({"pools": {"prefill": {"hardware": "h100", "prefix_cache": {"tiers": ["h100-host-dram", "h100-host-dram"]}},
+                "decode": {"hardware": "h100"}}}, "fleets[1] (cached).pools.prefill.prefix_cache.tiers"),
+])
+def test_a_tier_listed_twice_is_refused_with_its_name(fleet, key):
+    with pytest.raises(ConfigError) as err:
+        _load(fleet, MOONCAKE)
+    msg = str(err.value)
+    assert msg.startswith(f"s.yaml.{key}: 'h100-host-dram' is listed twice") and "name each tier once" in msg
+
+
+def test_distinct_tiers_keep_their_order():
+    scen = _load({"prefix_cache": {"tiers": ["h100-host-dram", "h100-local-nvme"]},
+                  "pools": {"mixed": {"hardware": "h100"}}}, MOONCAKE)
+    assert scen.fleets[1].prefix_cache == {"mixed": PrefixCacheConfig(None, ("h100-host-dram", "h100-local-nvme"))}
+
+
+@pytest.mark.parametrize(("fleet", "key"), [
+    ({"prefix_cache": True, "pools": {"mixed": {"hardware": "h100"}}}, "fleets[1] (cached).prefix_cache"),
+    ({"pools": {"prefill": {"hardware": "h100", "prefix_cache": {"blocks": 64}}, "decode": {"hardware": "h100"}}},
+     "fleets[1] (cached).pools.prefill.prefix_cache"),
+])
+def test_a_prefix_cache_on_a_synthetic_workload_is_refused_at_load(fleet, key):
+    with pytest.raises(ConfigError) as err:
+        _load(fleet, SYNTHETIC)
+    msg = str(err.value)
+    assert msg.startswith(f"s.yaml.{key}: a prefix cache matches requests by their prefix block ids")
+    assert "a synthetic workload" in msg and "or remove prefix_cache" in msg
+
+
+def test_a_prefix_cache_on_a_csv_trace_is_refused_at_load():
+    with pytest.raises(ConfigError, match=r"fleets\[1\] \(cached\)\.prefix_cache: .*azure2023 CSV format"):
+        _load({"prefix_cache": True, "pools": {"mixed": {"hardware": "h100"}}},
+              {"trace": "builtin:azure-conv-sample", "max_requests": 50})
+
+
+def test_a_disabled_prefix_cache_needs_no_block_ids():
+    scen = _load({"prefix_cache": {"enabled": False}, "pools": {"mixed": {"hardware": "h100"}}}, SYNTHETIC)
+    assert scen.fleets[1].prefix_cache == {}
+
+
+def test_tiers_under_an_lpu_pool_are_refused_at_load():
+    with pytest.raises(ConfigError, match=r"^s\.yaml\.fleets\[1\] \(cached\)\.pools\.mixed\.prefix_cache\.tiers: "
+                                          r"offload tiers are modelled for GPUs only.*groq-tsp-v1.*remove the tiers"):
+        _load({"pools": {"mixed": {"hardware": "groq-tsp-v1", "prefix_cache": {"tiers": ["h100-host-dram"]}}}},
+              MOONCAKE)
