@@ -81,3 +81,13 @@ def test_draft_hardware_without_a_draft_model_is_a_clear_error(capsys):
     assert "--speculative-k" in capsys.readouterr().err
     assert main([*SPEC_ARGS, "--speculative-k", "2", "--speculative-method", "eagle", "--draft-hardware", "h100"]) == 2
     assert "use method: draft" in capsys.readouterr().err
+
+
+def test_without_a_draft_model_the_default_drafter_is_the_models_own(capsys):
+    """Llama has no MTP module: EAGLE-style heads by default, mtp refused; DeepSeek-V3's MTP module is the default."""
+    assert main([*SPEC_ARGS, "--speculative-k", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["speculative"]["method"] == "eagle"
+    assert main([*SPEC_ARGS, "--speculative-k", "2", "--speculative-method", "mtp"]) == 2
+    assert "multi-token-prediction" in capsys.readouterr().err
+    assert main([*EP_ARGS, "--json", "--speculative-k", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["speculative"]["method"] == "mtp"

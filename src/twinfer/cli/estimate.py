@@ -70,13 +70,15 @@ def _speculative(cost: Any, spec: Any, gpu: Any, tp: int, precision: Any, batch:
     from twinfer.perf.speculative import (
         SeparateDrafter,
         SpeculativeConfig,
+        check_drafter,
         parse_acceptance,
         speculative_timing,
     )
 
-    how = method or ("draft" if draft_model else "mtp")
+    how = method or ("draft" if draft_model else "mtp" if spec.mtp_layers else "eagle")
     cfg = SpeculativeConfig.build(how, k, parse_acceptance(acceptance), draft_model, where="--speculative",
                                   draft_devices=draft_devices)
+    check_drafter(cfg, spec, "--speculative")
     separate = None
     if cfg.method == "draft":
         assert cfg.draft_model is not None
@@ -129,8 +131,8 @@ def estimate_command(
     kv_dtype: Annotated[str | None, typer.Option("--kv-dtype", help="KV-cache dtype (default: follows --dtype).")] = None,
     speculative_k: Annotated[int | None, typer.Option("--speculative-k", help="Speculative decoding: tokens proposed per verify step.")] = None,
     acceptance: Annotated[str, typer.Option("--acceptance", help="With --speculative-k: acceptance rate, or one per position (0.9,0.8,0.7).")] = "0.7",
-    draft_model: Annotated[str | None, typer.Option("--draft-model", help="With --speculative-k: the drafter model (default method: mtp heads).")] = None,
-    speculative_method: Annotated[str | None, typer.Option("--speculative-method", help="draft | mtp | eagle (default: draft with --draft-model, else mtp).")] = None,
+    draft_model: Annotated[str | None, typer.Option("--draft-model", help="With --speculative-k: the drafter model (without it: the model's MTP module, or EAGLE-style heads).")] = None,
+    speculative_method: Annotated[str | None, typer.Option("--speculative-method", help="draft | mtp | eagle (default: draft with --draft-model, else mtp on a model with an MTP module, else eagle).")] = None,
     draft_hardware: Annotated[str | None, typer.Option("--draft-hardware", help="With --draft-model: run the drafter on devices of its own (a GPU or LPU preset).")] = None,
     draft_tp: Annotated[int, typer.Option("--draft-tp", help="With --draft-hardware: GPUs per drafter.")] = 1,
     draft_chips: Annotated[int | None, typer.Option("--draft-chips", help="With --draft-hardware: LPU chips per drafter (default: the fewest that fit).")] = None,
