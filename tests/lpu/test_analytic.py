@@ -129,16 +129,19 @@ def test_chips_none_picks_the_smallest_system():
         ({"shared": 1, "mla": True, "first_dense": 1, "layers": 3}, 300_000, 40),  # DeepSeek-shaped: MLA, shared + dense
     ],
 )
-def test_analytic_matches_schedule_on_moe_and_mla_models(moe_kw, sram, chips):
+@pytest.mark.parametrize("cross_node_sync", [0, 300])
+def test_analytic_matches_schedule_on_moe_and_mla_models(moe_kw, sram, chips, cross_node_sync):
     """The MoE chain (dispatch, router, busiest expert chip, combine; shared experts beside it) and MLA
-    attention are summed the way the compiled schedule runs them: exact for decode, 0.1% for prefill."""
+    attention are summed the way the compiled schedule runs them: exact for decode, 0.1% for prefill;
+    also when dispatches and combines that leave the node pay a cross-node sync."""
     from executor_helpers import tiny_chip
     from moe_helpers import tiny_moe_spec
 
+    from twinfer.lpu.chip import with_params
     from twinfer.models.ops import Precision
 
     bf16 = Precision(weights="bf16", activations="fp16", kv_cache="fp16")
-    spec, chip = tiny_moe_spec(**moe_kw), tiny_chip(sram)
+    spec, chip = tiny_moe_spec(**moe_kw), with_params(tiny_chip(sram), cross_node_sync_cycles=cross_node_sync)
     plan = make_plan(spec, chip, bf16, chips=chips, batch=2, ctx=16, tokens=2)
     system = System(chip, plan.num_chips)
     est = AnalyticLpu(spec, system, plan, bf16)

@@ -106,3 +106,22 @@ def test_cli_without_a_compiling_fit_row_is_a_clear_error(tmp_path, capsys):
     meas.write_text(ROW.format(id="b", role="fit", model="llama-2-70b", chips=8, value=100.0), encoding="utf-8")
     assert main(["calibrate-lpu", "--measurements", str(meas)]) == 2
     assert "nothing to calibrate" in capsys.readouterr().err
+
+
+def test_a_row_of_unknown_batch_spans_it_in_its_band():
+    """batch_max widens a row's band to every batch in batch..batch_max (a bigger batch is slower per user),
+    keeps the point prediction at ``batch``, and is refused where it makes no sense."""
+    from twinfer.errors import ConfigError
+
+    text = ROW.format(id="a", role="fit", model="llama-2-7b", chips=72, value=_truth_value("llama-2-7b", 72))
+    known = ROW.format(id="h", role="held_out", model="llama-2-7b", chips=72, value=500.0)
+    spans = known.replace("batch = 1", "batch = 1\nbatch_max = 8")
+    fixed = {r.meas.id: r for r in calibrate("groq-tsp-v1", load_measurements_from(text + known)).rows}["h"]
+    wide = {r.meas.id: r for r in calibrate("groq-tsp-v1", load_measurements_from(text + spans)).rows}["h"]
+    assert wide.predicted == fixed.predicted and wide.band[1] == fixed.band[1]
+    base = shipped_sets(calibrated=False)["groq-tsp-v1"]
+    (m,) = load_measurements_from(spans)
+    case = Case(m, make_chip("groq-tsp-v1", params=params_from_values(base.values)))
+    assert wide.band[0] <= case.predict(TRUTH, 8) < case.predict(TRUTH) and wide.band[0] < fixed.band[0]
+    with pytest.raises(ConfigError, match="batch_max"):
+        load_measurements_from(known.replace("batch = 1", "batch = 4\nbatch_max = 2"))

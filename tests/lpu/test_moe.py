@@ -160,6 +160,27 @@ def test_experts_live_on_expert_chips_and_tokens_travel_over_c2c():
         assert len(back) == 1 and back[0].attr("peer") in stage_chips
 
 
+@pytest.mark.parametrize("chips", [None, 24])
+def test_dispatch_and_combine_leaving_the_node_pay_the_cross_node_sync(chips):
+    """A dispatch or combine between a stage chip and an expert chip of another node is a collective that
+    leaves the node: it carries ``cross_node_sync_cycles``, one inside the node does not. On the tiny
+    Mixtral-shaped model (2 MoE layers) each layer's dispatch and combine sit on the critical path once,
+    so the decode step grows by exactly 2 layers x 2 transfers x the sync when the experts lie outside."""
+    sync = 300
+    spec, chip, plan, _ = _moe_program(chips=chips)
+    prog, synced = (compile_step(spec, System(with_params(chip, cross_node_sync_cycles=s), plan.num_chips),
+                                 phase="decode", batch=2, seq_len=16, precision=BF16, plan=plan).program
+                    for s in (0, sync))
+    n = chip.spec.chips_per_node
+    experts = {c for g in plan.expert_groups for c in g.chips}
+    moves = [i for i in synced.instrs if i.op == "send" and (i.chip in experts or i.attr("peer") in experts)]
+    assert len(moves) == 2 * spec.num_layers * len(plan.expert_groups[0].chips)
+    assert all(i.attr("cross_node_sync", False) == (i.chip // n != i.attr("peer") // n) for i in moves)
+    leaves = any(i.chip // n != i.attr("peer") // n for i in moves)
+    assert leaves == (chips == 24)  # one stage chip + 4 expert chips fit node 0; 4 stages of 4 push them out
+    assert synced.schedule_cycles - prog.schedule_cycles == (2 * spec.num_layers * sync if leaves else 0)
+
+
 def test_moe_plan_given_chips_fits_and_reports_the_minimum():
     spec, _, plan, _ = _moe_program(chips=None)
     _, _, plan2, prog = _moe_program(chips=plan.chips_used + 3)

@@ -27,8 +27,10 @@ from twinfer.models.spec import ModelSpec
 from twinfer.models.step import StepShape
 from twinfer.units import dtype_bytes
 
+#: a MoE layer's (expert-group chips, most hops to an expert chip, whether a dispatch leaves the stage's node)
+_MoeGroup = tuple[int, int, bool]
 #: layers per (tensor split, cross-node hops, MoE group or None), hand-offs per (tp, next tp), hops, first and last tp
-_Structure = tuple[dict[tuple[int, int, "tuple[int, int] | None"], int], dict[tuple[int, int], int], int, int, int]
+_Structure = tuple[dict[tuple[int, int, "_MoeGroup | None"], int], dict[tuple[int, int], int], int, int, int]
 
 
 def _attention_parts(shape: StepShape) -> list[tuple[int, int, int, int]]:
@@ -95,10 +97,11 @@ class AnalyticLpu:
                                         head_dim=hd, act_dtype=act)
         return total
 
-    def layer_cycles(self, shape: StepShape, tp: int, cross_hops: int = 0, moe: tuple[int, int] | None = None) -> int:
+    def layer_cycles(self, shape: StepShape, tp: int, cross_hops: int = 0, moe: _MoeGroup | None = None) -> int:
         """One decoder layer on a ``tp``-chip stage (``cross_hops``: hops between its nodes, when it spans several).
 
-        ``moe`` = (expert-group chips, dispatch hops) for a MoE layer, None for a dense FFN.
+        ``moe`` = (expert-group chips, dispatch hops, whether the dispatch leaves the stage's node) for a MoE
+        layer, None for a dense FFN.
         """
         m, c = self.m, self.chip
         t, h = shape.total_tokens, m.hidden_size
@@ -145,16 +148,18 @@ class AnalyticLpu:
         return (2 * c.matmul_cycles(t, h, il, wd, ad) + c.vxm_cycles(t * il, c.params.vxm_ops_silu_mul)
                 + c.matmul_cycles(t, il, h, wd, ad))
 
-    def _moe_ffn(self, shape: StepShape, tp: int, group_chips: int, hops: int) -> int:
+    def _moe_ffn(self, shape: StepShape, tp: int, group_chips: int, hops: int, leaves_node: bool) -> int:
         """A MoE FFN (lpu.passes.partition_moe): dispatch to the expert chips, router and the busiest chip's
-        experts there, combine back and add the parts; DeepSeek's shared experts run on the stage meanwhile."""
+        experts there, combine back and add the parts; DeepSeek's shared experts run on the stage meanwhile.
+        A dispatch and a combine that leave the node each pay ``cross_node_sync_cycles``."""
         m, c, wd, ad = self.m, self.chip, self.prec.weights, self.prec.activations
         moe = m.moe
         assert moe is not None
         t, h = shape.total_tokens, m.hidden_size
         per_chip = group_chips // tp
         (e0, e1), (i0, i1) = expert_shards(moe.num_experts, group_chips, 0, moe.expert_intermediate_size)
-        move = c.c2c_cycles(int(t * h * dtype_bytes(ad))) + hops * c.hop_latency_cycles
+        move = (c.c2c_cycles(int(t * h * dtype_bytes(ad))) + hops * c.hop_latency_cycles
+                + (c.params.cross_node_sync_cycles if leaves_node else 0))
         routed = (move + router_cycles(c, t, h, moe.num_experts, moe.experts_per_token, wd, ad)
                   + experts_cycles(c, t, h, moe.num_experts, moe.experts_per_token, e1 - e0, i1 - i0, wd, ad)
                   + move + (per_chip - 1) * c.vxm_cycles(t * h, 1))
@@ -170,7 +175,7 @@ class AnalyticLpu:
         hand-offs, hops."""
         if self._struct is None:
             m, stages = self.m, self.plan.stages
-            layers: dict[tuple[int, int, tuple[int, int] | None], int] = {}
+            layers: dict[tuple[int, int, _MoeGroup | None], int] = {}
             handoffs: dict[tuple[int, int], int] = {}
             hops = 0
             for si, st in enumerate(stages):
@@ -189,14 +194,19 @@ class AnalyticLpu:
             self._struct = (layers, handoffs, hops, first, last)
         return self._struct
 
-    def _moe_group(self, layer: int, stage_chips: tuple[int, ...]) -> tuple[int, int] | None:
-        """(expert-group chips, most hops from a stage chip to its expert chips) of a MoE layer; None if dense."""
+    def _moe_group(self, layer: int, stage_chips: tuple[int, ...]) -> _MoeGroup | None:
+        """(expert-group chips, most hops from a stage chip to its expert chips, whether any of them lies in
+        another node) of a MoE layer; None if dense. The chain costs the farthest expert chip's round trip
+        with the cross-node sync when any leaves the node: the schedule's critical path whenever a route
+        out of a node has at least as many hops as one inside it (true of every :class:`TopologyParams`
+        whose ``hops_same_node`` is its smallest count)."""
         moe = self.m.moe
         if moe is None or layer < moe.first_dense_layers or not isinstance(self.plan, MoePlan):
             return None
         chips = self.plan.expert_group_of_layer(layer).chips
-        tp = len(stage_chips)
-        return len(chips), max(self.sys.hops(stage_chips[j % tp], ec) for j, ec in enumerate(chips))
+        tp, n = len(stage_chips), self.sys.chips_per_node
+        pairs = [(stage_chips[j % tp], ec) for j, ec in enumerate(chips)]
+        return len(chips), max(self.sys.hops(s, ec) for s, ec in pairs), any(s // n != ec // n for s, ec in pairs)
 
     def _cross_hops(self, chips: tuple[int, ...]) -> int:
         """Most hops between a chip and its counterpart in another node of the same stage (0 inside one node)."""

@@ -13,7 +13,8 @@ tolerance. The fit is not unique: a few per-user speeds cannot separate
 on-chip costs from fixed per-token costs, so the result also keeps every set
 whose residuals stay within each row's tolerance plus the best fit's own worst
 residual (the structural error no parameter set removes). Those consistent
-sets span the uncertainty bands. A row whose model does not compile yet (MoE
+sets span the uncertainty bands; a row measured on a public API whose batch
+is not known (``batch_max``) also spans that batch range. A row whose model does not compile yet (MoE
 before the compiler supports it) is skipped with the reason and joins the fit
 as soon as it compiles.
 """
@@ -63,6 +64,14 @@ class Measurement:
     tolerance_rel: float
     source: str
     prompt: int = 550
+    #: > batch when the measured service's batch is not known (a public API serving other users too): the
+    #: band spans batch .. batch_max; the point prediction stays at ``batch``. 0: the batch is known.
+    batch_max: int = 0
+
+    @property
+    def batches(self) -> tuple[int, ...]:
+        """The batch of the point prediction, then the largest the band spans (if any)."""
+        return (self.batch,) if self.batch_max <= self.batch else (self.batch, self.batch_max)
 
 
 def load_measurements(path: str | Path | None = None) -> list[Measurement]:
@@ -87,6 +96,9 @@ def load_measurements(path: str | Path | None = None) -> list[Measurement]:
             raise ConfigError(f"{origin}: measurement {i + 1}: {exc}; see the file's header for the fields") from None
         if m.metric not in METRICS or m.role not in ("fit", "held_out"):
             raise ConfigError(f"{origin}: measurement {m.id!r}: metric must be one of {METRICS} and role fit or held_out")
+        if m.batch_max and (m.batch_max < m.batch or m.metric == "ttft_s"):
+            raise ConfigError(f"{origin}: measurement {m.id!r}: batch_max ({m.batch_max}) must be >= batch "
+                              f"({m.batch}) and only on per-token metrics; drop it when the batch is known")
         out.append(m)
     return out
 
@@ -96,7 +108,8 @@ class Case:
 
     A prediction takes the layout the compiler would choose under the trial
     parameters (the lowest decode latency, :mod:`twinfer.lpu.layout`), so the
-    fit sees the same layout choice ``twinfer compile`` makes.
+    fit sees the same layout choice ``twinfer compile`` makes. Layouts are
+    planned for the largest batch the row may have run (``batch_max``).
     """
 
     def __init__(self, meas: Measurement, base_chip: Chip) -> None:
@@ -106,22 +119,22 @@ class Case:
         self.model: ModelSpec = load_model(meas.model)
         self.base_chip = base_chip
         self.prec: Precision = native_precision(base_chip.spec)
-        ctx = max(meas.context, meas.prompt)
+        ctx, batch = max(meas.context, meas.prompt), max(meas.batches)
         self.plans: list[Plan] = [
-            plan for plan, est in candidate_plans(self.model, base_chip, self.prec, chips=meas.chips, batch=meas.batch,
-                                                  ctx=ctx, tokens=meas.batch)
+            plan for plan, est in candidate_plans(self.model, base_chip, self.prec, chips=meas.chips, batch=batch,
+                                                  ctx=ctx, tokens=batch)
             if est <= MAX_INSTRUCTIONS  # the layouts twinfer compile may choose
         ]
         if not self.plans:  # make_plan's own error names the chips needed
-            make_plan(self.model, base_chip, self.prec, chips=meas.chips, batch=meas.batch, ctx=ctx,
-                      tokens=meas.batch)
+            make_plan(self.model, base_chip, self.prec, chips=meas.chips, batch=batch, ctx=ctx, tokens=batch)
         self.estimates = [AnalyticLpu(self.model, System(base_chip, p.num_chips), p, self.prec) for p in self.plans]
 
-    def predict(self, overrides: Mapping[str, float]) -> float:
-        """The metric this row measured, predicted with ``overrides`` applied to the base parameters."""
+    def predict(self, overrides: Mapping[str, float], batch: int | None = None) -> float:
+        """The metric this row measured, predicted with ``overrides`` applied to the base parameters
+        (at ``batch`` sequences per step; default the row's own)."""
         chip = replace(self.base_chip, params=override_params(self.base_chip.params, overrides))
         m = self.meas
-        dec = StepShape.decode([m.context] * m.batch)
+        dec = StepShape.decode([m.context] * (batch or m.batch))
         ests = [e.with_chip(chip) for e in self.estimates]
         step, best = min((e.step_seconds(dec), i) for i, e in enumerate(ests))
         if m.metric == "ttft_s":
@@ -214,7 +227,7 @@ def calibrate(hardware: str, measurements: Sequence[Measurement]) -> Calibration
                 chosen.append(k)
     rows = []
     for i, c in enumerate(cases):
-        vals = [preds[k][i] for k in ok]
+        vals = [preds[k][i] for k in ok] + [c.predict(grid[k], b) for b in c.meas.batches[1:] for k in ok]
         rows.append(RowResult(meas=c.meas, predicted=preds[best][i], band=(min(vals), max(vals))))
     spans = {n: (min(grid[k][n] for k in ok), max(grid[k][n] for k in ok)) for n in base_set.ranges}
     return Calibration(hardware=hardware, fitted=grid[best], consistent_sets=tuple(grid[k] for k in chosen),

@@ -62,9 +62,10 @@ PARAM_SOURCES: dict[str, str] = {
                               "with temperature ~4-16), on the chip that gathers the logits",
     "stage_sync_cycles": "[U] per pipeline stage and step: program synchronisation and Deskew of a stage's chips "
                          "(P2 keeps chips in lockstep with aligned counters; the cost is not public)",
-    "cross_node_sync_cycles": "[U] per collective that leaves a node (a tensor split wider than a node): aligning "
-                              "the chips of several nodes over the global links (P2: plesiochronous links, Deskew, "
-                              "hardware-aligned counters); not public",
+    "cross_node_sync_cycles": "[U] per collective transfer that leaves a node (the exchange of a tensor split wider "
+                              "than a node; a MoE layer's dispatch to and combine from expert chips in other nodes): "
+                              "aligning the chips of several nodes over the global links (P2: plesiochronous links, "
+                              "Deskew, hardware-aligned counters); not public",
     "host_loop_s": "[U] per token: the host runtime's loop (return the sampled token, stream it to the user, "
                    "launch the next step); not public",
 }

@@ -10,6 +10,9 @@ chip ``j`` of the layer's group receives ``n2`` from stage chip ``j mod tp``
 (dispatch), runs the router and its experts, and sends its weighted partial
 sum back to that chip (combine); each stage chip adds what it received
 (plus its column shard of the shared experts) and the stage all-reduces it.
+A dispatch or combine between chips of different nodes is a collective that
+leaves the node and pays ``cross_node_sync_cycles`` [U], as the exchange of
+a hierarchical all-reduce does.
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ class _Partitioner(Protocol):
 
     model: ModelSpec
     plan: Plan
+    system: Any  # the System (hops, nodes)
     e: Any  # the Emitter
     holders: dict[str, list[int]]
     pending: dict[int, Instr]
 
-    def transfer(self, src: int, dst: int, tensor: str, out: str, shape: tuple[int, int]) -> None: ...
+    def transfer(self, src: int, dst: int, tensor: str, out: str, shape: tuple[int, int], **extra: Any) -> None: ...
 
     def all_reduce(self, group: tuple[int, ...], part: str, name: str, rows: int, width: int) -> None: ...
 
@@ -117,15 +121,17 @@ def _experts(p: _Partitioner, ins: Instr, group: tuple[int, ...], rows: int) -> 
     out, per_chip = ins.outputs[0], len(chips) // tp
     local = out + ".part" if tp > 1 else out
     received: dict[int, list[str]] = {c: [] for c in group}
+    n = p.system.chips_per_node
     for j, ec in enumerate(chips):
         src = group[j % tp]
+        sync = {"cross_node_sync": True} if src // n != ec // n else {}
         experts, inter = expert_shards(moe.num_experts, len(chips), j, moe.expert_intermediate_size)
-        p.transfer(src, ec, x, x, (rows, h))
+        p.transfer(src, ec, x, x, (rows, h), **sync)
         p._emit_on(router, ec, shape=(rows, moe.num_experts))
         part = f"{out}.x{j}"
         p._emit_on(ins, ec, experts=experts, inter=inter, outputs=(part,))
         name = local if per_chip == 1 else part
-        p.transfer(ec, src, part, name, (rows, h))
+        p.transfer(ec, src, part, name, (rows, h), **sync)
         received[src].append(name)
     if per_chip > 1:
         for c in group:
