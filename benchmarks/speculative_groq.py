@@ -75,8 +75,10 @@ def closed_form_table() -> tuple[object, object, object]:
         verify_ratio, plain = 0.0, 0.0
         for draft in (1.0 / target.num_layers, draft_cost):
             for p in RATES:
-                method = "eagle" if isinstance(draft, float) else "draft"
-                t = speculative_timing(SpeculativeConfig.build(method, K, p, "llama-3.1-8b"), cost, [CACHED], draft)
+                heads = isinstance(draft, float)
+                cfg = SpeculativeConfig.build("eagle", K, p) if heads else SpeculativeConfig.build("draft", K, p,
+                                                                                                   "llama-3.1-8b")
+                t = speculative_timing(cfg, cost, [CACHED], draft)
                 cells.append(f"{1 / t.time_per_token_s:,.0f} ({t.speedup:.1f}x)")
                 verify_ratio, plain = t.verify_step_s / t.plain_step_s, 1 / t.plain_step_s
         table.add_row(name, f"{plain:,.0f}", f"{verify_ratio:.2f}", *cells)
