@@ -109,3 +109,24 @@ def test_small_all_reduce_is_launch_and_step_latency(make_kernels):
         fixed = e.allreduce_latency_s + 2 * (p - 1) * e.allreduce_step_s
         assert km.all_reduce_time_s(2048, p) == pytest.approx(fixed, rel=0.01)
     assert km.all_reduce_time_s(2048, 8) >= km.all_reduce_time_s(2048, 2)
+
+
+def test_the_p_norm_of_compute_and_memory_cannot_overflow(make_kernels):
+    """At p = 100 and an efficiency a fit may try (1e-9 of peak) the time is the larger term, not an OverflowError."""
+    from dataclasses import replace
+
+    from twinfer.gpu.efficiency import default_efficiency
+
+    base = default_efficiency("h100-sxm")
+    km = make_kernels("h100", replace(base, gemm_combine_p=100.0, gemm_peak_eff=1e-9))
+    n = 8192
+    t = km.gemm_time_s(n, n, n, 3 * n * n * 2, "bf16")
+    compute_s = 2 * n**3 / (989e12 * 1e-9)  # about 1.1e6 s: its 100th power overflows a float
+    assert t == pytest.approx(base.kernel_overhead_s + compute_s, rel=0.02)
+    # an ordinary p-norm still reads the same as the textbook form: p = 2 is the hypotenuse
+    hyp = make_kernels("h100", replace(base, gemm_combine_p=2.0))
+    m, k, n = 64, 4096, 4096
+    moved = 2 * (m * k + k * n + m * n)
+    t2 = hyp.gemm_time_s(m, n, k, moved, "bf16")
+    mem = moved / (3.35e12 * base.gemm_mem_eff)
+    assert t2 >= base.kernel_overhead_s + mem

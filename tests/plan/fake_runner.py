@@ -23,12 +23,21 @@ def base_scenario() -> dict[str, Any]:
 
 
 def run(scenario: dict[str, Any], seed: int, base_dir: str | None = None) -> dict[str, Any]:
-    """Throughput = rate x count; raises when the scenario says ``fail: true``; sleeps ``sleep_s``."""
+    """Throughput = rate x count; raises when the scenario says ``fail: true``; sleeps ``sleep_s``.
+
+    ``gate: {file, above_rate}`` holds scenarios whose rate is above ``above_rate``
+    until ``file`` exists (up to 60 s), so a test can stop a sweep midway without racing it.
+    """
     marker = os.environ.get("TWINFER_TEST_MARKER")
     if marker:
         with open(marker, "a", encoding="utf-8") as fh:
             fh.write(scenario_id(scenario, seed) + "\n")
     time.sleep(float(scenario.get("sleep_s", 0.0)))
+    gate = scenario.get("gate")
+    if gate and scenario["workload"]["rate"] > gate["above_rate"]:  # hold until the test opens the gate
+        deadline = time.monotonic() + 60
+        while not os.path.exists(gate["file"]) and time.monotonic() < deadline:
+            time.sleep(0.02)
     if scenario.get("fail"):
         raise ValueError("this scenario was asked to fail")
     rate = scenario["workload"]["rate"]

@@ -82,9 +82,10 @@ def _cli(*args: str) -> list[str]:
 
 def test_killed_sweep_resumes_without_recomputing(make_sweep_file, tmp_path) -> None:
     """Kill a real CLI sweep (SIGKILL, whole process group) after some parts exist; rerun finishes it."""
-    n = 16
+    n, gate = 16, tmp_path / "gate"
     path = make_sweep_file(grid={"workload.rate": list(range(1, n + 1))}, base={
-        "workload": {"rate": 1}, "fleet": {"pools": [{"hardware": "h100", "count": 2}]}, "sleep_s": 0.2})
+        "workload": {"rate": 1}, "fleet": {"pools": [{"hardware": "h100", "count": 2}]}, "sleep_s": 0.2,
+        "gate": {"file": str(gate), "above_rate": 4}})  # rates 5.. wait until the kill has landed
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     args = _cli("sweep", str(path), "--out", str(out), "--workers", "2", "--batch-size", "2", "--runner", FAKE_RUNNER)
@@ -98,6 +99,7 @@ def test_killed_sweep_resumes_without_recomputing(make_sweep_file, tmp_path) -> 
     done_before = ResultStore(out).done()
     assert 2 <= len(done_before) < n, "the kill must land midway for this test to mean anything"
     rows_before = query(out, "SELECT * FROM results ORDER BY scenario_id")[1]
+    gate.touch()
 
     second = subprocess.run(args, env={**env, "TWINFER_TEST_MARKER": str(tmp_path / "run2.txt")},
                             capture_output=True, text=True, timeout=60)
@@ -117,9 +119,10 @@ def test_killed_sweep_resumes_without_recomputing(make_sweep_file, tmp_path) -> 
 
 def test_sigterm_stops_cleanly_and_writes_what_finished(make_sweep_file, tmp_path) -> None:
     """SIGTERM (like Ctrl-C) stops the workers, writes the finished rows even mid-batch, and exits 130."""
-    n = 16
+    n, gate = 16, tmp_path / "gate"
     path = make_sweep_file(grid={"workload.rate": list(range(1, n + 1))}, base={
-        "workload": {"rate": 1}, "fleet": {"pools": [{"hardware": "h100", "count": 1}]}, "sleep_s": 0.3})
+        "workload": {"rate": 1}, "fleet": {"pools": [{"hardware": "h100", "count": 1}]}, "sleep_s": 0.3,
+        "gate": {"file": str(gate), "above_rate": 6}})  # rates 7.. wait until the signal has landed
     out, marker = tmp_path / "out", tmp_path / "started.txt"
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "TWINFER_TEST_MARKER": str(marker)}
@@ -134,6 +137,7 @@ def test_sigterm_stops_cleanly_and_writes_what_finished(make_sweep_file, tmp_pat
     assert "interrupted" in err
     done = ResultStore(out).done()
     assert 1 <= len(done) < n  # the batch of 1000 was never full: these rows were written on the way out
+    gate.touch()
     rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
     _, rows = query(out, "SELECT count(*), count(DISTINCT scenario_id) FROM results")
@@ -203,9 +207,12 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
-def _slow_sweep(make_sweep_file, n: int = 12, sleep_s: float = 1.0) -> Path:
-    return make_sweep_file(grid={"workload.rate": list(range(1, n + 1))}, base={
-        "workload": {"rate": 1}, "fleet": {"pools": [{"hardware": "h100", "count": 2}]}, "sleep_s": sleep_s})
+def _slow_sweep(make_sweep_file, n: int = 12, sleep_s: float = 1.0, gate: Path | None = None) -> Path:
+    """``n`` scenarios of ``sleep_s`` each; with ``gate``, each then waits for that file to exist."""
+    base = {"workload": {"rate": 1}, "fleet": {"pools": [{"hardware": "h100", "count": 2}]}, "sleep_s": sleep_s}
+    if gate is not None:
+        base["gate"] = {"file": str(gate), "above_rate": 0}
+    return make_sweep_file(grid={"workload.rate": list(range(1, n + 1))}, base=base)
 
 
 def _env() -> dict[str, str]:
@@ -241,9 +248,9 @@ def test_workers_die_when_the_sweep_process_is_sigkilled(make_sweep_file, tmp_pa
 
 @pytest.mark.timeout(90)
 def test_a_second_sweep_into_a_busy_folder_is_refused(make_sweep_file, tmp_path) -> None:
-    out = tmp_path / "out"
-    args = _cli("sweep", str(_slow_sweep(make_sweep_file, n=6, sleep_s=0.5)), "--out", str(out), "--workers",
-                "1", "--runner", FAKE_RUNNER)
+    out, gate = tmp_path / "out", tmp_path / "gate"  # the first sweep holds the folder until the gate opens
+    args = _cli("sweep", str(_slow_sweep(make_sweep_file, n=6, sleep_s=0.1, gate=gate)), "--out", str(out),
+                "--workers", "1", "--runner", FAKE_RUNNER)
     first = subprocess.Popen(args, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
     try:
@@ -255,6 +262,7 @@ def test_a_second_sweep_into_a_busy_folder_is_refused(make_sweep_file, tmp_path)
         assert second.returncode == 2, second.stderr
         assert f"in use by pid {first.pid}" in second.stderr
         assert "Traceback" not in second.stderr
+        gate.touch()
         assert first.wait(timeout=60) == 0
     finally:
         with contextlib.suppress(ProcessLookupError):

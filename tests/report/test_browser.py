@@ -52,7 +52,7 @@ def _load(browser: Chromium, page: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
-    b = Chromium(tmp_path_factory.mktemp("chromium-profile"))
+    b = Chromium(tmp_path_factory.mktemp("chromium-profile"), timeout_s=60.0)  # first loads parse plotly: slow under load
     try:
         yield b
     finally:

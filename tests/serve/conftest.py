@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from serve_helpers import free_port
+from serve_helpers import bound_socket, free_port
 
 from twinfer.serve.app import ServeConfig, create_app
 from twinfer.serve.fixed import FixedLatencySim
@@ -39,11 +39,12 @@ def start_server() -> Iterator[Callable[..., LiveServer]]:
         config: ServeConfig, make_sim: Callable[[], FleetSim], **kwargs: object
     ) -> LiveServer:
         app = create_app(config, make_sim, **kwargs)
-        port = free_port()
+        sock = bound_socket()
+        port = sock.getsockname()[1]
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
         )
-        thread = threading.Thread(target=server.run, daemon=True)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         deadline = time.monotonic() + 20
         while not server.started:

@@ -130,8 +130,19 @@ def write_tiny_llama(
     (folder / "config.json").write_text(json.dumps(config))
 
 
+def bound_socket() -> socket.socket:
+    """A socket already bound to a free port on 127.0.0.1, for ``uvicorn.Server.run(sockets=[...])``.
+
+    Binding here (rather than picking a port and letting uvicorn bind it later) leaves no window in
+    which another process could take the port.
+    """
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
 def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
+    """An unused TCP port on 127.0.0.1 (for a server in another process, which must bind it itself)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -7,7 +7,7 @@ import time
 
 import httpx
 import pytest
-from serve_helpers import free_port
+from serve_helpers import bound_socket
 
 from twinfer.cli import main
 from twinfer.cli.serve import check_auth
@@ -25,9 +25,10 @@ def keyed_server():
     import uvicorn
 
     app = create_app(ServeConfig(model_name="m", context_tokens=4096), lambda: FixedLatencySim(ttft_s=0.01, itl_s=0.001))
-    port = free_port()
+    sock = bound_socket()
+    port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, api_key=KEY, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:

@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from serve_helpers import free_port
+from serve_helpers import bound_socket
 
 from twinfer.serve.app import ServeConfig, create_app
 from twinfer.serve.fixed import FixedLatencySim
@@ -36,12 +36,13 @@ def server(request):
 
     app = create_app(ServeConfig(model_name="m", context_tokens=4096, body_timeout_s=BODY_TIMEOUT_S),
                      lambda: FixedLatencySim(ttft_s=0.01, itl_s=0.001))
-    port = free_port()
+    sock = bound_socket()
+    port = sock.getsockname()[1]
     config = uvicorn_config(app, host="127.0.0.1", port=port, header_timeout_s=HEADER_TIMEOUT_S, keep_alive_s=5,
                             log_level="warning")
     config.http = header_timeout_protocol(HEADER_TIMEOUT_S, base=request.param)
     srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not srv.started:
@@ -144,9 +145,10 @@ def test_beyond_the_connection_cap_requests_get_503() -> None:
     import uvicorn
 
     app = create_app(ServeConfig(model_name="m", context_tokens=4096), lambda: FixedLatencySim(ttft_s=0.01, itl_s=0.001))
-    port = free_port()
+    sock = bound_socket()
+    port = sock.getsockname()[1]
     srv = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, max_connections=2, log_level="error"))
-    thread = threading.Thread(target=srv.run, daemon=True)
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not srv.started:
         assert thread.is_alive()

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from twinfer.cli.console import out_console
+
 
 def calibrate_lpu_command(
     hardware: Annotated[str, typer.Option("--hardware", help="LPU preset whose [U] parameters to fit.")] = "groq-tsp-v1",
@@ -43,10 +45,9 @@ def _fmt(metric: str, v: float) -> str:
 
 
 def _print(cal, target) -> None:  # type: ignore[no-untyped-def]
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console()
+    con = out_console()
     con.print(f"[bold]{cal.hardware}[/bold]: {cal.evaluations:,} closed-form evaluations "
               f"(one partition plan per measurement, no compiles)")
     t = Table(title="fitted [U] parameters (best set) and their span over all consistent sets")

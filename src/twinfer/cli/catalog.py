@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from twinfer.cli.console import out_console
+
 
 def models_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
@@ -13,7 +15,6 @@ def models_command(
     """List model presets with parameter counts and KV-cache bytes per token."""
     import json
 
-    from rich.console import Console
     from rich.table import Table
 
     from twinfer.models import load_model, preset_names
@@ -42,10 +43,9 @@ def models_command(
             spec.name, spec.architecture, str(spec.num_layers), f"{spec.param_count() / 1e9:.2f} B",
             f"{spec.active_param_count() / 1e9:.2f} B", f"{spec.kv_bytes_per_token('bf16'):,.0f}",
         )
-    import sys
 
     # Off a terminal (pipes, files) rich would wrap to 80 columns and cut model names.
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    out_console(160).print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from twinfer.cli.console import out_console
 from twinfer.cli.hardware import HardwareFileOption
 
 
@@ -95,10 +96,9 @@ def compile_command(
 
 
 def _print(d: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console()
+    con = out_console()
     mib = 2**20
     con.print(f"[bold]{d['model']}[/bold] on {d['chips']} x {d['hardware']} ({d['weight_dtype']} weights, fp32 accumulation)")
     con.print(f"partition: {d['tensor_split']}-way tensor split x {d['pipeline_stages']} pipeline stages = "

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 import typer
 
+from twinfer.cli.console import out_console
 from twinfer.cli.hardware import HardwareFileOption, load_extra
 
 
@@ -250,10 +251,9 @@ def estimate_command(
 
 
 def _print(r: dict[str, Any], breakdown: bool) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = out_console()
     m = r["memory_per_gpu"]
     p = r["precision"]
     e = r["engine"]

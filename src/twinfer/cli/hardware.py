@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from twinfer.cli.console import out_console
+
 HardwareFileOption = Annotated[
     Path | None,
     typer.Option("--hardware-file", help="TOML/YAML file adding your own chips and links (same layout as presets.toml)."),
@@ -56,7 +58,6 @@ def hardware_command(
     """List hardware presets: memory, bandwidth, dense peaks, power, assumed price; [U] marks a guess."""
     import json
 
-    from rich.console import Console
     from rich.table import Table
 
     from twinfer.hardware import (
@@ -76,10 +77,9 @@ def hardware_command(
         typer.echo(json.dumps({"chips": [_spec_dict(s) for s in chips], "links": [_spec_dict(s) for s in links],
                                "racks": [_spec_dict(s) for s in racks]}, indent=2))
         return
-    import sys
 
     # Piped output has no terminal width: print full lines rather than rich's 80 columns with "..." cuts.
-    console = Console(width=None if sys.stdout.isatty() else 240)
+    console = out_console(240)
     table = Table(title="Chips (dense peaks; price is an assumption: override it)")
     for col in ("name", "kind", "memory", "mem BW", "peak", "power idle/max", "$/h (assumed)", "scale-up"):
         table.add_column(col, no_wrap=col == "name", overflow="fold")

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from twinfer.cli.console import out_console
+
 
 def _money(v: Any) -> str:
     return "-" if v is None else f"${v:,.2f}"
@@ -19,13 +21,11 @@ def _secs(v: Any, scale: float = 1.0, unit: str = "s") -> str:
 
 def print_plan(plan: dict[str, Any], top: int = 10) -> None:
     """The terminal view of a plan: best fleets at the target rate, then the choice per rate."""
-    import sys
 
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console(width=None if sys.stdout.isatty() else 140)
+    con = out_console(140)
     target = f"{plan['target_rate_per_s']:g}"
     pct = plan["slo"]["latency_percentile"]
     s = plan["search"]

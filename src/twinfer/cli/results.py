@@ -18,6 +18,8 @@ from typing import Annotated
 
 import typer
 
+from twinfer.cli.console import out_console
+
 results_app = typer.Typer(help="Query sweep/plan results (Parquet) with DuckDB SQL.", no_args_is_help=True)
 
 
@@ -52,7 +54,6 @@ def query_command(
         typer.echo(json.dumps([dict(zip(names, r, strict=True)) for r in rows], indent=2, default=str))
     else:
         from rich import box
-        from rich.console import Console
         from rich.table import Table
 
         table = Table(caption=f"{len(rows)} rows", box=box.SIMPLE_HEAD)
@@ -60,7 +61,7 @@ def query_command(
             table.add_column(name, overflow="fold")
         for r in rows:
             table.add_row(*(_fmt(v) for v in r))
-        Console(width=None if sys.stdout.isatty() else 200).print(table)
+        out_console(200).print(table)
 
 
 @results_app.command("columns")

@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
+from twinfer.cli.console import out_console
+
 
 def _progress_factory(total_fleets: int):  # pragma: no cover - interactive display
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -251,20 +253,20 @@ def simulate_command(
     title = (f"{scen.name}: {model.name}, {len(wl.arrival_s):,} requests "
              f"({wl.mean_rate_per_s:.1f} req/s, mean {wl.mean_prompt_tokens:,.0f} in / {wl.mean_output_tokens:,.0f} out), "
              f"SLO TTFT <= {scen.slo.ttft_s * 1e3:.0f} ms, TPOT <= {scen.slo.tpot_s * 1e3:.0f} ms")
-    out_console = Console() if sys.stdout.isatty() else Console(width=220)
-    out_console.print(comparison_table(summaries, title))
+    table_out = out_console(220)
+    table_out.print(comparison_table(summaries, title))
     for line in pool_lines(summaries):
-        out_console.print(f"  {line}", highlight=False)
+        table_out.print(f"  {line}", highlight=False)
     scaled = autoscale_table(summaries)
     if scaled is not None:
-        out_console.print(scaled)
+        table_out.print(scaled)
     from twinfer.sim.lpu_bands import band_lines
 
     for line in band_lines(summaries):
-        out_console.print(f"  {line}", highlight=False)
+        table_out.print(f"  {line}", highlight=False)
     for note in notes:
-        out_console.print(f"  note: {note}", highlight=False)
-    out_console.print(verdict(summaries, scen.slo), highlight=False)
+        table_out.print(f"  note: {note}", highlight=False)
+    table_out.print(verdict(summaries, scen.slo), highlight=False)
     if out is not None:
         console.print(f"wrote {out}/requests.parquet, summary.json, series.json")
     if trace is not None:

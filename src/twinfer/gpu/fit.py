@@ -57,8 +57,23 @@ class CollectiveSample:
     gpus_per_node: int = 0  # GPUs of the group in each node; 0: all in one node
 
 
+def _finite_or_inf(f: Callable[[np.ndarray], float]) -> Callable[[np.ndarray], float]:
+    """``f``, with overflow, division by zero and non-finite values turned into +inf."""
+    def safe(x: np.ndarray) -> float:
+        try:
+            value = float(f(x))
+        except (OverflowError, ZeroDivisionError):
+            return math.inf
+        return value if math.isfinite(value) else math.inf
+    return safe
+
+
 def nelder_mead(f: Callable[[np.ndarray], float], x0: Sequence[float], step: float = 0.3, iters: int = 400) -> np.ndarray:
-    """Minimise ``f`` from ``x0`` with the Nelder-Mead simplex (standard coefficients); deterministic."""
+    """Minimise ``f`` from ``x0`` with the Nelder-Mead simplex (standard coefficients); deterministic.
+
+    A trial point where ``f`` overflows or is not finite counts as infinitely bad.
+    """
+    f = _finite_or_inf(f)
     start = np.asarray(x0, dtype=float)
     simplex = [start] + [start + step * np.eye(len(start))[i] for i in range(len(start))]
     values = [f(x) for x in simplex]

@@ -59,7 +59,9 @@ class KernelModel:
         t_compute = waves * unit_flops * sms / (self.gpu.peak_flops(dtype) * peak_eff)
         t_memory = bytes_moved / (self.gpu.mem_bw_bytes_per_s * e.gemm_mem_eff)
         p = e.gemm_combine_p
-        return e.kernel_overhead_s + (t_compute**p + t_memory**p) ** (1.0 / p)
+        # (t_c^p + t_m^p)^(1/p), scaled by the larger term so that p up to 100 cannot overflow
+        hi, lo = max(t_compute, t_memory), min(t_compute, t_memory)
+        return e.kernel_overhead_s + (hi * (1.0 + (lo / hi) ** p) ** (1.0 / p) if hi > 0 else 0.0)
 
     # ---- bandwidth-bound kernels -------------------------------------------------
     def memory_time_s(self, bytes_moved: float) -> float:
