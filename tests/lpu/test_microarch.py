@@ -65,6 +65,15 @@ def test_a_user_lpu_based_on_a_preset_takes_its_set_and_its_overrides(tmp_path):
     assert get_hardware("my-tsp", extra).clock_hz == 1e9
 
 
+def test_microarch_based_on_takes_a_preset_alias_too(tmp_path):
+    """``tsp`` is an alias of groq-tsp-v1: the same set; a name no preset has is still a clear error."""
+    chip = make_chip("my-tsp", extra=load_hardware_file(_user_file(tmp_path, 'microarch_based_on = "tsp"')))
+    assert chip.params == make_chip("groq-tsp-v1").params
+    bad = load_hardware_file(_user_file(tmp_path, 'microarch_based_on = "nope"'))
+    with pytest.raises(ConfigError, match="is not an LPU with a parameter set"):
+        make_chip("my-tsp", extra=bad)
+
+
 def test_a_user_microarch_table_must_be_complete_without_a_base(tmp_path):
     extra = load_hardware_file(_user_file(tmp_path, "microarch.d_mxm_cycles = 50"))
     with pytest.raises(ConfigError, match="lacks"):

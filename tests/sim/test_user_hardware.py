@@ -207,3 +207,15 @@ def test_estimate_gives_one_answer_for_every_name_of_a_replaced_preset(tmp_path,
     assert main(["estimate", "--model", "llama-2-7b", "--hardware", "h100", "--json"]) == 0
     preset = json.loads(capsys.readouterr().out)["tpot_s"]
     assert len(set(tpot.values())) == 1 and tpot["h100"] > preset  # 2.0 TB/s is slower than the preset's 3.35
+
+
+def test_a_sweep_says_which_preset_its_hardware_file_replaces(tmp_path, capsys):
+    """The same note as simulate and estimate, from the flag and from the sweep's own base."""
+    path = _h100_file(tmp_path, "h100-sxm")
+    base = {**_scenario(), "fleets": [{"name": "f", "pools": {"mixed": {"hardware": "h100", "tp": 1}}}]}
+    for i, (flag, in_base) in enumerate(((["--hardware-file", path], {}), ([], {"hardware_file": path}))):
+        sweep = tmp_path / f"sweep{i}.yaml"
+        sweep.write_text(yaml.safe_dump({"name": "s", "base": {**base, **in_base},
+                                         "grid": {"workload.num_requests": [6]}}), encoding="utf-8")
+        assert main(["sweep", str(sweep), "--out", str(tmp_path / f"out{i}"), "--workers", "1", *flag]) == 0
+        assert "replaces the preset h100-sxm" in capsys.readouterr().err

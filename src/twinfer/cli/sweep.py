@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from twinfer.cli.hardware import load_extra
+
 DEFAULT_RUNNER = "twinfer.plan.runner:run_scenario"
 
 
@@ -78,13 +80,16 @@ def sweep_command(
     checks.number_in_range("--flush-s", flush_s, 0, 1e6, low_open=True, unit=" s")
     checks.output_folder(out, "--out")
     spec = load_sweep(sweep_file)
+    from twinfer.sim.scenario import resolve_hardware_file
+
     if hardware_file is not None:
         from dataclasses import replace
 
-        from twinfer.sim.scenario import resolve_hardware_file
-
         path = resolve_hardware_file({"hardware_file": str(hardware_file)}, "--hardware-file", Path.cwd())
         spec = replace(spec, base={**spec.base, "hardware_file": path})
+    base_hardware = resolve_hardware_file(spec.base, f"{sweep_file}: base", sweep_file.parent)
+    if base_hardware is not None:
+        load_extra(Path(base_hardware))  # says on stderr which presets the file replaces
     jobs = expand(spec)
     if runner == DEFAULT_RUNNER:
         check_scenarios(jobs)

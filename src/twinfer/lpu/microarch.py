@@ -97,6 +97,17 @@ def shipped_sets(calibrated: bool = True) -> Mapping[str, MicroarchSet]:
     return out
 
 
+def _preset_name(name: str) -> str:
+    """The canonical preset name of ``name`` (an alias such as ``tsp``), or ``name`` when no preset has it."""
+    from twinfer.errors import UnknownNameError
+    from twinfer.hardware.registry import get_hardware
+
+    try:
+        return get_hardware(name).name
+    except UnknownNameError:
+        return name
+
+
 def microarch_for(spec: LpuSpec, field_names: tuple[str, ...]) -> MicroarchSet:
     """The parameter set of ``spec``: its own ``microarch`` table (user file) or its shipped preset set.
 
@@ -116,7 +127,7 @@ def microarch_for(spec: LpuSpec, field_names: tuple[str, ...]) -> MicroarchSet:
     if unknown:
         raise ConfigError(f"LPU {spec.name!r}: unknown microarch field(s) {unknown}; known: {', '.join(field_names)}")
     if spec.microarch_based_on:
-        base = sets.get(spec.microarch_based_on)
+        base = sets.get(spec.microarch_based_on) or sets.get(_preset_name(spec.microarch_based_on))
         if base is None:
             raise ConfigError(f"LPU {spec.name!r}: microarch_based_on = {spec.microarch_based_on!r} is not an LPU "
                               f"with a parameter set; use one of {', '.join(sorted(sets))}")
