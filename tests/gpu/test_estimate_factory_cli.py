@@ -80,7 +80,7 @@ def test_draft_hardware_without_a_draft_model_is_a_clear_error(capsys):
     assert main([*SPEC_ARGS, "--draft-hardware", "h100"]) == 2
     assert "--speculative-k" in capsys.readouterr().err
     assert main([*SPEC_ARGS, "--speculative-k", "2", "--speculative-method", "eagle", "--draft-hardware", "h100"]) == 2
-    assert "use method: draft" in capsys.readouterr().err
+    assert "give --draft-model too" in capsys.readouterr().err
 
 
 def test_without_a_draft_model_the_default_drafter_is_the_models_own(capsys):
@@ -91,3 +91,29 @@ def test_without_a_draft_model_the_default_drafter_is_the_models_own(capsys):
     assert "multi-token-prediction" in capsys.readouterr().err
     assert main([*EP_ARGS, "--json", "--speculative-k", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["speculative"]["method"] == "mtp"
+
+
+@pytest.mark.parametrize(("extra", "match"), [
+    (["--draft-model", "llama-3.1-8b"], "--draft-model: speculative decoding needs --speculative-k"),
+    (["--acceptance", "0.9"], "--acceptance: speculative decoding needs --speculative-k"),
+    (["--speculative-k", "4", "--draft-model", "llama-3.1-8b", "--draft-tp", "2"], "give --draft-hardware too"),
+    (["--speculative-k", "4", "--draft-model", "llama-3.1-8b", "--draft-hardware", "groq-tsp-v1", "--draft-tp", "2"],
+     "is an LPU; size an LPU drafter with chips"),
+    (["--speculative-k", "4", "--draft-model", "llama-3.1-8b", "--draft-hardware", "h100", "--draft-chips", "2"],
+     "is a GPU; size a GPU drafter with tp"),
+    (["--speculative-k", "4", "--draft-model", "mistral-7b"], "the target's tokenizer"),
+    (["--speculative-k", "4", "--draft-model", "llama-3.1-405b"], "is larger than the target"),
+])
+def test_speculative_options_that_cannot_hold_are_refused(extra, match, capsys):
+    assert main([*SPEC_ARGS, *extra]) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_lpu_drafter_without_room_for_the_batchs_kv_is_refused(capsys):
+    """80 TSP chips hold the 8B drafter's weights but KV for ~1.3k tokens, not 64 x 8,256."""
+    args = ["estimate", "--model", "llama-3.3-70b", "--hardware", "h100", "--tp", "8", "--batch", "64",
+            "--input-len", "8000", "--speculative-k", "4", "--draft-model", "llama-3.1-8b",
+            "--draft-hardware", "groq-tsp-v1", "--draft-chips", "80"]
+    assert main(args) == 2
+    assert "less than the batch's 528,384" in capsys.readouterr().err

@@ -55,3 +55,15 @@ def test_chips_that_only_hold_the_weights_still_give_a_backend():
     alone, _ = search_layouts(model, tsp, INT8, chips=fewest, batch=1, ctx=1, tokens=100_000)
     cost = LpuStepCost(model, spec, chips=fewest, precision=INT8, max_batch_seqs=100_000)
     assert cost.resources().kv_capacity_tokens == kv_capacity_tokens(model, tsp, alone, INT8) < 100_000
+
+
+def test_the_chips_asked_for_are_paid_for_even_when_the_layout_leaves_some_idle():
+    """Llama-3.1-8B on 300 TSP chips lays out on fewer; the system's price and idle power count all 300."""
+    spec = get_hardware("groq-tsp-v1")
+    cost = LpuStepCost(load_model("llama-3.1-8b"), spec, chips=300, precision=INT8)
+    used = cost.plan.chips_used
+    res = cost.resources()
+    assert used < 300 and res.num_devices == 300
+    assert res.price_per_hour_usd == pytest.approx(300 * spec.price_per_hour_usd)
+    assert res.power_idle_w == pytest.approx(300 * spec.power_idle_w)
+    assert res.power_max_w == pytest.approx(used * spec.power_max_w + (300 - used) * spec.power_idle_w)

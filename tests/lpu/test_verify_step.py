@@ -113,6 +113,8 @@ def test_compile_cli_shows_tokens_per_user_with_speculation(tmp_path, capsys):
     (["--speculative-k", "3", "--acceptance", "0.9,x"], "comma-separated"),
     (["--speculative-k", "0"], "integer >= 1"),
     (["--speculative-k", "3", "--speculative-method", "mtp"], "llama-3-8b has none"),  # no MTP module in Llama
+    (["--acceptance", "0.9"], "needs --speculative-k"),
+    (["--speculative-method", "eagle"], "needs --speculative-k"),
 ])
 def test_compile_cli_refuses_bad_speculative_options(args, match, capsys):
     from twinfer.cli import main

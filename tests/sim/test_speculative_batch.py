@@ -235,6 +235,17 @@ def test_cancelled_requests_leave_no_stream_behind():
     ("{method: eagle, k: 3, acceptance: 0.7, draft_model: llama-3.1-8b}", r"draft_model: .* remove draft_model"),
     ("{method: mtp, k: 1, acceptance: 0.7}", r"method: .*llama-3-8b has none.* use method: eagle"),
     ("{k: 1, acceptance: 0.7}", r"method: mtp \(the default without a draft_model\)"),
+    # drafters that cannot work: sized the other chip's way, unknown chip or link, another tokenizer, bigger
+    ("{method: draft, k: 3, acceptance: 0.7, draft_model: llama-3.1-8b, draft_devices: {hardware: h100, chips: 4}}",
+     r"draft_devices\.chips: h100 is a GPU"),
+    ("{method: draft, k: 3, acceptance: 0.7, draft_model: llama-3.1-8b, draft_devices: {hardware: groq-tsp-v1, tp: 4}}",
+     r"draft_devices\.tp: .* is an LPU"),
+    ("{method: draft, k: 3, acceptance: 0.7, draft_model: llama-3.1-8b, draft_devices: {hardware: h100, link: warp}}",
+     "draft_devices: unknown link"),
+    ("{method: draft, k: 3, acceptance: 0.7, draft_model: llama-3.1-8b, draft_devices: {hardware: nope-9000}}",
+     "draft_devices: unknown hardware"),
+    ("{method: draft, k: 3, acceptance: 0.7, draft_model: mistral-7b}", "mistral-7b has a vocabulary of 32,000"),
+    ("{method: draft, k: 3, acceptance: 0.7, draft_model: llama-3-70b}", "llama-3-70b is larger than the target"),
 ])
 def test_bad_speculative_settings_are_named(spec, match):
     import yaml

@@ -27,7 +27,7 @@ def compile_command(
     hardware_file: HardwareFileOption = None,
     param: Annotated[list[str] | None, typer.Option("--param", help="Override a chip micro-architecture parameter, NAME=VALUE (repeatable; see twinfer.lpu.chip.PARAM_SOURCES).")] = None,
     speculative_k: Annotated[int | None, typer.Option("--speculative-k", help="Speculative decoding: also compile a verify step of K + 1 positions per sequence and show tokens/s per user with it.")] = None,
-    acceptance: Annotated[str, typer.Option("--acceptance", help="With --speculative-k: acceptance rate, or one per position (0.9,0.8,0.7).")] = "0.7",
+    acceptance: Annotated[str | None, typer.Option("--acceptance", help="With --speculative-k: acceptance rate, or one per position (0.9,0.8,0.7); default 0.7.")] = None,
     speculative_method: Annotated[str | None, typer.Option("--speculative-method", help="With --speculative-k: mtp or eagle (a head on the same chips; a draft model: twinfer estimate --draft-model). Default: mtp on a model with an MTP module, else eagle.")] = None,
 ) -> None:
     """Compile prefill and decode of MODEL onto an LPU system: partition plan, SRAM per chip, latencies."""
@@ -67,8 +67,12 @@ def compile_command(
             raise ConfigError("--speculative-method draft: compile prices MTP / EAGLE heads on the same chips; "
                               "price a draft model with twinfer estimate --draft-model")
         how = speculative_method or ("mtp" if spec.mtp_layers else "eagle")
-        spec_cfg = SpeculativeConfig.build(how, speculative_k, parse_acceptance(acceptance), where="--speculative")
+        spec_cfg = SpeculativeConfig.build(how, speculative_k, parse_acceptance(acceptance or "0.7"),
+                                           where="--speculative")
         check_drafter(spec_cfg, spec, "--speculative")
+    elif acceptance is not None or speculative_method is not None:
+        flag = "--acceptance" if acceptance is not None else "--speculative-method"
+        raise ConfigError(f"{flag}: speculative decoding needs --speculative-k (tokens proposed per step)")
     cm = compile_model(spec, hardware, chips=chips, batch=batch, context=context, prompt=prompt, weights=dtype,
                        chip=chip, prefill_chunk=prefill_chunk)
     from twinfer.lpu.bands import compiled_bands

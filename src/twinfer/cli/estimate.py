@@ -58,11 +58,13 @@ def _suggest_tp(model: Any, gpu: Any, tp: int, pp: int, precision: Any, need_tok
 
 def _speculative(cost: Any, spec: Any, gpu: Any, tp: int, precision: Any, batch: int, context: int, k: int,
                  acceptance: str, draft_model: str | None, method: str | None, extra: Any,
-                 draft_devices: Any = None) -> dict[str, Any]:
+                 draft_devices: Any = None, needed_tokens: int = 0) -> dict[str, Any]:
     """Speculative decoding at ``context`` cached tokens per sequence: draft + verify time over the expected tokens.
 
-    ``draft_devices`` (a :class:`~twinfer.perf.speculative.DraftDevices`) puts the draft model on devices of its own.
+    ``draft_devices`` (a :class:`~twinfer.perf.speculative.DraftDevices`) puts the draft model on devices of its
+    own, which must hold its KV of ``needed_tokens`` (the batch's whole sequences).
     """
+    from twinfer.errors import ConfigError
     from twinfer.hardware import get_hardware, get_link
     from twinfer.hardware.specs import default_link_between
     from twinfer.models import load_model
@@ -71,6 +73,7 @@ def _speculative(cost: Any, spec: Any, gpu: Any, tp: int, precision: Any, batch:
     from twinfer.perf.speculative import (
         SeparateDrafter,
         SpeculativeConfig,
+        check_draft_model,
         check_drafter,
         parse_acceptance,
         speculative_timing,
@@ -84,13 +87,19 @@ def _speculative(cost: Any, spec: Any, gpu: Any, tp: int, precision: Any, batch:
     if cfg.method == "draft":
         assert cfg.draft_model is not None
         on = cfg.draft_devices
-        draft: Any = pipelined(make_step_cost(load_model(cfg.draft_model), on.hardware if on else gpu.name,
+        draft_spec = load_model(cfg.draft_model)
+        check_draft_model(draft_spec, spec, "--draft-model")
+        draft: Any = pipelined(make_step_cost(draft_spec, on.hardware if on else gpu.name,
                                               tp=on.tp if on else tp, chips=on.chips if on else None,
                                               precision=precision, max_batch_seqs=batch, extra_hardware=extra))
         if on is None:
             assumption = f"draft model {cfg.draft_model} on the same GPUs (tp={tp}), its memory not charged"
         else:
             res = draft.resources()
+            if res.kv_capacity_tokens < needed_tokens:
+                raise ConfigError(f"--draft-hardware: the drafter's {res.num_devices} x {res.hardware} hold KV for "
+                                  f"{res.kv_capacity_tokens:,} tokens, less than the batch's {needed_tokens:,} "
+                                  "(--batch x (--input-len + --output-len)); give it more --draft-chips / --draft-tp")
             link = get_link(on.link or default_link_between(gpu, get_hardware(on.hardware, extra)), extra)
             separate = SeparateDrafter(res, link)
             assumption = (f"draft model {cfg.draft_model} on its own {res.num_devices} x {res.hardware}, "
@@ -131,7 +140,7 @@ def estimate_command(
     dtype: Annotated[str, typer.Option("--dtype", help="Weight dtype: bf16, fp8, fp4 ... (fp8/fp4 also use an fp8 KV cache).")] = "bf16",
     kv_dtype: Annotated[str | None, typer.Option("--kv-dtype", help="KV-cache dtype (default: follows --dtype).")] = None,
     speculative_k: Annotated[int | None, typer.Option("--speculative-k", help="Speculative decoding: tokens proposed per verify step.")] = None,
-    acceptance: Annotated[str, typer.Option("--acceptance", help="With --speculative-k: acceptance rate, or one per position (0.9,0.8,0.7).")] = "0.7",
+    acceptance: Annotated[str | None, typer.Option("--acceptance", help="With --speculative-k: acceptance rate, or one per position (0.9,0.8,0.7); default 0.7.")] = None,
     draft_model: Annotated[str | None, typer.Option("--draft-model", help="With --speculative-k: the drafter model (without it: the model's MTP module, or EAGLE-style heads).")] = None,
     speculative_method: Annotated[str | None, typer.Option("--speculative-method", help="draft | mtp | eagle (default: draft with --draft-model, else mtp on a model with an MTP module, else eagle).")] = None,
     draft_hardware: Annotated[str | None, typer.Option("--draft-hardware", help="With --draft-model: run the drafter on devices of its own (a GPU or LPU preset).")] = None,
@@ -238,12 +247,24 @@ def estimate_command(
     if speculative_k is not None:
         on = None
         if draft_hardware is not None:
+            if draft_model is None:
+                raise ConfigError("--draft-hardware: give --draft-model too (it places the draft model on its own "
+                                  "devices; heads run on the target's)")
             on = DraftDevices.from_dict({"hardware": draft_hardware, "tp": draft_tp, "chips": draft_chips},
                                         "--draft-hardware")
+            on.check("--draft-hardware", extra)
+        elif draft_tp != 1 or draft_chips is not None:
+            raise ConfigError("--draft-tp / --draft-chips size a drafter on its own devices: give --draft-hardware too")
         result["speculative"] = _speculative(cost, spec, gpu, tp, precision, batch, input_len + output_len // 2 - 1,
-                                             speculative_k, acceptance, draft_model, speculative_method, extra, on)
-    elif draft_hardware is not None:
-        raise ConfigError("--draft-hardware: give --speculative-k and --draft-model too (it places the draft model)")
+                                             speculative_k, acceptance or "0.7", draft_model, speculative_method,
+                                             extra, on, needed_tokens=batch * (input_len + output_len))
+    else:
+        given = [flag for flag, value in (("--acceptance", acceptance), ("--draft-model", draft_model),
+                                          ("--speculative-method", speculative_method),
+                                          ("--draft-hardware", draft_hardware), ("--draft-chips", draft_chips))
+                 if value is not None] + (["--draft-tp"] if draft_tp != 1 else [])
+        if given:
+            raise ConfigError(f"{given[0]}: speculative decoding needs --speculative-k (tokens proposed per step)")
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return

@@ -53,6 +53,7 @@ class LpuStepCost:
         self.chip = chip or make_chip(lpu_spec)
         self.precision = precision or native_precision(self.chip.spec)
         self._batch = max_batch_seqs or 8
+        self._chips_asked = chips
         ctx = min(model.max_position_embeddings, MAX_PLANNED_CONTEXT)
         if chips is None:
             self.plan = make_plan(model, self.chip, self.precision, chips=chips, batch=self._batch, ctx=ctx,
@@ -101,12 +102,17 @@ class LpuStepCost:
         return t
 
     def resources(self) -> InstanceResources:
-        """Chips, KV capacity, batch limit, price and power of the whole LPU system."""
-        n = self.plan.chips_used
+        """Chips, KV capacity, batch limit, price and power of the whole LPU system.
+
+        A system of ``chips`` chips is paid for whole, though its layout may
+        leave some idle (576 chips asked, 544 used); idle chips draw idle power.
+        """
+        used = self.plan.chips_used
+        paid = max(self._chips_asked or used, used)
         s = self.chip.spec
         return InstanceResources(
-            hardware=s.name, num_devices=n, kv_capacity_tokens=self.kv_capacity_tokens(),
-            max_batch_seqs=self._batch, price_per_hour_usd=s.price_per_hour_usd * n,
-            power_idle_w=s.power_idle_w * n, power_max_w=s.power_max_w * n,
+            hardware=s.name, num_devices=paid, kv_capacity_tokens=self.kv_capacity_tokens(),
+            max_batch_seqs=self._batch, price_per_hour_usd=s.price_per_hour_usd * paid,
+            power_idle_w=s.power_idle_w * paid, power_max_w=s.power_max_w * used + s.power_idle_w * (paid - used),
             pipeline_lanes=len(self.plan.stages),
         )

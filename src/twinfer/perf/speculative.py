@@ -92,6 +92,23 @@ class DraftDevices:
             precision = parse_precision(d["precision"], f"{where}.precision")
         return cls(hardware=d["hardware"], tp=tp, chips=chips, link=link, precision=precision)
 
+    def check(self, where: str, extra_hardware: Any = None) -> None:
+        """The chip and link exist, and the size is given the way the chip is sized (GPUs: tp; LPUs: chips)."""
+        from twinfer.errors import UnknownNameError
+        from twinfer.hardware import get_hardware, get_link
+
+        try:
+            chip = get_hardware(self.hardware, extra_hardware)
+            if self.link is not None:
+                get_link(self.link, extra_hardware)
+        except UnknownNameError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if chip.kind == "lpu" and self.tp != 1:
+            raise ConfigError(f"{where}.tp: {self.hardware} is an LPU; size an LPU drafter with chips (or leave "
+                              "them out for the fewest that hold the draft model)")
+        if chip.kind != "lpu" and self.chips is not None:
+            raise ConfigError(f"{where}.chips: {self.hardware} is a GPU; size a GPU drafter with tp")
+
 
 TOKEN_ID_BYTES = 4  # an int32 token id
 
@@ -192,6 +209,17 @@ def check_drafter(cfg: SpeculativeConfig, model: ModelSpec, where: str = "specul
         raise ConfigError(f"{where}.method: mtp (the default without a draft_model) drafts with the model's own "
                           f"multi-token-prediction module, and {model.name} has none (num_nextn_predict_layers is "
                           "absent or 0 in its config.json); use method: eagle, or method: draft with a draft_model")
+
+
+def check_draft_model(draft: ModelSpec, target: ModelSpec, where: str = "speculative.draft_model") -> None:
+    """A draft model must share the target's vocabulary and be no larger than it (else it cannot save time)."""
+    if draft.vocab_size != target.vocab_size:
+        raise ConfigError(f"{where}: {draft.name} has a vocabulary of {draft.vocab_size:,} tokens and {target.name} "
+                          f"{target.vocab_size:,}; a drafter must use the target's tokenizer (e.g. a smaller model "
+                          "of the same family)")
+    if draft.param_count() > target.param_count():
+        raise ConfigError(f"{where}: {draft.name} is larger than the target {target.name}; drafting with it "
+                          "cannot be faster than decoding the target itself; use a smaller model of the same family")
 
 
 def parse_acceptance(text: str, where: str = "--acceptance") -> float | list[float]:

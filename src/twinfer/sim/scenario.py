@@ -97,7 +97,7 @@ from twinfer.sim.scenario_pool import (
     PRECISION_SHORTHANDS,
     LinkConfig,
     PoolConfig,
-    check_mtp_heads,
+    check_drafters,
     parse_precision,
 )
 
@@ -241,7 +241,7 @@ class Scenario:
             raise ConfigError(f"{where}.fleets: fleet names must be unique, got {names}")
         _check_names(fleets, where, extra)
         check_tier_hardware(fleets, extra, where)
-        check_mtp_heads(model, fleets, where)
+        check_drafters(model, fleets, where)
         if any(f.prefix_cache for f in fleets):
             from twinfer.workload.prefix_ids import missing_prefix_ids
 

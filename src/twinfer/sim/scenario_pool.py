@@ -9,7 +9,7 @@ from typing import Any
 from twinfer.afd.config import AfdConfig, AttentionGroup, FfnGroup
 from twinfer.errors import ConfigError, UnknownNameError
 from twinfer.models.ops import Precision
-from twinfer.perf.speculative import SpeculativeConfig, check_drafter
+from twinfer.perf.speculative import SpeculativeConfig, check_draft_model, check_drafter
 from twinfer.sim.scenario_fields import GROUP_KEYS, check_keys, number, text
 from twinfer.sim.scheduler import BatchingConfig
 
@@ -83,11 +83,11 @@ class PoolConfig:
             power_max_w=number(d, "power_max_w", where, None, strict=False),
             engine=_engine(d, where),
             afd=afd,
-            speculative=_speculative(d.get("speculative"), batching, f"{where}.speculative"),
+            speculative=_speculative(d.get("speculative"), batching, f"{where}.speculative", extra_hardware),
         )
 
 
-def _speculative(v: Any, batching: BatchingConfig, where: str) -> SpeculativeConfig | None:
+def _speculative(v: Any, batching: BatchingConfig, where: str, extra_hardware: Any = None) -> SpeculativeConfig | None:
     """``speculative:`` of a pool; None when absent, null, false or ``k: 0`` (off)."""
     if v is None or v is False:
         return None
@@ -97,14 +97,17 @@ def _speculative(v: Any, batching: BatchingConfig, where: str) -> SpeculativeCon
     if cfg.k + 1 > batching.block_tokens:
         raise ConfigError(f"{where}.k: a verify step writes k + 1 = {cfg.k + 1} tokens of KV, more than a block of "
                           f"{batching.block_tokens} (batching.block_tokens); raise block_tokens or lower k")
+    if cfg.draft_devices is not None:
+        cfg.draft_devices.check(f"{where}.draft_devices", extra_hardware)
     return cfg
 
 
-def check_mtp_heads(model: str, fleets: Sequence[Any], where: str) -> None:
-    """Pools speculating with ``mtp`` need a target with a multi-token-prediction module (loaded only then)."""
-    mtp = [(i, fleet, role, pool.speculative) for i, fleet in enumerate(fleets) for role, pool in fleet.pools.items()
-           if pool.speculative is not None and pool.speculative.method == "mtp"]
-    if not mtp:
+def check_drafters(model: str, fleets: Sequence[Any], where: str) -> None:
+    """Drafters against the target, at load: ``mtp`` needs a multi-token-prediction module, a draft model the
+    target's vocabulary and fewer parameters (models are loaded only when some pool speculates)."""
+    pools = [(i, fleet, role, pool.speculative) for i, fleet in enumerate(fleets) for role, pool in fleet.pools.items()
+             if pool.speculative is not None and pool.speculative.method in ("mtp", "draft")]
+    if not pools:
         return
     from twinfer.models import load_model
 
@@ -112,8 +115,16 @@ def check_mtp_heads(model: str, fleets: Sequence[Any], where: str) -> None:
         spec = load_model(model)
     except (ConfigError, UnknownNameError) as exc:
         raise ConfigError(f"{where}.model: {exc}") from None
-    for i, fleet, role, cfg in mtp:
-        check_drafter(cfg, spec, f"{where}.fleets[{i}] ({fleet.name}).pools.{role}.speculative")
+    for i, fleet, role, cfg in pools:
+        at = f"{where}.fleets[{i}] ({fleet.name}).pools.{role}.speculative"
+        if cfg.method == "mtp":
+            check_drafter(cfg, spec, at)
+            continue
+        try:
+            draft = load_model(cfg.draft_model)
+        except (ConfigError, UnknownNameError) as exc:
+            raise ConfigError(f"{at}.draft_model: {exc}") from None
+        check_draft_model(draft, spec, f"{at}.draft_model")
 
 
 def _afd(d: Mapping[str, Any], where: str, extra_hardware: Any = None) -> AfdConfig | None:
