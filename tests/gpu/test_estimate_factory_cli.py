@@ -102,6 +102,8 @@ def test_without_a_draft_model_the_default_drafter_is_the_models_own(capsys):
     (["--speculative-k", "4", "--draft-model", "llama-3.1-8b", "--draft-hardware", "h100", "--draft-chips", "2"],
      "is a GPU; size a GPU drafter with tp"),
     (["--speculative-k", "4", "--draft-model", "mistral-7b"], "the target's tokenizer"),
+    (["--speculative-k", "4", "--draft-model", "llama-3.1-8b", "--draft-hardware", "groq-tsp-v1", "--draft-chips", "2"],
+     "for the drafter, use --draft-tp / --draft-chips"),
     (["--speculative-k", "4", "--draft-model", "llama-3.1-405b"], "is larger than the target"),
 ])
 def test_speculative_options_that_cannot_hold_are_refused(extra, match, capsys):

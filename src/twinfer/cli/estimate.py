@@ -64,7 +64,7 @@ def _speculative(cost: Any, spec: Any, gpu: Any, tp: int, precision: Any, batch:
     ``draft_devices`` (a :class:`~twinfer.perf.speculative.DraftDevices`) puts the draft model on devices of its
     own, which must hold its KV of ``needed_tokens`` (the batch's whole sequences).
     """
-    from twinfer.errors import ConfigError
+    from twinfer.errors import ConfigError, TwinferError
     from twinfer.hardware import get_hardware, get_link
     from twinfer.hardware.specs import default_link_between
     from twinfer.models import load_model
@@ -89,9 +89,13 @@ def _speculative(cost: Any, spec: Any, gpu: Any, tp: int, precision: Any, batch:
         on = cfg.draft_devices
         draft_spec = load_model(cfg.draft_model)
         check_draft_model(draft_spec, spec, "--draft-model")
-        draft: Any = pipelined(make_step_cost(draft_spec, on.hardware if on else gpu.name,
-                                              tp=on.tp if on else tp, chips=on.chips if on else None,
-                                              precision=precision, max_batch_seqs=batch, extra_hardware=extra))
+        try:
+            draft: Any = pipelined(make_step_cost(draft_spec, on.hardware if on else gpu.name,
+                                                  tp=on.tp if on else tp, chips=on.chips if on else None,
+                                                  precision=precision, max_batch_seqs=batch, extra_hardware=extra))
+        except TwinferError as exc:  # the backend names the target's flags; say they are the drafter's here
+            sizing = "--draft-tp / --draft-chips" if on else "--tp"
+            raise type(exc)(f"--draft-model {cfg.draft_model}: {exc} (for the drafter, use {sizing})") from None
         if on is None:
             assumption = f"draft model {cfg.draft_model} on the same GPUs (tp={tp}), its memory not charged"
         else:

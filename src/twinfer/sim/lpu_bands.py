@@ -108,7 +108,8 @@ def band_lines(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
         parts = [f"TPOT p50 {t50[0] * 1e3:.2f}-{t50[1] * 1e3:.2f} ms, p99 {t99[0] * 1e3:.2f}-{t99[1] * 1e3:.2f} ms"]
         if "goodput_rps_range" in s:
             g = s["goodput_rps_range"]
-            parts.append(f"goodput {g[0]:,.1f}-{g[1]:,.1f} req/s")
+            digits = 2 if g[1] < 10 else 1  # as many decimals as the table shows
+            parts.append(f"goodput {g[0]:,.{digits}f}-{g[1]:,.{digits}f} req/s")
         if "cost_per_m_output_tok_usd_range" in s:
             c = s["cost_per_m_output_tok_usd_range"]
             parts.append(f"$/M out tok {c[0]:,.2f}-{c[1]:,.2f}")

@@ -177,7 +177,7 @@ def _drafter_on_own_devices(draft_spec: ModelSpec, pool: PoolConfig, target: Ste
                                        get_hardware(devices.hardware, extra_hardware))
         link = get_link(devices.link or default, extra_hardware)
     except TwinferError as exc:
-        raise type(exc)(f"{where}: {exc}") from None
+        raise type(exc)(f"{where}: {exc} (for the drafter, set {where}.tp or .chips)") from None
     return SpeculativeStepCost(target, cfg, drafter, separate=SeparateDrafter(drafter.resources(), link))
 
 
