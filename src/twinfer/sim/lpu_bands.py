@@ -3,7 +3,8 @@
 An LPU's uncertain parameters are pinned down only to a family of sets that
 fit the published measurements equally well (:mod:`twinfer.lpu.calibrate`).
 For every fleet that contains an LPU pool (or an AFD pool whose FFN group
-is LPU chips, :mod:`twinfer.afd.bands`), the two sets of that family giving
+is LPU chips, :mod:`twinfer.afd.bands`, or a speculative pool whose draft
+model runs on LPU chips of its own), the two sets of that family giving
 the fastest and the slowest decode step are found with the closed-form step
 model (a handful of formula evaluations), and the fleet is simulated again at
 each. Rerunning rather than scaling analytically is deliberate: goodput and
@@ -71,8 +72,33 @@ def _lpu_costs(model: ModelSpec, fleet: FleetConfig, cache: dict, pick: int,
             variants = afd_band_costs(base) if isinstance(base, AfdStepCost) else None
             if variants is not None:
                 base, found = variants[pick], True
+        if pool.speculative is not None and pool.speculative.draft_devices is not None:
+            drafted = _with_banded_drafter(model, pool, base, cache, pick, extra)
+            if drafted is not None:
+                base, found = drafted, True
         costs[role] = base
     return costs if found else None
+
+
+def _with_banded_drafter(model: ModelSpec, pool: Any, target: StepCostModel, cache: dict, pick: int,
+                         extra: HardwareSet | None) -> StepCostModel | None:
+    """``target`` with its pool's draft model on LPU chips of its own at the band's set (None: no LPU drafter)."""
+    from twinfer.perf.pipeline import PipelinedInstance, pipelined
+    from twinfer.perf.speculative import SeparateDrafter
+    from twinfer.perf.speculative_cost import SpeculativeStepCost
+    from twinfer.sim.run import speculative_pool_cost
+
+    nominal = speculative_pool_cost(model, pool, target, cache, extra)
+    if not isinstance(nominal, SpeculativeStepCost) or nominal.separate is None:
+        return None
+    lane = nominal.draft.lane if isinstance(nominal.draft, PipelinedInstance) else nominal.draft
+    if not isinstance(lane, LpuStepCost):
+        return None
+    chip = replace(lane.chip, params=override_params(lane.chip.params, extreme_sets(lane)[pick]))
+    drafter = pipelined(LpuStepCost(lane.model, lane.chip.spec, chips=lane.plan.num_chips, precision=lane.precision,
+                                    max_batch_seqs=lane.resources().max_batch_seqs, chip=chip))
+    return SpeculativeStepCost(target, nominal.cfg, drafter,
+                               separate=SeparateDrafter(drafter.resources(), nominal.separate.link))
 
 
 def add_lpu_bands(scenario: Scenario, results: Sequence[FleetResult], seed: int, *, workload: Any,

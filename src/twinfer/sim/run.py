@@ -24,6 +24,7 @@ from twinfer.kvcache.tiers import TierSpec
 from twinfer.models.spec import ModelSpec
 from twinfer.perf.base import StepCostModel
 from twinfer.perf.pipeline import pipelined
+from twinfer.perf.speculative_cost import SpeculativeStepCost
 from twinfer.sim.cluster import FleetSim, LinkSetup, PoolSetup
 from twinfer.sim.metrics import PoolPricing, fleet_result
 from twinfer.sim.prefix_sched import PrefixSetup
@@ -224,7 +225,7 @@ def build_fleet_sim(
     for role, pool in fleet.pools.items():
         try:
             cost = costs[role] if costs and role in costs else make_pool_cost(model, pool, cost_cache, extra)
-            if pool.speculative is not None:
+            if pool.speculative is not None and not isinstance(cost, SpeculativeStepCost):  # (bands pass it built)
                 cost = speculative_pool_cost(model, pool, cost, cost_cache, extra)
         except TwinferError as exc:  # name the fleet and pool the backend refused
             raise type(exc)(f"fleet {fleet.name!r}, pools.{role}: {exc}") from None
