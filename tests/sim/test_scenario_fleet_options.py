@@ -67,3 +67,23 @@ def test_tiers_under_an_lpu_pool_are_refused_at_load():
                                           r"offload tiers are modelled for GPUs only.*groq-tsp-v1.*remove the tiers"):
         _load({"pools": {"mixed": {"hardware": "groq-tsp-v1", "prefix_cache": {"tiers": ["h100-host-dram"]}}}},
               MOONCAKE)
+
+
+@pytest.mark.parametrize(("pools", "key"), [
+    ({"mixed": {"hardware": "h100", "batching": {"block_tokens": 1024}}}, "pools.mixed.batching.block_tokens"),
+    ({"prefill": {"hardware": "h100", "batching": {"block_tokens": 48}}, "decode": {"hardware": "h100"}},
+     "pools.prefill.batching.block_tokens"),
+])
+def test_kv_blocks_that_do_not_divide_the_prefix_blocks_are_refused_at_load(pools, key):
+    """Mooncake's prefix blocks are 512 tokens: KV blocks of 1024 or 48 cannot hold one whole (before, the run
+    failed only when the fleet started, naming no fleet or key)."""
+    with pytest.raises(ConfigError) as err:
+        _load({"prefix_cache": True, "pools": pools}, MOONCAKE)
+    msg = str(err.value)
+    assert msg.startswith(f"s.yaml.fleets[1] (cached).{key}: KV blocks of ") and "a divisor of 512" in msg
+
+
+def test_kv_blocks_that_divide_the_prefix_blocks_load():
+    scen = _load({"prefix_cache": True, "pools": {"mixed": {"hardware": "h100", "batching": {"block_tokens": 64}}}},
+                 MOONCAKE)
+    assert scen.fleets[1].pools["mixed"].batching.block_tokens == 64

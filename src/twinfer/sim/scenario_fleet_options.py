@@ -154,6 +154,25 @@ def check_prefix_ids(fleets: Sequence[Any], why: str | None, where: str) -> None
                               "with hash_ids, or a twinfer JSONL trace with prefix_block_ids) or remove prefix_cache")
 
 
+def check_prefix_block_tokens(fleets: Sequence[Any], block_tokens: int | None, where: str) -> None:
+    """Refuse a prefix-cached pool whose KV block does not divide the workload's prefix blocks of ``block_tokens``.
+
+    A cached prefix block is held as whole KV blocks (twinfer.sim.prefix_sched);
+    ``block_tokens`` None: the workload has no prefix ids (checked elsewhere).
+    """
+    if block_tokens is None:
+        return
+    for i, fleet in enumerate(fleets):
+        for role in fleet.prefix_cache:
+            kv = fleet.pools[role].batching.block_tokens
+            if block_tokens % kv:
+                fit = max(d for d in range(1, kv) if block_tokens % d == 0)
+                raise ConfigError(f"{where}.fleets[{i}] ({fleet.name}).pools.{role}.batching.block_tokens: KV blocks "
+                                  f"of {kv} tokens do not divide the workload's prefix blocks of {block_tokens} tokens, "
+                                  "and the prefix cache holds each prefix block as whole KV blocks; set it to a "
+                                  f"divisor of {block_tokens} (e.g. {fit})")
+
+
 def check_tier_hardware(fleets: Sequence[Any], extra_hardware: Any, where: str) -> None:
     """Refuse offload tiers under an LPU pool's prefix cache (``extra_hardware``: the scenario's user chips)."""
     from twinfer.hardware import get_hardware
