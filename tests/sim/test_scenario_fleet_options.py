@@ -87,3 +87,25 @@ def test_kv_blocks_that_divide_the_prefix_blocks_load():
     scen = _load({"prefix_cache": True, "pools": {"mixed": {"hardware": "h100", "batching": {"block_tokens": 64}}}},
                  MOONCAKE)
     assert scen.fleets[1].pools["mixed"].batching.block_tokens == 64
+
+
+def _autoscaled(prefill: dict, decode: dict) -> Scenario:
+    return Scenario.from_dict({"model": "llama-3.3-70b", "workload": SYNTHETIC, "fleets": [
+        {"name": "pd", "pools": {"prefill": prefill, "decode": decode}, "autoscale": {}}]}, "s.yaml")
+
+
+def test_autoscale_names_each_instance_setting_the_pools_differ_in():
+    """Before, the refusal listed every setting that must match without saying which one did not."""
+    with pytest.raises(ConfigError) as err:
+        _autoscaled({"hardware": "h100", "tp": 8}, {"hardware": "h100", "tp": 4, "precision": "fp8"})
+    msg = str(err.value)
+    assert msg.startswith("s.yaml.fleets[0] (pd).autoscale: the planner moves instances between prefill and decode")
+    assert "they differ in tp (8 vs 4); precision (" in msg and msg.endswith("make them equal or drop autoscale")
+    assert "hardware (" not in msg
+
+
+def test_autoscale_lets_the_decode_pool_speculate():
+    """A moved instance rejoins as a fresh instance of the other pool, so speculation is a role setting like batching."""
+    spec = {"method": "draft", "draft_model": "llama-3.1-8b", "k": 4, "acceptance": 0.7}
+    scen = _autoscaled({"hardware": "h100", "tp": 8}, {"hardware": "h100", "tp": 8, "speculative": spec})
+    assert scen.fleets[0].pools["decode"].speculative.k == 4 and scen.fleets[0].autoscale is not None

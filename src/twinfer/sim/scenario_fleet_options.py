@@ -11,8 +11,10 @@ from twinfer.sim.scenario_fields import check_keys, number, text
 from twinfer.sim.scenario_pool import PoolConfig
 
 AUTOSCALE_POLICIES = ("dynamo",)
-#: Pool settings an instance keeps when the planner moves it between prefill and decode (all but these).
-_ROLE_SETTINGS = ("count", "batching")
+#: Pool settings of a role, not of an instance: the planner's moved instance rejoins as a fresh instance of
+#: the other pool (:meth:`twinfer.sim.cluster.FleetSim.add_instance`), restarted with that role's batching and
+#: speculative decoding (a decode pool's drafter is loaded with the weights, within ``reconfigure_delay_s``).
+_ROLE_SETTINGS = ("count", "batching", "speculative")
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,12 @@ class AutoscaleConfig:
                 raise ConfigError(f"{where}: the {role} pool starts with {pool.count} instances, outside "
                                   f"min_instances {lo} .. max_instances {hi}; widen the bounds or change its count")
         if len(pools) > 1:
-            kept = [replace(p, **{k: getattr(pools["prefill"], k) for k in _ROLE_SETTINGS}) for p in pools.values()]
-            if kept[0] != kept[1]:
+            differ = _instance_differences(pools["prefill"], pools["decode"])
+            if differ:
                 raise ConfigError(f"{where}: the planner moves instances between prefill and decode, so both pools "
-                                  "need the same hardware, parallelism, precision, engine and price (only count and "
-                                  "batching may differ); make them equal or drop autoscale")
+                                  "need the same hardware, parallelism, precision, engine and price (only count, "
+                                  f"batching and speculative may differ); they differ in {'; '.join(differ)}: make "
+                                  "them equal or drop autoscale")
         cfg = cls(
             policy=policy,
             interval_s=float(number(d, "interval_s", where, 60.0)),
@@ -76,6 +79,30 @@ class AutoscaleConfig:
         if cfg.cold_ratio >= cfg.hot_ratio:
             raise ConfigError(f"{where}.cold_ratio: must be below hot_ratio ({cfg.hot_ratio}), got {cfg.cold_ratio}")
         return cfg
+
+
+def _instance_differences(prefill: PoolConfig, decode: PoolConfig) -> list[str]:
+    """``field prefill-value vs decode-value`` for each instance setting (not a role setting) the pools differ in."""
+    from dataclasses import fields
+
+    out = []
+    for f in fields(PoolConfig):
+        a, b = getattr(prefill, f.name), getattr(decode, f.name)
+        if f.name not in _ROLE_SETTINGS and a != b:
+            out.append(f"{f.name} ({_shown(a)} vs {_shown(b)})")
+    return out
+
+
+def _shown(value: Any) -> str:
+    """A pool setting as a message shows it: None as 'unset', a dataclass by its non-default fields."""
+    if value is None:
+        return "unset"
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import fields
+
+        parts = [f"{f.name}={getattr(value, f.name)}" for f in fields(value) if getattr(value, f.name) != f.default]
+        return ", ".join(parts) or "defaults"
+    return str(value)
 
 
 @dataclass(frozen=True)
