@@ -109,3 +109,24 @@ def test_autoscale_lets_the_decode_pool_speculate():
     spec = {"method": "draft", "draft_model": "llama-3.1-8b", "k": 4, "acceptance": 0.7}
     scen = _autoscaled({"hardware": "h100", "tp": 8}, {"hardware": "h100", "tp": 8, "speculative": spec})
     assert scen.fleets[0].pools["decode"].speculative.k == 4 and scen.fleets[0].autoscale is not None
+
+
+def test_a_disabled_prefix_cache_still_has_its_tiers_checked():
+    """`enabled: false` turns the cache off but a broken tier list is still named (before, it was accepted)."""
+    with pytest.raises(ConfigError, match=r"^s\.yaml\.fleets\[1\] \(cached\)\.prefix_cache\.tiers: 'mooncake-store' "
+                                          "is listed twice"):
+        _load({"prefix_cache": {"enabled": False, "tiers": ["mooncake-store", "mooncake-store"]},
+               "pools": {"mixed": {"hardware": "h100"}}}, MOONCAKE)
+    scen = _load({"prefix_cache": {"enabled": False, "tiers": ["h100-host-dram"]},
+                  "pools": {"mixed": {"hardware": "h100"}}}, SYNTHETIC)
+    assert scen.fleets[1].prefix_cache == {}
+
+
+def test_zero_device_blocks_under_tiers_are_refused():
+    """Blocks reach a tier only by eviction from the device cache, and a cache of 0 blocks never evicts."""
+    with pytest.raises(ConfigError, match=r"^s\.yaml\.fleets\[1\] \(cached\)\.prefix_cache\.blocks: 0 device blocks "
+                                          r"under offload tiers \(h100-host-dram\).*never used"):
+        _load({"prefix_cache": {"blocks": 0, "tiers": ["h100-host-dram"]}, "pools": {"mixed": {"hardware": "h100"}}},
+              MOONCAKE)
+    scen = _load({"prefix_cache": {"blocks": 0}, "pools": {"mixed": {"hardware": "h100"}}}, MOONCAKE)
+    assert scen.fleets[1].prefix_cache["mixed"].blocks == 0

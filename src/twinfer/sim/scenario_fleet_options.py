@@ -115,15 +115,19 @@ class PrefixCacheConfig:
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> PrefixCacheConfig | None:
-        """Parse ``prefix_cache:``; None when it is absent or not enabled."""
+        """Parse ``prefix_cache:``; None when it is absent or not enabled (its other keys are checked all the same)."""
         if d is None or d is False:
             return None
         d = check_keys({"enabled": True} if d is True else d, ("enabled", "blocks", "tiers"), where)
         enabled = d.get("enabled", True)
         if not isinstance(enabled, bool):
             raise ConfigError(f"{where}.enabled: expected true or false, got {enabled!r}")
-        if not enabled:
-            return None
+        cfg = cls._parse(d, where)
+        return cfg if enabled else None
+
+    @classmethod
+    def _parse(cls, d: Mapping[str, Any], where: str) -> PrefixCacheConfig:
+        """The settings of a ``prefix_cache:`` mapping, checked (enabled or not)."""
         blocks = d.get("blocks")
         if blocks is None:
             blocks = "auto"
@@ -148,6 +152,10 @@ class PrefixCacheConfig:
             if shared and (len(shared) > 1 or tiers[-1] != shared[0]):
                 raise ConfigError(f"{where}.tiers: a shared pool ({', '.join(shared)}) must be the one last tier, "
                                   "below the instance's own; e.g. [h100-host-dram, mooncake-store]")
+        if blocks == 0 and tiers:
+            raise ConfigError(f"{where}.blocks: 0 device blocks under offload tiers ({', '.join(tiers)}): blocks reach "
+                              "the tiers only when evicted from the device cache, so with none the tiers are never "
+                              "used; give blocks > 0 (or auto) or remove the tiers")
         return cls(blocks=None if blocks == "auto" else int(blocks), tiers=tuple(tiers))
 
 
