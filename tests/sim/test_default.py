@@ -56,4 +56,4 @@ def test_a_hardware_file_reprices_the_budget_and_the_fleets(tmp_path):
 def test_without_a_file_the_budget_is_the_presets(tmp_path):
     scen, notes = default_scenario()
     assert scen.hardware_file is None
-    assert any("prices preset assumptions" in n for n in notes)
+    assert any("(prices are preset assumptions)" in n for n in notes)  # as before this change

@@ -135,7 +135,7 @@ def default_scenario(lpu: bool | None = None, hardware_file: str | Path | None =
             kv_link=LinkConfig(name="ib-ndr", count=GPU_TP)))
         fleets.append(FleetConfig(name="d) TSP v1 only", pools={"mixed": replace(lpu_pool, count=max(1, int(budget // lpu_price)))}))
         notes.append("GPU->LPU KV link assumed InfiniBand NDR x4 per prefill instance (no public GroqRack ingress figure)")
-    priced = "preset assumptions" if extra is None else f"from {Path(str(hw_path)).name} where it replaces a preset, else preset assumptions"
+    priced = "are preset assumptions" if extra is None else f"from {Path(str(hw_path)).name} where it replaces a preset, else preset assumptions"
     notes.append(f"budget ${budget:,.2f}/h per fleet (prices {priced}); trace rate x{scale:.2f}; "
                  f"{n_pre} H100x{GPU_TP} prefill instances sized for the prompt load at 60% utilisation")
     scen = Scenario(name="built-in: Llama-3-70B on Azure conv sample", model=MODEL, workload=workload,
