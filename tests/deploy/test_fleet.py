@@ -43,3 +43,15 @@ def test_an_unset_sequence_cap_is_the_one_the_run_used(plan_dir, sim_dir):
     """Plans simulate with the roofline profile (256 sequences when the pool sets none); deploy keeps it."""
     f = load_fleet(plan_dir, "disagg[1x h100 tp4 -> 2x h200 tp8]")
     assert [p.max_num_seqs for p in f.pools] == [256, 256]
+
+
+def test_a_summary_records_the_offload_tiers_of_each_prefix_cache(sim_dir):
+    import json
+
+    path = sim_dir / "summary.json"
+    doc = json.loads(path.read_text())
+    doc["inputs"]["fleets"]["split"]["prefix_cache"] = {"prefill": {"tiers": ["h100-host-dram"]}}
+    doc["inputs"]["fleets"]["colocated"]["prefix_cache"] = {"mixed": {"blocks": 100, "tiers": []}}
+    path.write_text(json.dumps(doc))
+    assert load_fleet(sim_dir, "split").prefix_tiers == (("prefill", ("h100-host-dram",)),)
+    assert load_fleet(sim_dir, "colocated").prefix_tiers == ()

@@ -76,3 +76,41 @@ def test_cli_writes_the_files(plan_dir, tmp_path, capsys):
     assert (out / "k8s.yaml").is_file() and (out / "dynamo" / "mixed-worker.sh").stat().st_mode & 0o111
     assert main(["deploy", str(plan_dir), "--engine", "tgi", "-o", str(out)]) == 2
     assert "unknown deploy engine 'tgi'" in capsys.readouterr().err
+
+
+def _with_tiers(sim_dir):
+    """sim_dir's summary with the split fleet's prefill prefix cache offloading to host DRAM and a Mooncake store."""
+    import json
+
+    path = sim_dir / "summary.json"
+    doc = json.loads(path.read_text())
+    doc["inputs"]["fleets"]["split"]["prefix_cache"] = {
+        "prefill": {"blocks": None, "tiers": ["h100-host-dram", "mooncake-store"], "key": "prefix_cache"}}
+    path.write_text(json.dumps(doc))
+    return sim_dir
+
+
+@pytest.mark.parametrize(("engine", "recipe"), [("vllm", "LMCacheConnectorV1"), ("sglang", "--enable-hierarchical-cache"),
+                                                ("dynamo", "KVBM")])
+def test_offload_tiers_the_files_do_not_configure_get_a_note_saying_what_to_set_up(sim_dir, engine, recipe):
+    """Before, deploy dropped the tiers without a word; the commands still configure none (no tier flag in them)."""
+    files = render(load_fleet(_with_tiers(sim_dir), "split"), engine)
+    readme = files["README.md"]
+    assert "The prefill pool's prefix cache offloads to h100-host-dram, mooncake-store" in readme
+    assert recipe in readme and "configure no offload tier or shared store" in readme
+    assert "The shared tier (mooncake-store) is a service of its own" in readme
+    scripts = " ".join(text for rel, text in files.items() if rel.endswith(".sh"))
+    assert "hierarchical" not in scripts and "LMCache" not in scripts
+
+
+def test_a_fleet_without_tiers_gets_no_tier_note(sim_dir):
+    readme = render(load_fleet(_with_tiers(sim_dir), "colocated"), "vllm")["README.md"]
+    assert "offloads to" not in readme
+
+
+def test_the_cli_prints_the_notes(sim_dir, tmp_path, capsys):
+    assert main(["deploy", str(_with_tiers(sim_dir)), "--fleet", "split", "--engine", "sglang",
+                 "-o", str(tmp_path / "d")]) == 0
+    err = capsys.readouterr().err
+    assert "note: The prefill pool's prefix cache offloads to h100-host-dram, mooncake-store" in err
+    assert "note: SGLang's prefill and decode servers sit behind its router" in err

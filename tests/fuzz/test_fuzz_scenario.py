@@ -181,3 +181,14 @@ def test_a_prefix_cache_on_a_jsonl_trace_without_ids_is_one_line(tmp_path) -> No
     doc["workload"] = {"trace": str(trace)}
     doc["fleets"][1]["prefix_cache"] = True
     assert_clean_error(invoke(["simulate", str(write_yaml(tmp_path, doc))]), "fleets[1] (disagg).prefix_cache")
+
+
+@pytest.mark.timeout(20)
+def test_kv_blocks_not_dividing_the_prefix_blocks_are_one_line_naming_the_key(tmp_path) -> None:
+    """Mooncake prefix blocks of 512 tokens on KV blocks of 1024: refused at load, naming the fleet, pool and key."""
+    doc = base_scenario()
+    doc["workload"] = {"trace": "builtin:mooncake-conv-sample", "max_requests": 20}
+    doc["fleets"][1]["prefix_cache"] = True
+    doc["fleets"][1]["pools"]["prefill"]["batching"] = {"block_tokens": 1024}
+    assert_clean_error(invoke(["simulate", str(write_yaml(tmp_path, doc))]),
+                       "fleets[1] (disagg).pools.prefill.batching.block_tokens")

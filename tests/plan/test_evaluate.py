@@ -99,3 +99,14 @@ def test_the_plan_names_its_hardware_file_only_when_it_has_one(setup) -> None:
     assert "hardware_file" not in evaluate(_spec(), report, rows)
     plan = evaluate(replace(_spec(), hardware_file="/abs/my_hw.toml"), report, rows)
     assert plan["hardware_file"] == "/abs/my_hw.toml"
+
+
+def test_the_reason_counts_devices_in_words(setup) -> None:
+    """At 1 req/s the 1-device fleet is the cheapest feasible: "on 1 device", and "on 2 devices" at 2 req/s."""
+    report, rows, (a, b, _) = setup
+    spec = parse_plan({"model": "llama-3-8b", "workload": {"num_requests": 10}, "target_rate_per_s": 1,
+                       "rates_per_s": [1, 4], "slo": {"ttft_s": 1.0, "tpot_s": 0.05, "percentile": 90},
+                       "objective": "min_cost", "hardware": ["h100"]})
+    plan = evaluate(spec, report, rows)
+    assert plan["recommended"]["key"] == a.key and "/h on 1 device," in plan["recommended"]["why"]
+    assert "/h on 2 devices," in evaluate(_spec(), report, rows)["recommended"]["why"]

@@ -170,6 +170,36 @@ def test_live_submissions_restart_planning_after_an_idle_spell() -> None:
     assert reb.last_tick_s > 500.0 and reb.last_tick_s % 10.0 == 0.0  # planned again, on the 10 s grid
 
 
+def test_a_prefill_instance_moved_to_a_speculating_decode_pool_speculates() -> None:
+    """Decode runs 2 sequences at a time: 4 requests/s of 200 outputs (800 tokens/s; one instance keeps at most
+    2 x (3 + 1) tokens per 10 ms step) queue there while prefill idles. One of the two prefill instances moves
+    (decided at the first window's end, 10 s; joins at 30 s) and, restarted as a decode instance, verifies drafts
+    as the decode pool does: more than one token kept per verify step."""
+    from twinfer.sim.speculative_batch import SpeculativeScheduler
+
+    spec = {"method": "draft", "draft_model": "llama-3.1-8b", "k": 3, "acceptance": 0.8}
+    pools = {"prefill": {"hardware": "h100", "tp": 8, "count": 2},
+             "decode": {"hardware": "h100", "tp": 8, "batching": {"max_batch_seqs": 2}, "speculative": spec}}
+    scen = Scenario.from_dict({
+        "model": "llama-3.3-70b", "slo": {"ttft_s": 0.5, "tpot_s": 0.05},
+        "workload": {"num_requests": 10, "arrivals": {"kind": "poisson", "rate_per_s": 1},
+                     "prompt_tokens": {"kind": "fixed", "value": 100}, "output_tokens": {"kind": "fixed", "value": 2}},
+        "fleets": [{"name": "f", "pools": pools, "autoscale": {
+            "interval_s": 10, "reconfigure_delay_s": 20, "patience_windows": 1,
+            "max_instances": {"prefill": 2, "decode": 2}}}]})
+    n = 160
+    sim, _ = build_fleet_sim(scen, scen.fleets[0], costs={"prefill": COST, "decode": FixedCost(fixed_s=0.01)})
+    sim.load_workload(np.arange(n) * 0.25, np.full(n, 100), np.full(n, 200))
+    sim.run_until()
+    changes = [(c.action.kind, c.action.role, c.action.decided_at_s, c.landed_s) for c in sim.rebalancer.changes]
+    assert changes[0] == ("move", "decode", 10.0, 30.0)
+    joined = sim.pools["decode"].instances[-1]
+    assert joined.index == 3 and isinstance(joined.sched, SpeculativeScheduler)
+    assert not isinstance(sim.pools["prefill"].instances[0].sched, SpeculativeScheduler)
+    assert any(r.decode_instance == 3 for r in sim.requests) and sim.completed == n
+    assert joined.sched.emitted_tokens > 1.5 * joined.sched.member_steps > 0
+
+
 def test_the_trace_names_an_instance_that_joined_after_a_move_by_its_new_role() -> None:
     from twinfer.sim.timeline import instance_names
 

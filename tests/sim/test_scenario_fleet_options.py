@@ -67,3 +67,66 @@ def test_tiers_under_an_lpu_pool_are_refused_at_load():
                                           r"offload tiers are modelled for GPUs only.*groq-tsp-v1.*remove the tiers"):
         _load({"pools": {"mixed": {"hardware": "groq-tsp-v1", "prefix_cache": {"tiers": ["h100-host-dram"]}}}},
               MOONCAKE)
+
+
+@pytest.mark.parametrize(("pools", "key"), [
+    ({"mixed": {"hardware": "h100", "batching": {"block_tokens": 1024}}}, "pools.mixed.batching.block_tokens"),
+    ({"prefill": {"hardware": "h100", "batching": {"block_tokens": 48}}, "decode": {"hardware": "h100"}},
+     "pools.prefill.batching.block_tokens"),
+])
+def test_kv_blocks_that_do_not_divide_the_prefix_blocks_are_refused_at_load(pools, key):
+    """Mooncake's prefix blocks are 512 tokens: KV blocks of 1024 or 48 cannot hold one whole (before, the run
+    failed only when the fleet started, naming no fleet or key)."""
+    with pytest.raises(ConfigError) as err:
+        _load({"prefix_cache": True, "pools": pools}, MOONCAKE)
+    msg = str(err.value)
+    assert msg.startswith(f"s.yaml.fleets[1] (cached).{key}: KV blocks of ") and "a divisor of 512" in msg
+
+
+def test_kv_blocks_that_divide_the_prefix_blocks_load():
+    scen = _load({"prefix_cache": True, "pools": {"mixed": {"hardware": "h100", "batching": {"block_tokens": 64}}}},
+                 MOONCAKE)
+    assert scen.fleets[1].pools["mixed"].batching.block_tokens == 64
+
+
+def _autoscaled(prefill: dict, decode: dict) -> Scenario:
+    return Scenario.from_dict({"model": "llama-3.3-70b", "workload": SYNTHETIC, "fleets": [
+        {"name": "pd", "pools": {"prefill": prefill, "decode": decode}, "autoscale": {}}]}, "s.yaml")
+
+
+def test_autoscale_names_each_instance_setting_the_pools_differ_in():
+    """Before, the refusal listed every setting that must match without saying which one did not."""
+    with pytest.raises(ConfigError) as err:
+        _autoscaled({"hardware": "h100", "tp": 8}, {"hardware": "h100", "tp": 4, "precision": "fp8"})
+    msg = str(err.value)
+    assert msg.startswith("s.yaml.fleets[0] (pd).autoscale: the planner moves instances between prefill and decode")
+    assert "they differ in tp (8 vs 4); precision (" in msg and msg.endswith("make them equal or drop autoscale")
+    assert "hardware (" not in msg
+
+
+def test_autoscale_lets_the_decode_pool_speculate():
+    """A moved instance rejoins as a fresh instance of the other pool, so speculation is a role setting like batching."""
+    spec = {"method": "draft", "draft_model": "llama-3.1-8b", "k": 4, "acceptance": 0.7}
+    scen = _autoscaled({"hardware": "h100", "tp": 8}, {"hardware": "h100", "tp": 8, "speculative": spec})
+    assert scen.fleets[0].pools["decode"].speculative.k == 4 and scen.fleets[0].autoscale is not None
+
+
+def test_a_disabled_prefix_cache_still_has_its_tiers_checked():
+    """`enabled: false` turns the cache off but a broken tier list is still named (before, it was accepted)."""
+    with pytest.raises(ConfigError, match=r"^s\.yaml\.fleets\[1\] \(cached\)\.prefix_cache\.tiers: 'mooncake-store' "
+                                          "is listed twice"):
+        _load({"prefix_cache": {"enabled": False, "tiers": ["mooncake-store", "mooncake-store"]},
+               "pools": {"mixed": {"hardware": "h100"}}}, MOONCAKE)
+    scen = _load({"prefix_cache": {"enabled": False, "tiers": ["h100-host-dram"]},
+                  "pools": {"mixed": {"hardware": "h100"}}}, SYNTHETIC)
+    assert scen.fleets[1].prefix_cache == {}
+
+
+def test_zero_device_blocks_under_tiers_are_refused():
+    """Blocks reach a tier only by eviction from the device cache, and a cache of 0 blocks never evicts."""
+    with pytest.raises(ConfigError, match=r"^s\.yaml\.fleets\[1\] \(cached\)\.prefix_cache\.blocks: 0 device blocks "
+                                          r"under offload tiers \(h100-host-dram\).*never used"):
+        _load({"prefix_cache": {"blocks": 0, "tiers": ["h100-host-dram"]}, "pools": {"mixed": {"hardware": "h100"}}},
+              MOONCAKE)
+    scen = _load({"prefix_cache": {"blocks": 0}, "pools": {"mixed": {"hardware": "h100"}}}, MOONCAKE)
+    assert scen.fleets[1].prefix_cache["mixed"].blocks == 0

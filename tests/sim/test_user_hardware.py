@@ -184,6 +184,14 @@ def test_a_replaced_preset_is_one_chip_in_simulate_under_all_its_names(tmp_path,
     assert any("replaces the preset h100-sxm" in n for n in out["notes"])
 
 
+def test_the_printed_replacement_note_names_the_table(tmp_path, capsys):
+    """The table output prints the note as estimate does, `[gpu.h100-sxm] replaces ...` (not read as markup)."""
+    scen = tmp_path / "scen.yaml"
+    scen.write_text(yaml.safe_dump({**_two_h100_names(), "hardware_file": _h100_file(tmp_path, "h100-sxm")}))
+    assert main(["simulate", str(scen), "--no-bands"]) == 0
+    assert "h100.yaml: [gpu.h100-sxm] replaces the preset h100-sxm" in capsys.readouterr().out
+
+
 def test_an_alias_named_entry_stops_simulate_and_estimate_with_one_line(tmp_path, capsys):
     """[gpu.h100] is refused before anything runs: exit 2, one line naming the canonical name, no traceback."""
     path = _h100_file(tmp_path, "h100")

@@ -50,3 +50,17 @@ def test_a_jsonl_trace_without_ids_is_known_only_once_read(tmp_path, rng):
 
 def test_a_missing_trace_is_left_to_the_reader(tmp_path):
     assert missing_prefix_ids(WorkloadConfig.from_dict({"trace": str(tmp_path / "gone.jsonl")})) is None
+
+
+def test_the_block_size_known_before_building_is_the_built_one(traces_dir, rng):
+    """Mooncake's 512 (its hash_ids cover 512 tokens each), a trace's own prefix_block_tokens, sessions' block_tokens."""
+    from twinfer.workload.prefix_ids import prefix_block_tokens
+
+    mooncake = {"trace": str(traces_dir / "mooncake_conversation_head.jsonl")}
+    sessions = {"duration_s": 60, "arrivals": {"kind": "poisson", "rate_per_s": 0.5},
+                "sessions": {"num_sessions": 3, "turns": {"kind": "fixed", "value": 2}, "block_tokens": 32,
+                             "user_tokens": {"kind": "fixed", "value": 50}, "reply_tokens": {"kind": "fixed", "value": 20}}}
+    for d, expected in ((mooncake, 512), ({**mooncake, "prefix_block_tokens": 256}, 256), (sessions, 32)):
+        cfg = WorkloadConfig.from_dict(d)
+        assert prefix_block_tokens(cfg) == expected == build_workload(cfg, rng).prefix_block_tokens
+    assert prefix_block_tokens(WorkloadConfig.from_dict(SYNTHETIC)) is None

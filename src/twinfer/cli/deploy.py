@@ -23,7 +23,7 @@ def deploy_command(
     User chips come from ``--hardware-file``, else the plan's own hardware file or the specs the
     simulation recorded; a fleet on LPU chips only is refused (the engines serve GPUs).
     """
-    from twinfer.deploy import load_fleet, render
+    from twinfer.deploy import deploy_notes, load_fleet, render
 
     chosen = load_fleet(source, fleet, load_extra(hardware_file))
     files = render(chosen, engine)
@@ -34,6 +34,8 @@ def deploy_command(
         if rel.endswith(".sh"):
             path.chmod(0o755)
     typer.echo(f"wrote {len(files)} files for {chosen.name} ({engine}) to {out}: {', '.join(sorted(files))}")
+    for note in deploy_notes(chosen, engine):
+        typer.echo(f"note: {note}", err=True)
 
 
 def register(app: typer.Typer) -> None:

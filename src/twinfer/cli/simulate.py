@@ -183,7 +183,6 @@ def simulate_command(
     from twinfer.cli import checks
     from twinfer.sim import default_scenario, load_scenario
     from twinfer.sim.run import build_scenario_workload, load_scenario_model, simulate_fleet
-    from twinfer.sim.scenario import with_hardware_file
 
     checks.seed(seed)
     checks.output_folder(out, "--out")
@@ -191,9 +190,7 @@ def simulate_command(
     console = Console(stderr=True)
     notes: list[str] = []
     if scenario is None:
-        scen, notes = default_scenario()
-        if hardware_file is not None:
-            scen = with_hardware_file(scen, hardware_file)
+        scen, notes = default_scenario(hardware_file=hardware_file)
     else:
         scen = load_scenario(scenario, hardware_file)
     from twinfer.hardware import replacement_notes
@@ -265,7 +262,7 @@ def simulate_command(
     for line in band_lines(summaries):
         table_out.print(f"  {line}", highlight=False)
     for note in notes:
-        table_out.print(f"  note: {note}", highlight=False)
+        table_out.print(f"  note: {note}", highlight=False, markup=False)
     table_out.print(verdict(summaries, scen.slo), highlight=False)
     if out is not None:
         console.print(f"wrote {out}/requests.parquet, summary.json, series.json")

@@ -8,6 +8,6 @@ launch command checked against the engine's documented options
 """
 
 from twinfer.deploy.fleet import DeployFleet, DeployPool, load_fleet
-from twinfer.deploy.render import DEPLOY_ENGINES, render
+from twinfer.deploy.render import DEPLOY_ENGINES, deploy_notes, render
 
-__all__ = ["DEPLOY_ENGINES", "DeployFleet", "DeployPool", "load_fleet", "render"]
+__all__ = ["DEPLOY_ENGINES", "DeployFleet", "DeployPool", "deploy_notes", "load_fleet", "render"]

@@ -47,6 +47,7 @@ class DeployFleet:
     source: str  # the file it was read from
     kv_link: str | None = None  # disaggregated: twinfer link preset between prefill and decode
     hardware_from: str | None = None  # where user chips were read: a hardware file, or the run's recorded specs
+    prefix_tiers: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (role, offload tiers under its prefix cache)
 
 
 def _read(path: Path) -> tuple[Path, dict[str, Any]]:
@@ -139,7 +140,20 @@ def _from_summary(doc: dict[str, Any], file: Path, fleet: str | None, extra: Har
     mode = "aggregated" if "mixed" in (f.get("pools") or {}) else "disaggregated"
     link = f.get("kv_link")
     return DeployFleet(str(fleet), str((inputs.get("model") or {}).get("name")), mode, tuple(pools), str(file),
-                       link.get("name") if isinstance(link, dict) else None, _hardware_from(pools, extra))
+                       link.get("name") if isinstance(link, dict) else None, _hardware_from(pools, extra),
+                       _prefix_tiers(f.get("prefix_cache")))
+
+
+def _prefix_tiers(caches: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(role, tiers) of each recorded prefix cache that offloads to tiers (summary.json ``inputs.fleets.F.prefix_cache``)."""
+    if not isinstance(caches, dict):
+        return ()
+    out = []
+    for role, cfg in sorted(caches.items()):
+        tiers = cfg.get("tiers") if isinstance(cfg, dict) else None
+        if isinstance(tiers, list) and tiers:
+            out.append((str(role), tuple(str(t) for t in tiers)))
+    return tuple(out)
 
 
 def _hardware_from(pools: list[DeployPool], extra: HardwareSet | None) -> str | None:

@@ -44,7 +44,33 @@ def _model_id(model: str) -> str:
     return preset_repository(model) or model
 
 
-def _notes(fleet: DeployFleet, engine: str) -> list[str]:
+#: Per engine, what provides the offload tiers and shared store under a prefix cache (none is configured here).
+_TIER_RECIPES = {
+    "vllm": "vLLM: LMCache's connector (--kv-transfer-config '{\"kv_connector\":\"LMCacheConnectorV1\","
+            "\"kv_role\":\"kv_both\"}', its local CPU and disk backends sized by LMCACHE_* settings, a Mooncake "
+            "store as its remote backend; in a prefill/decode deployment, beside the NIXL connector through vLLM's "
+            "MultiConnector)",
+    "sglang": "SGLang: HiCache (--enable-hierarchical-cache, host memory by --hicache-size; a Mooncake store by "
+              "--hicache-storage-backend mooncake)",
+    "dynamo": "Dynamo's vLLM workers: its KV block manager (KVBM), or LMCache's connector as for vLLM",
+}
+
+
+def _tier_note(role: str, tiers: tuple[str, ...], engine: str) -> str:
+    from twinfer.kvcache.tiers import load_tiers
+
+    known = load_tiers()
+    shared = [t for t in tiers if t in known and known[t].shared]
+    store = (f" The shared tier ({', '.join(shared)}) is a service of its own (Mooncake's master and store servers) "
+             "that every instance must reach." if shared else "")
+    return (f"The {role} pool's prefix cache offloads to {', '.join(tiers)} in the simulation, but the generated "
+            "files configure no offload tier or shared store: the engine keeps only its on-GPU prefix cache, so "
+            "prefixes the simulation reloaded from those tiers are prefilled again. To match it, set up "
+            f"{_TIER_RECIPES[engine]}.{store}")
+
+
+def deploy_notes(fleet: DeployFleet, engine: str) -> list[str]:
+    """What the generated files leave to the operator (README's Notes; the CLI prints them too)."""
     notes = []
     for pool in fleet.pools:
         if pool.kind != "gpu":
@@ -72,6 +98,8 @@ def _notes(fleet: DeployFleet, engine: str) -> list[str]:
     elif fleet.mode == "disaggregated" and engine == "sglang":
         notes.append("SGLang's prefill and decode servers sit behind its router: `python -m sglang_router."
                      "launch_router --pd-disaggregation --prefill http://PREFILL:30000 --decode http://DECODE:30000`.")
+    gpu_roles = {p.role for p in fleet.pools if p.kind == "gpu"}
+    notes += [_tier_note(role, tiers, engine) for role, tiers in fleet.prefix_tiers if role in gpu_roles]
     return notes
 
 
@@ -107,7 +135,7 @@ def render(fleet: DeployFleet, engine: str) -> dict[str, str]:
     if manifests:
         files["k8s.yaml"] = yaml.safe_dump_all(manifests, sort_keys=False)
     files["fleet.json"] = json.dumps(asdict(fleet), indent=1) + "\n"
-    files["README.md"] = _readme(fleet, engine, model_id, commands, _notes(fleet, engine), sorted(files))
+    files["README.md"] = _readme(fleet, engine, model_id, commands, deploy_notes(fleet, engine), sorted(files))
     return files
 
 

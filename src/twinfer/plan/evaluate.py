@@ -96,7 +96,8 @@ def _why(spec: PlanSpec, best: dict[str, Any], others: list[dict[str, Any]], rat
             f"TTFT {spec.ttft_s:g} s and TPOT {spec.tpot_s * 1e3:g} ms (needs {spec.percentile:g} %; "
             f"{pct} TTFT {r['ttft_s']:.3g} s, TPOT {r['tpot_s'] * 1e3:.3g} ms)")
     if spec.objective == "min_cost":
-        head += f" for ${best['price_per_hour_usd']:.2f}/h on {best['devices']} devices"
+        n = best["devices"]
+        head += f" for ${best['price_per_hour_usd']:.2f}/h on {n} device{'' if n == 1 else 's'}"
         if not others:
             return head + f"; it is the only feasible fleet of {simulated} simulated."
         nxt = others[0]

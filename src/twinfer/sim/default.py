@@ -4,6 +4,10 @@ Llama-3-70B on the shipped Azure 2023 conversation sample, four fleets at equal
 budget ($/h from the hardware presets): (a) colocated H100s, (b) H100 prefill
 -> H100 decode, (c) H100 prefill -> Groq TSP v1 decode, (d) TSP v1 only.
 
+Prices are those in effect: the presets', or a ``hardware_file``'s where it
+replaces a preset (``twinfer simulate --hardware-file``), so the fleets are
+sized on the prices they are then billed at.
+
 Equal budget: without LPUs, the budget is 4 instances of 4 H100s; with LPUs it
 is two whole LPU systems (the smallest LPU-only fleet with a spare), since an
 LPU system is the unit that must hold the model. So that a bigger budget does
@@ -20,6 +24,8 @@ importable; otherwise they are listed in ``notes`` as pending.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 from twinfer.errors import TwinferError
 from twinfer.sim.scenario import FleetConfig, LinkConfig, PoolConfig, Scenario, SloConfig
@@ -55,7 +61,7 @@ def _default_workload(scale: float):
     }, where="built-in scenario workload")
 
 
-def _prefill_instances_needed(model, gpu_pool: PoolConfig, workload) -> int:
+def _prefill_instances_needed(model, gpu_pool: PoolConfig, workload, extra: Any) -> int:
     """H100 prefill instances for the workload's prompt load at PREFILL_TARGET_UTILISATION."""
     import numpy as np
 
@@ -65,20 +71,32 @@ def _prefill_instances_needed(model, gpu_pool: PoolConfig, workload) -> int:
 
     wl = build_workload(workload, np.random.default_rng(0))
     mean_prompt = max(1, round(float(np.mean(wl.prompt_tokens))))
-    per_prompt_s = make_pool_cost(model, gpu_pool).step_time_s(StepShape.prefill([mean_prompt]))
+    per_prompt_s = make_pool_cost(model, gpu_pool, extra_hardware=extra).step_time_s(StepShape.prefill([mean_prompt]))
     load = wl.mean_rate_per_s * per_prompt_s  # busy seconds per second of one instance
     return max(1, int(np.ceil(load / PREFILL_TARGET_UTILISATION)))
 
 
-def default_scenario(lpu: bool | None = None) -> tuple[Scenario, list[str]]:
-    """The built-in scenario and notes on how it was sized (and what is pending)."""
+def default_scenario(lpu: bool | None = None, hardware_file: str | Path | None = None) -> tuple[Scenario, list[str]]:
+    """The built-in scenario and notes on how it was sized (and what is pending).
+
+    ``hardware_file`` (``--hardware-file``) may replace the presets the fleets use;
+    the budget and the fleets' sizes then follow its prices.
+    """
     from twinfer.models import load_model
     from twinfer.sim.run import make_pool_cost, pool_pricing
+    from twinfer.sim.scenario import resolve_hardware_file
 
+    hw_path = None
+    extra = None
+    if hardware_file is not None:
+        from twinfer.hardware import load_hardware_file
+
+        hw_path = resolve_hardware_file({"hardware_file": str(hardware_file)}, "--hardware-file", Path.cwd())
+        extra = load_hardware_file(hw_path) if hw_path is not None else None
     model = load_model(MODEL)
     notes: list[str] = []
     gpu_pool = PoolConfig(hardware=GPU, tp=GPU_TP, batching=BatchingConfig(policy="chunked", token_budget=2048))
-    gpu_price = pool_pricing(gpu_pool, make_pool_cost(model, gpu_pool)).price_per_hour_usd
+    gpu_price = pool_pricing(gpu_pool, make_pool_cost(model, gpu_pool, extra_hardware=extra)).price_per_hour_usd
     base = BASE_GPU_INSTANCES * gpu_price
     lpu_pool = None
     lpu_price = 0.0
@@ -88,7 +106,7 @@ def default_scenario(lpu: bool | None = None) -> tuple[Scenario, list[str]]:
             # one micro-batch per stage (twinfer.perf.pipeline): give each stage room for a prompt.
             lpu_pool = PoolConfig(hardware=LPU, precision=replace(PoolConfig(hardware=LPU).precision, weights="int8"),
                                   batching=BatchingConfig(policy="continuous", token_budget=LPU_STEP_TOKEN_BUDGET))
-            lpu_price = pool_pricing(lpu_pool, make_pool_cost(model, lpu_pool)).price_per_hour_usd
+            lpu_price = pool_pricing(lpu_pool, make_pool_cost(model, lpu_pool, extra_hardware=extra)).price_per_hour_usd
         except ImportError:
             lpu_pool = None
             notes.append("LPU fleets (c) and (d) pending: the LPU backend twinfer.lpu.step_cost is not available yet")
@@ -101,7 +119,7 @@ def default_scenario(lpu: bool | None = None) -> tuple[Scenario, list[str]]:
     scale = budget / base
     workload = _default_workload(scale)
     n_gpu = max(1, int(budget // gpu_price))
-    n_pre = _prefill_instances_needed(model, gpu_pool, workload)
+    n_pre = _prefill_instances_needed(model, gpu_pool, workload, extra)
     fleets = [
         FleetConfig(name="a) colocated H100", pools={"mixed": replace(gpu_pool, count=n_gpu)}),
         FleetConfig(name="b) H100 -> H100", pools={
@@ -117,8 +135,9 @@ def default_scenario(lpu: bool | None = None) -> tuple[Scenario, list[str]]:
             kv_link=LinkConfig(name="ib-ndr", count=GPU_TP)))
         fleets.append(FleetConfig(name="d) TSP v1 only", pools={"mixed": replace(lpu_pool, count=max(1, int(budget // lpu_price)))}))
         notes.append("GPU->LPU KV link assumed InfiniBand NDR x4 per prefill instance (no public GroqRack ingress figure)")
-    notes.append(f"budget ${budget:,.2f}/h per fleet (prices are preset assumptions); trace rate x{scale:.2f}; "
+    priced = "are preset assumptions" if extra is None else f"from {Path(str(hw_path)).name} where it replaces a preset, else preset assumptions"
+    notes.append(f"budget ${budget:,.2f}/h per fleet (prices {priced}); trace rate x{scale:.2f}; "
                  f"{n_pre} H100x{GPU_TP} prefill instances sized for the prompt load at 60% utilisation")
     scen = Scenario(name="built-in: Llama-3-70B on Azure conv sample", model=MODEL, workload=workload,
-                    fleets=tuple(fleets), slo=SloConfig(ttft_s=2.0, tpot_s=0.2))
+                    fleets=tuple(fleets), slo=SloConfig(ttft_s=2.0, tpot_s=0.2), hardware_file=hw_path)
     return scen, notes

@@ -89,6 +89,7 @@ from twinfer.sim.scenario_fields import MAX_POOL_INSTANCES, check_keys, number, 
 from twinfer.sim.scenario_fleet_options import (
     AutoscaleConfig,
     PrefixCacheConfig,
+    check_prefix_block_tokens,
     check_prefix_ids,
     check_tier_hardware,
     prefix_caches,
@@ -243,9 +244,10 @@ class Scenario:
         check_tier_hardware(fleets, extra, where)
         check_drafters(model, fleets, where)
         if any(f.prefix_cache for f in fleets):
-            from twinfer.workload.prefix_ids import missing_prefix_ids
+            from twinfer.workload.prefix_ids import missing_prefix_ids, prefix_block_tokens
 
             check_prefix_ids(fleets, missing_prefix_ids(workload), where)
+            check_prefix_block_tokens(fleets, prefix_block_tokens(workload), where)
         return cls(
             name=text(d, "name", where, "scenario") or "scenario",
             model=model,

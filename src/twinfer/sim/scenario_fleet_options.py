@@ -11,8 +11,10 @@ from twinfer.sim.scenario_fields import check_keys, number, text
 from twinfer.sim.scenario_pool import PoolConfig
 
 AUTOSCALE_POLICIES = ("dynamo",)
-#: Pool settings an instance keeps when the planner moves it between prefill and decode (all but these).
-_ROLE_SETTINGS = ("count", "batching")
+#: Pool settings of a role, not of an instance: the planner's moved instance rejoins as a fresh instance of
+#: the other pool (:meth:`twinfer.sim.cluster.FleetSim.add_instance`), restarted with that role's batching and
+#: speculative decoding (a decode pool's drafter is loaded with the weights, within ``reconfigure_delay_s``).
+_ROLE_SETTINGS = ("count", "batching", "speculative")
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,12 @@ class AutoscaleConfig:
                 raise ConfigError(f"{where}: the {role} pool starts with {pool.count} instances, outside "
                                   f"min_instances {lo} .. max_instances {hi}; widen the bounds or change its count")
         if len(pools) > 1:
-            kept = [replace(p, **{k: getattr(pools["prefill"], k) for k in _ROLE_SETTINGS}) for p in pools.values()]
-            if kept[0] != kept[1]:
+            differ = _instance_differences(pools["prefill"], pools["decode"])
+            if differ:
                 raise ConfigError(f"{where}: the planner moves instances between prefill and decode, so both pools "
-                                  "need the same hardware, parallelism, precision, engine and price (only count and "
-                                  "batching may differ); make them equal or drop autoscale")
+                                  "need the same hardware, parallelism, precision, engine and price (only count, "
+                                  f"batching and speculative may differ); they differ in {'; '.join(differ)}: make "
+                                  "them equal or drop autoscale")
         cfg = cls(
             policy=policy,
             interval_s=float(number(d, "interval_s", where, 60.0)),
@@ -78,6 +81,30 @@ class AutoscaleConfig:
         return cfg
 
 
+def _instance_differences(prefill: PoolConfig, decode: PoolConfig) -> list[str]:
+    """``field prefill-value vs decode-value`` for each instance setting (not a role setting) the pools differ in."""
+    from dataclasses import fields
+
+    out = []
+    for f in fields(PoolConfig):
+        a, b = getattr(prefill, f.name), getattr(decode, f.name)
+        if f.name not in _ROLE_SETTINGS and a != b:
+            out.append(f"{f.name} ({_shown(a)} vs {_shown(b)})")
+    return out
+
+
+def _shown(value: Any) -> str:
+    """A pool setting as a message shows it: None as 'unset', a dataclass by its non-default fields."""
+    if value is None:
+        return "unset"
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import fields
+
+        parts = [f"{f.name}={getattr(value, f.name)}" for f in fields(value) if getattr(value, f.name) != f.default]
+        return ", ".join(parts) or "defaults"
+    return str(value)
+
+
 @dataclass(frozen=True)
 class PrefixCacheConfig:
     """A pool's prefix cache (twinfer.sim.prefix_sched): its size and the offload tiers below it."""
@@ -88,15 +115,19 @@ class PrefixCacheConfig:
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> PrefixCacheConfig | None:
-        """Parse ``prefix_cache:``; None when it is absent or not enabled."""
+        """Parse ``prefix_cache:``; None when it is absent or not enabled (its other keys are checked all the same)."""
         if d is None or d is False:
             return None
         d = check_keys({"enabled": True} if d is True else d, ("enabled", "blocks", "tiers"), where)
         enabled = d.get("enabled", True)
         if not isinstance(enabled, bool):
             raise ConfigError(f"{where}.enabled: expected true or false, got {enabled!r}")
-        if not enabled:
-            return None
+        cfg = cls._parse(d, where)
+        return cfg if enabled else None
+
+    @classmethod
+    def _parse(cls, d: Mapping[str, Any], where: str) -> PrefixCacheConfig:
+        """The settings of a ``prefix_cache:`` mapping, checked (enabled or not)."""
         blocks = d.get("blocks")
         if blocks is None:
             blocks = "auto"
@@ -121,6 +152,10 @@ class PrefixCacheConfig:
             if shared and (len(shared) > 1 or tiers[-1] != shared[0]):
                 raise ConfigError(f"{where}.tiers: a shared pool ({', '.join(shared)}) must be the one last tier, "
                                   "below the instance's own; e.g. [h100-host-dram, mooncake-store]")
+        if blocks == 0 and tiers:
+            raise ConfigError(f"{where}.blocks: 0 device blocks under offload tiers ({', '.join(tiers)}): blocks reach "
+                              "the tiers only when evicted from the device cache, so with none the tiers are never "
+                              "used; give blocks > 0 (or auto) or remove the tiers")
         return cls(blocks=None if blocks == "auto" else int(blocks), tiers=tuple(tiers))
 
 
@@ -152,6 +187,25 @@ def check_prefix_ids(fleets: Sequence[Any], why: str | None, where: str) -> None
             raise ConfigError(f"{where}.fleets[{i}] ({fleet.name}).{key}: a prefix cache matches requests by their "
                               f"prefix block ids, and {why}; use a workload with them (sessions:, a Mooncake trace "
                               "with hash_ids, or a twinfer JSONL trace with prefix_block_ids) or remove prefix_cache")
+
+
+def check_prefix_block_tokens(fleets: Sequence[Any], block_tokens: int | None, where: str) -> None:
+    """Refuse a prefix-cached pool whose KV block does not divide the workload's prefix blocks of ``block_tokens``.
+
+    A cached prefix block is held as whole KV blocks (twinfer.sim.prefix_sched);
+    ``block_tokens`` None: the workload has no prefix ids (checked elsewhere).
+    """
+    if block_tokens is None:
+        return
+    for i, fleet in enumerate(fleets):
+        for role in fleet.prefix_cache:
+            kv = fleet.pools[role].batching.block_tokens
+            if block_tokens % kv:
+                fit = max(d for d in range(1, kv) if block_tokens % d == 0)
+                raise ConfigError(f"{where}.fleets[{i}] ({fleet.name}).pools.{role}.batching.block_tokens: KV blocks "
+                                  f"of {kv} tokens do not divide the workload's prefix blocks of {block_tokens} tokens, "
+                                  "and the prefix cache holds each prefix block as whole KV blocks; set it to a "
+                                  f"divisor of {block_tokens} (e.g. {fit})")
 
 
 def check_tier_hardware(fleets: Sequence[Any], extra_hardware: Any, where: str) -> None:

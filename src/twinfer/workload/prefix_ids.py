@@ -13,7 +13,7 @@ from __future__ import annotations
 from twinfer.workload.build import resolve_trace
 from twinfer.workload.config import WorkloadConfig
 from twinfer.workload.readers import detect_format, normalise_format
-from twinfer.workload.types import Workload
+from twinfer.workload.types import MOONCAKE_BLOCK_TOKENS, Workload
 
 #: Trace formats whose rows may carry prefix block ids.
 PREFIX_ID_FORMATS = ("mooncake", "twinfer-jsonl")
@@ -40,4 +40,17 @@ def missing_prefix_ids(config: WorkloadConfig, workload: Workload | None = None)
     if workload is not None:
         key = "hash_ids" if fmt == "mooncake" else "prefix_block_ids"
         return f"no row of the {fmt} trace {config.trace!r} has {key}"
+    return None
+
+
+def prefix_block_tokens(config: WorkloadConfig) -> int | None:
+    """Tokens per prefix block of the requests ``config`` builds, known before it is built; None: no ids.
+
+    Sessions cut prompts in blocks of ``sessions.block_tokens``; a trace's ids are
+    blocks of ``prefix_block_tokens``, else Mooncake's 512 (as the readers set them).
+    """
+    if config.sessions is not None:
+        return int(config.sessions.block_tokens)
+    if config.trace is not None:
+        return int(config.prefix_block_tokens or MOONCAKE_BLOCK_TOKENS)
     return None
