@@ -19,9 +19,11 @@ Time per output token = (draft time + verify time) / E[tokens]. The verify
 step is priced by a backend's ``step_time_s`` on the existing
 :class:`~twinfer.models.step.StepShape` as a chunk of ``k + 1`` new tokens on
 top of each sequence's cache (:func:`verify_shape`), so GPU and LPU price it
-with their own models. What is left out: the drafter's catch-up on accepted
-tokens, its memory, and logits at every verified position (a step prices the
-LM head once per sequence).
+with their own models. What this closed form leaves out: the drafter's
+catch-up on accepted tokens, its memory, and logits at every verified
+position (a step prices the LM head once per sequence). A drafter on devices
+of its own (:class:`DraftDevices`) adds the hand-off of token ids over the
+link between them (:class:`SeparateDrafter`).
 
 In the simulator a mixed or decode pool with ``speculative:`` (parsed by
 :meth:`SpeculativeConfig.from_dict`) runs one verify step of ``k + 1``
