@@ -159,6 +159,9 @@ def test_beyond_the_connection_cap_requests_get_503() -> None:
         held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]  # two idle connections
         # the server registers (and later drops) connections asynchronously: poll, with a generous deadline
         assert _status_within(port, body, 503, seconds=10)
+        busy = httpx.post(f"http://127.0.0.1:{port}/v1/completions", json=body)  # OpenAI's error object, not text
+        assert busy.status_code == 503 and busy.json()["error"]["code"] == "server_busy"
+        assert busy.headers["retry-after"] == "1" and busy.headers["connection"] == "close"
         for s in held:
             s.close()
         assert _status_within(port, body, 200, seconds=10)

@@ -1,4 +1,4 @@
-"""Connection limits uvicorn does not have: a deadline for a request's headers (slow or stalled clients).
+"""Connection limits uvicorn does not have: a deadline for a request's headers, an OpenAI-style busy answer.
 
 uvicorn closes idle keep-alive connections (``timeout_keep_alive``) but waits
 forever for the rest of a request's headers, so clients that send half a
@@ -7,11 +7,28 @@ indefinitely. :func:`header_timeout_protocol` wraps uvicorn's HTTP protocol clas
 so a connection that starts a request and has not completed its headers within
 ``header_timeout_s`` is closed. Requests whose headers arrived are not affected
 (their bodies and streamed responses take as long as they take).
+
+Past ``max_connections`` open connections, the same protocol answers every
+request of a new connection with a 503 carrying OpenAI's error object
+(``code: server_busy``, ``Retry-After: 1``) and closes it; uvicorn's own
+``limit_concurrency`` would answer in plain text.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+_BUSY = json.dumps({"error": {"message": "The server has too many open connections; retry shortly.",
+                              "type": "server_error", "param": None, "code": "server_busy"}}).encode("utf-8")
+
+
+async def _busy(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """ASGI app answering 503 with OpenAI's error object, closing the connection."""
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(_BUSY)).encode()),
+        (b"retry-after", b"1"), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": _BUSY})
 
 
 def _uvicorn_http_class() -> type:
@@ -27,10 +44,12 @@ def _uvicorn_http_class() -> type:
         return H11Protocol
 
 
-def header_timeout_protocol(header_timeout_s: float, base: type | None = None) -> type:
+def header_timeout_protocol(header_timeout_s: float, base: type | None = None,
+                            max_connections: int | None = None) -> type:
     """A subclass of uvicorn's HTTP protocol (``base``, default: the one uvicorn would use) that closes
     connections whose request headers are not complete ``header_timeout_s`` after the request began
-    (after the connection opened, or after the first bytes of a later keep-alive request)."""
+    (after the connection opened, or after the first bytes of a later keep-alive request), and answers
+    the requests of a connection beyond ``max_connections`` with a JSON 503 (see the module docstring)."""
     base = base or _uvicorn_http_class()
 
     class HeaderTimeoutProtocol(base):  # type: ignore[valid-type,misc]
@@ -38,6 +57,8 @@ def header_timeout_protocol(header_timeout_s: float, base: type | None = None) -
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
+            if max_connections is not None and len(self.connections) > max_connections:
+                self.app = _busy  # this connection's requests only
             self._arm()
 
         def data_received(self, data: bytes) -> None:
@@ -92,5 +113,5 @@ def uvicorn_config(app: Any, *, host: str, port: int, api_key: str | None = None
 
     return uvicorn.Config(
         BearerAuth(app, api_key) if api_key else app, host=host, port=port, log_level=log_level,
-        http=header_timeout_protocol(header_timeout_s), timeout_keep_alive=max(1, round(keep_alive_s)),
-        limit_concurrency=max_connections, timeout_graceful_shutdown=3, lifespan="on")
+        http=header_timeout_protocol(header_timeout_s, max_connections=max_connections),
+        timeout_keep_alive=max(1, round(keep_alive_s)), timeout_graceful_shutdown=3, lifespan="on")
