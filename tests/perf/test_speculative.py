@@ -64,11 +64,21 @@ def test_verify_steps_per_request_at_the_extremes():
     assert verify_steps_for(SpeculativeConfig.build("mtp", 4, 0.5), rng, 0) == 0
 
 
-def test_verify_shape_is_a_chunk_of_k_plus_1():
-    """Two sequences with 100 and 50 cached tokens verify 4 + 1 positions each."""
+def test_verify_shape_is_a_decode_step_of_k_plus_1_rows():
+    """Two sequences with 100 and 50 cached tokens verify 4 + 1 positions each: 10 rows over 160 tokens."""
     shape = verify_shape([100, 50], 4)
-    assert (shape.prefill_tokens, shape.prefill_seqs, shape.prefill_kv_tokens) == (10, 2, 160)
-    assert shape.prefill_attn_pairs == (5 * 100 + 15) + (5 * 50 + 15)  # causal pairs by hand
+    assert (shape.decode_seqs, shape.decode_context_tokens, shape.decode_extra_tokens) == (2, 105 + 55, 8)
+    assert shape.total_tokens == 10 and shape.prefill_tokens == 0
+
+
+def test_a_gpu_verify_step_costs_about_one_decode_step_at_long_context():
+    """Batch 16 at 2,048 cached tokens, k = 4: weights and KV are read once either way (memory-bound)."""
+    from twinfer.models import load_model
+    from twinfer.perf import make_step_cost
+
+    target = make_step_cost(load_model("llama-3.1-8b"), "h100")
+    t = speculative_timing(SpeculativeConfig.build("eagle", 4, 0.8), target, [2048] * 16, 1 / 32)
+    assert t.plain_step_s < t.verify_step_s < 1.5 * t.plain_step_s
 
 
 class LinearCost:

@@ -17,9 +17,9 @@ about one decoder layer of the target per proposed token.
 
 Time per output token = (draft time + verify time) / E[tokens]. The verify
 step is priced by a backend's ``step_time_s`` on the existing
-:class:`~twinfer.models.step.StepShape` as a chunk of ``k + 1`` new tokens on
-top of each sequence's cache (:func:`verify_shape`), so GPU and LPU price it
-with their own models. What this closed form leaves out: the drafter's
+:class:`~twinfer.models.step.StepShape` as a decode step of ``k + 1`` query
+rows on top of each sequence's cache (:func:`verify_shape`, the shape the
+simulator runs), so GPU and LPU price it with their own models. What this closed form leaves out: the drafter's
 catch-up on accepted tokens, its memory, and logits at every verified
 position (a step prices the LM head once per sequence). A drafter on devices
 of its own (:class:`DraftDevices`) adds the hand-off of token ids over the
@@ -257,8 +257,14 @@ def verify_steps_for(cfg: SpeculativeConfig, rng: np.random.Generator, output_to
 
 
 def verify_shape(cached_lens: Sequence[int], k: int) -> StepShape:
-    """One verify step: ``k + 1`` new positions per sequence on top of its ``cached_lens`` tokens, as a prefill chunk."""
-    return StepShape.prefill([k + 1] * len(cached_lens), cached_lens)
+    """One verify step: a decode step of ``k + 1`` query rows per sequence on top of its ``cached_lens`` tokens.
+
+    The simulator's speculative pools run the same shape, and the backends price
+    it with their decode kernels (the KV read once per sequence). As a prefill
+    chunk of ``k + 1`` tokens the GPU model would charge FlashAttention's
+    short-prompt ramp, made for prompts, 2-3x a decode step at long context.
+    """
+    return StepShape.decode([c + k + 1 for c in cached_lens], tokens_per_seq=k + 1)
 
 
 def draft_time_s(cfg: SpeculativeConfig, cached_lens: Sequence[int], draft: StepCostModel | float,
