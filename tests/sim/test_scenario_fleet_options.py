@@ -130,3 +130,11 @@ def test_zero_device_blocks_under_tiers_are_refused():
               MOONCAKE)
     scen = _load({"prefix_cache": {"blocks": 0}, "pools": {"mixed": {"hardware": "h100"}}}, MOONCAKE)
     assert scen.fleets[1].prefix_cache["mixed"].blocks == 0
+
+
+def test_autoscale_refuses_a_drafter_on_devices_of_its_own():
+    """Its devices would make decode instances dearer than prefill ones, and the planner moves them between roles."""
+    spec = {"method": "draft", "draft_model": "llama-3.1-8b", "k": 4, "acceptance": 0.7,
+            "draft_devices": {"hardware": "h100"}}
+    with pytest.raises(ConfigError, match=r"decode pool's drafter has devices of its own .* drop autoscale"):
+        _autoscaled({"hardware": "h100", "tp": 8}, {"hardware": "h100", "tp": 8, "speculative": spec})

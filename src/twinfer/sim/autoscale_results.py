@@ -26,6 +26,7 @@ from dataclasses import replace
 from typing import Any
 
 from twinfer.autoscale.fleet_cost import SECONDS_PER_HOUR, fleet_cost
+from twinfer.errors import ConfigError
 from twinfer.sim.metrics import PoolPricing
 from twinfer.sim.rebalancer import Rebalancer
 from twinfer.sim.results import FleetResult
@@ -60,7 +61,10 @@ def apply_autoscale_results(result: FleetResult, reb: Rebalancer, pricing: dict[
     duration = float(s["duration_s"])
     paid = reb.paid_timeline()
     end = max(duration, paid[-1][0])
-    pr = next(iter(pricing.values()))  # pools of an autoscaled fleet share hardware and price
+    pr = next(iter(pricing.values()))  # pools of an autoscaled fleet share hardware and price (checked at load)
+    if any(p != pr for p in pricing.values()):
+        raise ConfigError(f"fleet {result.summary['fleet']!r}: autoscaled pools must cost the same per instance "
+                          f"(got {', '.join(f'{r} ${p.price_per_hour_usd:g}/h' for r, p in pricing.items())})")
     cost = fleet_cost(paid, end, pr.price_per_hour_usd)
     hours = cost.instance_hours
     out_tok = float(s["output_tokens"]) if "output_tokens" in s else math.nan

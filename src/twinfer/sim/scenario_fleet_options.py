@@ -56,6 +56,12 @@ class AutoscaleConfig:
                                   f"min_instances {lo} .. max_instances {hi}; widen the bounds or change its count")
         if len(pools) > 1:
             differ = _instance_differences(pools["prefill"], pools["decode"])
+            for role, pool in pools.items():
+                if pool.speculative is not None and pool.speculative.draft_devices is not None:
+                    raise ConfigError(f"{where}: the {role} pool's drafter has devices of its own "
+                                      "(speculative.draft_devices), so its instances cost more than the other "
+                                      "pool's and would change price as the planner moves them; put the drafter "
+                                      "on the pool's devices (drop draft_devices) or drop autoscale")
             if differ:
                 raise ConfigError(f"{where}: the planner moves instances between prefill and decode, so both pools "
                                   "need the same hardware, parallelism, precision, engine and price (only count, "
