@@ -86,3 +86,21 @@ class AffineCost(FixedCost):
             return linear, grow, 1 << 62
         valid = int((self.floor_s - linear) / grow) + 1 if grow > 0 else 1 << 62
         return self.floor_s, 0.0, valid
+
+
+def theoretical_reuse(workload, block_tokens: int) -> float:
+    """Prompt tokens in full blocks whose id (and every id before it) an earlier request had, / prompt tokens.
+
+    Counted straight from the workload's block ids, without the cache: a request reuses the
+    leading run of its full ``block_tokens``-token blocks that appeared in earlier requests' full blocks.
+    """
+    seen: set[int] = set()
+    reused = 0
+    for ids, prompt in zip(workload.prefix_block_ids, workload.prompt_tokens, strict=True):
+        full = [int(b) for b in ids[: int(prompt) // block_tokens]]
+        run = 0
+        while run < len(full) and full[run] in seen:
+            run += 1
+        reused += run * block_tokens
+        seen.update(full)
+    return reused / int(workload.prompt_tokens.sum())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sim_factories import FixedCost
+from sim_factories import FixedCost, theoretical_reuse
 
 from twinfer.errors import ConfigError
 from twinfer.sim import Scenario, load_scenario, simulate_fleet
@@ -112,16 +112,7 @@ def test_a_sessions_workload_hits_at_most_its_reuse_and_more_with_kv_aware_routi
     from twinfer.sim.run import build_scenario_workload
 
     wl = build_scenario_workload(scen, 0)
-    seen: set[int] = set()
-    reused = 0
-    for ids, prompt in zip(wl.prefix_block_ids, wl.prompt_tokens, strict=True):
-        full = [int(b) for b in ids[: int(prompt) // 16]]
-        run = 0
-        while run < len(full) and full[run] in seen:
-            run += 1
-        reused += run * 16
-        seen.update(full)
-    reuse = reused / int(wl.prompt_tokens.sum())
+    reuse = theoretical_reuse(wl, 16)
     cost = {"mixed": FixedCost(fixed_s=0.005, per_token_s=1e-6)}
     rr, kv = (simulate_fleet(scen, f, workload=wl, costs=cost).summary["prefix_hit_rate"] for f in scen.fleets)
     assert 0 < rr < kv <= reuse

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sim_factories import FixedCost, make_requests
+from sim_factories import FixedCost, make_requests, theoretical_reuse
 
 from twinfer.errors import ConfigError
 from twinfer.kvcache.chain import ChainInterner
@@ -35,24 +35,6 @@ def _fleet(cost, prefix: PrefixSetup | None, count: int = 1, router: str = "leas
                     num_layers=10)
 
 
-def _theoretical_reuse(workload) -> float:
-    """Prompt tokens in full blocks whose id (and every id before it) an earlier request had, / prompt tokens.
-
-    Counted straight from the trace's block ids, without the cache: a request reuses the
-    leading run of its full 512-token blocks that appeared in earlier requests' full blocks.
-    """
-    seen: set[int] = set()
-    reused = 0
-    for ids, prompt in zip(workload.prefix_block_ids, workload.prompt_tokens, strict=True):
-        full = [int(b) for b in ids[: int(prompt) // 512]]
-        run = 0
-        while run < len(full) and full[run] in seen:
-            run += 1
-        reused += run * 512
-        seen.update(full)
-    return reused / int(workload.prompt_tokens.sum())
-
-
 def _spaced_run(workload, capacity_blocks: int | None) -> FleetSim:
     """One instance, each request served alone (arrivals 1,000 s apart), KV room for the whole trace."""
     n = len(workload)
@@ -65,7 +47,7 @@ def _spaced_run(workload, capacity_blocks: int | None) -> FleetSim:
 
 
 def test_unbounded_cache_hits_the_traces_theoretical_reuse(mooncake):
-    want = _theoretical_reuse(mooncake)
+    want = theoretical_reuse(mooncake, 512)
     assert 0.15 < want < 0.3  # the sample reuses about a fifth of its prompt tokens
     got = prefix_summary(_spaced_run(mooncake, None))["prefix_hit_rate"]
     assert got == pytest.approx(want, rel=1e-12)
@@ -74,7 +56,7 @@ def test_unbounded_cache_hits_the_traces_theoretical_reuse(mooncake):
 def test_hit_rate_falls_as_the_cache_shrinks(mooncake):
     head = mooncake.head(300)
     rates = [prefix_summary(_spaced_run(head, cap))["prefix_hit_rate"] for cap in (None, 400, 100, 25, 0)]
-    assert rates[0] == pytest.approx(_theoretical_reuse(head), rel=1e-12)
+    assert rates[0] == pytest.approx(theoretical_reuse(head, 512), rel=1e-12)
     assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))
     assert rates[0] > rates[2] > rates[-1] == 0.0
 

@@ -40,7 +40,7 @@ from twinfer.lpu.chip import Chip
 from twinfer.models.ops import Precision
 from twinfer.models.spec import ModelSpec
 from twinfer.models.step import StepShape
-from twinfer.perf.base import InstanceResources
+from twinfer.perf.base import InstanceResources, StepTimeMemo
 from twinfer.perf.pipeline import lane_share
 from twinfer.units import dtype_bytes
 
@@ -98,7 +98,7 @@ class AfdStepCost:
         self.combine_elem_bytes = act
         self._ffn_spec = ffn_spec
         self.extra_hardware = extra_hardware
-        self._cache: dict[StepShape, float] = {}
+        self._step_time = StepTimeMemo(lambda shape: self.parts(shape).total_s)
 
     # ---- the parts of a step ------------------------------------------------------------
     def transfer_s(self, instance_tokens: int, replica_tokens: int, elem_bytes: float) -> float:
@@ -130,15 +130,7 @@ class AfdStepCost:
     # ---- the step-cost interface ----------------------------------------------------------
     def step_time_s(self, shape: StepShape) -> float:
         """Wall time of one step of ``shape`` on the instance."""
-        hit = self._cache.get(shape)
-        if hit is not None:
-            return hit
-        if shape.total_tokens <= 0:
-            return 0.0
-        t = self.parts(shape).total_s
-        if len(self._cache) < 1_000_000:
-            self._cache[shape] = t
-        return t
+        return self._step_time(shape)
 
     @property
     def ffn_devices(self) -> int:

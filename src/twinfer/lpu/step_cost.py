@@ -19,7 +19,7 @@ from twinfer.lpu.system import System
 from twinfer.models.ops import Precision
 from twinfer.models.spec import ModelSpec
 from twinfer.models.step import StepShape
-from twinfer.perf.base import InstanceResources
+from twinfer.perf.base import InstanceResources, StepTimeMemo
 
 #: Longest context per sequence an instance is planned to hold KV for (the model's own limit when shorter).
 MAX_PLANNED_CONTEXT = 8192
@@ -62,7 +62,7 @@ class LpuStepCost:
             self.plan = self._layout_on(chips, ctx)
         self.system = System(self.chip, self.plan.num_chips)
         self.analytic = AnalyticLpu(model, self.system, self.plan, self.precision)
-        self._cache: dict[StepShape, float] = {}
+        self._step_time = StepTimeMemo(self.analytic.step_seconds)
 
     def _layout_on(self, chips: int, ctx: int) -> Plan:
         """The fastest layout on ``chips`` chips that keeps KV room for a full compiled batch.
@@ -91,15 +91,7 @@ class LpuStepCost:
 
     def step_time_s(self, shape: StepShape) -> float:
         """Wall time of one forward step of ``shape`` (layer chain + sampling, token return, sync, host loop)."""
-        hit = self._cache.get(shape)
-        if hit is not None:
-            return hit
-        if shape.total_tokens <= 0:
-            return 0.0
-        t = self.analytic.step_seconds(shape)
-        if len(self._cache) < 1_000_000:
-            self._cache[shape] = t
-        return t
+        return self._step_time(shape)
 
     def resources(self) -> InstanceResources:
         """Chips, KV capacity, batch limit, price and power of the whole LPU system.

@@ -15,6 +15,7 @@ The simulator then applies long decode runs in closed form
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -51,3 +52,27 @@ class StepCostModel(Protocol):
     def resources(self) -> InstanceResources:
         """Devices, KV capacity, batch limit, price and power of this instance."""
         ...
+
+
+class StepTimeMemo:
+    """``compute(shape)`` remembered per shape (up to ``max_shapes`` of them); an empty step takes no time.
+
+    For backends whose step time is a pure function of the shape (the LPU chain, an AFD instance):
+    simulations price the same shapes over and over.
+    """
+
+    def __init__(self, compute: Callable[[StepShape], float], max_shapes: int = 1_000_000) -> None:
+        self._compute = compute
+        self._max = max_shapes
+        self._times: dict[StepShape, float] = {}
+
+    def __call__(self, shape: StepShape) -> float:
+        hit = self._times.get(shape)
+        if hit is not None:
+            return hit
+        if shape.total_tokens <= 0:
+            return 0.0
+        t = self._compute(shape)
+        if len(self._times) < self._max:
+            self._times[shape] = t
+        return t
